@@ -1,0 +1,294 @@
+"""The engine: one inbound message at a time per conversation, all-or-nothing.
+
+Webhooks call `receive`, which stores the raw payload in the inbox (its own commit, before
+the provider gets its answer), then `process`, which loads the person and their
+conversation, runs the flow, saves the new state, renders the replies into outbox rows and
+marks the payload processed — in one transaction, under a lock per conversation so one
+person's messages are handled in order while other people's run alongside.
+
+Callers that wait for the outcome (simulators, tests, benchmark) use `handle`, which does
+the storing and the handling in one transaction and commits the messages that arrived
+meanwhile together (group commit). Either way a payload whose handling fails is marked
+failed with the error, and the person gets an apology instead of silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from bot.channels import spec_for
+from bot.clock import Clock
+from bot.messages import Inbound, Kind, Reply
+from bot.render import Renderer
+from bot.services import Services
+from handlers.base import Context
+from handlers.router import reprompt, route
+from store import conversations as conversation_store
+from store import inbox as inbox_store
+from store import outbox as outbox_store
+from store import people as people_store
+from store.db import Database
+from store.outbox import OutboundRow
+
+log = logging.getLogger(__name__)
+
+# Messages committed in one transaction at most; a batch is what arrived meanwhile.
+MAX_BATCH = 64
+
+InboundParser = Callable[[inbox_store.InboxRow], Awaitable[Inbound | None]]
+
+
+async def parse_stored_inbound(row: inbox_store.InboxRow) -> Inbound | None:
+    """The simulators store the `Inbound` itself as the payload."""
+    return Inbound.from_payload(row.payload)
+
+
+class KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        """Hold the lock of a key for the block."""
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+@dataclass
+class _Pending:
+    """A message waiting for the next batch, and where its caller waits for the result."""
+
+    inbound: Inbound
+    provider_id: str
+    result: asyncio.Future[int | None]
+
+
+class Engine:
+    """Turns stored inbound payloads into state changes and queued replies."""
+
+    def __init__(self, db: Database, services: Services, renderer: Renderer, clock: Clock,
+                 parsers: dict[str, InboundParser] | None = None) -> None:
+        self.db = db
+        self.services = services
+        self.renderer = renderer
+        self.clock = clock
+        self.parsers = parsers or {}
+        self.locks = KeyedLocks()
+        self._queue: list[_Pending] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def receive(self, channel: str, provider_id: str, address: str,
+                      payload: dict[str, Any]) -> int | None:
+        """Store a raw payload; return its inbox id, or None if it was stored before."""
+        async with self.db.transaction() as conn:
+            return await inbox_store.insert(conn, channel, provider_id, address, payload,
+                                            self.clock.now())
+
+    async def handle(self, inbound: Inbound, provider_id: str | None = None) -> int | None:
+        """Store and process one inbound message; return its inbox id, None if seen before.
+
+        For callers that wait for the outcome (the simulators, tests, the benchmark): the
+        caller hears back only after the commit, so storing and handling in the same
+        transaction loses nothing, and when handling fails the payload is stored as failed.
+        Messages waiting at the same moment are committed together (group commit); each
+        is still all-or-nothing, and one person's messages keep their order.
+        """
+        pending = _Pending(inbound, provider_id or uuid.uuid4().hex,
+                           asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        return await pending.result
+
+    async def _drain(self) -> None:
+        """Handle queued messages in batches, one transaction per batch."""
+        while self._queue:
+            batch = self._queue[:MAX_BATCH]
+            del self._queue[:MAX_BATCH]
+            try:
+                results = await self._handle_batch(batch)
+            except Exception:  # noqa: BLE001 - find the culprit: one transaction each
+                log.warning("a batch of %d failed; handling its messages one by one",
+                            len(batch))
+                results = [await self._handle_alone(item) for item in batch]
+            for item, result in zip(batch, results, strict=True):
+                if not item.result.done():
+                    item.result.set_result(result)
+
+    async def _handle_batch(self, batch: list[_Pending]) -> list[int | None]:
+        outgoing: list[OutboundRow] = []
+        async with self.db.transaction(starts_with_write=True) as conn:
+            results = [await self._store_and_handle(conn, item, outgoing) for item in batch]
+            await outbox_store.enqueue(conn, outgoing, self.clock.now())
+        return results
+
+    async def _handle_alone(self, item: _Pending) -> int | None:
+        try:
+            outgoing: list[OutboundRow] = []
+            async with self.db.transaction(starts_with_write=True) as conn:
+                result = await self._store_and_handle(conn, item, outgoing)
+                await outbox_store.enqueue(conn, outgoing, self.clock.now())
+            return result
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded, not lost
+            log.exception("inbound %s/%s failed", item.inbound.channel, item.provider_id)
+            return await self._record_failure(
+                item.inbound.channel, item.inbound.address, exc,
+                stored=(item.provider_id, item.inbound.to_payload()))
+
+    async def _store_and_handle(self, conn: aiosqlite.Connection, item: _Pending,
+                                outgoing: list[OutboundRow]) -> int | None:
+        inbox_id = await inbox_store.insert(
+            conn, item.inbound.channel, item.provider_id, item.inbound.address,
+            item.inbound.to_payload(), self.clock.now(), status="processed")
+        if inbox_id is not None:
+            outgoing += await self._handle(conn, inbox_id, item.inbound)
+        return inbox_id
+
+    async def recover(self) -> int:
+        """Process payloads that were stored but not processed (a crash in between)."""
+        pending = await inbox_store.pending(self.db.conn)
+        for inbox_id in pending:
+            await self.process(inbox_id)
+        return len(pending)
+
+    async def process(self, inbox_id: int) -> None:
+        """Handle one stored payload, once."""
+        row = await inbox_store.get(self.db.conn, inbox_id)
+        if row is None or row.status != "received":
+            return
+        parser = self.parsers.get(row.channel, parse_stored_inbound)
+        async with self.locks.hold((row.channel, row.address)):
+            try:
+                inbound = await parser(row)
+                async with self.db.transaction() as conn:
+                    again = await inbox_store.get(conn, inbox_id)
+                    if again is None or again.status != "received":
+                        return  # another task got to it first
+                    if inbound is None:
+                        await inbox_store.mark(conn, inbox_id, "ignored", self.clock.now())
+                        return
+                    replies = await self._handle(conn, inbox_id, inbound)
+                    await outbox_store.enqueue(conn, replies, self.clock.now())
+                    await inbox_store.mark(conn, inbox_id, "processed", self.clock.now())
+            except Exception as exc:  # noqa: BLE001 - any failure is recorded, not lost
+                log.exception("inbox %s failed", inbox_id)
+                await self._record_failure(row.channel, row.address, exc, inbox_id=inbox_id)
+
+    async def _handle(self, conn: aiosqlite.Connection, inbox_id: int,
+                      msg: Inbound) -> list[OutboundRow]:
+        """Run the flow for one message; save the conversation; return the replies."""
+        now = self.clock.now()
+        known = await conversation_store.load_by_address(conn, msg.channel, msg.address)
+        if known is None:
+            contact = await people_store.get_or_create_contact(
+                conn, msg.channel, msg.address, now, msg.name)
+            conv = conversation_store.Conversation(contact.id)
+        else:
+            contact, conv = known
+        ctx = Context(conn=conn, msg=msg, contact=contact, conv=conv, services=self.services,
+                      now=now, locale=contact.locale or self.services.default_locale,
+                      labeler=self.renderer.label)
+        if self._resolve_option(ctx):
+            await route(ctx)
+        else:
+            ctx.say("menu_stale")
+            await reprompt(ctx)
+
+        menu_reply = next((r for r in reversed(ctx.replies) if r.choices), None)
+        menu_id = None
+        if menu_reply is not None:
+            menu_id = int(conv.data.get("_menu_seq", 0)) + 1
+            conv.data["_menu_seq"] = menu_id
+            conv.data["_menu"] = {"id": menu_id, "values": [c.value for c in menu_reply.choices]}
+        else:
+            conv.data.pop("_menu", None)
+
+        spec = spec_for(msg.channel)
+        rows = []
+        for reply in ctx.replies:
+            if reply.choices and reply is not menu_reply:
+                reply = Reply(reply.template, reply.context, (), reply.request_location,
+                              reply.photos)
+            body, payload = self.renderer.render(reply, ctx.locale, spec, menu_id)
+            rows.append(OutboundRow(msg.channel, msg.address, contact.person_id, body, payload,
+                                    inbox_id=inbox_id))
+        for notice in ctx.notices:
+            rows.extend(await self._render_notice(conn, notice.person_id, notice.reply,
+                                                  inbox_id))
+        await conversation_store.save(conn, conv, now)
+        return rows
+
+    def _resolve_option(self, ctx: Context) -> bool:
+        """Turn a pressed button or a typed menu number into `ctx.option`; False if stale."""
+        menu = ctx.conv.data.get("_menu")
+        msg = ctx.msg
+        if msg.kind == Kind.OPTION:
+            menu_part, _, index_part = (msg.option or "").partition(":")
+            if (menu and menu_part == str(menu["id"]) and index_part.isdigit()
+                    and int(index_part) < len(menu["values"])):
+                ctx.option = menu["values"][int(index_part)]
+                return True
+            return False
+        if msg.kind == Kind.TEXT and menu:
+            typed = msg.text.strip()
+            if typed.isdigit() and 1 <= int(typed) <= len(menu["values"]):
+                ctx.option = menu["values"][int(typed) - 1]
+        return True
+
+    async def _render_notice(self, conn: aiosqlite.Connection, person_id: int,
+                             reply: Reply, inbox_id: int) -> list[OutboundRow]:
+        """Render a message to another person on the channel they last wrote from."""
+        for contact in await people_store.contacts_of(conn, person_id):
+            if contact.opted_out:
+                continue
+            locale = contact.locale or self.services.default_locale
+            body, payload = self.renderer.render(reply, locale, spec_for(contact.channel), None)
+            return [OutboundRow(contact.channel, contact.address, person_id, body, payload,
+                                inbox_id=inbox_id)]
+        return []
+
+    async def _record_failure(self, channel: str, address: str, exc: Exception, *,
+                              inbox_id: int | None = None,
+                              stored: tuple[str, dict[str, Any]] | None = None) -> int | None:
+        """Keep the payload as failed, with the error, and apologize to the sender."""
+        now = self.clock.now()
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            body, payload = self.renderer.render(
+                Reply("error_generic"), self.services.default_locale, spec_for(channel), None)
+            async with self.db.transaction() as conn:
+                if inbox_id is None and stored is not None:
+                    inbox_id = await inbox_store.insert(conn, channel, stored[0], address,
+                                                        stored[1], now, status="failed")
+                if inbox_id is None:
+                    return None
+                await inbox_store.mark(conn, inbox_id, "failed", now, error)
+                await outbox_store.enqueue(
+                    conn, [OutboundRow(channel, address, None, body, payload, inbox_id=inbox_id)],
+                    now)
+            return inbox_id
+        except Exception:  # noqa: BLE001 - a stored payload stays 'received' for recover()
+            log.exception("could not record the failure of %s/%s", channel, address)
+            return None

@@ -1,0 +1,23 @@
+"""What the flows may consult besides the database: catalog, district, calendar."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot.categories import Catalog
+from bot.districts import District
+from bot.worktime import WorkCalendar
+
+
+@dataclass
+class Services:
+    """The read-mostly collaborators of every flow, built once by `bootstrap`."""
+
+    catalog: Catalog
+    district: District
+    calendar: WorkCalendar
+    tz: ZoneInfo
+    default_locale: str
+    media_dir: Path

@@ -1,0 +1,76 @@
+"""The context a flow runs in: the message, the person, the saved state, what to say.
+
+Flows never import a channel. They read `ctx.msg` (with `ctx.option` resolved from the
+menu the person answered), change `ctx.conv`, and append `Reply`s with `ctx.say`.
+Messages to other people (a grid chief's new assignment) go through `ctx.notify`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from bot.messages import Choice, Inbound, Reply
+from bot.services import Services
+from store.conversations import Conversation
+from store.people import Contact
+
+Labeler = Callable[..., str]
+
+
+@dataclass
+class Notice:
+    """A message for someone other than the sender, rendered in their own channel."""
+
+    person_id: int
+    reply: Reply
+
+
+@dataclass
+class Context:
+    """One inbound message being handled."""
+
+    conn: aiosqlite.Connection
+    msg: Inbound
+    contact: Contact
+    conv: Conversation
+    services: Services
+    now: datetime
+    locale: str
+    labeler: Labeler
+    option: str | None = None
+    replies: list[Reply] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The current flow's saved answers."""
+        return self.conv.data
+
+    def label(self, key: str, **values: Any) -> str:
+        """A short text in the person's language."""
+        return self.labeler(self.locale, key, **values)
+
+    def say(self, template: str, choices: Sequence[Choice] = (), *,
+            ask_location: bool = False, attach: Sequence[int] = (), **context: Any) -> None:
+        """Queue a reply to the sender; `attach` lists media ids to show with it."""
+        self.replies.append(Reply(template, context, tuple(choices), ask_location,
+                                  tuple(attach)))
+
+    def notify(self, person_id: int, template: str, **context: Any) -> None:
+        """Queue a message to another person, where they last wrote from."""
+        self.notices.append(Notice(person_id, Reply(template, context)))
+
+    def goto(self, flow: str, step: str) -> None:
+        """Move the conversation to a step of a flow."""
+        self.conv.flow, self.conv.step = flow, step
+
+    def finish(self) -> None:
+        """End the current flow and forget its answers (engine keys starting with _ stay)."""
+        self.conv.flow = self.conv.step = None
+        for key in [k for k in self.conv.data if not k.startswith("_")]:
+            del self.conv.data[key]

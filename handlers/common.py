@@ -1,0 +1,71 @@
+"""/start, /help, /lang and /cancel."""
+
+from __future__ import annotations
+
+from bot.messages import Choice
+from handlers.base import Context
+from store import people as people_store
+
+LANGUAGES = (("zh_CN", "中文"), ("en", "English"))
+
+
+async def start(ctx: Context) -> None:
+    """Say what the bot does, with the grid chief's card once the person's grid is known."""
+    ctx.finish()
+    chief = None
+    grid = ctx.contact.grid_code
+    if grid:
+        chief = await people_store.holder_of(ctx.conn, "grid_chief", grid)
+    ctx.say("welcome", grid=ctx.services.district.name(grid, ctx.locale) if grid else "",
+            chief=_card(chief) if chief else None)
+
+
+def _card(person: people_store.Person) -> dict[str, str]:
+    return {"name": person.name or "", "phone": person.phone or "",
+            "duties": person.duties or ""}
+
+
+async def help_(ctx: Context) -> None:
+    """List what a person can type."""
+    ctx.say("help")
+
+
+async def cancel(ctx: Context) -> None:
+    """Leave whatever dialogue is under way; nothing is filed."""
+    if ctx.conv.flow is None:
+        ctx.say("nothing_to_cancel")
+        return
+    ctx.finish()
+    ctx.say("cancelled")
+
+
+async def lang(ctx: Context) -> None:
+    """Offer the languages (or switch at once with /lang en)."""
+    wanted = ctx.msg.args.strip()
+    codes = {code.lower(): code for code, _ in LANGUAGES} | {"zh": "zh_CN", "cn": "zh_CN"}
+    if wanted.lower() in codes:
+        await _set(ctx, codes[wanted.lower()])
+        return
+    ctx.finish()
+    ctx.goto("lang", "choose")
+    ctx.say("lang_choose", [Choice(f"lang:{code}", name) for code, name in LANGUAGES])
+
+
+async def lang_step(ctx: Context) -> bool:
+    """Take the chosen language; anything else ends the language menu."""
+    if ctx.option and ctx.option.startswith("lang:"):
+        ctx.finish()
+        await _set(ctx, ctx.option.split(":", 1)[1])
+        return True
+    return False
+
+
+async def _set(ctx: Context, locale: str) -> None:
+    await people_store.set_locale(ctx.conn, ctx.contact.person_id, locale)
+    ctx.locale = locale
+    ctx.say("lang_set")
+
+
+async def lang_prompt(ctx: Context) -> None:
+    """Ask again for the language."""
+    ctx.say("lang_choose", [Choice(f"lang:{code}", name) for code, name in LANGUAGES])

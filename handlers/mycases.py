@@ -1,0 +1,65 @@
+"""/mycases and /case N: a resident follows what they reported or +1'd."""
+
+from __future__ import annotations
+
+from bot.casework import parse_case_number
+from bot.messages import Choice
+from handlers.base import Context
+from store import cases as case_store
+from store import media as media_store
+
+
+async def list_cases(ctx: Context) -> None:
+    """The person's cases, newest first, each a button that opens it."""
+    ctx.finish()
+    found = await case_store.for_person(ctx.conn, ctx.contact.person_id, limit=10)
+    if not found:
+        ctx.say("mycases_empty")
+        return
+    rows = [{"number": c.number,
+             "category": ctx.services.catalog.get(c.category).name(ctx.locale),
+             "state": ctx.label(f"state.{c.state.value}"),
+             "created": c.created_at} for c in found]
+    ctx.goto("mycases", "pick")
+    ctx.say("mycases", [Choice(f"case:{c.number}", c.number) for c in found], cases=rows)
+
+
+async def pick(ctx: Context) -> bool:
+    """Open the case whose button was pressed; other messages leave this menu."""
+    if ctx.option and ctx.option.startswith("case:"):
+        ctx.finish()
+        await _show(ctx, ctx.option.split(":", 1)[1])
+        return True
+    return False
+
+
+async def show_case(ctx: Context) -> None:
+    """/case N: a case's state and timeline, for its reporter and followers."""
+    number = parse_case_number(ctx.msg.args)
+    if number is None:
+        ctx.say("case_usage")
+        return
+    await _show(ctx, number)
+
+
+async def _show(ctx: Context, number: str) -> None:
+    stored = await case_store.get_by_number(ctx.conn, number)
+    person = ctx.contact.person_id
+    if stored is None or stored.case.id is None or not (
+        stored.case.reporter_id == person
+        or await case_store.is_follower(ctx.conn, stored.case.id, person)
+    ):
+        # The same answer whether the case does not exist or is someone else's.
+        ctx.say("case_not_found", number=number)
+        return
+    case = stored.case
+    assert case.id is not None
+    timeline = [{"at": e.at, "event": ctx.label(f"event.{e.event}"), "note": e.note}
+                for e in await case_store.events(ctx.conn, case.id)]
+    photos = [m.id for m in await media_store.for_case(ctx.conn, case.id)]
+    ctx.say("case_detail", attach=photos[:1], number=case.number,
+            category=ctx.services.catalog.get(case.category).name(ctx.locale),
+            state=ctx.label(f"state.{case.state.value}"), description=stored.details.description,
+            deadline=case.deadline, area=ctx.services.district.name(
+                case.grid_code or case.street_code, ctx.locale),
+            followers=await case_store.follower_count(ctx.conn, case.id), timeline=timeline)

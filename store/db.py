@@ -1,0 +1,129 @@
+"""The one aiosqlite connection of a process: WAL, busy timeout, migrations, transactions.
+
+SQLite allows one writer at a time and aiosqlite runs every statement of a connection on
+one thread, so statements of two coroutines would interleave inside each other's
+transactions. `Database.transaction()` therefore serializes transactions with an asyncio
+lock: a transaction is short (no network awaits inside), and one inbound message is one
+transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+BUSY_TIMEOUT_MS = 5000
+
+
+class Database:
+    """An open SQLite database with its schema migrated."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Database:
+        """Open (creating if needed) the database file, in WAL mode, and migrate it."""
+        path = Path(path)
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        # "IMMEDIATE": a transaction that starts with a write begins implicitly, inside that
+        # write's own call (see `transaction(starts_with_write=True)`); an explicit BEGIN
+        # is used otherwise. Every write goes through `transaction()`.
+        conn = await aiosqlite.connect(path, isolation_level="IMMEDIATE")
+        conn.row_factory = aiosqlite.Row
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL is durable against a process crash in WAL mode; only a power loss can
+        # lose the last transactions. The README states this.
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        db = cls(conn, path)
+        await db.migrate()
+        return db
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self.conn.close()
+
+    async def migrate(self) -> list[str]:
+        """Apply the numbered migrations not applied yet; return their names."""
+        await self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
+        )
+        done = {row[0] for row in await self.conn.execute_fetchall(
+            "SELECT name FROM schema_migrations")}
+        applied = []
+        for name, sql in _migrations():
+            if name in done:
+                continue
+            async with self.transaction():
+                for statement in _statements(sql):
+                    await self.conn.execute(statement)
+                await self.conn.execute(
+                    "INSERT INTO schema_migrations (name, applied_at)"
+                    " VALUES (?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))", (name,))
+            applied.append(name)
+        return applied
+
+    @asynccontextmanager
+    async def transaction(
+        self, starts_with_write: bool = False
+    ) -> AsyncIterator[aiosqlite.Connection]:
+        """Run the block as one write transaction; commit on success, roll back on error.
+
+        A block whose first statement is an INSERT, UPDATE or DELETE may say so with
+        `starts_with_write`: SQLite then begins the transaction within that statement,
+        which saves a round trip to the database thread on the hot path.
+        """
+        async with self._write_lock:
+            if not starts_with_write:
+                await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                if self.conn.in_transaction:
+                    await self.conn.execute("ROLLBACK")
+                raise
+            else:
+                if self.conn.in_transaction:
+                    await self.conn.execute("COMMIT")
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        """Run a read outside any explicit transaction."""
+        return list(await self.conn.execute_fetchall(sql, tuple(params)))
+
+    async def ping(self) -> bool:
+        """Say whether the database answers a trivial query."""
+        rows = await fetch(self.conn, "SELECT 1")
+        return bool(rows) and rows[0][0] == 1
+
+
+async def fetch(conn: aiosqlite.Connection, sql: str,
+                params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+    """Run a query and return all its rows as a list."""
+    return list(await conn.execute_fetchall(sql, tuple(params)))
+
+
+def _migrations() -> list[tuple[str, str]]:
+    folder = resources.files("store") / "migrations"
+    files = sorted(
+        (entry.name, entry.read_text(encoding="utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    )
+    return files
+
+
+def _statements(sql: str) -> list[str]:
+    # Migrations are plain DDL with no semicolons inside strings or triggers.
+    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

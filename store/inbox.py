@@ -1,0 +1,71 @@
+"""Raw inbound payloads, stored under the provider's id before anything else happens."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from bot.clock import iso
+from store.db import fetch
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    """One stored inbound payload."""
+
+    id: int
+    channel: str
+    provider_id: str
+    address: str
+    payload: dict[str, Any]
+    status: str
+
+
+async def insert(
+    conn: aiosqlite.Connection, channel: str, provider_id: str, address: str,
+    payload: dict[str, Any], now: datetime, status: str = "received",
+) -> int | None:
+    """Store a payload; return its id, or None when this provider id was stored before.
+
+    `status` is "processed" only when the caller handles it in the same transaction.
+    """
+    stamp = iso(now)
+    cursor = await conn.execute(
+        "INSERT INTO inbox (channel, provider_id, address, payload, received_at, status,"
+        " processed_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, provider_id)"
+        " DO NOTHING",
+        (channel, provider_id, address, json.dumps(payload, ensure_ascii=False), stamp, status,
+         None if status == "received" else stamp))
+    return cursor.lastrowid if cursor.rowcount == 1 else None
+
+
+async def get(conn: aiosqlite.Connection, inbox_id: int) -> InboxRow | None:
+    """Return one stored payload."""
+    rows = await fetch(conn,
+        "SELECT id, channel, provider_id, address, payload, status FROM inbox WHERE id = ?",
+        (inbox_id,))
+    if not rows:
+        return None
+    r = rows[0]
+    return InboxRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5])
+
+
+async def mark(
+    conn: aiosqlite.Connection, inbox_id: int, status: str, now: datetime,
+    error: str | None = None,
+) -> None:
+    """Record what became of a payload: processed, failed (with the error) or ignored."""
+    await conn.execute(
+        "UPDATE inbox SET status = ?, processed_at = ?, error = ? WHERE id = ?",
+        (status, iso(now), error, inbox_id))
+
+
+async def pending(conn: aiosqlite.Connection, limit: int = 1000) -> list[int]:
+    """Ids of payloads stored but not yet processed (left by a crash), oldest first."""
+    rows = await fetch(conn,
+        "SELECT id FROM inbox WHERE status = 'received' ORDER BY id LIMIT ?", (limit,))
+    return [r[0] for r in rows]

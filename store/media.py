@@ -1,0 +1,52 @@
+"""Photos and other media: where the file is, its hash, the case it belongs to."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiosqlite
+
+from bot.clock import iso
+from store.db import fetch
+
+
+@dataclass(frozen=True)
+class MediaRow:
+    """One stored media file."""
+
+    id: int
+    case_id: int | None
+    channel: str
+    provider_ref: str | None
+    path: str | None
+    sha256: str | None
+    content_type: str | None
+
+
+async def add(
+    conn: aiosqlite.Connection, channel: str, now: datetime, *, provider_ref: str | None = None,
+    path: str | None = None, sha256: str | None = None, content_type: str | None = None,
+) -> int:
+    """Record a media file received on a channel and return its id."""
+    cursor = await conn.execute(
+        "INSERT INTO media (channel, provider_ref, path, sha256, content_type, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)", (channel, provider_ref, path, sha256, content_type,
+                                       iso(now)))
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+async def attach(conn: aiosqlite.Connection, media_ids: Sequence[int], case_id: int) -> None:
+    """Attach media files to a case."""
+    await conn.executemany("UPDATE media SET case_id = ? WHERE id = ?",
+                           [(case_id, m) for m in media_ids])
+
+
+async def for_case(conn: aiosqlite.Connection, case_id: int) -> list[MediaRow]:
+    """The media files of a case, in the order received."""
+    rows = await fetch(conn,
+        "SELECT id, case_id, channel, provider_ref, path, sha256, content_type FROM media"
+        " WHERE case_id = ? ORDER BY id", (case_id,))
+    return [MediaRow(*r) for r in rows]

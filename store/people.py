@@ -1,0 +1,148 @@
+"""People, their channel addresses (contacts) and their roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiosqlite
+
+from bot.clock import iso
+from store.db import fetch
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One channel address of a person, with what we know of the person."""
+
+    id: int
+    person_id: int
+    channel: str
+    address: str
+    opted_out: bool
+    locale: str | None
+    name: str | None
+    grid_code: str | None
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person as staff and the bot know them."""
+
+    id: int
+    name: str | None
+    phone: str | None
+    locale: str | None
+    grid_code: str | None
+    duties: str | None
+
+
+CONTACT_SQL = """
+SELECT c.id, c.person_id, c.channel, c.address, c.opted_out, p.locale, p.name, p.grid_code
+FROM contacts c JOIN people p ON p.id = c.person_id
+"""
+
+
+def contact_from_row(row: aiosqlite.Row) -> Contact:
+    return Contact(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
+
+
+async def find_contact(conn: aiosqlite.Connection, channel: str, address: str) -> Contact | None:
+    """Return the contact for a channel address, if known."""
+    rows = await fetch(conn,
+        CONTACT_SQL + " WHERE c.channel = ? AND c.address = ?", (channel, address))
+    return contact_from_row(rows[0]) if rows else None
+
+
+async def get_or_create_contact(
+    conn: aiosqlite.Connection, channel: str, address: str, now: datetime,
+    name: str | None = None,
+) -> Contact:
+    """Return the contact for a channel address, creating the person on first contact."""
+    found = await find_contact(conn, channel, address)
+    if found is not None:
+        return found
+    cursor = await conn.execute(
+        "INSERT INTO people (name, created_at) VALUES (?, ?)", (name, iso(now)))
+    person_id = cursor.lastrowid
+    await conn.execute(
+        "INSERT INTO contacts (person_id, channel, address, created_at, last_seen_at)"
+        " VALUES (?, ?, ?, ?, ?)", (person_id, channel, address, iso(now), iso(now)))
+    created = await find_contact(conn, channel, address)
+    assert created is not None
+    return created
+
+
+async def add_person(
+    conn: aiosqlite.Connection, name: str, now: datetime, phone: str | None = None,
+    grid_code: str | None = None, duties: str | None = None, locale: str | None = None,
+) -> int:
+    """Create a person (staff loaded from a file, say) and return the id."""
+    cursor = await conn.execute(
+        "INSERT INTO people (name, phone, grid_code, duties, locale, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)", (name, phone, grid_code, duties, locale, iso(now)))
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+async def add_contact(
+    conn: aiosqlite.Connection, person_id: int, channel: str, address: str, now: datetime
+) -> None:
+    """Give a person one more channel address."""
+    await conn.execute(
+        "INSERT OR IGNORE INTO contacts (person_id, channel, address, created_at)"
+        " VALUES (?, ?, ?, ?)", (person_id, channel, address, iso(now)))
+
+
+async def get_person(conn: aiosqlite.Connection, person_id: int) -> Person | None:
+    """Return a person by id."""
+    rows = await fetch(conn,
+        "SELECT id, name, phone, locale, grid_code, duties FROM people WHERE id = ?",
+        (person_id,))
+    return Person(*rows[0]) if rows else None
+
+
+async def set_locale(conn: aiosqlite.Connection, person_id: int, locale: str) -> None:
+    """Remember the language a person chose."""
+    await conn.execute("UPDATE people SET locale = ? WHERE id = ?", (locale, person_id))
+
+
+async def set_grid(conn: aiosqlite.Connection, person_id: int, grid_code: str) -> None:
+    """Remember the grid a person was last seen reporting in."""
+    await conn.execute("UPDATE people SET grid_code = ? WHERE id = ?", (grid_code, person_id))
+
+
+async def contacts_of(conn: aiosqlite.Connection, person_id: int) -> list[Contact]:
+    """Every channel address of a person, the one they last wrote from first."""
+    rows = await fetch(
+        conn, CONTACT_SQL + " LEFT JOIN conversations v ON v.contact_id = c.id"
+        " WHERE c.person_id = ? ORDER BY v.updated_at DESC, c.last_seen_at DESC, c.id DESC",
+        (person_id,))
+    return [contact_from_row(r) for r in rows]
+
+
+async def grant_role(
+    conn: aiosqlite.Connection, person_id: int, role: str, scope: str | None, now: datetime
+) -> None:
+    """Give a person a role in a scope (an area or department code)."""
+    await conn.execute(
+        "INSERT INTO roles (person_id, role, scope, granted_at) VALUES (?, ?, ?, ?)",
+        (person_id, role, scope, iso(now)))
+
+
+async def holder_of(conn: aiosqlite.Connection, role: str, scope: str) -> Person | None:
+    """The person holding a role in a scope (the grid chief of a grid, say), if any."""
+    rows = await fetch(conn,
+        "SELECT p.id, p.name, p.phone, p.locale, p.grid_code, p.duties FROM roles r"
+        " JOIN people p ON p.id = r.person_id"
+        " WHERE r.role = ? AND r.scope = ? AND r.revoked_at IS NULL ORDER BY r.id LIMIT 1",
+        (role, scope))
+    return Person(*rows[0]) if rows else None
+
+
+async def roles_of(conn: aiosqlite.Connection, person_id: int) -> list[tuple[str, str | None]]:
+    """The active (role, scope) pairs of a person."""
+    rows = await fetch(conn,
+        "SELECT role, scope FROM roles WHERE person_id = ? AND revoked_at IS NULL ORDER BY id",
+        (person_id,))
+    return [(r[0], r[1]) for r in rows]

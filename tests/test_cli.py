@@ -1,0 +1,109 @@
+"""The `gridbot` command as a person runs it: a real subprocess on a real database file."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DEMO = Path(__file__).resolve().parent.parent / "bot" / "data" / "demo"
+
+
+def gridbot(tmp_path: Path, *args: str, stdin: str = "",
+            **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "GRIDBOT_DATABASE": str(tmp_path / "g.db"),
+               "GRIDBOT_MEDIA_DIR": str(tmp_path / "media"), **env}
+    return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, text=True,
+                          capture_output=True, cwd=tmp_path, env=environ, timeout=60)
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    result = gridbot(tmp_path, "--help")
+    assert result.returncode == 0
+    for command in ("serve", "chat", "import-grids", "import-buildings", "migrate"):
+        assert command in result.stdout
+
+
+def test_a_wrong_setting_stops_with_one_line_naming_it(tmp_path: Path) -> None:
+    result = gridbot(tmp_path, "migrate", GRIDBOT_PORT="eighty")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "GRIDBOT_PORT" in result.stderr
+
+
+def test_piping_a_report_into_chat_ends_with_a_stored_case(tmp_path: Path) -> None:
+    script = "\n".join(["/report", "1", "垃圾桶满了，臭味很大", "/loc 30.2801 120.11661",
+                        "1", "1"]) + "\n"
+    result = gridbot(tmp_path, "chat", "--as", "老李", "--channel", "sms", stdin=script)
+    assert result.returncode == 0, result.stderr
+    match = re.search(r"事件编号：(\d{6}-\d{3})", result.stdout)
+    assert match, result.stdout
+    with sqlite3.connect(tmp_path / "g.db") as conn:
+        case_id, state = conn.execute("SELECT id, state FROM cases WHERE number = ?",
+                                      (match.group(1),)).fetchone()
+        trail = conn.execute("SELECT event FROM case_events WHERE case_id = ? ORDER BY id",
+                             (case_id,)).fetchall()
+    assert state == "registered"
+    assert [t[0] for t in trail] == ["submit", "register"]
+
+
+def test_chat_shows_buttons_the_telegram_way(tmp_path: Path) -> None:
+    result = gridbot(tmp_path, "chat", stdin="/report\n")
+    assert "[1 市容环卫]" in result.stdout
+
+
+def _collection(features: list[dict[str, object]]) -> str:
+    return json.dumps({"type": "FeatureCollection", "features": features})
+
+
+def test_import_grids_refuses_a_broken_file_whole(tmp_path: Path) -> None:
+    data = json.loads((DEMO / "district.geojson").read_text(encoding="utf-8"))
+    data["features"][-1]["geometry"] = {"type": "Point", "coordinates": [120.1, 30.2]}
+    broken = tmp_path / "broken.geojson"
+    broken.write_text(json.dumps(data), encoding="utf-8")
+    result = gridbot(tmp_path, "import-grids", str(broken), GRIDBOT_DEMO="false")
+    assert result.returncode == 1
+    assert "nothing imported" in result.stderr and "feature" in result.stderr
+    with sqlite3.connect(tmp_path / "g.db") as conn:
+        assert conn.execute("SELECT count(*) FROM areas").fetchone()[0] == 0
+
+
+def test_import_grids_then_reimport_updates_in_place(tmp_path: Path) -> None:
+    source = DEMO / "district.geojson"
+    first = gridbot(tmp_path, "import-grids", str(source), GRIDBOT_DEMO="false")
+    assert first.returncode == 0, first.stderr
+    assert "imported 11 areas" in first.stdout
+    data = json.loads(source.read_text(encoding="utf-8"))
+    data["features"][0]["properties"]["name"] = "新名字街道"
+    changed = tmp_path / "changed.geojson"
+    changed.write_text(json.dumps(data), encoding="utf-8")
+    assert gridbot(tmp_path, "import-grids", str(changed), GRIDBOT_DEMO="false").returncode == 0
+    with sqlite3.connect(tmp_path / "g.db") as conn:
+        assert conn.execute("SELECT count(*) FROM areas").fetchone()[0] == 11
+        assert conn.execute("SELECT name FROM areas WHERE level = 'street'").fetchone()[0] \
+            == "新名字街道"
+
+
+def test_import_buildings_checks_grid_codes(tmp_path: Path) -> None:
+    assert gridbot(tmp_path, "import-grids", str(DEMO / "district.geojson"),
+                   GRIDBOT_DEMO="false").returncode == 0
+    good = gridbot(tmp_path, "import-buildings", str(DEMO / "buildings.csv"),
+                   GRIDBOT_DEMO="false")
+    assert good.returncode == 0, good.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,address,grid_code,lat,lon\n9幢,某路1号,99999999999999,,\n",
+                   encoding="utf-8")
+    result = gridbot(tmp_path, "import-buildings", str(bad), GRIDBOT_DEMO="false")
+    assert result.returncode == 1 and "99999999999999" in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["import-grids", "import-buildings"])
+def test_import_of_a_missing_file_says_so(tmp_path: Path, missing: str) -> None:
+    result = gridbot(tmp_path, missing, str(tmp_path / "nope"))
+    assert result.returncode == 1 and "cannot read" in result.stderr
