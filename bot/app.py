@@ -1,7 +1,10 @@
 """The HTTP side: health check and the web simulator, on Starlette.
 
-The lifespan builds gridbot (database, engine), finishes any inbound left unprocessed by
-a crash, serves, and closes the database last.
+The lifespan builds gridbot (database, engine, channels), finishes what a crash left
+(inbound not processed, outbound in flight), connects the channels and starts the
+senders, serves, then stops all that in the reverse order and closes the database last.
+Webhook routes are mounted from the settings; their endpoints find their channel in
+`request.app.state.gridbot` at request time.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from bot.bootstrap import Gridbot, build
 from bot.channels import SIMULATED
+from bot.channels.registry import webhook_routes
 from bot.mediafiles import MediaRefused, save_photo
 from bot.messages import Inbound, Kind, parse_text
 from bot.settings import Settings
@@ -35,14 +39,15 @@ def create_app(settings: Settings, gridbot: Gridbot | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         bot = gridbot or await build(settings)
         app.state.gridbot = bot
-        await bot.engine.recover()
+        await bot.start()
         try:
             yield
         finally:
+            await bot.stop()
             if gridbot is None:
                 await bot.close()
 
-    routes = [Route("/healthz", healthz)]
+    routes: list[BaseRoute] = [Route("/healthz", healthz), *webhook_routes(settings)]
     if settings.simulators:
         routes += [
             Route("/sim", sim_page),

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.categories import Catalog
+from bot.channels.base import Channel
+from bot.channels.registry import configured_channels
 from bot.clock import Clock, SystemClock
 from bot.districts import District, load_demo
 from bot.engine import Engine
+from bot.outbox import OutboxWorker
 from bot.render import Renderer
 from bot.services import Services
 from bot.settings import Settings
 from bot.worktime import WorkCalendar
 from store import areas as area_store
+from store import outbox as outbox_store
 from store.db import Database
 
 
@@ -26,9 +30,35 @@ class Gridbot:
     renderer: Renderer
     engine: Engine
     clock: Clock
+    channels: list[Channel] = field(default_factory=list)
+    workers: list[OutboxWorker] = field(default_factory=list)
+
+    def channel(self, name: str) -> Channel:
+        """The running channel of that name (its webhook endpoints use this)."""
+        for channel in self.channels:
+            if channel.name == name:
+                return channel
+        raise LookupError(f"channel {name!r} is not configured")
+
+    async def start(self) -> None:
+        """Finish what a crash left, then connect the channels and start sending."""
+        async with self.db.transaction() as conn:
+            await outbox_store.requeue_in_flight(conn)
+        await self.engine.recover()
+        for channel in self.channels:
+            await channel.start()
+        for worker in self.workers:
+            worker.start()
+
+    async def stop(self) -> None:
+        """Stop sending and disconnect the channels, in the reverse order."""
+        for worker in reversed(self.workers):
+            await worker.stop()
+        for channel in reversed(self.channels):
+            await channel.stop()
 
     async def close(self) -> None:
-        """Stop in order: nothing else runs on the database after this."""
+        """Close the database; nothing else runs on it after this."""
         await self.db.close()
 
 
@@ -49,4 +79,11 @@ async def build(settings: Settings, clock: Clock | None = None) -> Gridbot:
         raise
     renderer = Renderer(settings.timezone)
     engine = Engine(db, services, renderer, clock)
-    return Gridbot(settings, db, services, renderer, engine, clock)
+    bot = Gridbot(settings, db, services, renderer, engine, clock)
+    for channel in configured_channels(settings, engine, clock):
+        engine.parsers[channel.name] = channel.parser()
+        worker = OutboxWorker(db, channel.sender(), clock)
+        engine.on_queued.append(worker.wake.set)
+        bot.channels.append(channel)
+        bot.workers.append(worker)
+    return bot

@@ -83,6 +83,7 @@ class _Pending:
     inbound: Inbound
     provider_id: str
     result: asyncio.Future[int | None]
+    inbox_id: int | None = None  # set when the payload is in the inbox already
 
 
 class Engine:
@@ -96,6 +97,7 @@ class Engine:
         self.clock = clock
         self.parsers = parsers or {}
         self.locks = KeyedLocks()
+        self.on_queued: list[Callable[[], None]] = []  # told after replies were committed
         self._queue: list[_Pending] = []
         self._drainer: asyncio.Task[None] | None = None
 
@@ -115,8 +117,10 @@ class Engine:
         Messages waiting at the same moment are committed together (group commit); each
         is still all-or-nothing, and one person's messages keep their order.
         """
-        pending = _Pending(inbound, provider_id or uuid.uuid4().hex,
-                           asyncio.get_running_loop().create_future())
+        return await self._enqueue(_Pending(inbound, provider_id or uuid.uuid4().hex,
+                                            asyncio.get_running_loop().create_future()))
+
+    async def _enqueue(self, pending: _Pending) -> int | None:
         self._queue.append(pending)
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
@@ -133,9 +137,14 @@ class Engine:
                 log.warning("a batch of %d failed; handling its messages one by one",
                             len(batch))
                 results = [await self._handle_alone(item) for item in batch]
+            self._tell_queued()
             for item, result in zip(batch, results, strict=True):
                 if not item.result.done():
                     item.result.set_result(result)
+
+    def _tell_queued(self) -> None:
+        for callback in self.on_queued:
+            callback()
 
     async def _handle_batch(self, batch: list[_Pending]) -> list[int | None]:
         outgoing: list[OutboundRow] = []
@@ -154,14 +163,20 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - any failure is recorded, not lost
             log.exception("inbound %s/%s failed", item.inbound.channel, item.provider_id)
             return await self._record_failure(
-                item.inbound.channel, item.inbound.address, exc,
+                item.inbound.channel, item.inbound.address, exc, inbox_id=item.inbox_id,
                 stored=(item.provider_id, item.inbound.to_payload()))
 
     async def _store_and_handle(self, conn: aiosqlite.Connection, item: _Pending,
                                 outgoing: list[OutboundRow]) -> int | None:
-        inbox_id = await inbox_store.insert(
-            conn, item.inbound.channel, item.provider_id, item.inbound.address,
-            item.inbound.to_payload(), self.clock.now(), status="processed")
+        """Insert (or claim, if stored before) the inbox row as processed, then handle it."""
+        now = self.clock.now()
+        if item.inbox_id is None:
+            inbox_id = await inbox_store.insert(
+                conn, item.inbound.channel, item.provider_id, item.inbound.address,
+                item.inbound.to_payload(), now, status="processed")
+        else:
+            claimed = await inbox_store.claim(conn, item.inbox_id, now)
+            inbox_id = item.inbox_id if claimed else None
         if inbox_id is not None:
             outgoing += await self._handle(conn, inbox_id, item.inbound)
         return inbox_id
@@ -174,7 +189,11 @@ class Engine:
         return len(pending)
 
     async def process(self, inbox_id: int) -> None:
-        """Handle one stored payload, once."""
+        """Handle one stored payload, once (the webhooks' second half).
+
+        The channel's parser may do I/O (download a photo) before the transaction; a lock
+        per conversation keeps one person's messages in the order they were stored.
+        """
         row = await inbox_store.get(self.db.conn, inbox_id)
         if row is None or row.status != "received":
             return
@@ -182,19 +201,17 @@ class Engine:
         async with self.locks.hold((row.channel, row.address)):
             try:
                 inbound = await parser(row)
-                async with self.db.transaction() as conn:
-                    again = await inbox_store.get(conn, inbox_id)
-                    if again is None or again.status != "received":
-                        return  # another task got to it first
-                    if inbound is None:
-                        await inbox_store.mark(conn, inbox_id, "ignored", self.clock.now())
-                        return
-                    replies = await self._handle(conn, inbox_id, inbound)
-                    await outbox_store.enqueue(conn, replies, self.clock.now())
-                    await inbox_store.mark(conn, inbox_id, "processed", self.clock.now())
             except Exception as exc:  # noqa: BLE001 - any failure is recorded, not lost
-                log.exception("inbox %s failed", inbox_id)
+                log.exception("inbox %s could not be read", inbox_id)
                 await self._record_failure(row.channel, row.address, exc, inbox_id=inbox_id)
+                return
+            if inbound is None:
+                async with self.db.transaction() as conn:
+                    await inbox_store.mark(conn, inbox_id, "ignored", self.clock.now())
+                return
+            await self._enqueue(_Pending(inbound, row.provider_id,
+                                         asyncio.get_running_loop().create_future(),
+                                         inbox_id=inbox_id))
 
     async def _handle(self, conn: aiosqlite.Connection, inbox_id: int,
                       msg: Inbound) -> list[OutboundRow]:
@@ -207,6 +224,9 @@ class Engine:
             conv = conversation_store.Conversation(contact.id)
         else:
             contact, conv = known
+        spec = spec_for(msg.channel)
+        if contact.opted_out and spec.resume_on_write:
+            await people_store.set_opted_out(conn, msg.channel, msg.address, False)
         ctx = Context(conn=conn, msg=msg, contact=contact, conv=conv, services=self.services,
                       now=now, locale=contact.locale or self.services.default_locale,
                       labeler=self.renderer.label)
@@ -225,7 +245,6 @@ class Engine:
         else:
             conv.data.pop("_menu", None)
 
-        spec = spec_for(msg.channel)
         rows = []
         for reply in ctx.replies:
             if reply.choices and reply is not menu_reply:

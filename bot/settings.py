@@ -7,6 +7,7 @@ with one line that names the setting and what is wrong (`SettingsError`).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,30 @@ class Settings:
     media_dir: Path = Path("var/media")
     demo: bool = True
     simulators: bool = True
+    # Telegram (off without a token)
+    telegram_token: str | None = None
+    telegram_webhook_secret: str | None = None
+    telegram_api_base_url: str = "https://api.telegram.org"
+    telegram_mode: str = "polling"  # webhook when GRIDBOT_PUBLIC_URL is https
+    # SMS through Twilio (off without an account)
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+    twilio_mps: float = 1.0
+    trust_proxy: bool = False
+    phone_region: str = "CN"
+
+    @property
+    def telegram_enabled(self) -> bool:
+        """Telegram runs when a bot token is set."""
+        return self.telegram_token is not None
+
+    @property
+    def twilio_enabled(self) -> bool:
+        """SMS runs when a Twilio account, its token and a sender are set."""
+        return self.twilio_account_sid is not None
 
     @classmethod
     def from_env(
@@ -67,7 +92,42 @@ class Settings:
             raise SettingsError(
                 f"GRIDBOT_PUBLIC_URL: must be an http:// or https:// address, got {public_url!r}"
             )
+        telegram_token = get("TELEGRAM_BOT_TOKEN")
+        telegram_mode = get("TELEGRAM_MODE") or (
+            "webhook" if public_url.startswith("https://") else "polling")
+        if telegram_mode not in ("webhook", "polling"):
+            raise SettingsError(f"TELEGRAM_MODE: must be webhook or polling, got {telegram_mode!r}")
+        webhook_secret = get("TELEGRAM_WEBHOOK_SECRET")
+        if telegram_token and telegram_mode == "webhook" and not webhook_secret:
+            raise SettingsError("TELEGRAM_WEBHOOK_SECRET: required in webhook mode"
+                                " (1-256 characters A-Z, a-z, 0-9, _ and -)")
+        if webhook_secret is not None and not _SECRET.fullmatch(webhook_secret):
+            raise SettingsError("TELEGRAM_WEBHOOK_SECRET: use 1-256 characters A-Z, a-z, 0-9,"
+                                " _ and -")
+        twilio_sid = get("TWILIO_ACCOUNT_SID")
+        twilio_token = get("TWILIO_AUTH_TOKEN")
+        twilio_from = get("TWILIO_FROM_NUMBER")
+        twilio_service = get("TWILIO_MESSAGING_SERVICE_SID")
+        if twilio_sid and not twilio_token:
+            raise SettingsError("TWILIO_AUTH_TOKEN: required when TWILIO_ACCOUNT_SID is set")
+        if twilio_sid and not (twilio_from or twilio_service):
+            raise SettingsError("TWILIO_FROM_NUMBER: set it or TWILIO_MESSAGING_SERVICE_SID"
+                                " when TWILIO_ACCOUNT_SID is set")
         return cls(
+            telegram_token=telegram_token,
+            telegram_webhook_secret=webhook_secret,
+            telegram_api_base_url=_url("TELEGRAM_API_BASE_URL", get("TELEGRAM_API_BASE_URL"))
+            or defaults.telegram_api_base_url,
+            telegram_mode=telegram_mode,
+            twilio_account_sid=twilio_sid,
+            twilio_auth_token=twilio_token,
+            twilio_from_number=twilio_from,
+            twilio_messaging_service_sid=twilio_service,
+            twilio_api_base_url=_url("TWILIO_API_BASE_URL", get("TWILIO_API_BASE_URL"))
+            or defaults.twilio_api_base_url,
+            twilio_mps=_positive("TWILIO_MPS", get("TWILIO_MPS"), defaults.twilio_mps),
+            trust_proxy=_flag("GRIDBOT_TRUST_PROXY", get("GRIDBOT_TRUST_PROXY"), False),
+            phone_region=(get("GRIDBOT_PHONE_REGION") or "CN").upper(),
             database=Path(get("GRIDBOT_DATABASE") or defaults.database),
             host=host,
             port=port,
@@ -82,6 +142,30 @@ class Settings:
             demo=_flag("GRIDBOT_DEMO", get("GRIDBOT_DEMO"), defaults.demo),
             simulators=_flag("GRIDBOT_SIMULATORS", get("GRIDBOT_SIMULATORS"), defaults.simulators),
         )
+
+
+_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+def _url(setting: str, raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    parsed = urlparse(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise SettingsError(f"{setting}: must be an http:// or https:// address, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _positive(setting: str, raw: str | None, default: float) -> float:
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise SettingsError(f"{setting}: must be a positive number, got {raw!r}")
+    return value
 
 
 def _port(raw: str | None, default: int) -> int:

@@ -64,6 +64,14 @@ async def mark(
         (status, iso(now), error, inbox_id))
 
 
+async def claim(conn: aiosqlite.Connection, inbox_id: int, now: datetime) -> bool:
+    """Mark a stored payload processed if nobody has; False when it was handled already."""
+    cursor = await conn.execute(
+        "UPDATE inbox SET status = 'processed', processed_at = ?"
+        " WHERE id = ? AND status = 'received'", (iso(now), inbox_id))
+    return cursor.rowcount == 1
+
+
 async def pending(conn: aiosqlite.Connection, limit: int = 1000) -> list[int]:
     """Ids of payloads stored but not yet processed (left by a crash), oldest first."""
     rows = await fetch(conn,

@@ -73,3 +73,73 @@ async def mark_sent(conn: aiosqlite.Connection, ids: Sequence[int], now: datetim
     await conn.executemany(
         "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1"
         " WHERE id = ? AND status = 'queued'", [(iso(now), i) for i in ids])
+
+
+async def claim(
+    conn: aiosqlite.Connection, channel: str, now: datetime, limit: int
+) -> list[StoredOutbound]:
+    """Take up to `limit` due messages of a channel for sending (status 'sending').
+
+    Replies and assignments (low priority number) come before bulk notices; messages to
+    contacts who opted out are marked failed instead of being taken; expired ones expire.
+    """
+    stamp = iso(now)
+    await conn.execute(
+        "UPDATE outbox SET status = 'expired' WHERE channel = ? AND status = 'queued'"
+        " AND expires_at IS NOT NULL AND expires_at <= ?", (channel, stamp))
+    await conn.execute(
+        "UPDATE outbox SET status = 'failed', error = 'recipient opted out'"
+        " WHERE channel = ? AND status = 'queued' AND EXISTS (SELECT 1 FROM contacts c"
+        " WHERE c.channel = outbox.channel AND c.address = outbox.address AND c.opted_out = 1)",
+        (channel,))
+    rows = await fetch(
+        conn, "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id IN"
+        " (SELECT id FROM outbox WHERE channel = ? AND status = 'queued'"
+        " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+        " ORDER BY priority, id LIMIT ?)"
+        " RETURNING id, channel, address, body, payload, status, created_at",
+        (channel, stamp, limit))
+    claimed = [StoredOutbound(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6])
+               for r in rows]
+    return sorted(claimed, key=lambda m: m.id)
+
+
+async def record_sent(
+    conn: aiosqlite.Connection, message_id: int, provider_id: str | None, now: datetime
+) -> None:
+    """The provider accepted the message."""
+    await conn.execute(
+        "UPDATE outbox SET status = 'sent', provider_id = ?, sent_at = ?, error = NULL"
+        " WHERE id = ?", (provider_id, iso(now), message_id))
+
+
+async def record_retry(
+    conn: aiosqlite.Connection, message_id: int, error: str, next_attempt: datetime
+) -> None:
+    """A temporary failure: queue the message again for a later attempt."""
+    await conn.execute(
+        "UPDATE outbox SET status = 'queued', error = ?, next_attempt_at = ? WHERE id = ?",
+        (error, iso(next_attempt), message_id))
+
+
+async def record_failed(conn: aiosqlite.Connection, message_id: int, error: str) -> None:
+    """A terminal failure, with the provider's error."""
+    await conn.execute("UPDATE outbox SET status = 'failed', error = ? WHERE id = ?",
+                       (error, message_id))
+
+
+async def attempts_of(conn: aiosqlite.Connection, message_id: int) -> int:
+    """How many times a message was taken for sending."""
+    rows = await fetch(conn, "SELECT attempts FROM outbox WHERE id = ?", (message_id,))
+    return int(rows[0][0]) if rows else 0
+
+
+async def requeue_in_flight(conn: aiosqlite.Connection) -> int:
+    """After a crash: messages taken but not confirmed go back to the queue.
+
+    This is the one place a message can be sent twice: the provider may have accepted it
+    just before the crash.
+    """
+    cursor = await conn.execute("UPDATE outbox SET status = 'queued' WHERE status = 'sending'")
+    return cursor.rowcount
+

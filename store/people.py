@@ -146,3 +146,11 @@ async def roles_of(conn: aiosqlite.Connection, person_id: int) -> list[tuple[str
         "SELECT role, scope FROM roles WHERE person_id = ? AND revoked_at IS NULL ORDER BY id",
         (person_id,))
     return [(r[0], r[1]) for r in rows]
+
+
+async def set_opted_out(
+    conn: aiosqlite.Connection, channel: str, address: str, opted_out: bool
+) -> None:
+    """Mark a contact as stopped (nothing more is sent to it) or resumed."""
+    await conn.execute("UPDATE contacts SET opted_out = ? WHERE channel = ? AND address = ?",
+                       (1 if opted_out else 0, channel, address))

@@ -194,3 +194,20 @@ async def test_one_failing_message_does_not_hold_back_the_others_committed_with_
         assert expected in chat.said, (i, chat.said)
     rows = await gridbot.db.fetchall("SELECT status, count(*) FROM inbox GROUP BY status")
     assert dict((r[0], r[1]) for r in rows) == {"processed": 7, "failed": 1}
+
+
+async def test_a_payload_stored_before_a_crash_is_processed_at_start(
+        gridbot: Gridbot, resident: ChatDriver) -> None:
+    from bot.messages import parse_text
+
+    inbound = parse_text("sim-telegram", "web:resident", "/help")
+    inbox_id = await gridbot.engine.receive("sim-telegram", "update-1", "web:resident",
+                                            inbound.to_payload())
+    assert inbox_id is not None
+    assert await gridbot.engine.recover() == 1
+    assert await gridbot.engine.recover() == 0
+    rows = await gridbot.db.fetchall("SELECT status FROM inbox WHERE id = ?", [inbox_id])
+    assert rows[0][0] == "processed"
+    await resident.text("/mycases")  # reads what was queued since
+    bodies = await gridbot.db.fetchall("SELECT body FROM outbox WHERE inbox_id = ?", [inbox_id])
+    assert "/report" in bodies[0][0]

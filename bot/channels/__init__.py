@@ -20,12 +20,15 @@ class ChannelSpec:
     photos_out: bool  # can show photos
     variant: str | None  # template variant folder ("sms"), None for the plain templates
     html: bool = False  # parse mode HTML: user text is escaped
+    # Writing again undoes a stop (Telegram: the person unblocked the bot). On SMS only
+    # START does, as carriers require.
+    resume_on_write: bool = True
 
 
 TELEGRAM = ChannelSpec("telegram", buttons=True, max_length=4096, location_button=True,
                        photos_out=True, variant=None, html=True)
 SMS = ChannelSpec("sms", buttons=False, max_length=335, location_button=False,
-                  photos_out=False, variant="sms")
+                  photos_out=False, variant="sms", resume_on_write=False)
 SIM_TELEGRAM = ChannelSpec("sim-telegram", buttons=True, max_length=4096, location_button=True,
                            photos_out=True, variant=None)
 SIM_SMS = ChannelSpec("sim-sms", buttons=False, max_length=335, location_button=False,

@@ -1,0 +1,22 @@
+"""Which provider channels run: each one whose settings are given."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from bot.channels.base import Channel
+from bot.clock import Clock
+from bot.engine import Engine
+from bot.settings import Settings
+
+
+def configured_channels(settings: Settings, engine: Engine, clock: Clock) -> list[Channel]:
+    """Build the channels the settings switch on (none by default: simulators only)."""
+    channels: list[Channel] = []
+    return channels
+
+
+def webhook_routes(settings: Settings) -> list[BaseRoute]:
+    """The HTTP endpoints of the channels the settings switch on."""
+    routes: list[BaseRoute] = []
+    return routes
