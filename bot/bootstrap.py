@@ -8,6 +8,7 @@ from bot.categories import Catalog
 from bot.channels.base import Channel
 from bot.channels.registry import configured_channels
 from bot.clock import Clock, SystemClock
+from bot.departments import load_departments
 from bot.districts import District, load_demo
 from bot.engine import Engine
 from bot.outbox import OutboxWorker
@@ -73,11 +74,14 @@ async def build(settings: Settings, clock: Clock | None = None) -> Gridbot:
             await load_demo(db, clock.now())
         services = Services(catalog=catalog, district=await District.load(db),
                             calendar=calendar, tz=settings.timezone,
-                            default_locale=settings.locale, media_dir=settings.media_dir)
+                            default_locale=settings.locale, media_dir=settings.media_dir,
+                            departments=load_departments())
     except BaseException:
         await db.close()
         raise
     renderer = Renderer(settings.timezone)
+    renderer.globals["category_name"] = lambda code, locale: _category_name(catalog, code,
+                                                                            locale)
     engine = Engine(db, services, renderer, clock)
     bot = Gridbot(settings, db, services, renderer, engine, clock)
     for channel in configured_channels(settings, engine, clock):
@@ -87,3 +91,10 @@ async def build(settings: Settings, clock: Clock | None = None) -> Gridbot:
         bot.channels.append(channel)
         bot.workers.append(worker)
     return bot
+
+
+def _category_name(catalog: Catalog, code: str, locale: str) -> str:
+    try:
+        return catalog.get(code).name(locale)
+    except KeyError:
+        return code

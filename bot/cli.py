@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
+import secrets
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from bot import stats
 from bot.bootstrap import Gridbot, build
 from bot.channels import SIMULATED
 from bot.clock import SystemClock
@@ -19,8 +23,11 @@ from bot.mediafiles import MediaRefused, save_photo
 from bot.messages import Inbound, Kind, parse_text
 from bot.settings import Settings, SettingsError
 from store import outbox as outbox_store
+from store import staff as staff_store
+from store import stats as stats_store
 from store.db import Database
 
+INVITE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud safely
 CHAT_HELP = """Type as the resident would. Extra simulator commands:
   /loc LAT LON     send a GPS location, e.g. /loc 30.2812 120.1195
   /photo FILE      send a photo (a .jpg or .png file)
@@ -74,6 +81,29 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database, then exit")
     migrate.set_defaults(run=_migrate)
+
+    invite = commands.add_parser("invite", help="make a one-time code for a staff member")
+    invite.add_argument("--role", required=True, choices=sorted(STAFF_ROLE_NAMES),
+                        help="the role the code gives")
+    invite.add_argument("--scope", help="area code (grid, community, street) or department"
+                        " code; required except for admin and supervisor")
+    invite.add_argument("--expires", default="7d",
+                        help="how long the code works: 7d, 12h, 30m (default 7d)")
+    invite.set_defaults(run=_invite)
+
+    staff = commands.add_parser("staff", help="list staff, or revoke a role")
+    staff_commands = staff.add_subparsers(dest="staff_command", metavar="ACTION",
+                                          required=True)
+    staff_commands.add_parser("list", help="every active role").set_defaults(run=_staff_list)
+    revoke = staff_commands.add_parser("revoke", help="end one role (ids from 'staff list')")
+    revoke.add_argument("role_id", type=int)
+    revoke.set_defaults(run=_staff_revoke)
+
+    stats = commands.add_parser("stats", help="the month's indicators and the appraisal")
+    stats.add_argument("--month", required=True, help="YYYY-MM")
+    stats.add_argument("--scope", help="a street, community or grid code (default: all)")
+    stats.add_argument("--csv", type=Path, help="also write the table to this CSV file")
+    stats.set_defaults(run=_stats)
     return parser
 
 
@@ -220,6 +250,120 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
         bot = await build(settings)
         await bot.close()
         print(f"database {settings.database} is ready")
+        return 0
+
+    return asyncio.run(run())
+
+
+STAFF_ROLE_NAMES = {"info_officer", "grid_chief", "community_staff", "community_director",
+                    "dispatcher", "department", "supervisor", "admin"}
+UNSCOPED_ROLES = {"admin", "supervisor"}
+
+
+def _duration(text: str) -> timedelta | None:
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    number, unit = text[:-1], text[-1:]
+    if not number.isdigit() or unit not in units or int(number) <= 0:
+        return None
+    return timedelta(**{units[unit]: int(number)})
+
+
+def _invite(settings: Settings, args: argparse.Namespace) -> int:
+    lifetime = _duration(args.expires)
+    if lifetime is None:
+        print(f"gridbot: --expires: use a number and d, h or m, e.g. 7d; got {args.expires!r}",
+              file=sys.stderr)
+        return 2
+    if args.scope is None and args.role not in UNSCOPED_ROLES:
+        print(f"gridbot: --scope is required for {args.role}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        bot = await build(settings)
+        try:
+            known = set(bot.services.district.areas) | {d.code for d in
+                                                        bot.services.departments}
+            if args.scope is not None and args.scope not in known:
+                print(f"gridbot: unknown scope {args.scope!r} (an area or department code)",
+                      file=sys.stderr)
+                return 2
+            code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(8))
+            now = bot.clock.now()
+            async with bot.db.transaction() as conn:
+                await staff_store.add_invite(conn, code, args.role, args.scope, now,
+                                             now + lifetime)
+        finally:
+            await bot.close()
+        print(f"invitation code: {code}  ({args.role}"
+              f"{' in ' + args.scope if args.scope else ''}, works once, expires in"
+              f" {args.expires})")
+        print(f"Telegram: /start {code}  or the link https://t.me/<your_bot>?start={code}")
+        print(f"SMS: JOIN {code}   web simulator or chat: /join {code}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _staff_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> int:
+        db = await Database.open(settings.database)
+        try:
+            rows = await staff_store.list_staff(db.conn)
+        finally:
+            await db.close()
+        print(f"{'id':>4}  {'person':>6}  {'role':<20} {'scope':<16} name")
+        for r in rows:
+            print(f"{r.role_id:>4}  {r.person_id:>6}  {r.role:<20} {r.scope or '-':<16}"
+                  f" {r.name or ''}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _staff_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> int:
+        db = await Database.open(settings.database)
+        try:
+            async with db.transaction() as conn:
+                done = await staff_store.revoke_role(conn, args.role_id, SystemClock().now())
+        finally:
+            await db.close()
+        if not done:
+            print(f"gridbot: no active role with id {args.role_id}", file=sys.stderr)
+            return 1
+        print(f"role {args.role_id} revoked")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _stats(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        year, month = (int(part) for part in args.month.split("-"))
+        start_local = datetime(year, month, 1, tzinfo=settings.timezone)
+    except ValueError:
+        print(f"gridbot: --month: use YYYY-MM, got {args.month!r}", file=sys.stderr)
+        return 2
+    end_local = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=settings.timezone)
+
+    async def run() -> int:
+        db = await Database.open(settings.database)
+        try:
+            cases, events = await stats_store.facts(db.conn, start_local, end_local,
+                                                    args.scope)
+            chiefs = await stats_store.chief_names(db.conn, args.scope)
+        finally:
+            await db.close()
+        report = stats.compute(cases, events, start_local, end_local, chiefs)
+        table = stats.table(report, chiefs)
+        print(f"gridbot indicators for {args.month}"
+              f"{' in ' + args.scope if args.scope else ''}")
+        print(stats.format_table(table))
+        if args.csv is not None:
+            with args.csv.open("w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out)
+                writer.writerows(table)
+            print(f"written to {args.csv}")
         return 0
 
     return asyncio.run(run())

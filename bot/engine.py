@@ -27,6 +27,7 @@ import aiosqlite
 from bot.channels import spec_for
 from bot.clock import Clock
 from bot.messages import Inbound, Kind, Reply
+from bot.notify import open_menu, render_notices
 from bot.render import Renderer
 from bot.services import Services
 from handlers.base import Context
@@ -239,9 +240,7 @@ class Engine:
         menu_reply = next((r for r in reversed(ctx.replies) if r.choices), None)
         menu_id = None
         if menu_reply is not None:
-            menu_id = int(conv.data.get("_menu_seq", 0)) + 1
-            conv.data["_menu_seq"] = menu_id
-            conv.data["_menu"] = {"id": menu_id, "values": [c.value for c in menu_reply.choices]}
+            menu_id = open_menu(conv, [c.value for c in menu_reply.choices])
         else:
             conv.data.pop("_menu", None)
 
@@ -253,10 +252,11 @@ class Engine:
             body, payload = self.renderer.render(reply, ctx.locale, spec, menu_id)
             rows.append(OutboundRow(msg.channel, msg.address, contact.person_id, body, payload,
                                     inbox_id=inbox_id))
-        for notice in ctx.notices:
-            rows.extend(await self._render_notice(conn, notice.person_id, notice.reply,
-                                                  inbox_id))
         await conversation_store.save(conn, conv, now)
+        # After saving the sender's conversation: a notice may open a menu in another one,
+        # or (a staff member acting on their own case) in this one, saved again.
+        rows += await render_notices(conn, self.renderer, self.services.default_locale,
+                                     ctx.notices, now, inbox_id=inbox_id)
         return rows
 
     def _resolve_option(self, ctx: Context) -> bool:
@@ -275,18 +275,6 @@ class Engine:
             if typed.isdigit() and 1 <= int(typed) <= len(menu["values"]):
                 ctx.option = menu["values"][int(typed) - 1]
         return True
-
-    async def _render_notice(self, conn: aiosqlite.Connection, person_id: int,
-                             reply: Reply, inbox_id: int) -> list[OutboundRow]:
-        """Render a message to another person on the channel they last wrote from."""
-        for contact in await people_store.contacts_of(conn, person_id):
-            if contact.opted_out:
-                continue
-            locale = contact.locale or self.services.default_locale
-            body, payload = self.renderer.render(reply, locale, spec_for(contact.channel), None)
-            return [OutboundRow(contact.channel, contact.address, person_id, body, payload,
-                                inbox_id=inbox_id)]
-        return []
 
     async def _record_failure(self, channel: str, address: str, exc: Exception, *,
                               inbox_id: int | None = None,

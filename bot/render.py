@@ -51,6 +51,8 @@ class Renderer:
         for env in (self._plain, self._html):
             env.filters["localtime"] = self.localtime
             env.filters["mask_phone"] = mask_phone
+        self.globals = self._plain.globals  # shared below: both environments see them
+        self._html.globals = self.globals
         self._labels = {
             path.parent.name: tomllib.loads(path.read_text(encoding="utf-8"))
             for path in root.glob("*/labels.toml")
@@ -74,6 +76,10 @@ class Renderer:
             table = table[part]
         return str(table).format(**values) if values else str(table)
 
+    def choice_label(self, locale: str, label: str) -> str:
+        """A button label: literal text, or "@key" for a label from labels.toml."""
+        return self.label(locale, label[1:]) if label.startswith("@") else label
+
     def template_names(self, locale: str) -> list[str]:
         """Every message template of a locale (plain variant), for tests and checks."""
         return sorted(p.stem for p in (self.root / locale).glob("*.j2"))
@@ -96,17 +102,17 @@ class Renderer:
         self, reply: Reply, locale: str, spec: ChannelSpec, menu_id: int | None
     ) -> tuple[str, dict[str, Any]]:
         """Render a reply into (text, payload) for a channel; payload holds buttons."""
-        text = self.render_text(locale, reply.template, reply.context, spec)
+        text = self.render_text(locale, reply.template, {**reply.context, "locale": locale},
+                                spec)
         payload: dict[str, Any] = {}
         if reply.choices:
+            labels = [self.choice_label(locale, choice.label) for choice in reply.choices]
             if spec.buttons:
-                payload["buttons"] = [
-                    [choice.label, f"{menu_id}:{index}"]
-                    for index, choice in enumerate(reply.choices)
-                ]
+                payload["buttons"] = [[label, f"{menu_id}:{index}"]
+                                      for index, label in enumerate(labels)]
             else:
-                lines = [self.label(locale, "reply_n", n=index + 1, label=choice.label)
-                         for index, choice in enumerate(reply.choices)]
+                lines = [self.label(locale, "reply_n", n=index + 1, label=label)
+                         for index, label in enumerate(labels)]
                 text = text + "\n" + "\n".join(lines)
         if reply.request_location and spec.location_button:
             payload["request_location"] = self.label(locale, "btn.send_location")

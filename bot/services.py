@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.categories import Catalog
+from bot.departments import Department
 from bot.districts import District
 from bot.worktime import WorkCalendar
 
@@ -21,3 +22,4 @@ class Services:
     tz: ZoneInfo
     default_locale: str
     media_dir: Path
+    departments: list[Department] = field(default_factory=list)

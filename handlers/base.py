@@ -15,19 +15,12 @@ from typing import Any
 import aiosqlite
 
 from bot.messages import Choice, Inbound, Reply
+from bot.notify import Notice
 from bot.services import Services
 from store.conversations import Conversation
 from store.people import Contact
 
 Labeler = Callable[..., str]
-
-
-@dataclass
-class Notice:
-    """A message for someone other than the sender, rendered in their own channel."""
-
-    person_id: int
-    reply: Reply
 
 
 @dataclass
@@ -61,9 +54,10 @@ class Context:
         self.replies.append(Reply(template, context, tuple(choices), ask_location,
                                   tuple(attach)))
 
-    def notify(self, person_id: int, template: str, **context: Any) -> None:
+    def notify(self, person_id: int, template: str, choices: Sequence[Choice] = (),
+               **context: Any) -> None:
         """Queue a message to another person, where they last wrote from."""
-        self.notices.append(Notice(person_id, Reply(template, context)))
+        self.notices.append(Notice(person_id, Reply(template, context, tuple(choices))))
 
     def goto(self, flow: str, step: str) -> None:
         """Move the conversation to a step of a flow."""

@@ -10,7 +10,13 @@ LANGUAGES = (("zh_CN", "中文"), ("en", "English"))
 
 
 async def start(ctx: Context) -> None:
-    """Say what the bot does, with the grid chief's card once the person's grid is known."""
+    """Say what the bot does, with the grid chief's card once the person's grid is known;
+    /start CODE (a Telegram deep link) redeems a staff invitation."""
+    if ctx.msg.args.strip():
+        from handlers.join import join
+
+        await join(ctx, ctx.msg.args)
+        return
     ctx.finish()
     chief = None
     grid = ctx.contact.grid_code

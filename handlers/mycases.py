@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bot import casework
 from bot.casework import parse_case_number
 from bot.messages import Choice
+from handlers import staff
 from handlers.base import Context
 from store import cases as case_store
 from store import media as media_store
@@ -11,7 +13,6 @@ from store import media as media_store
 
 async def list_cases(ctx: Context) -> None:
     """The person's cases, newest first, each a button that opens it."""
-    ctx.finish()
     found = await case_store.for_person(ctx.conn, ctx.contact.person_id, limit=10)
     if not found:
         ctx.say("mycases_empty")
@@ -20,17 +21,13 @@ async def list_cases(ctx: Context) -> None:
              "category": ctx.services.catalog.get(c.category).name(ctx.locale),
              "state": ctx.label(f"state.{c.state.value}"),
              "created": c.created_at} for c in found]
-    ctx.goto("mycases", "pick")
     ctx.say("mycases", [Choice(f"case:{c.number}", c.number) for c in found], cases=rows)
 
 
-async def pick(ctx: Context) -> bool:
-    """Open the case whose button was pressed; other messages leave this menu."""
-    if ctx.option and ctx.option.startswith("case:"):
-        ctx.finish()
-        await _show(ctx, ctx.option.split(":", 1)[1])
-        return True
-    return False
+async def open_case(ctx: Context) -> None:
+    """A pressed case number ("case:NUMBER"), from /mycases or /tasks."""
+    assert ctx.option is not None
+    await _show(ctx, ctx.option.split(":", 1)[1])
 
 
 async def show_case(ctx: Context) -> None:
@@ -45,6 +42,11 @@ async def show_case(ctx: Context) -> None:
 async def _show(ctx: Context, number: str) -> None:
     stored = await case_store.get_by_number(ctx.conn, number)
     person = ctx.contact.person_id
+    if stored is not None:
+        actors = await casework.staff_actors(ctx.conn, person)
+        if actors and casework.can_view(stored.case, actors):
+            await staff.show_case(ctx, stored, actors)
+            return
     if stored is None or stored.case.id is None or not (
         stored.case.reporter_id == person
         or await case_store.is_follower(ctx.conn, stored.case.id, person)

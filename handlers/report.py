@@ -14,6 +14,7 @@ from typing import Any
 from bot import casework
 from bot.districts import Place
 from bot.messages import Choice, Kind
+from bot.workflow import Role
 from handlers.base import Context
 from store import cases as case_store
 from store import media as media_store
@@ -402,8 +403,11 @@ async def _file(ctx: Context) -> None:
         category=ctx.data["category"], subcategory=ctx.data.get("subcategory"),
         description=ctx.data["description"], place=place,
         photo_ids=tuple(ctx.data.get("photos", [])), channel=ctx.msg.channel)
-    filed = await casework.file_case(ctx.conn, ctx.services, ctx.contact.person_id, draft,
-                                     ctx.now)
+    patrol = ctx.data.get("patrol")
+    filed = await casework.file_case(
+        ctx.conn, ctx.services, ctx.contact.person_id, draft, ctx.now,
+        reporter_role=Role(patrol["role"]) if patrol else Role.RESIDENT,
+        reporter_scope=patrol["scope"] if patrol else None, found_on_patrol=bool(patrol))
     summary = _summary_context(ctx)
     handler_name = filed.handler.name if filed.handler and filed.handler.name else ""
     ctx.finish()
@@ -412,11 +416,7 @@ async def _file(ctx: Context) -> None:
             area=ctx.services.district.name(filed.case.grid_code or filed.case.street_code,
                                             ctx.locale),
             street_level=place.grid_code is None)
-    if filed.handler is not None:
-        ctx.notify(filed.handler.id, "case_assigned", number=filed.case.number,
-                   category=summary["category"], description=summary["description"],
-                   place=summary["place"], deadline=filed.case.deadline,
-                   urgency=filed.case.urgency, photos=summary["photos"])
+    ctx.notices.extend(filed.notices)
 
 
 # --- moving on --------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from bot.messages import Kind
-from handlers import common, mycases, report
+from bot.workflow import EventKind
+from handlers import chief, common, feedback, join, mycases, report, staff
 from handlers.base import Context
 
 Handler = Callable[[Context], Awaitable[None]]
@@ -19,6 +21,33 @@ COMMANDS: dict[str, Handler] = {
     "report": report.begin,
     "mycases": mycases.list_cases,
     "case": mycases.show_case,
+    "join": join.join,
+    "tasks": staff.tasks,
+    "stats": staff.stats_command,
+    "patrol": chief.patrol,
+    "visit": chief.visit,
+    "opinion": chief.opinion,
+    "contact": chief.contact,
+    "accept": lambda ctx: staff.quick_action(ctx, EventKind.SIGN),
+    "done": lambda ctx: staff.quick_action(ctx, EventKind.REPORT_DONE),
+    "esc": lambda ctx: staff.quick_action(ctx, EventKind.ESCALATE),
+}
+
+# Commands typed without "/" that take words after them (SMS): "JOIN 7KQ2M9", "签收 261123001".
+WORD_COMMANDS = {
+    "join": "join", "加入": "join",
+    "accept": "accept", "签收": "accept",
+    "done": "done", "办结": "done",
+    "esc": "esc", "上报": "esc",
+}
+
+# Buttons that stand on their own, whatever dialogue is under way: the actions of a case
+# that arrived as a notice, the resident's answer when a case closes, opening a case.
+OPTIONS: dict[str, Handler] = {
+    "act": staff.on_action,
+    "fixed": feedback.on_fixed,
+    "rate": feedback.on_rate,
+    "case": mycases.open_case,
 }
 
 # Whole messages that mean a command on channels without a "/" habit (SMS, mostly).
@@ -32,21 +61,34 @@ TEXT_COMMANDS = {
 FLOWS: dict[str, Step] = {
     "report": report.handle,
     "lang": common.lang_step,
-    "mycases": mycases.pick,
+    "staff": staff.handle,
+    "visit": chief.visit_step,
+    "opinion": chief.opinion_step,
+    "contact": chief.contact_step,
 }
 
 PROMPTS: dict[str, Handler] = {
     "report": report.prompt,
     "lang": common.lang_prompt,
+    "staff": staff.prompt,
+    "visit": chief.visit_prompt,
 }
 
 
 async def route(ctx: Context) -> None:
     """Handle one message: commands first, then the flow under way, else start a report."""
     msg = ctx.msg
+    prefix = ctx.option.split(":", 1)[0] if ctx.option else None
+    if prefix in OPTIONS:
+        await OPTIONS[prefix](ctx)
+        return
     command = msg.command if msg.kind == Kind.COMMAND else None
     if command is None and msg.kind == Kind.TEXT:
         command = TEXT_COMMANDS.get(msg.text.strip().lower())
+        word, _, rest = msg.text.strip().partition(" ")
+        if command is None and rest.strip() and word.lower() in WORD_COMMANDS:
+            command = WORD_COMMANDS[word.lower()]
+            ctx.msg = msg = replace(msg, kind=Kind.COMMAND, command=command, args=rest.strip())
     if command is not None:
         handler = COMMANDS.get(command)
         if handler is None:

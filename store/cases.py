@@ -252,3 +252,34 @@ async def follower_count(conn: aiosqlite.Connection, case_id: int) -> int:
     rows = await fetch(conn,
         "SELECT count(*) FROM case_followers WHERE case_id = ?", (case_id,))
     return int(rows[0][0])
+
+
+async def followers(conn: aiosqlite.Connection, case_id: int) -> list[int]:
+    """Ids of the people following a case."""
+    rows = await fetch(conn, "SELECT person_id FROM case_followers WHERE case_id = ?"
+                       " ORDER BY since", (case_id,))
+    return [int(r[0]) for r in rows]
+
+
+async def open_for_staff(
+    conn: aiosqlite.Connection, person_id: int, desks: Sequence[tuple[str, str, str]],
+    limit: int = 30,
+) -> list[Case]:
+    """Open cases a staff member holds: assigned to them, or on one of their desks.
+
+    A desk is (level, column, scope), e.g. ("grid", "grid_code", "33010600100101") or
+    ("department", "department", "sanitation").
+    """
+    allowed = {"grid_code", "community_code", "street_code", "department"}
+    clauses: list[str] = ["assignee_id = ?"]
+    params: list[object] = [person_id]
+    for level, column, scope in desks:
+        assert column in allowed
+        clauses.append(f"(level = ? AND {column} = ?)")
+        params += [level, scope]
+    marks = ", ".join("?" * len(OPEN_STATES))
+    rows = await fetch(
+        conn, f"SELECT id, workflow FROM cases WHERE state IN ({marks})"
+        f" AND ({' OR '.join(clauses)}) ORDER BY deadline IS NULL, deadline LIMIT ?",
+        (*OPEN_STATES, *params, limit))
+    return [case_from_json(r[1], r[0]) for r in rows]

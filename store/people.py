@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,6 +36,8 @@ class Person:
     locale: str | None
     grid_code: str | None
     duties: str | None
+    phone_visible: bool = False
+    photo_media_id: int | None = None
 
 
 CONTACT_SQL = """
@@ -97,7 +100,8 @@ async def add_contact(
 async def get_person(conn: aiosqlite.Connection, person_id: int) -> Person | None:
     """Return a person by id."""
     rows = await fetch(conn,
-        "SELECT id, name, phone, locale, grid_code, duties FROM people WHERE id = ?",
+        "SELECT id, name, phone, locale, grid_code, duties, phone_visible, photo_media_id"
+        " FROM people WHERE id = ?",
         (person_id,))
     return Person(*rows[0]) if rows else None
 
@@ -133,7 +137,8 @@ async def grant_role(
 async def holder_of(conn: aiosqlite.Connection, role: str, scope: str) -> Person | None:
     """The person holding a role in a scope (the grid chief of a grid, say), if any."""
     rows = await fetch(conn,
-        "SELECT p.id, p.name, p.phone, p.locale, p.grid_code, p.duties FROM roles r"
+        "SELECT p.id, p.name, p.phone, p.locale, p.grid_code, p.duties, p.phone_visible,"
+        " p.photo_media_id FROM roles r"
         " JOIN people p ON p.id = r.person_id"
         " WHERE r.role = ? AND r.scope = ? AND r.revoked_at IS NULL ORDER BY r.id LIMIT 1",
         (role, scope))
@@ -154,3 +159,15 @@ async def set_opted_out(
     """Mark a contact as stopped (nothing more is sent to it) or resumed."""
     await conn.execute("UPDATE contacts SET opted_out = ? WHERE channel = ? AND address = ?",
                        (1 if opted_out else 0, channel, address))
+
+
+async def holders(conn: aiosqlite.Connection, roles: Sequence[str], scope: str | None) -> list[int]:
+    """Ids of everyone holding one of `roles` (in `scope`, when one is given)."""
+    marks = ", ".join("?" * len(roles))
+    sql = f"SELECT DISTINCT person_id FROM roles WHERE role IN ({marks}) AND revoked_at IS NULL"
+    params: list[object] = list(roles)
+    if scope is not None:
+        sql += " AND scope = ?"
+        params.append(scope)
+    rows = await fetch(conn, sql + " ORDER BY person_id", params)
+    return [int(r[0]) for r in rows]

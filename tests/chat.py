@@ -41,6 +41,10 @@ class ChatDriver:
 
     async def _send(self, inbound: Inbound) -> list[Said]:
         await self.bot.engine.handle(inbound)
+        return await self.inbox()
+
+    async def inbox(self) -> list[Said]:
+        """What arrived for this person since the last look (e.g. a notice)."""
         rows = await outbox_store.for_address(self.bot.db.conn, self.channel, self.address,
                                               self.after)
         if rows:

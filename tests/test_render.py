@@ -15,15 +15,27 @@ NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 SAMPLE = {
     "grid": "翠苑一区第1网格",
     "chief": {"name": "王丽华", "phone": "13800001001", "duties": "巡查"},
-    "cases": [{"number": "261123-001", "category": "市容环卫", "state": "已立案",
-               "created": NOW, "description": "垃圾"}],
+    "cases": [{"number": "261123-001", "category": "sanitation", "state": "已立案",
+               "created": NOW, "description": "垃圾", "deadline": NOW, "overdue": True}],
     "number": "261123-001", "category": "市容环卫", "state": "已立案", "description": "垃圾",
     "deadline": NOW, "area": "翠苑一区第1网格", "followers": 2,
     "timeline": [{"at": NOW, "event": "立案", "note": ""}], "photos": 1, "command": "x",
     "limit": 5, "got": 5000, "place": "3号楼", "suggestion": "市容环卫", "count": 1,
     "street_level": False, "handler": "王丽华", "urgency": "U2",
+    # the staff side
+    "note": "现场已清理", "merged_into": "261123-002", "department": "sanitation",
+    "requested": NOW, "rating": 4, "rework": 1, "level": "grid", "action": "签收",
+    "reason": "不在本网格", "state_label": "处理中", "level_label": "网格",
+    "reporter": "老李 138****1001", "overdue": True, "actions": True, "role": "网格长",
+    "scope": "翠苑一区第1网格", "name": "王丽华", "phone": "13800001001", "duties": "巡查",
+    "photo": True, "locale": "zh_CN", "month": "2026-11", "due": 12, "closed": 10,
+    "rates": {"closing_rate": "83%", "on_time_closing_rate": "75%",
+              "on_time_signing_rate": "90%", "rework_rate": "8%", "self_handling_rate": "60%",
+              "satisfaction": "95%", "average_handling_hours": "5.2"},
+    "chiefs": [{"name": "王丽华", "handled": 11, "target": 10}],
 }
 renderer = Renderer(ZoneInfo("Asia/Shanghai"))
+renderer.globals["category_name"] = lambda code, locale: f"<{code}>"
 
 
 @pytest.mark.parametrize("locale", ["zh_CN", "en"])

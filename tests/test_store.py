@@ -26,8 +26,10 @@ async def test_database_is_in_wal_mode_and_migrations_run_once(db: Database) -> 
     rows = await db.fetchall("PRAGMA journal_mode")
     assert rows[0][0] == "wal"
     assert await db.migrate() == []
-    names = await db.fetchall("SELECT name FROM schema_migrations")
-    assert [r[0] for r in names] == ["0001_init.sql"]
+    names = [r[0] for r in await db.fetchall("SELECT name FROM schema_migrations")]
+    folder = Path(__file__).parent.parent / "store" / "migrations"
+    files = sorted(p.name for p in folder.glob("*.sql"))
+    assert names == files and names[0] == "0001_init.sql"
 
 
 async def test_inbox_keeps_a_provider_id_once(db: Database) -> None:

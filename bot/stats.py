@@ -1,0 +1,211 @@
+"""The indicators of the monthly appraisal, computed from cases and their audit trails.
+
+Pure: give it the cases and events of the period (see `store.stats`), get the figures.
+Definitions (domain.md, "Indicators"):
+
+- due (应结案): cases whose deadline falls in the period;
+- closing rate = due cases closed by the end of the period ÷ due;
+- on-time closing rate = due cases closed at or before their deadline ÷ due;
+- on-time signing = assignments (registration with a person in charge, or dispatch) in
+  the period signed for within the signing limit (15 minutes for U1, 1 hour otherwise)
+  ÷ assignments;
+- rework rate = cases sent back after a failed check ÷ cases reported done, in the period;
+- grid self-handling rate = cases registered in the period and closed inside the grid
+  ÷ cases registered in the period;
+- satisfaction = ratings of 3–5 ÷ ratings given in the period;
+- average handling time = mean hours from registration to closing, cases closed in the
+  period;
+- appraisal: cases each grid chief reported done or checked and closed in the period,
+  against the target of 10.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+APPRAISAL_TARGET = 10
+SIGN_LIMIT = {"U1": timedelta(minutes=15)}
+SIGN_LIMIT_DEFAULT = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    """What the indicators need of one case."""
+
+    id: int
+    grid_code: str | None
+    assignee_id: int | None
+    urgency: str
+    registered_at: datetime | None
+    deadline: datetime | None
+    closed_at: datetime | None
+    closed_by_level: str | None
+
+
+@dataclass(frozen=True)
+class EventFacts:
+    """What the indicators need of one audit line."""
+
+    case_id: int
+    event: str
+    actor_id: int | None
+    at: datetime
+    rating: int | None = None
+
+
+@dataclass
+class Figures:
+    """Counts for one group (a grid, a person, or everything), and the rates from them."""
+
+    due: int = 0
+    closed: int = 0
+    closed_on_time: int = 0
+    assigned: int = 0
+    signed_on_time: int = 0
+    handled: int = 0
+    reworked: int = 0
+    registered: int = 0
+    self_handled: int = 0
+    ratings: int = 0
+    satisfied: int = 0
+    handling_hours: list[float] = field(default_factory=list)
+
+    @staticmethod
+    def _rate(part: int, whole: int) -> float | None:
+        return round(part / whole, 4) if whole else None
+
+    def rates(self) -> dict[str, float | None]:
+        """The indicators as shares (None when there is nothing to divide by)."""
+        hours = self.handling_hours
+        return {
+            "closing_rate": self._rate(self.closed, self.due),
+            "on_time_closing_rate": self._rate(self.closed_on_time, self.due),
+            "on_time_signing_rate": self._rate(self.signed_on_time, self.assigned),
+            "rework_rate": self._rate(self.reworked, self.handled),
+            "self_handling_rate": self._rate(self.self_handled, self.registered),
+            "satisfaction": self._rate(self.satisfied, self.ratings),
+            "average_handling_hours": round(sum(hours) / len(hours), 2) if hours else None,
+        }
+
+
+@dataclass
+class Report:
+    """The month's figures overall, per grid and per person, and the appraisal."""
+
+    total: Figures
+    by_grid: dict[str, Figures]
+    by_person: dict[int, Figures]
+    handled_by_chief: dict[int, int]
+
+
+def compute(cases: Sequence[CaseFacts], events: Iterable[EventFacts], start: datetime,
+            end: datetime, chiefs: Iterable[int] = ()) -> Report:
+    """Compute the indicators for the period [start, end)."""
+    total = Figures()
+    by_grid: dict[str, Figures] = defaultdict(Figures)
+    by_person: dict[int, Figures] = defaultdict(Figures)
+    index = {c.id: c for c in cases}
+
+    def groups(case: CaseFacts) -> list[Figures]:
+        found = [total]
+        if case.grid_code:
+            found.append(by_grid[case.grid_code])
+        if case.assignee_id is not None:
+            found.append(by_person[case.assignee_id])
+        return found
+
+    for case in cases:
+        in_period = [start <= t < end if t else False
+                     for t in (case.deadline, case.registered_at, case.closed_at)]
+        due, registered, closed_now = in_period
+        for figures in groups(case):
+            if due:
+                figures.due += 1
+                if case.closed_at is not None and case.closed_at < end:
+                    figures.closed += 1
+                    if case.deadline is not None and case.closed_at <= case.deadline:
+                        figures.closed_on_time += 1
+            if registered:
+                figures.registered += 1
+                if case.closed_at is not None and case.closed_by_level == "grid":
+                    figures.self_handled += 1
+            if closed_now and case.registered_at is not None and case.closed_at is not None:
+                figures.handling_hours.append(
+                    (case.closed_at - case.registered_at).total_seconds() / 3600)
+
+    ordered = sorted(events, key=lambda e: (e.case_id, e.at))
+    waiting: dict[int, EventFacts] = {}
+    handled: dict[int, set[int]] = defaultdict(set)
+    for event in ordered:
+        owner = index.get(event.case_id)
+        if owner is None:
+            continue
+        case = owner
+        event_in_period = start <= event.at < end
+        if event.event in ("register", "dispatch") and event_in_period:
+            waiting[event.case_id] = event
+            for figures in groups(case):
+                figures.assigned += 1
+        elif event.event == "sign" and event.case_id in waiting:
+            assigned = waiting.pop(event.case_id)
+            if event.at - assigned.at <= SIGN_LIMIT.get(case.urgency, SIGN_LIMIT_DEFAULT):
+                for figures in groups(case):
+                    figures.signed_on_time += 1
+        if not event_in_period:
+            continue
+        if event.event == "report_done":
+            for figures in groups(case):
+                figures.handled += 1
+        elif event.event == "check_fail":
+            for figures in groups(case):
+                figures.reworked += 1
+        elif event.event == "rate" and event.rating is not None:
+            for figures in groups(case):
+                figures.ratings += 1
+                figures.satisfied += 1 if event.rating >= 3 else 0
+        if event.event in ("report_done", "check_pass") and event.actor_id is not None:
+            handled[event.actor_id].add(event.case_id)
+    handled_by_chief = {chief: len(handled.get(chief, set())) for chief in chiefs}
+    return Report(total, dict(by_grid), dict(by_person), handled_by_chief)
+
+
+COLUMNS = ("due", "closed", "closing_rate", "on_time_closing_rate", "on_time_signing_rate",
+           "rework_rate", "self_handling_rate", "satisfaction", "average_handling_hours")
+
+
+def _row(label: str, figures: Figures) -> list[str]:
+    rates = figures.rates()
+    counts = {"due": figures.due, "closed": figures.closed}
+    return [label, *(_cell(counts[c] if c in counts else rates[c]) for c in COLUMNS)]
+
+
+def _cell(value: float | int | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.2f}"
+
+
+def table(report: Report, chiefs: dict[int, tuple[str, str]]) -> list[list[str]]:
+    """The report as rows: a header, the total, each grid, each person, the appraisal."""
+    rows = [["group", *COLUMNS], _row("total", report.total)]
+    rows += [_row(f"grid {code}", figures) for code, figures in sorted(report.by_grid.items())]
+    rows += [_row(f"person {pid} {chiefs.get(pid, ('', ''))[0]}".strip(), figures)
+             for pid, figures in sorted(report.by_person.items())]
+    rows.append(["appraisal: chief", "grid", "handled", "target", "met"])
+    for pid, count in sorted(report.handled_by_chief.items(), key=lambda kv: chiefs[kv[0]][1]):
+        name, grid = chiefs[pid]
+        rows.append([name, grid, str(count), str(APPRAISAL_TARGET),
+                     "yes" if count >= APPRAISAL_TARGET else "no"])
+    return rows
+
+
+def format_table(rows: list[list[str]]) -> str:
+    """Rows as aligned text columns."""
+    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+                     for row in rows)

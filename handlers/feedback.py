@@ -1,0 +1,51 @@
+"""The resident's answer when a case closes: fixed? then a 1–5 rating; "no" reopens it."""
+
+from __future__ import annotations
+
+from bot import casework, workflow
+from bot.messages import Choice
+from bot.workflow import Actor, Event, EventKind, Role
+from handlers.base import Context
+from store import cases as case_store
+from store.cases import CaseConflict
+
+
+async def on_fixed(ctx: Context) -> None:
+    """"fixed:NUMBER:yes|no" from the closing message."""
+    assert ctx.option is not None
+    _, number, answer = ctx.option.split(":", 2)
+    stored = await case_store.get_by_number(ctx.conn, number)
+    if stored is None or stored.case.reporter_id != ctx.contact.person_id:
+        ctx.say("case_not_found", number=number)
+        return
+    if answer == "yes":
+        ctx.say("feedback_rate", [Choice(f"rate:{number}:{n}", "★" * n)
+                                  for n in range(5, 0, -1)])
+        return
+    await _apply(ctx, stored, Event(EventKind.REOPEN, note=ctx.label("btn.fixed_no")))
+    ctx.say("feedback_reopened", number=number)
+
+
+async def on_rate(ctx: Context) -> None:
+    """"rate:NUMBER:N": the resident's rating of the result."""
+    assert ctx.option is not None
+    _, number, stars = ctx.option.split(":", 2)
+    stored = await case_store.get_by_number(ctx.conn, number)
+    if stored is None or stored.case.reporter_id != ctx.contact.person_id:
+        ctx.say("case_not_found", number=number)
+        return
+    if await _apply(ctx, stored, Event(EventKind.RATE, rating=int(stars),
+                                                note=stars)):
+        ctx.say("feedback_thanks", rating=int(stars))
+
+
+async def _apply(ctx: Context, stored: case_store.StoredCase, event: Event) -> bool:
+    actor = Actor(person_id=ctx.contact.person_id, role=Role.RESIDENT, scope=None)
+    try:
+        _, notices = await casework.apply_event(ctx.conn, ctx.services, stored, event, actor,
+                                                ctx.now)
+    except (workflow.TransitionRefused, CaseConflict):
+        ctx.say("menu_stale")
+        return False
+    ctx.notices.extend(notices)
+    return True

@@ -1,0 +1,327 @@
+"""Staff on a case: the action buttons of an assignment, /tasks, and the staff case card.
+
+Every action is checked twice: the buttons offered are those the person's roles allow
+(`casework.action_choices`), and pressing one checks role, scope and state again against
+the case as it is now, so an old, forged or someone else's button changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bot import casework, stats, workflow
+from bot.categories import TimeLimit
+from bot.messages import Choice, Kind
+from bot.render import mask_phone
+from bot.workflow import Actor, Event, EventKind, Level, Role
+from handlers.base import Context
+from store import cases as case_store
+from store import media as media_store
+from store import people as people_store
+from store import stats as stats_store
+from store.cases import CaseConflict, StoredCase
+
+FLOW = "staff"
+MAX_NOTE = 500
+
+# What an action needs from the person before it can be applied.
+NEEDS_REASON = {EventKind.CHECK_FAIL, EventKind.RETURN, EventKind.DENY_APPROVAL,
+                EventKind.DENY_EXTENSION, EventKind.SUSPEND, EventKind.FORCE_CLOSE,
+                EventKind.ESCALATE, EventKind.REQUEST_APPROVAL}
+NEEDS_INPUT = {
+    **{kind: "reason" for kind in NEEDS_REASON},
+    EventKind.REPORT_DONE: "note",
+    EventKind.DISPATCH: "target",
+    EventKind.MERGE: "merge",
+    EventKind.REQUEST_EXTENSION: "days",
+}
+# Staff roles below the community see residents' phone numbers masked.
+MASKED_ROLES = {Role.GRID_CHIEF, Role.INFO_OFFICER, Role.DEPARTMENT}
+DONE_WORDS = {"完成", "跳过", "done", "skip"}
+
+
+async def on_action(ctx: Context) -> None:
+    """A pressed action button: "act:NUMBER:EVENT"."""
+    assert ctx.option is not None
+    _, number, kind_value = ctx.option.split(":", 2)
+    await start_action(ctx, number, kind_value)
+
+
+async def start_action(ctx: Context, number: str, kind_value: str) -> None:
+    """Check the action against the case as it is now; ask for what it needs, or apply."""
+    actors = await casework.staff_actors(ctx.conn, ctx.contact.person_id)
+    stored = await case_store.get_by_number(ctx.conn, number)
+    if not actors:
+        ctx.say("not_staff")
+        return
+    if stored is None or not casework.can_view(stored.case, actors):
+        ctx.say("case_not_found", number=number)
+        return
+    try:
+        kind = EventKind(kind_value)
+    except ValueError:
+        ctx.say("menu_stale")
+        return
+    actor = casework.actor_for(stored.case, kind, actors)
+    if actor is None:
+        ctx.say("action_conflict", number=number,
+                state=ctx.label(f"state.{stored.case.state.value}"))
+        await show_case(ctx, stored, actors)
+        return
+    need = NEEDS_INPUT.get(kind)
+    if need is None:
+        await _apply(ctx, stored, Event(kind), actor)
+        return
+    ctx.finish()
+    ctx.goto(FLOW, need)
+    ctx.data.update(number=number, kind=kind.value, photos=[])
+    await prompt(ctx)
+
+
+async def prompt(ctx: Context) -> None:
+    """Ask for what the pending action needs."""
+    step = ctx.conv.step
+    action = ctx.label(f"act.{ctx.data.get('kind', '')}")
+    if step == "reason":
+        ctx.say("action_ask_reason", action=action)
+    elif step == "note":
+        ctx.say("action_ask_note")
+    elif step == "merge":
+        ctx.say("action_ask_merge")
+    elif step == "days":
+        ctx.say("action_ask_days")
+    elif step == "target":
+        stored = await case_store.get_by_number(ctx.conn, str(ctx.data.get("number")))
+        if stored is not None:
+            ctx.say("action_ask_department", _targets(ctx, stored))
+
+
+def _targets(ctx: Context, stored: StoredCase) -> list[Choice]:
+    """Where a case can be dispatched: down to a grid or community, or to a department."""
+    case = stored.case
+    choices = []
+    if case.level in (Level.STREET, Level.COMMUNITY) and case.grid_code:
+        choices.append(Choice("to:grid", ctx.services.district.name(case.grid_code,
+                                                                    ctx.locale)))
+    if case.level == Level.STREET and case.community_code:
+        choices.append(Choice("to:community", ctx.services.district.name(
+            case.community_code, ctx.locale)))
+    from bot.departments import for_category
+
+    choices += [Choice(f"to:dept:{d.code}", d.name(ctx.locale))
+                for d in for_category(ctx.services.departments, case.category)]
+    return choices
+
+
+async def handle(ctx: Context) -> bool:
+    """The answer to what a pending action asked for."""
+    number = str(ctx.data.get("number", ""))
+    stored = await case_store.get_by_number(ctx.conn, number)
+    if stored is None:
+        ctx.finish()
+        return False
+    kind = EventKind(str(ctx.data["kind"]))
+    actors = await casework.staff_actors(ctx.conn, ctx.contact.person_id)
+    actor = casework.actor_for(stored.case, kind, actors)
+    if actor is None:
+        ctx.finish()
+        ctx.say("action_conflict", number=number,
+                state=ctx.label(f"state.{stored.case.state.value}"))
+        return True
+    step = ctx.conv.step
+    text = ctx.msg.text.strip() if ctx.msg.kind == Kind.TEXT else ""
+    if step == "note" and ctx.msg.kind == Kind.PHOTO and ctx.msg.photo is not None:
+        photo = ctx.msg.photo
+        media_id = await media_store.add(
+            ctx.conn, ctx.msg.channel, ctx.now, provider_ref=photo.provider_ref,
+            path=photo.path, sha256=photo.sha256, content_type=photo.content_type)
+        ctx.data["photos"].append(media_id)
+        ctx.say("action_photo_kept", count=len(ctx.data["photos"]))
+        return True
+    photos = tuple(ctx.data.get("photos", []))
+    event = _event_from_answer(ctx, stored, kind, step, text, has_photos=bool(photos))
+    if event is None:
+        await prompt(ctx)
+        return True
+    ctx.finish()
+    await _apply(ctx, stored, event, actor, after_photos=photos)
+    return True
+
+
+def _event_from_answer(ctx: Context, stored: StoredCase, kind: EventKind, step: str | None,
+                       text: str, has_photos: bool) -> Event | None:
+    """Build the event from the answer, or None when it does not fit (asked again)."""
+    case = stored.case
+    if step == "reason":
+        return Event(kind, note=text[:MAX_NOTE], deadline=_new_deadline(ctx, case, kind)) \
+            if text else None
+    if step == "note":
+        if not text and not has_photos:
+            return None
+        note = "" if text.lower() in DONE_WORDS else text[:MAX_NOTE]
+        return Event(kind, note=note)
+    if step == "merge":
+        target = casework.parse_case_number(text)
+        if target is None or target == case.number:
+            ctx.say("case_usage")
+            return None
+        return Event(kind, merged_into=target, note=target)
+    if step == "days":
+        if not text.isdigit() or not 1 <= int(text) <= 30:
+            return None
+        start = max(case.deadline or ctx.now, ctx.now)
+        deadline = ctx.services.calendar.deadline(start, TimeLimit(int(text), "days", True),
+                                                  ctx.services.tz)
+        return Event(kind, deadline=deadline, note=f"+{text}d")
+    if step == "target" and ctx.option and ctx.option.startswith("to:"):
+        target = ctx.option[3:]
+        if target == "grid":
+            return Event(kind, level=Level.GRID)
+        if target == "community":
+            return Event(kind, level=Level.COMMUNITY)
+        if target.startswith("dept:"):
+            return Event(kind, level=Level.DEPARTMENT, department=target[5:])
+    return None
+
+
+def _new_deadline(ctx: Context, case: workflow.Case, kind: EventKind) -> datetime | None:
+    """Escalation restarts the clock at the new level with the category's time limit."""
+    if kind != EventKind.ESCALATE:
+        return None
+    limit = ctx.services.catalog.time_limit_of(case.category)
+    return ctx.services.calendar.deadline(ctx.now, limit, ctx.services.tz)
+
+
+async def _apply(ctx: Context, stored: StoredCase, event: Event, actor: Actor,
+                 after_photos: tuple[int, ...] = ()) -> None:
+    """Apply an action, tell the person what it did, and show the case's next actions."""
+    if event.kind == EventKind.DISPATCH and event.level == Level.GRID and stored.case.grid_code:
+        chief = await people_store.holder_of(ctx.conn, "grid_chief", stored.case.grid_code)
+        event = Event(event.kind, level=Level.GRID, assignee_id=chief.id if chief else None)
+    if event.kind == EventKind.MERGE and (
+            event.merged_into is None
+            or await case_store.get_by_number(ctx.conn, event.merged_into) is None):
+        ctx.say("case_not_found", number=event.merged_into or "")
+        return
+    try:
+        case, notices = await casework.apply_event(ctx.conn, ctx.services, stored, event,
+                                                   actor, ctx.now)
+    except workflow.TransitionRefused as refused:
+        ctx.say("action_refused", reason=refused.message)
+        return
+    except CaseConflict:
+        fresh = await case_store.get_by_number(ctx.conn, stored.case.number)
+        ctx.say("action_conflict", number=stored.case.number,
+                state=ctx.label(f"state.{fresh.case.state.value}") if fresh else "")
+        return
+    assert case.id is not None
+    if after_photos:
+        await media_store.attach(ctx.conn, after_photos, case.id)
+    if event.kind == EventKind.MERGE and event.merged_into:
+        await casework.move_followers(ctx.conn, case, event.merged_into, ctx.now)
+    ctx.notices.extend(notices)
+    ctx.say("action_done", number=case.number, action=ctx.label(f"act.{event.kind.value}"),
+            state=ctx.label(f"state.{case.state.value}"))
+    refreshed = await case_store.get_by_number(ctx.conn, case.number)
+    if refreshed is not None:
+        await show_case(ctx, refreshed,
+                        await casework.staff_actors(ctx.conn, ctx.contact.person_id))
+
+
+async def show_case(ctx: Context, stored: StoredCase, actors: list[Actor]) -> None:
+    """The staff card of a case with the actions this person may take now."""
+    case = stored.case
+    choices = casework.action_choices(case, actors)
+    reporter = ""
+    if case.reporter_id is not None:
+        reporter = await _reporter_line(ctx, case.reporter_id, actors)
+    photos = [m.id for m in await media_store.for_case(ctx.conn, case.id or 0)]
+    ctx.say("staff_case", choices, attach=photos[:1], number=case.number,
+            category=case.category, urgency=case.urgency,
+            state_label=ctx.label(f"state.{case.state.value}"),
+            level_label=ctx.label(f"level.{case.level.value}"),
+            area=ctx.services.district.name(case.grid_code or case.community_code
+                                            or case.street_code, ctx.locale),
+            place=stored.details.address or "", description=stored.details.description,
+            reporter=reporter, deadline=case.deadline,
+            overdue=case.deadline is not None and case.deadline < ctx.now,
+            actions=bool(choices))
+
+
+async def _reporter_line(ctx: Context, reporter_id: int, actors: list[Actor]) -> str:
+    """Who reported: name and phone, the phone masked below the community level."""
+    person = await people_store.get_person(ctx.conn, reporter_id)
+    if person is None:
+        return ""
+    phone = person.phone
+    if phone is None:
+        sms = [c for c in await people_store.contacts_of(ctx.conn, reporter_id)
+               if c.channel == "sms"]
+        phone = sms[0].address if sms else None
+    masked = all(a.role in MASKED_ROLES for a in actors) and not person.phone_visible
+    shown = mask_phone(phone) if masked else (phone or "")
+    return " ".join(part for part in (person.name or "", shown) if part)
+
+
+async def tasks(ctx: Context) -> None:
+    """/tasks: my open cases, overdue first, each a button."""
+    ctx.finish()
+    actors = await casework.staff_actors(ctx.conn, ctx.contact.person_id)
+    if not actors:
+        ctx.say("not_staff")
+        return
+    desks = [desk for actor in actors if (desk := _desk(actor)) is not None]
+    found = await case_store.open_for_staff(ctx.conn, ctx.contact.person_id, desks)
+    if not found:
+        ctx.say("tasks_empty")
+        return
+    found.sort(key=lambda c: (not (c.deadline and c.deadline < ctx.now),
+                              c.deadline or ctx.now))
+    rows = [{"number": c.number, "category": c.category,
+             "state": ctx.label(f"state.{c.state.value}"), "deadline": c.deadline,
+             "overdue": bool(c.deadline and c.deadline < ctx.now)} for c in found]
+    ctx.say("tasks", [Choice(f"case:{c.number}", c.number) for c in found[:20]], cases=rows)
+
+
+def _desk(actor: Actor) -> tuple[str, str, str] | None:
+    """The cases a role sees as its own desk: (level, column, scope)."""
+    if actor.scope is None:
+        return None
+    column = {Role.GRID_CHIEF: ("grid", "grid_code"),
+              Role.COMMUNITY_STAFF: ("community", "community_code"),
+              Role.COMMUNITY_DIRECTOR: ("community", "community_code"),
+              Role.DISPATCHER: ("street", "street_code"),
+              Role.DEPARTMENT: ("department", "department")}.get(actor.role)
+    return (column[0], column[1], actor.scope) if column else None
+
+
+async def quick_action(ctx: Context, kind: EventKind) -> None:
+    """SMS shortcuts: ACCEPT N, DONE N, ESC N."""
+    number = casework.parse_case_number(ctx.msg.args)
+    if number is None:
+        ctx.say("case_usage")
+        return
+    await start_action(ctx, number, kind.value)
+
+
+async def stats_command(ctx: Context) -> None:
+    """/stats: this month's indicators for the person's own scope."""
+    actors = await casework.staff_actors(ctx.conn, ctx.contact.person_id)
+    scoped = [a for a in actors if a.scope in ctx.services.district.areas]
+    if not actors:
+        ctx.say("not_staff")
+        return
+    scope = scoped[0].scope if scoped else None
+    local = ctx.now.astimezone(ctx.services.tz)
+    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    cases, events = await stats_store.facts(ctx.conn, start, end, scope)
+    chiefs = await stats_store.chief_names(ctx.conn, scope)
+    report = stats.compute(cases, events, start, end, chiefs)
+    percent = {k: ("-" if v is None else f"{v * 100:.0f}%" if k != "average_handling_hours"
+                   else f"{v:.1f}") for k, v in report.total.rates().items()}
+    ctx.say("stats_summary", month=start.strftime("%Y-%m"),
+            scope=ctx.services.district.name(scope, ctx.locale) if scope else "",
+            due=report.total.due, closed=report.total.closed, rates=percent,
+            chiefs=[{"name": chiefs[pid][0], "handled": n, "target": stats.APPRAISAL_TARGET}
+                    for pid, n in report.handled_by_chief.items()])

@@ -1,0 +1,52 @@
+"""The rows the monthly indicators are computed from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import aiosqlite
+
+from bot.clock import iso, parse_iso
+from bot.stats import CaseFacts, EventFacts
+from store.cases import case_from_json
+from store.db import fetch
+
+
+async def facts(conn: aiosqlite.Connection, start: datetime, end: datetime,
+                scope: str | None = None) -> tuple[list[CaseFacts], list[EventFacts]]:
+    """Cases that matter to the period [start, end) (in a scope, if given) and their events."""
+    sql = ("SELECT id, workflow FROM cases WHERE created_at < ? AND (closed_at IS NULL"
+           " OR closed_at >= ? OR deadline >= ?)")
+    params: list[object] = [iso(end), iso(start), iso(start)]
+    if scope is not None:
+        sql += " AND ? IN (grid_code, community_code, street_code)"
+        params.append(scope)
+    cases = []
+    for row in await fetch(conn, sql, params):
+        case = case_from_json(row[1], row[0])
+        cases.append(CaseFacts(row[0], case.grid_code, case.assignee_id, case.urgency,
+                               case.registered_at, case.deadline, case.closed_at,
+                               case.closed_by_level.value if case.closed_by_level else None))
+    if not cases:
+        return [], []
+    ids = [c.id for c in cases]
+    marks = ", ".join("?" * len(ids))
+    rows = await fetch(conn, f"SELECT case_id, event, actor_id, at, note FROM case_events"
+                       f" WHERE case_id IN ({marks}) ORDER BY case_id, id", ids)
+    events = [EventFacts(r[0], r[1], r[2], parse_iso(r[3]),
+                         int(r[4]) if r[1] == "rate" and str(r[4]).isdigit() else None)
+              for r in rows]
+    return cases, events
+
+
+async def chief_names(conn: aiosqlite.Connection,
+                      scope: str | None = None) -> dict[int, tuple[str, str]]:
+    """Grid chiefs (in a scope's grids, if given): person id → (name, grid code)."""
+    rows = await fetch(
+        conn, "SELECT r.person_id, p.name, r.scope FROM roles r JOIN people p"
+        " ON p.id = r.person_id LEFT JOIN areas a ON a.code = r.scope"
+        " WHERE r.role = 'grid_chief' AND r.revoked_at IS NULL"
+        " AND (? IS NULL OR r.scope = ? OR a.parent = ? OR a.parent IN"
+        " (SELECT code FROM areas WHERE parent = ?)) ORDER BY r.scope",
+        (scope, scope, scope, scope))
+    return {int(r[0]): (r[1] or "", r[2] or "") for r in rows}
