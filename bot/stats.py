@@ -9,7 +9,7 @@ Definitions (domain.md, "Indicators"):
 - on-time signing = assignments (registration with a person in charge, or dispatch) in
   the period signed for within the signing limit (15 minutes for U1, 1 hour otherwise)
   ÷ assignments;
-- rework rate = cases sent back after a failed check ÷ cases reported done, in the period;
+- rework rate = failed checks ÷ reports of "done", in the period;
 - grid self-handling rate = cases registered in the period and closed inside the grid
   ÷ cases registered in the period;
 - satisfaction = ratings of 3–5 ÷ ratings given in the period;

@@ -22,7 +22,8 @@ async def start(ctx: Context) -> None:
     grid = ctx.contact.grid_code
     if grid:
         chief = await people_store.holder_of(ctx.conn, "grid_chief", grid)
-    ctx.say("welcome", grid=ctx.services.district.name(grid, ctx.locale) if grid else "",
+    ctx.say("welcome", attach=[chief.photo_media_id] if chief and chief.photo_media_id else [],
+            grid=ctx.services.district.name(grid, ctx.locale) if grid else "",
             chief=_card(chief) if chief else None)
 
 

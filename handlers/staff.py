@@ -7,6 +7,7 @@ the case as it is now, so an old, forged or someone else's button changes nothin
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from bot import casework, stats, workflow
@@ -20,6 +21,8 @@ from store import media as media_store
 from store import people as people_store
 from store import stats as stats_store
 from store.cases import CaseConflict, StoredCase
+
+log = logging.getLogger(__name__)
 
 FLOW = "staff"
 MAX_NOTE = 500
@@ -52,9 +55,13 @@ async def start_action(ctx: Context, number: str, kind_value: str) -> None:
     actors = await casework.staff_actors(ctx.conn, ctx.contact.person_id)
     stored = await case_store.get_by_number(ctx.conn, number)
     if not actors:
+        log.warning("refused %s on case %s for person %s: not staff", kind_value, number,
+                    ctx.contact.person_id)
         ctx.say("not_staff")
         return
     if stored is None or not casework.can_view(stored.case, actors):
+        log.warning("refused %s on case %s for person %s: outside their scope",
+                    kind_value, number, ctx.contact.person_id)
         ctx.say("case_not_found", number=number)
         return
     try:
