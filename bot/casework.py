@@ -163,6 +163,11 @@ async def notices_for(
     """
     notices: list[Notice] = []
     seen: set[tuple[int, str]] = set()
+    # The closing message shows the result: the last photo on the case (the after-photo).
+    after_photo: tuple[int, ...] = ()
+    if case.state == State.CLOSED and case.id is not None:
+        media = await media_store.for_case(conn, case.id)
+        after_photo = (media[-1].id,) if media else ()
     for effect in effects:
         if effect.kind != "notify" or effect.template is None:
             continue
@@ -180,7 +185,9 @@ async def notices_for(
                 choices = (Choice(f"fixed:{case.number}:yes", "@btn.fixed_yes"),
                            Choice(f"fixed:{case.number}:no", "@btn.fixed_no"))
             context = case_context(case, details, {"note": note, **effect.data})
-            notices.append(Notice(person_id, Reply(effect.template, context, choices)))
+            photos = after_photo if public and effect.template == "case_closed" else ()
+            notices.append(Notice(person_id, Reply(effect.template, context, choices,
+                                                   photos=photos)))
     return notices
 
 

@@ -48,6 +48,7 @@ OPTIONS: dict[str, Handler] = {
     "fixed": feedback.on_fixed,
     "rate": feedback.on_rate,
     "case": mycases.open_case,
+    "add": mycases.on_add,
 }
 
 # Whole messages that mean a command on channels without a "/" habit (SMS, mostly).
@@ -65,6 +66,7 @@ FLOWS: dict[str, Step] = {
     "visit": chief.visit_step,
     "opinion": chief.opinion_step,
     "contact": chief.contact_step,
+    "add": mycases.add_step,
 }
 
 PROMPTS: dict[str, Handler] = {

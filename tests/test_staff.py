@@ -71,6 +71,8 @@ async def test_general_procedure_round_the_loop_with_the_resident_told(
     assert await state_of(gridbot, number) == "closed"
     await resident.inbox()
     assert "已办结" in resident.said and "问题解决了吗" in resident.said
+    closing = resident.last[-1].payload
+    assert closing.get("photos"), "the closing message shows the after-photo on Telegram"
     await resident.press("已解决")
     await resident.press("★★★★★")
     assert "5分" in resident.said
@@ -378,3 +380,33 @@ async def test_an_invitation_works_once_and_expires(gridbot: Gridbot, clock: Fak
     assert "不存在" in second.said
     rows = await gridbot.db.fetchall("SELECT code_hash FROM invites")
     assert all("ONCE1234" not in r[0] for r in rows)  # stored hashed
+
+
+async def test_the_reporter_adds_a_comment_and_a_photo_and_the_chief_is_told(
+        gridbot: Gridbot, resident: ChatDriver, chief: ChatDriver) -> None:
+    number = await report_by_menu(resident)
+    await chief.inbox()
+    await resident.text(f"/case {number}")
+    await resident.press("补充")
+    await resident.text("晚上九点以后完全不亮")
+    assert "已补充" in resident.said
+    await chief.inbox()
+    assert "晚上九点以后完全不亮" in chief.said
+    await resident.text(f"/case {number}")
+    await resident.press("补充")
+    await resident.photo("ee" * 32)
+    stored = await case_store.get_by_number(gridbot.db.conn, number)
+    assert stored is not None and stored.case.id is not None
+    rows = await gridbot.db.fetchall("SELECT count(*) FROM media WHERE case_id = ?",
+                                     [stored.case.id])
+    assert rows[0][0] == 3
+    assert (await trail(gridbot, number)).count("comment") == 2
+
+
+async def test_stats_command_shows_the_month_for_the_chiefs_grid(
+        gridbot: Gridbot, resident: ChatDriver, chief: ChatDriver) -> None:
+    await report_by_menu(resident)
+    await chief.text("/stats")
+    assert "2026-11" in chief.said and "翠苑一区第1网格" in chief.said
+    await resident.text("/stats")
+    assert "只对网格员和工作人员开放" in resident.said
