@@ -76,3 +76,14 @@ async def _set(ctx: Context, locale: str) -> None:
 async def lang_prompt(ctx: Context) -> None:
     """Ask again for the language."""
     ctx.say("lang_choose", [Choice(f"lang:{code}", name) for code, name in LANGUAGES])
+
+
+async def share_phone(ctx: Context) -> None:
+    """/sharephone on|off: let the grid's staff see my phone number in full, or not."""
+    choice = ctx.msg.args.strip().lower()
+    if choice not in ("on", "off", "开", "关"):
+        ctx.say("sharephone_usage")
+        return
+    visible = choice in ("on", "开")
+    await people_store.set_phone_visible(ctx.conn, ctx.contact.person_id, visible)
+    ctx.say("sharephone_set", visible=visible)

@@ -21,6 +21,7 @@ COMMANDS: dict[str, Handler] = {
     "report": report.begin,
     "mycases": mycases.list_cases,
     "case": mycases.show_case,
+    "sharephone": common.share_phone,
     "join": join.join,
     "tasks": staff.tasks,
     "stats": staff.stats_command,

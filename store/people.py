@@ -171,3 +171,9 @@ async def holders(conn: aiosqlite.Connection, roles: Sequence[str], scope: str |
         params.append(scope)
     rows = await fetch(conn, sql + " ORDER BY person_id", params)
     return [int(r[0]) for r in rows]
+
+
+async def set_phone_visible(conn: aiosqlite.Connection, person_id: int, visible: bool) -> None:
+    """Record whether the person agrees to show their phone number to their grid's staff."""
+    await conn.execute("UPDATE people SET phone_visible = ? WHERE id = ?",
+                       (1 if visible else 0, person_id))

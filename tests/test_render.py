@@ -28,7 +28,7 @@ SAMPLE = {
     "reason": "不在本网格", "state_label": "处理中", "level_label": "网格",
     "reporter": "老李 138****1001", "overdue": True, "actions": True, "role": "网格长",
     "scope": "翠苑一区第1网格", "name": "王丽华", "phone": "13800001001", "duties": "巡查",
-    "photo": True, "locale": "zh_CN", "month": "2026-11", "due": 12, "closed": 10,
+    "photo": True, "locale": "zh_CN", "visible": True, "month": "2026-11", "due": 12, "closed": 10,
     "rates": {"closing_rate": "83%", "on_time_closing_rate": "75%",
               "on_time_signing_rate": "90%", "rework_rate": "8%", "self_handling_rate": "60%",
               "satisfaction": "95%", "average_handling_hours": "5.2"},

@@ -308,6 +308,11 @@ async def test_chief_sees_a_sms_residents_number_masked_and_the_community_in_ful
     community = await join_as(gridbot, "sq", "community_staff", COMMUNITY_1)
     await community.text(f"/case {number}")
     assert "+8613912345678" in community.said
+    phone.channel = "sms"  # the SMS channel's own address from now on
+    await phone.text("/sharephone on")
+    assert "完整电话号码" in phone.said
+    await chief.text(f"/case {number}")
+    assert "+8613912345678" in chief.said  # the resident agreed
 
 
 async def test_sms_staff_accept_with_a_typed_command(gridbot: Gridbot,
