@@ -145,6 +145,27 @@ async def test_urgent_case_reaches_community_and_street_at_once(
     for staff in (community, street):
         await staff.inbox()
         assert "【紧急】" in staff.said and number.group(0) in staff.said
+    stored = await case_store.get_by_number(gridbot.db.conn, number.group(0))
+    assert stored is not None and stored.case.procedure.value == "urgent"
+    chief = ChatDriver(gridbot, "sim-telegram", "web:chief-0101")
+    await chief.inbox()
+    await chief.press("签收")
+    await chief.press("已处置")
+    await chief.text("已关阀，抢修完成")
+    await chief.press("核查通过")
+    assert await state_of(gridbot, number.group(0)) == "closed"
+
+
+async def test_community_staff_cannot_act_in_another_community(
+        gridbot: Gridbot, resident: ChatDriver, chief: ChatDriver) -> None:
+    other = await join_as(gridbot, "sq2", "community_staff", "33010600100200")
+    number = await report_by_menu(resident)
+    await chief.inbox()
+    await chief.press("上报上级")
+    await chief.text("需要社区处理")
+    await other.text(f"ACCEPT {number}")
+    assert "没有找到" in other.said
+    assert await state_of(gridbot, number) == "registered"
 
 
 async def test_approval_goes_community_director_street_then_back_to_the_chief(
