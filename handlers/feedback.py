@@ -10,14 +10,24 @@ from store import cases as case_store
 from store.cases import CaseConflict
 
 
-async def on_fixed(ctx: Context) -> None:
-    """"fixed:NUMBER:yes|no" from the closing message."""
+async def _own_case(ctx: Context) -> tuple[case_store.StoredCase, str] | None:
+    """The reporter's case named by the pressed button, and the button's answer."""
     assert ctx.option is not None
     _, number, answer = ctx.option.split(":", 2)
     stored = await case_store.get_by_number(ctx.conn, number)
     if stored is None or stored.case.reporter_id != ctx.contact.person_id:
         ctx.say("case_not_found", number=number)
+        return None
+    return stored, answer
+
+
+async def on_fixed(ctx: Context) -> None:
+    """"fixed:NUMBER:yes|no" from the closing message."""
+    found = await _own_case(ctx)
+    if found is None:
         return
+    stored, answer = found
+    number = stored.case.number
     if answer == "yes":
         ctx.say("feedback_rate", [Choice(f"rate:{number}:{n}", "★" * n)
                                   for n in range(5, 0, -1)])
@@ -28,12 +38,10 @@ async def on_fixed(ctx: Context) -> None:
 
 async def on_rate(ctx: Context) -> None:
     """"rate:NUMBER:N": the resident's rating of the result."""
-    assert ctx.option is not None
-    _, number, stars = ctx.option.split(":", 2)
-    stored = await case_store.get_by_number(ctx.conn, number)
-    if stored is None or stored.case.reporter_id != ctx.contact.person_id:
-        ctx.say("case_not_found", number=number)
+    found = await _own_case(ctx)
+    if found is None or not found[1].isdigit():
         return
+    stored, stars = found
     if await _apply(ctx, stored, Event(EventKind.RATE, rating=int(stars),
                                                 note=stars)):
         ctx.say("feedback_thanks", rating=int(stars))
