@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from bot.bootstrap import Gridbot, build
 from bot.channels import SIMULATED
 from bot.channels.registry import webhook_routes
+from bot.links import routes as media_routes
 from bot.mediafiles import MediaRefused, save_photo
 from bot.messages import Inbound, Kind, parse_text
 from bot.settings import Settings
@@ -47,7 +48,8 @@ def create_app(settings: Settings, gridbot: Gridbot | None = None) -> Starlette:
             if gridbot is None:
                 await bot.close()
 
-    routes: list[BaseRoute] = [Route("/healthz", healthz), *webhook_routes(settings)]
+    routes: list[BaseRoute] = [Route("/healthz", healthz), *media_routes(),
+                              *webhook_routes(settings)]
     if settings.simulators:
         routes += [
             Route("/sim", sim_page),

@@ -13,6 +13,7 @@ from bot.districts import District, load_demo
 from bot.engine import Engine
 from bot.outbox import OutboxWorker
 from bot.render import Renderer
+from bot.scheduler import Scheduler
 from bot.services import Services
 from bot.settings import Settings
 from bot.worktime import WorkCalendar
@@ -33,6 +34,7 @@ class Gridbot:
     clock: Clock
     channels: list[Channel] = field(default_factory=list)
     workers: list[OutboxWorker] = field(default_factory=list)
+    scheduler: Scheduler | None = None
 
     def channel(self, name: str) -> Channel:
         """The running channel of that name (its webhook endpoints use this)."""
@@ -50,9 +52,13 @@ class Gridbot:
             await channel.start()
         for worker in self.workers:
             worker.start()
+        if self.scheduler is not None:
+            self.scheduler.start()
 
     async def stop(self) -> None:
-        """Stop sending and disconnect the channels, in the reverse order."""
+        """Stop the clock, stop sending and disconnect the channels, in the reverse order."""
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         for worker in reversed(self.workers):
             await worker.stop()
         for channel in reversed(self.channels):
@@ -84,10 +90,13 @@ async def build(settings: Settings, clock: Clock | None = None) -> Gridbot:
                                                                             locale)
     engine = Engine(db, services, renderer, clock)
     bot = Gridbot(settings, db, services, renderer, engine, clock)
+    bot.scheduler = Scheduler(db, services, renderer, clock, settings)
+    engine.on_queued.append(bot.scheduler.poke)  # a confirmed notice goes out at once
     for channel in configured_channels(settings, engine, clock):
         engine.parsers[channel.name] = channel.parser()
         worker = OutboxWorker(db, channel.sender(), clock)
         engine.on_queued.append(worker.wake.set)
+        bot.scheduler.on_queued.append(worker.wake.set)
         bot.channels.append(channel)
         bot.workers.append(worker)
     return bot

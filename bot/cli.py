@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from bot import stats
+from bot import cli_notices, stats
 from bot.bootstrap import Gridbot, build
 from bot.channels import SIMULATED
 from bot.clock import SystemClock
@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database, then exit")
     migrate.set_defaults(run=_migrate)
+    cli_notices.add_commands(commands)  # notice, meeting
 
     invite = commands.add_parser("invite", help="make a one-time code for a staff member")
     invite.add_argument("--role", required=True, choices=sorted(STAFF_ROLE_NAMES),

@@ -19,7 +19,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiosqlite
@@ -31,13 +31,13 @@ from bot.notify import open_menu, render_notices
 from bot.render import Renderer
 from bot.services import Services
 from handlers.base import Context
-from handlers.router import reprompt, route
+from handlers.router import RAW_OPTIONS, reprompt, route
 from store import conversations as conversation_store
 from store import inbox as inbox_store
 from store import outbox as outbox_store
 from store import people as people_store
 from store.db import Database
-from store.outbox import OutboundRow
+from store.outbox import PRIORITY_REPLY, PRIORITY_STOP_CONFIRMATION, OutboundRow
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +100,47 @@ class Engine:
         self.locks = KeyedLocks()
         self.on_queued: list[Callable[[], None]] = []  # told after replies were committed
         self._queue: list[_Pending] = []
+        self._received: list[tuple[inbox_store.InboxRow, asyncio.Future[int | None]]] = []
+        self._receiver: asyncio.Task[None] | None = None
+        self._fresh: dict[int, inbox_store.InboxRow] = {}
         self._drainer: asyncio.Task[None] | None = None
 
     async def receive(self, channel: str, provider_id: str, address: str,
                       payload: dict[str, Any]) -> int | None:
-        """Store a raw payload; return its inbox id, or None if it was stored before."""
-        async with self.db.transaction() as conn:
-            return await inbox_store.insert(conn, channel, provider_id, address, payload,
-                                            self.clock.now())
+        """Store a raw payload; return its inbox id, or None if it was stored before.
+
+        Returns once the row is committed. Payloads arriving meanwhile are stored in one
+        transaction together; if that fails, every caller gets the error (a webhook then
+        answers 500 and the provider delivers again), so nothing is acknowledged unstored.
+        """
+        result: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._received.append((inbox_store.InboxRow(0, channel, provider_id, address, payload,
+                                                    "received"), result))
+        if self._receiver is None or self._receiver.done():
+            self._receiver = asyncio.create_task(self._store_received())
+        return await result
+
+    async def _store_received(self) -> None:
+        """Insert waiting payloads, one transaction per batch."""
+        while self._received:
+            batch = self._received[:MAX_BATCH]
+            del self._received[:MAX_BATCH]
+            try:
+                async with self.db.transaction(starts_with_write=True) as conn:
+                    ids = [await inbox_store.insert(conn, row.channel, row.provider_id,
+                                                    row.address, row.payload, self.clock.now())
+                           for row, _ in batch]
+            except Exception as exc:  # noqa: BLE001 - each caller hears of it
+                for _, result in batch:
+                    if not result.done():
+                        result.set_exception(exc)
+                continue
+            for (row, result), inbox_id in zip(batch, ids, strict=True):
+                if inbox_id is not None:
+                    # process() will not need to read back what was just written.
+                    self._fresh[inbox_id] = replace(row, id=inbox_id)
+                if not result.done():
+                    result.set_result(inbox_id)
 
     async def handle(self, inbound: Inbound, provider_id: str | None = None) -> int | None:
         """Store and process one inbound message; return its inbox id, None if seen before.
@@ -195,7 +228,7 @@ class Engine:
         The channel's parser may do I/O (download a photo) before the transaction; a lock
         per conversation keeps one person's messages in the order they were stored.
         """
-        row = await inbox_store.get(self.db.conn, inbox_id)
+        row = self._fresh.pop(inbox_id, None) or await inbox_store.get(self.db.conn, inbox_id)
         if row is None or row.status != "received":
             return
         parser = self.parsers.get(row.channel, parse_stored_inbound)
@@ -241,7 +274,7 @@ class Engine:
         menu_id = None
         if menu_reply is not None:
             menu_id = open_menu(conv, [c.value for c in menu_reply.choices])
-        else:
+        elif not ctx.keep_menu:
             conv.data.pop("_menu", None)
 
         rows = []
@@ -251,7 +284,8 @@ class Engine:
                               reply.photos)
             body, payload = self.renderer.render(reply, ctx.locale, spec, menu_id)
             rows.append(OutboundRow(msg.channel, msg.address, contact.person_id, body, payload,
-                                    inbox_id=inbox_id))
+                                    priority=PRIORITY_STOP_CONFIRMATION if ctx.opting_out
+                                    else PRIORITY_REPLY, inbox_id=inbox_id))
         await conversation_store.save(conn, conv, now)
         # After saving the sender's conversation: a notice may open a menu in another one,
         # or (a staff member acting on their own case) in this one, saved again.
@@ -265,6 +299,9 @@ class Engine:
         msg = ctx.msg
         if msg.kind == Kind.OPTION:
             menu_part, _, index_part = (msg.option or "").partition(":")
+            if menu_part in RAW_OPTIONS:  # a bulk message's own button ("ack:12")
+                ctx.option = msg.option
+                return True
             if (menu and menu_part == str(menu["id"]) and index_part.isdigit()
                     and int(index_part) < len(menu["values"])):
                 ctx.option = menu["values"][int(index_part)]

@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -53,6 +54,15 @@ class Settings:
     twilio_mps: float = 1.0
     trust_proxy: bool = False
     phone_region: str = "CN"
+    # The scheduler (issue 6): sweep interval, digests, quiet hours, weekly meeting notice.
+    tick_seconds: float = 30.0
+    digest_morning: time | None = time(8, 30)
+    digest_evening: time | None = time(17, 30)
+    quiet_hours: tuple[time, time] | None = (time(21, 0), time(8, 0))
+    meeting_cron: str | None = "0 9 * * mon"
+    # Telegram's overall rate (messages/s). 30 is Telegram's limit; raise it only against
+    # a test gateway (the crash test, benchmarks).
+    telegram_rate: float = 30.0
 
     @property
     def telegram_enabled(self) -> bool:
@@ -141,6 +151,16 @@ class Settings:
             media_dir=Path(get("GRIDBOT_MEDIA_DIR") or defaults.media_dir),
             demo=_flag("GRIDBOT_DEMO", get("GRIDBOT_DEMO"), defaults.demo),
             simulators=_flag("GRIDBOT_SIMULATORS", get("GRIDBOT_SIMULATORS"), defaults.simulators),
+            tick_seconds=_tick(get("GRIDBOT_TICK_SECONDS"), defaults.tick_seconds),
+            digest_morning=_clock_time("GRIDBOT_DIGEST_MORNING", get("GRIDBOT_DIGEST_MORNING"),
+                                       defaults.digest_morning),
+            digest_evening=_clock_time("GRIDBOT_DIGEST_EVENING", get("GRIDBOT_DIGEST_EVENING"),
+                                       defaults.digest_evening),
+            quiet_hours=_quiet_hours(get("GRIDBOT_QUIET_HOURS"), defaults.quiet_hours),
+            meeting_cron=_cron("GRIDBOT_MEETING_CRON", get("GRIDBOT_MEETING_CRON"),
+                               defaults.meeting_cron),
+            telegram_rate=_positive("GRIDBOT_TELEGRAM_RATE", get("GRIDBOT_TELEGRAM_RATE"),
+                                    defaults.telegram_rate),
         )
 
 
@@ -211,3 +231,66 @@ def _flag(setting: str, raw: str | None, default: bool) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{setting}: must be true or false, got {raw!r}")
+
+
+_OFF = ("off", "none", "no", "false", "0")
+_CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+_CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _tick(raw: str | None, default: float) -> float:
+    value = _positive("GRIDBOT_TICK_SECONDS", raw, default)
+    if not 1 <= value <= 3600:
+        raise SettingsError(f"GRIDBOT_TICK_SECONDS: must be from 1 to 3600 seconds, got {raw!r}")
+    return value
+
+
+def _clock_time(setting: str, raw: str | None, default: time | None) -> time | None:
+    if raw is None:
+        return default
+    if raw.lower() in _OFF:
+        return None
+    match = _CLOCK.fullmatch(raw)
+    if match is None:
+        raise SettingsError(f"{setting}: must be a local time like 08:30, or off; got {raw!r}")
+    return time(int(match[1]), int(match[2]))
+
+
+def _quiet_hours(raw: str | None, default: tuple[time, time] | None) -> tuple[time, time] | None:
+    if raw is None:
+        return default
+    if raw.lower() in _OFF:
+        return None
+    start, sep, end = raw.replace(" ", "").partition("-")
+    begin, finish = _CLOCK.fullmatch(start), _CLOCK.fullmatch(end)
+    if not sep or begin is None or finish is None or start == end:
+        raise SettingsError("GRIDBOT_QUIET_HOURS: must be two different local times like"
+                            f" 21:00-08:00, or off; got {raw!r}")
+    return time(int(begin[1]), int(begin[2])), time(int(finish[1]), int(finish[2]))
+
+
+def crontab_fields(expr: str) -> list[str]:
+    """A crontab line's five fields, weekday numbers named as crontab means them (0 = Sunday)."""
+    fields = expr.split()
+    if len(fields) == 5:
+        fields[4] = re.sub(r"\d", lambda m: _CRONTAB_DAYS[int(m[0]) % 8], fields[4])
+    return fields
+
+
+def _cron(setting: str, raw: str | None, default: str | None) -> str | None:
+    if raw is None:
+        return default
+    if raw.lower() in _OFF:
+        return None
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = crontab_fields(raw)
+    try:
+        if len(fields) != 5:
+            raise ValueError("five fields are needed")
+        CronTrigger(minute=fields[0], hour=fields[1], day=fields[2], month=fields[3],
+                    day_of_week=fields[4])
+    except ValueError as exc:
+        raise SettingsError(f"{setting}: must be a crontab line (minute hour day month"
+                            f" weekday) like '0 9 * * mon', or off; got {raw!r} ({exc})") from None
+    return " ".join(raw.split())

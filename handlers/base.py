@@ -38,6 +38,10 @@ class Context:
     option: str | None = None
     replies: list[Reply] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
+    # An aside (SMS HELP, STATUS N): the menu the person is answering stays valid.
+    keep_menu: bool = False
+    # This message opts the sender out (SMS 退订): its replies are the one confirmation.
+    opting_out: bool = False
 
     @property
     def data(self) -> dict[str, Any]:

@@ -104,7 +104,10 @@ async def _on_category(ctx: Context) -> None:
         await _suggest(ctx, ctx.msg.text)
         return
     await _keep_stray(ctx)
-    _ask_category(ctx)
+    if ctx.data.get("description"):
+        ctx.keep_menu = True  # a photo after a one-message report: the suggestion still holds
+    else:
+        _ask_category(ctx)
 
 
 # --- description ------------------------------------------------------------------------

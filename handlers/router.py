@@ -7,7 +7,19 @@ from dataclasses import replace
 
 from bot.messages import Kind
 from bot.workflow import EventKind
-from handlers import chief, common, feedback, join, mycases, report, staff
+from handlers import (
+    chief,
+    common,
+    feedback,
+    home,
+    join,
+    meetings,
+    mycases,
+    notices,
+    report,
+    sms_keywords,
+    staff,
+)
 from handlers.base import Context
 
 Handler = Callable[[Context], Awaitable[None]]
@@ -32,6 +44,12 @@ COMMANDS: dict[str, Handler] = {
     "accept": lambda ctx: staff.quick_action(ctx, EventKind.SIGN),
     "done": lambda ctx: staff.quick_action(ctx, EventKind.REPORT_DONE),
     "esc": lambda ctx: staff.quick_action(ctx, EventKind.ESCALATE),
+    "notice": notices.begin,
+    "meeting": meetings.begin,
+    "home": home.home,
+    "mute": home.mute,
+    "unmute": home.unmute,
+    "ack": notices.ack_command,
 }
 
 # Commands typed without "/" that take words after them (SMS): "JOIN 7KQ2M9", "签收 261123001".
@@ -50,7 +68,15 @@ OPTIONS: dict[str, Handler] = {
     "rate": feedback.on_rate,
     "case": mycases.open_case,
     "add": mycases.on_add,
+    "ack": notices.on_ack,
+    "rsvp": meetings.on_rsvp,
+    "nshow": notices.on_show,
+    "nremind": notices.on_remind,
+    "mshow": meetings.on_show,
 }
+# Options whose button data is the value itself, not "MENU:INDEX": bulk messages (notices,
+# meetings) carry them without opening a menu. Their handlers check who may answer.
+RAW_OPTIONS = ("ack", "rsvp")
 
 # Whole messages that mean a command on channels without a "/" habit (SMS, mostly).
 TEXT_COMMANDS = {
@@ -58,6 +84,7 @@ TEXT_COMMANDS = {
     "帮助": "help", "help": "help",
     "我的": "mycases", "我的事件": "mycases",
     "语言": "lang", "language": "lang",
+    "收到": "ack", "received": "ack",
 }
 
 FLOWS: dict[str, Step] = {
@@ -68,6 +95,9 @@ FLOWS: dict[str, Step] = {
     "opinion": chief.opinion_step,
     "contact": chief.contact_step,
     "add": mycases.add_step,
+    "notice": notices.handle,
+    "meeting": meetings.handle,
+    "home": home.where,
 }
 
 PROMPTS: dict[str, Handler] = {
@@ -75,11 +105,16 @@ PROMPTS: dict[str, Handler] = {
     "lang": common.lang_prompt,
     "staff": staff.prompt,
     "visit": chief.visit_prompt,
+    "notice": notices.prompt,
+    "meeting": meetings.prompt,
+    "home": home.prompt,
 }
 
 
 async def route(ctx: Context) -> None:
     """Handle one message: commands first, then the flow under way, else start a report."""
+    if await sms_keywords.intercept(ctx, reprompt):  # STOP, HELP, STATUS N... on SMS
+        return
     msg = ctx.msg
     prefix = ctx.option.split(":", 1)[0] if ctx.option else None
     if prefix in OPTIONS:
@@ -117,6 +152,8 @@ async def idle(ctx: Context) -> None:
         return
     if msg.kind == Kind.OPTION:
         ctx.say("menu_stale")
+        return
+    if await notices.typed_answer(ctx):  # "1" answering a notice or an invitation (SMS)
         return
     await report.begin(ctx, msg.text if msg.kind == Kind.TEXT else None)
 

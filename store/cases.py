@@ -20,6 +20,7 @@ import aiosqlite
 
 from bot.clock import iso, parse_iso
 from bot.workflow import AuditRecord, Case, State
+from store import schedule
 from store.db import fetch
 
 OPEN_STATES = tuple(s.value for s in State if s not in (
@@ -134,11 +135,11 @@ async def insert_case(conn: aiosqlite.Connection, case: Case, details: CaseDetai
         "INSERT INTO cases (number, state, category, urgency, procedure, level, grid_code,"
         " community_code, street_code, department, assignee_id, reporter_id, deadline,"
         " closed_at, workflow, version, subcategory, description, address, building_id, lat,"
-        " lon, location_note, source_channel, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " lon, location_note, source_channel, created_at, warn_at, breach_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (*_columns(case), details.subcategory, details.description, details.address,
          details.building_id, details.lat, details.lon, details.location_note,
-         details.source_channel, iso(case.created_at)))
+         details.source_channel, iso(case.created_at), *schedule.timer_columns(case)))
     return dataclasses.replace(case, id=cursor.lastrowid)
 
 
@@ -148,8 +149,8 @@ async def update_case(conn: aiosqlite.Connection, case: Case, loaded_version: in
         "UPDATE cases SET number = ?, state = ?, category = ?, urgency = ?, procedure = ?,"
         " level = ?, grid_code = ?, community_code = ?, street_code = ?, department = ?,"
         " assignee_id = ?, reporter_id = ?, deadline = ?, closed_at = ?, workflow = ?,"
-        " version = ? WHERE id = ? AND version = ?",
-        (*_columns(case), case.id, loaded_version))
+        " version = ?, " + schedule.TIMER_UPDATE_SQL + " WHERE id = ? AND version = ?",
+        (*_columns(case), *schedule.timer_update_params(case), case.id, loaded_version))
     if cursor.rowcount != 1:
         raise CaseConflict(f"case {case.number} changed meanwhile")
 

@@ -50,3 +50,21 @@ async def for_case(conn: aiosqlite.Connection, case_id: int) -> list[MediaRow]:
         "SELECT id, case_id, channel, provider_ref, path, sha256, content_type FROM media"
         " WHERE case_id = ? ORDER BY id", (case_id,))
     return [MediaRow(*r) for r in rows]
+
+
+async def get(conn: aiosqlite.Connection, media_id: int) -> MediaRow | None:
+    """Return one media file by id."""
+    found = await get_many(conn, [media_id])
+    return found[0] if found else None
+
+
+async def get_many(conn: aiosqlite.Connection, media_ids: Sequence[int]) -> list[MediaRow]:
+    """The media files with these ids, in the order asked for (unknown ids left out)."""
+    if not media_ids:
+        return []
+    marks = ", ".join("?" * len(media_ids))
+    rows = await fetch(conn,
+        "SELECT id, case_id, channel, provider_ref, path, sha256, content_type FROM media"
+        f" WHERE id IN ({marks})", list(media_ids))
+    by_id = {r[0]: MediaRow(*r) for r in rows}
+    return [by_id[m] for m in media_ids if m in by_id]

@@ -15,6 +15,8 @@ from store.db import fetch
 
 PRIORITY_REPLY = 0
 PRIORITY_BULK = 10
+# The confirmation of an opt-out (SMS 退订): sent although the contact has just opted out.
+PRIORITY_STOP_CONFIRMATION = -1
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class OutboundRow:
     payload: dict[str, Any]
     priority: int = PRIORITY_REPLY
     inbox_id: int | None = None  # the inbound message that caused it
+    next_attempt_at: datetime | None = None  # not before (quiet hours)
+    expires_at: datetime | None = None  # dropped when not sent by then (meeting reminders)
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,11 @@ async def enqueue(
     stamp = iso(now)
     await conn.executemany(
         "INSERT INTO outbox (channel, address, person_id, priority, body, payload, inbox_id,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " created_at, next_attempt_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(m.channel, m.address, m.person_id, m.priority, m.body,
-          json.dumps(m.payload, ensure_ascii=False), m.inbox_id, stamp) for m in messages])
+          json.dumps(m.payload, ensure_ascii=False), m.inbox_id, stamp,
+          iso(m.next_attempt_at) if m.next_attempt_at else None,
+          iso(m.expires_at) if m.expires_at else None) for m in messages])
 
 
 async def for_address(
@@ -81,27 +87,49 @@ async def claim(
     """Take up to `limit` due messages of a channel for sending (status 'sending').
 
     Replies and assignments (low priority number) come before bulk notices; messages to
-    contacts who opted out are marked failed instead of being taken; expired ones expire.
+    contacts who opted out are marked failed instead of being taken (except the one
+    confirmation of the stop itself, `PRIORITY_STOP_CONFIRMATION`); expired ones expire.
     """
-    stamp = iso(now)
-    await conn.execute(
-        "UPDATE outbox SET status = 'expired' WHERE channel = ? AND status = 'queued'"
-        " AND expires_at IS NOT NULL AND expires_at <= ?", (channel, stamp))
-    await conn.execute(
-        "UPDATE outbox SET status = 'failed', error = 'recipient opted out'"
-        " WHERE channel = ? AND status = 'queued' AND EXISTS (SELECT 1 FROM contacts c"
-        " WHERE c.channel = outbox.channel AND c.address = outbox.address AND c.opted_out = 1)",
-        (channel,))
+    # Only the head of the queue is looked at: a long queue (a notice to 100,000 people)
+    # costs the same per claim as a short one.
+    for _ in range(10):  # a head that was all expired or stopped: look further
+        taken = await _claim_head(conn, channel, iso(now), limit)
+        if taken is not None:
+            return taken
+    return []
+
+
+async def _claim_head(conn: aiosqlite.Connection, channel: str, stamp: str,
+                      limit: int) -> list[StoredOutbound] | None:
+    """Claim from the first `limit` due rows; None if they were all expired or stopped."""
+    head = await fetch(
+        conn, "SELECT o.id, o.expires_at, o.priority, coalesce(c.opted_out, 0) FROM outbox o"
+        " LEFT JOIN contacts c ON c.channel = o.channel AND c.address = o.address"
+        " WHERE o.channel = ? AND o.status = 'queued'"
+        " AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= ?)"
+        " ORDER BY o.priority, o.id LIMIT ?", (channel, stamp, limit))
+    expired = [r[0] for r in head if r[1] is not None and r[1] <= stamp]
+    stopped = [r[0] for r in head if r[1] is None or r[1] > stamp if r[3] and r[2] >= 0]
+    skipped = {*expired, *stopped}
+    priorities = {int(r[0]): int(r[2]) for r in head}
+    taken = [r[0] for r in head if r[0] not in skipped]
+    if expired:
+        await conn.execute("UPDATE outbox SET status = 'expired' WHERE id IN"
+                           " (SELECT value FROM json_each(?))", (json.dumps(expired),))
+    if stopped:
+        await conn.execute("UPDATE outbox SET status = 'failed', error = 'recipient opted out'"
+                           " WHERE id IN (SELECT value FROM json_each(?))",
+                           (json.dumps(stopped),))
+    if not taken:
+        return None if len(head) == limit else []
     rows = await fetch(
         conn, "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id IN"
-        " (SELECT id FROM outbox WHERE channel = ? AND status = 'queued'"
-        " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
-        " ORDER BY priority, id LIMIT ?)"
+        " (SELECT value FROM json_each(?))"
         " RETURNING id, channel, address, body, payload, status, created_at",
-        (channel, stamp, limit))
+        (json.dumps(taken),))
     claimed = [StoredOutbound(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6])
                for r in rows]
-    return sorted(claimed, key=lambda m: m.id)
+    return sorted(claimed, key=lambda m: (priorities[m.id], m.id))
 
 
 async def record_sent(
@@ -143,3 +171,54 @@ async def requeue_in_flight(conn: aiosqlite.Connection) -> int:
     cursor = await conn.execute("UPDATE outbox SET status = 'queued' WHERE status = 'sending'")
     return cursor.rowcount
 
+
+
+# --- delivery reports (SMS status callbacks) ---------------------------------------------
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What the provider said about a message it accepted, as stored."""
+
+    id: int
+    address: str
+    status: str
+    delivery_status: str | None
+    error_code: str | None
+    error: str | None
+
+
+async def record_delivery(
+    conn: aiosqlite.Connection, channel: str, status: str, rank: int, *,
+    message_id: int | None = None, provider_id: str | None = None,
+    error_code: str | None = None, error: str | None = None,
+) -> bool:
+    """Move a message's delivery status forward: only to a higher `rank`, whatever order
+    the reports arrive in. A final report also settles the message's own status
+    (delivered, or failed with the error). Returns False when nothing changed.
+
+    The message is found by its id (from the callback URL) or else by the provider's id.
+    """
+    key: int | str
+    if message_id is not None:
+        where, key = "id = ?", message_id
+    elif provider_id is not None:
+        where, key = "provider_id = ?", provider_id
+    else:
+        return False
+    settled = {"delivered": "delivered", "undelivered": "failed", "failed": "failed"}
+    cursor = await conn.execute(
+        "UPDATE outbox SET delivery_status = ?, delivery_rank = ?,"
+        " error_code = coalesce(?, error_code), error = coalesce(?, error),"
+        " status = CASE WHEN status = 'sent' AND ? IS NOT NULL THEN ? ELSE status END"
+        f" WHERE channel = ? AND {where} AND delivery_rank < ?",
+        (status, rank, error_code, error, settled.get(status), settled.get(status), channel,
+         key, rank))
+    return cursor.rowcount == 1
+
+
+async def delivery_of(conn: aiosqlite.Connection, message_id: int) -> DeliveryReport | None:
+    """A message's status, delivery status and error, as the reports left them."""
+    rows = await fetch(conn,
+        "SELECT id, address, status, delivery_status, error_code, error FROM outbox"
+        " WHERE id = ?", (message_id,))
+    return DeliveryReport(*rows[0]) if rows else None

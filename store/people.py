@@ -112,8 +112,9 @@ async def set_locale(conn: aiosqlite.Connection, person_id: int, locale: str) ->
 
 
 async def set_grid(conn: aiosqlite.Connection, person_id: int, grid_code: str) -> None:
-    """Remember the grid a person was last seen reporting in."""
-    await conn.execute("UPDATE people SET grid_code = ? WHERE id = ?", (grid_code, person_id))
+    """Remember the grid a person was last seen reporting in (unless they chose a home)."""
+    await conn.execute("UPDATE people SET grid_code = ? WHERE id = ? AND home_at IS NULL",
+                       (grid_code, person_id))
 
 
 async def contacts_of(conn: aiosqlite.Connection, person_id: int) -> list[Contact]:
@@ -171,6 +172,89 @@ async def holders(conn: aiosqlite.Connection, roles: Sequence[str], scope: str |
         params.append(scope)
     rows = await fetch(conn, sql + " ORDER BY person_id", params)
     return [int(r[0]) for r in rows]
+
+
+# --- one person, several channels: linking by phone number -----------------------------
+
+@dataclass(frozen=True)
+class Linked:
+    """What linking a channel address to a phone number did."""
+
+    person_id: int  # the person the address belongs to now
+    merged_from: int | None = None  # the person whose contacts moved over, if any
+    conflict: bool = False  # both people have history: nothing was moved
+
+
+async def phone_owner(conn: aiosqlite.Connection, phone: str,
+                      spellings: Sequence[str] = ()) -> int | None:
+    """The person an SMS number belongs to: its SMS contact's, else the one with that phone.
+
+    `phone` is E.164; `spellings` are other forms the same number may be stored in
+    `people.phone` (staff files hold national numbers such as 13800001001).
+    """
+    rows = await fetch(conn, "SELECT person_id FROM contacts WHERE channel = 'sms'"
+                             " AND address = ?", (phone,))
+    if rows:
+        return int(rows[0][0])
+    numbers = [phone, *spellings]
+    marks = ", ".join("?" * len(numbers))
+    rows = await fetch(conn, f"SELECT id FROM people WHERE phone IN ({marks}) ORDER BY id"
+                             " LIMIT 1", numbers)
+    return int(rows[0][0]) if rows else None
+
+
+async def claim_sms_address(conn: aiosqlite.Connection, phone: str, spellings: Sequence[str],
+                            now: datetime) -> int | None:
+    """Give an SMS number to the person known by that phone (staff), before its first message.
+
+    Returns the owner's id (None when nobody has that number): the engine then finds this
+    person for the number instead of creating a new one.
+    """
+    owner = await phone_owner(conn, phone, spellings)
+    if owner is not None:
+        await add_contact(conn, owner, "sms", phone, now)
+    return owner
+
+
+async def _has_history(conn: aiosqlite.Connection, person_id: int) -> bool:
+    """Cases reported, handled or followed, or a role: what a merge would have to rewrite."""
+    rows = await fetch(
+        conn, "SELECT EXISTS (SELECT 1 FROM cases WHERE reporter_id = ? OR assignee_id = ?)"
+        " OR EXISTS (SELECT 1 FROM case_followers WHERE person_id = ?)"
+        " OR EXISTS (SELECT 1 FROM roles WHERE person_id = ?)", (person_id,) * 4)
+    return bool(rows[0][0])
+
+
+async def link_phone(conn: aiosqlite.Connection, channel: str, address: str, phone: str,
+                     now: datetime, spellings: Sequence[str] = ()) -> Linked:
+    """Join a channel address (a Telegram chat) and an SMS number into one person.
+
+    The caller must have checked that the number is the sender's own (on Telegram: a
+    shared contact whose user_id is the sender's). If another person owns the number, the
+    contacts (with their conversations) of whichever of the two has no history move to
+    the other; when both have history nothing moves (`conflict`). Without an owner, the
+    number becomes this person's SMS contact, so their first SMS finds them.
+    """
+    contact = await get_or_create_contact(conn, channel, address, now)
+    me = contact.person_id
+    owner = await phone_owner(conn, phone, spellings)
+    if owner is None or owner == me:
+        await conn.execute("UPDATE people SET phone = coalesce(phone, ?) WHERE id = ?",
+                           (phone, me))
+        await add_contact(conn, me, "sms", phone, now)
+        return Linked(me)
+    mine, theirs = await _has_history(conn, me), await _has_history(conn, owner)
+    if mine and theirs:
+        return Linked(me, conflict=True)
+    keep, drop = (me, owner) if mine else (owner, me)
+    await conn.execute("UPDATE contacts SET person_id = ? WHERE person_id = ?", (keep, drop))
+    await conn.execute(
+        "UPDATE people SET name = coalesce(name, (SELECT name FROM people WHERE id = ?)),"
+        " phone = coalesce(phone, ?), locale = coalesce(locale, (SELECT locale FROM people"
+        " WHERE id = ?)), grid_code = coalesce(grid_code, (SELECT grid_code FROM people"
+        " WHERE id = ?)) WHERE id = ?", (drop, phone, drop, drop, keep))
+    await add_contact(conn, keep, "sms", phone, now)
+    return Linked(keep, merged_from=drop)
 
 
 async def set_phone_visible(conn: aiosqlite.Connection, person_id: int, visible: bool) -> None:

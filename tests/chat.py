@@ -10,7 +10,7 @@ from bot.bootstrap import Gridbot
 from bot.messages import Inbound, Kind, Photo, parse_text
 from store import outbox as outbox_store
 
-NUMBERED = re.compile(r"^(?:回复 |Reply )(\d+)[：:] ?(.*)$")
+NUMBERED = re.compile(r"^(?:回复 |Reply )?(\d+)[：:] ?(.*)$")
 
 
 @dataclass

@@ -33,6 +33,14 @@ SAMPLE = {
               "on_time_signing_rate": "90%", "rework_rate": "8%", "self_handling_rate": "60%",
               "satisfaction": "95%", "average_handling_hours": "5.2"},
     "chiefs": [{"name": "王丽华", "handled": 11, "target": 10}],
+    # notices, meetings, digests
+    "org": "翠苑街道", "text": "本周六上午9点小区停水检修，请提前储水。", "total": 120,
+    "channels": [{"channel": "短信", "count": 20}, {"channel": "Telegram", "count": 100}],
+    "send_at": NOW, "audience": "居民", "id": 7, "acked": 88, "more": 0,
+    "grids": [{"area": "翠苑一区第1网格", "total": 60, "acked": 50}], "status": "已发送",
+    "title": "本周网格工作例会", "starts_at": NOW, "soon": True, "attend": True,
+    "yes": ["王丽华"], "no": [], "unanswered": ["陈建国"], "invited": 2, "home": "翠苑一区3幢",
+    "current": "翠苑一区3幢",
 }
 renderer = Renderer(ZoneInfo("Asia/Shanghai"))
 renderer.globals["category_name"] = lambda code, locale: f"<{code}>"

@@ -1,0 +1,184 @@
+"""The Telegram channel: python-telegram-bot as the transport, the engine for the rest.
+
+On start it learns its own name (`getMe`, for mentions in groups), sets the command menu
+in Chinese and English (`setMyCommands`), and either registers the webhook (`setWebhook`
+with the secret token and only the update kinds we read) or removes it and polls
+(`getUpdates`). Both ways an update is stored in the inbox under its `update_id` first and
+processed after, in the background; `settle()` waits for that processing (stop, tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from telegram import Bot, BotCommand
+from telegram.error import InvalidToken, RetryAfter, TelegramError
+
+from bot.channels.telegram.send import TelegramSender, retry_seconds
+from bot.channels.telegram.updates import UpdateReader, chat_address
+from bot.clock import Clock
+from bot.engine import Engine, InboundParser
+from bot.outbox import ChannelSender, backoff
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/telegram/webhook"
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query")
+MENU_COMMANDS = ("report", "mycases", "case", "cancel", "lang", "help")
+MENU_LANGUAGES = {"zh": "zh_CN", "en": "en"}  # Telegram language_code -> our locale
+POLL_TIMEOUT = 30  # seconds a getUpdates call may wait for updates
+STOP_GRACE = 10.0  # seconds stop() waits for updates being processed
+
+
+def make_bot(settings: Settings) -> Bot:
+    """A PTB Bot talking to TELEGRAM_API_BASE_URL (Telegram, a local Bot API, a fake)."""
+    assert settings.telegram_token is not None
+    base = settings.telegram_api_base_url
+    return Bot(settings.telegram_token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot")
+
+
+class TelegramChannel:
+    """Telegram, plugged into the engine (parser) and the outbox (sender)."""
+
+    name = "telegram"
+
+    def __init__(self, settings: Settings, engine: Engine, clock: Clock,
+                 bot: Bot | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.clock = clock
+        self.bot = bot or make_bot(settings)
+        self.reader = UpdateReader(self.bot, engine,
+                                   answer_buttons=settings.telegram_mode == "polling")
+        self._sender = TelegramSender(self.bot, engine.db, settings.media_dir,
+                                      settings.telegram_rate)
+        self._processing: set[asyncio.Task[None]] = set()
+        self._background: asyncio.Task[None] | None = None
+
+    @property
+    def webhook_secret(self) -> str | None:
+        """What Telegram must send in X-Telegram-Bot-Api-Secret-Token."""
+        return self.settings.telegram_webhook_secret
+
+    def parser(self) -> InboundParser:
+        """How the engine reads this channel's stored updates."""
+        return self.reader.read
+
+    def sender(self) -> ChannelSender:
+        """How queued messages reach Telegram."""
+        return self._sender
+
+    async def start(self) -> None:
+        """Connect: getMe, the command menu, then the webhook or polling.
+
+        A wrong token stops the start; an unreachable Telegram does not: connecting is
+        retried in the background, and updates wait at Telegram meanwhile.
+        """
+        try:
+            await self.connect()
+        except InvalidToken:
+            raise
+        except TelegramError as exc:
+            log.warning("Telegram not reachable at start (%s); retrying in the background", exc)
+            self._background = asyncio.create_task(self._connect_later(), name="telegram")
+            return
+        if self.settings.telegram_mode == "polling":
+            self._background = asyncio.create_task(self.poll(), name="telegram-polling")
+
+    async def connect(self) -> None:
+        """getMe, setMyCommands per language, then setWebhook (or deleteWebhook to poll)."""
+        await self.bot.initialize()
+        await self.set_commands()
+        if self.settings.telegram_mode == "webhook":
+            await self.bot.set_webhook(
+                url=self.settings.public_url + WEBHOOK_PATH,
+                secret_token=self.webhook_secret, allowed_updates=list(ALLOWED_UPDATES))
+        else:
+            await self.bot.delete_webhook()
+
+    async def _connect_later(self) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            await asyncio.sleep(backoff(attempt, None))
+            try:
+                await self.connect()
+            except TelegramError as exc:
+                log.warning("Telegram still not reachable (%s)", exc)
+                continue
+            break
+        if self.settings.telegram_mode == "polling":
+            await self.poll()
+
+    async def set_commands(self) -> None:
+        """The command menu, in each language we speak and as the default."""
+        renderer = self.engine.renderer
+        for code, locale in (*MENU_LANGUAGES.items(), (None, self.settings.locale)):
+            commands = [BotCommand(name, renderer.label(locale, f"command.{name}"))
+                        for name in MENU_COMMANDS]
+            await self.bot.set_my_commands(commands, language_code=code)
+
+    async def stop(self) -> None:
+        """Stop polling, let the updates under way finish (briefly), close the client."""
+        if self._background is not None:
+            self._background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._background
+        if self._processing:
+            _, late = await asyncio.wait(set(self._processing), timeout=STOP_GRACE)
+            for task in late:  # stays 'received' in the inbox: the next start processes it
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        with contextlib.suppress(TelegramError, RuntimeError):
+            await self.bot.shutdown()
+
+    def accept(self, inbox_id: int) -> None:
+        """Process a stored update in the background (after the webhook has answered)."""
+        task = asyncio.create_task(self.engine.process(inbox_id))
+        self._processing.add(task)
+        task.add_done_callback(self._processing.discard)
+
+    async def settle(self) -> None:
+        """Wait until every accepted update has been processed."""
+        while self._processing:
+            await asyncio.gather(*self._processing, return_exceptions=True)
+
+    async def receive(self, update: dict[str, Any]) -> int | None:
+        """Store a raw update under its update_id; None when it was stored before."""
+        return await self.engine.receive(self.name, str(update["update_id"]),
+                                         chat_address(update), update)
+
+    async def poll_once(self, offset: int | None = None,
+                        wait: int = POLL_TIMEOUT) -> int | None:
+        """One getUpdates: store each update and process it; return the next offset."""
+        updates = await self.bot.get_updates(offset=offset, timeout=wait,
+                                             allowed_updates=list(ALLOWED_UPDATES))
+        for update in updates:
+            inbox_id = await self.receive(update.to_dict())
+            if inbox_id is not None:
+                self.accept(inbox_id)
+            offset = update.update_id + 1
+        return offset
+
+    async def poll(self) -> None:
+        """Long-poll until cancelled; errors wait and try again."""
+        offset: int | None = None
+        failures = 0
+        while True:
+            try:
+                offset = await self.poll_once(offset=offset)
+                failures = 0
+            except RetryAfter as exc:
+                await asyncio.sleep(retry_seconds(exc))
+            except InvalidToken:
+                log.error("Telegram refused the bot token; polling stops")
+                raise
+            except TelegramError as exc:
+                failures += 1
+                wait = min(backoff(failures, None), 60.0)
+                log.warning("getUpdates failed (%s); again in %.0f s", exc, wait)
+                await asyncio.sleep(wait)

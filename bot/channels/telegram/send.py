@@ -1,0 +1,220 @@
+"""Delivering one outbox row to Telegram: photos, then the text (split), then the keyboard.
+
+The body is already HTML (templates render with autoescape), so it goes out with parse
+mode HTML. Choices become an inline keyboard whose `callback_data` is the opaque
+"MENU:INDEX" the engine resolves; a location request becomes a one-button reply keyboard
+(private chats only), taken away again with the next plain message. Provider errors
+become a `Delivery`: 429 waits `retry_after`, 403 stops the contact, 400 fails the row,
+network and 5xx errors retry. A row sent in several calls remembers how far it got, so a
+retry does not repeat the parts already delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+)
+from telegram.constants import ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    RetryAfter,
+    TelegramError,
+)
+
+from bot.outbox import Delivery, Limits
+from store import media as media_store
+from store.db import Database
+from store.media import MediaRow
+from store.outbox import StoredOutbound
+
+log = logging.getLogger(__name__)
+
+# PTB 22 gives time periods (retry_after, ...) as numbers with a deprecation warning, or
+# as timedelta when this is set: the latter is PTB's future and what we read.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+MAX_TEXT = 4096  # characters (UTF-16 code units) in one message
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+Part = Callable[[], Awaitable[Message]]
+_ENTITY_START = re.compile(r"&[#0-9A-Za-z]{0,10}$")
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _cut(line: str, limit: int) -> int:
+    """Where to cut a line too long for one message: within the limit, not inside an
+    HTML entity (&lt;), after a space if there is one in the last stretch."""
+    cut = min(len(line), limit)
+    while cut > 1 and utf16_len(line[:cut]) > limit:
+        cut -= 1
+    entity = _ENTITY_START.search(line[:cut])
+    if entity and entity.start() > 0:
+        cut = entity.start()
+    space = line.rfind(" ", max(1, cut - 200), cut)
+    return space + 1 if space > 0 else cut
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Split a text into messages of at most `limit`, on line boundaries where possible."""
+    if utf16_len(text) <= limit:
+        return [text] if text.strip() else []
+    chunks: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        while utf16_len(line) > limit:
+            if current:
+                chunks.append(current)
+                current = ""
+            cut = _cut(line, limit)
+            chunks.append(line[:cut])
+            line = line[cut:]
+        if utf16_len(current) + utf16_len(line) > limit:
+            chunks.append(current)
+            current = ""
+        current += line
+    chunks.append(current)
+    return [c.rstrip("\n") for c in chunks if c.strip()]
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """The wait Telegram asked for, in seconds (PTB 22 gives a timedelta or, without
+    PTB_TIMEDELTA, a number)."""
+    value: Any = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def delivery_for(exc: TelegramError) -> Delivery:
+    """What a Bot API error means for the outbox row."""
+    if isinstance(exc, RetryAfter):
+        wait = retry_seconds(exc)
+        return Delivery("retry", error=f"flood control: retry after {wait:g} s",
+                        retry_after=wait)
+    if isinstance(exc, Forbidden):  # blocked by the user, or the account is deactivated
+        return Delivery("stopped", error=exc.message)
+    if isinstance(exc, ChatMigrated):
+        return Delivery("failed", error=f"the group moved to chat {exc.new_chat_id}")
+    if isinstance(exc, BadRequest):
+        return Delivery("failed", error=exc.message)
+    if isinstance(exc, InvalidToken):
+        log.error("Telegram refused the bot token (TELEGRAM_BOT_TOKEN): %s", exc.message)
+    return Delivery("retry", error=f"{type(exc).__name__}: {exc.message}")
+
+
+class TelegramSender:
+    """Makes one delivery attempt of an outbox row through the Bot API."""
+
+    channel = "telegram"
+
+    def __init__(self, bot: Bot, db: Database, media_dir: Path, rate: float = 30.0) -> None:
+        # Telegram's limits: 30 messages a second overall (GRIDBOT_TELEGRAM_RATE, raised
+        # only against a test gateway), about one a second to the same chat, 20 a minute
+        # into one group (group chat ids are negative).
+        self.limits = Limits(per_second=rate, per_address_per_second=1,
+                             per_group_per_minute=20, group_prefix="-")
+        self.bot = bot
+        self.db = db
+        self.media_dir = media_dir
+        self._progress: dict[int, int] = {}  # outbox id -> parts delivered before a retry
+        self._location_keyboard: set[str] = set()  # chats showing the location button
+
+    async def send(self, message: StoredOutbound) -> Delivery:
+        """Try to deliver one message; never raise for provider errors."""
+        try:
+            chat_id = int(message.address)
+        except ValueError:
+            return Delivery("failed", error=f"not a Telegram chat id: {message.address!r}")
+        markup = self._markup(message, chat_id)
+        parts = await self._parts(message, chat_id, markup)
+        done = self._progress.get(message.id, 0)
+        last: Message | None = None
+        try:
+            for index in range(done, len(parts)):
+                last = await parts[index]()
+                self._progress[message.id] = index + 1
+        except (TelegramError, OSError) as exc:
+            delivery = (delivery_for(exc) if isinstance(exc, TelegramError)
+                        else Delivery("failed", error=f"media file unreadable: {exc}"))
+            if delivery.status != "retry":
+                self._progress.pop(message.id, None)
+            return delivery
+        self._progress.pop(message.id, None)
+        self._remember_keyboard(message.address, markup)
+        return Delivery("sent", provider_id=str(last.message_id) if last else None)
+
+    def _markup(self, message: StoredOutbound, chat_id: int) -> Markup | None:
+        buttons = message.payload.get("buttons") or []
+        if buttons:
+            return InlineKeyboardMarkup(
+                [[InlineKeyboardButton(str(label), callback_data=str(data))]
+                 for label, data in buttons])
+        label = message.payload.get("request_location")
+        if label and chat_id > 0:  # a reply-keyboard location button works in private chats
+            return ReplyKeyboardMarkup([[KeyboardButton(str(label), request_location=True)]],
+                                       resize_keyboard=True, one_time_keyboard=True)
+        if message.address in self._location_keyboard:
+            return ReplyKeyboardRemove()
+        return None
+
+    def _remember_keyboard(self, address: str, markup: Markup | None) -> None:
+        if isinstance(markup, ReplyKeyboardMarkup):
+            self._location_keyboard.add(address)
+        elif isinstance(markup, ReplyKeyboardRemove):
+            self._location_keyboard.discard(address)
+
+    async def _parts(self, message: StoredOutbound, chat_id: int,
+                     markup: Markup | None) -> list[Part]:
+        """The calls that make up this message: each photo, then each piece of text."""
+        parts: list[Part] = []
+        photo_ids = [int(m) for m in message.payload.get("photos") or []]
+        for row in await media_store.get_many(self.db.conn, photo_ids):
+            if (row.channel == "telegram" and row.provider_ref) or row.path:
+                parts.append(self._photo_part(chat_id, row))
+            else:
+                log.warning("media %s has neither a file nor a file_id; not sent", row.id)
+        chunks = split_text(message.body)
+        for index, chunk in enumerate(chunks):
+            keyboard = markup if index == len(chunks) - 1 else None
+            parts.append(self._text_part(chat_id, chunk, keyboard))
+        return parts
+
+    def _text_part(self, chat_id: int, text: str, markup: Markup | None) -> Part:
+        def call() -> Awaitable[Message]:
+            return self.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML,
+                                         reply_markup=markup)
+        return call
+
+    def _photo_part(self, chat_id: int, row: MediaRow) -> Part:
+        async def call() -> Message:
+            if row.channel == "telegram" and row.provider_ref:
+                try:
+                    return await self.bot.send_photo(chat_id, row.provider_ref)
+                except BadRequest:
+                    if not row.path:
+                        raise
+                    log.info("file_id of media %s refused; uploading the file", row.id)
+            assert row.path is not None
+            data = await asyncio.to_thread((self.media_dir / row.path).read_bytes)
+            return await self.bot.send_photo(chat_id, InputFile(data, filename=Path(row.path).name))
+        return call

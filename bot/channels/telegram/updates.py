@@ -1,0 +1,207 @@
+"""Reading a stored Telegram update into what the flows understand (`Inbound`).
+
+The engine calls `UpdateReader.read` for each stored update, before its transaction, so
+the I/O belongs here: a photo is downloaded (`getFile`) into the media folder, and in
+polling mode a pressed button is answered (`answerCallbackQuery`) whatever becomes of it
+(in webhook mode the webhook's own reply answers it).
+Private chats are the main place; in groups only commands, mentions of the bot and replies
+to it are read. Edited messages and kinds we cannot read get a short note, not silence;
+update kinds we do not handle are ignored (None).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from telegram import Bot, CallbackQuery, Message, MessageEntity, PhotoSize, Update
+from telegram.constants import ChatType
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+
+from bot.channels import TELEGRAM
+from bot.channels.telegram.send import retry_seconds
+from bot.engine import Engine
+from bot.mediafiles import MAX_PHOTO_BYTES, MediaRefused, save_photo
+from bot.messages import Inbound, Kind, Photo, Reply, parse_text
+from store import inbox as inbox_store
+from store import outbox as outbox_store
+from store import people as people_store
+from store.inbox import InboxRow
+from store.outbox import OutboundRow
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+MAX_DOWNLOAD_WAIT = 30.0  # seconds a photo download may wait when Telegram says 429
+
+
+def chat_address(update: dict[str, object]) -> str:
+    """The chat a raw update belongs to (the conversation's address), read without parsing."""
+    for key in ("message", "edited_message", "callback_query"):
+        part = update.get(key)
+        if not isinstance(part, dict):
+            continue
+        message = part.get("message", part) if key == "callback_query" else part
+        chat = message.get("chat") if isinstance(message, dict) else None
+        if isinstance(chat, dict) and "id" in chat:
+            return str(chat["id"])
+        sender = part.get("from")
+        if isinstance(sender, dict) and "id" in sender:
+            return str(sender["id"])
+    return "-"
+
+
+class UpdateReader:
+    """The Telegram parser: a stored update in, an `Inbound` (or None: ignore it) out."""
+
+    # Waits between attempts to download a photo when the network fails (tests use 0).
+    download_delays: Sequence[float] = (1.0, 4.0)
+
+    def __init__(self, bot: Bot, engine: Engine, answer_buttons: bool = True) -> None:
+        self.bot = bot
+        self.engine = engine
+        # Whether pressed buttons are answered here; not when the webhook's reply does it.
+        self.answer_buttons = answer_buttons
+
+    async def read(self, row: InboxRow) -> Inbound | None:
+        """Turn one stored update into an inbound message, or None when it is not for us."""
+        update = Update.de_json(row.payload, self.bot)
+        if update.callback_query is not None:
+            return await self._button(update.callback_query)
+        if update.edited_message is not None:
+            edited = update.edited_message
+            if edited.location is None and self._for_us(edited):  # live locations move
+                await self._note(row, "edited_ignored")
+            return None
+        message = update.message
+        if message is None or not self._for_us(message):
+            return None
+        return await self._message(row, message)
+
+    async def _button(self, query: CallbackQuery) -> Inbound | None:
+        """Answer the button press (if the webhook did not), then hand its data on."""
+        if self.answer_buttons:
+            try:
+                await self.bot.answer_callback_query(query.id)
+            except TelegramError as exc:  # too old, or the network: the press still counts
+                log.info("could not answer callback query %s: %s", query.id, exc)
+        if query.message is None or query.data is None:
+            return None
+        return Inbound(CHANNEL, str(query.message.chat.id), Kind.OPTION, option=query.data,
+                       name=query.from_user.full_name)
+
+    def _for_us(self, message: Message) -> bool:
+        """In private chats everything is; in groups commands, mentions and replies to us."""
+        if message.chat.type == ChatType.PRIVATE:
+            return True
+        text = message.text or message.caption or ""
+        if text.startswith("/"):
+            head = text.split(maxsplit=1)[0]
+            _, at, target = head.partition("@")
+            return not at or target.lower() == self._username().lower()
+        if self._mentions(message):
+            return True
+        replied = message.reply_to_message
+        return bool(replied and replied.from_user and replied.from_user.id == self._bot_id())
+
+    def _username(self) -> str:
+        try:
+            return self.bot.username
+        except RuntimeError:  # not initialized (getMe failed at start): nobody is us
+            return "\0"
+
+    def _mentions(self, message: Message) -> list[str]:
+        """The texts of the message's mentions of this bot."""
+        kinds: list[str | None] = [MessageEntity.MENTION, MessageEntity.TEXT_MENTION]
+        entities = {**message.parse_entities(kinds), **message.parse_caption_entities(kinds)}
+        me = "@" + self._username().lower()
+        return [text for entity, text in entities.items()
+                if (entity.type == MessageEntity.MENTION and text.lower() == me)
+                or (entity.user is not None and entity.user.id == self._bot_id())]
+
+    def _bot_id(self) -> int | None:
+        try:
+            return self.bot.id
+        except RuntimeError:
+            return None
+
+    async def _message(self, row: InboxRow, message: Message) -> Inbound | None:
+        address = str(message.chat.id)
+        name = (message.from_user.full_name if message.chat.type == ChatType.PRIVATE
+                and message.from_user else message.chat.title)
+        if message.text is not None:
+            text = message.text
+            mentions = self._mentions(message)
+            for mention in mentions:
+                text = text.replace(mention, "")
+            return parse_text(CHANNEL, address, text.strip() if mentions else text, name)
+        if message.location is not None:  # a venue carries its location too
+            return Inbound(CHANNEL, address, Kind.LOCATION, lat=message.location.latitude,
+                           lon=message.location.longitude, name=name)
+        photo = await self._photo(message)
+        if photo is not None:
+            return Inbound(CHANNEL, address, Kind.PHOTO, text=message.caption or "",
+                           photo=photo, name=name)
+        if message.chat.type == ChatType.PRIVATE:
+            await self._note(row, "unsupported_message")
+        return None
+
+    async def _photo(self, message: Message) -> Photo | None:
+        """Download a photo, or an image sent as a file, into the media folder."""
+        if message.photo:
+            best = _largest(message.photo)
+            if best is None:
+                return None
+            return await self._download(best.file_id, "image/jpeg")
+        document = message.document
+        if (document is not None and (document.mime_type or "").startswith("image/")
+                and (document.file_size or 0) <= MAX_PHOTO_BYTES):
+            return await self._download(document.file_id, document.mime_type or "")
+        return None
+
+    async def _download(self, file_id: str, content_type: str) -> Photo | None:
+        """getFile and fetch the bytes (retrying network failures), then keep them."""
+        for delay in (*self.download_delays, None):
+            try:
+                file = await self.bot.get_file(file_id)
+                data = bytes(await file.download_as_bytearray())
+                break
+            except BadRequest:  # a file_id Telegram does not know, a file too big: final
+                raise
+            except RetryAfter as exc:  # a short wait only: the person's next message waits too
+                if delay is None or retry_seconds(exc) > MAX_DOWNLOAD_WAIT:
+                    raise
+                await asyncio.sleep(max(delay, retry_seconds(exc)))
+            except NetworkError as exc:  # 5xx and timeouts
+                if delay is None:
+                    raise
+                log.info("download of %s failed (%s); trying again", file_id, exc)
+                await asyncio.sleep(delay)
+        try:
+            return await asyncio.to_thread(save_photo, self.engine.services.media_dir, data,
+                                           content_type, file_id)
+        except MediaRefused as exc:
+            log.info("photo %s not kept: %s", file_id, exc)
+            return None
+
+    async def _note(self, row: InboxRow, template: str) -> None:
+        """Tell the person something short, and settle the update as ignored, in one go."""
+        engine = self.engine
+        now = engine.clock.now()
+        async with engine.db.transaction() as conn:
+            contact = await people_store.find_contact(conn, CHANNEL, row.address)
+            locale = (contact.locale if contact else None) or engine.services.default_locale
+            body, payload = engine.renderer.render(Reply(template), locale, TELEGRAM, None)
+            await outbox_store.enqueue(conn, [OutboundRow(
+                CHANNEL, row.address, contact.person_id if contact else None, body, payload,
+                inbox_id=row.id)], now)
+            await inbox_store.mark(conn, row.id, "ignored", now)
+        for wake in engine.on_queued:
+            wake()
+
+
+def _largest(sizes: Sequence[PhotoSize]) -> PhotoSize | None:
+    """The biggest size of a photo within the download limit."""
+    fitting = [s for s in sizes if (s.file_size or 0) <= MAX_PHOTO_BYTES]
+    return max(fitting, key=lambda s: s.width * s.height, default=None)

@@ -1,0 +1,260 @@
+"""Notices to an audience, who received them, and who acknowledged ("收到").
+
+An audience is resolved to one `Recipient` per person: the channel address they last
+wrote from that has not opted out (as for every other message to a person).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from bot.clock import iso, parse_iso
+from store.db import fetch
+
+# Roles that make a person staff rather than a resident for notices.
+STAFF_ROLES = ("grid_chief", "community_staff", "community_director", "dispatcher",
+               "department", "supervisor", "admin", "info_officer")
+_STAFF_SQL = ", ".join(f"'{r}'" for r in STAFF_ROLES)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One person of an audience and where a message reaches them."""
+
+    person_id: int
+    area: str | None  # the grid (or the area of a staff role) counts are grouped by
+    channel: str
+    address: str
+    locale: str | None
+
+
+@dataclass(frozen=True)
+class NoticeRow:
+    """A notice as stored."""
+
+    id: int
+    kind: str
+    reminds: int | None
+    sender_id: int | None
+    issuer: str | None
+    scope: str
+    audience: str
+    body: str
+    photo_id: int | None
+    send_at: datetime
+    status: str
+    recipients: int
+    created_at: datetime
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values)) or "NULL"
+
+
+async def _reach(conn: aiosqlite.Connection, people_sql: str,
+                 params: Sequence[Any]) -> list[Recipient]:
+    """Recipients for `people_sql`, a SELECT of (person_id, area) rows."""
+    rows = await fetch(conn, f"""
+        WITH wanted (person_id, area) AS ({people_sql}),
+        chosen AS (
+            SELECT w.person_id, w.area, c.channel, c.address, p.locale,
+                   row_number() OVER (PARTITION BY w.person_id
+                       ORDER BY v.updated_at DESC, c.last_seen_at DESC, c.id DESC) AS n
+            FROM wanted w JOIN people p ON p.id = w.person_id
+            JOIN contacts c ON c.person_id = w.person_id AND c.opted_out = 0
+            LEFT JOIN conversations v ON v.contact_id = c.id)
+        SELECT person_id, area, channel, address, locale FROM chosen WHERE n = 1
+        ORDER BY person_id""", params)
+    return [Recipient(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+
+async def residents(conn: aiosqlite.Connection, grids: Sequence[str],
+                    building_id: int | None = None) -> list[Recipient]:
+    """People at home in these grids (or that building), not staff, not muted."""
+    sql = (f"SELECT p.id, p.grid_code FROM people p WHERE p.grid_code IN ({_marks(grids)})"
+           f" AND p.muted = 0 AND NOT EXISTS (SELECT 1 FROM roles r WHERE r.person_id = p.id"
+           f" AND r.revoked_at IS NULL AND r.role IN ({_STAFF_SQL}))")
+    params: list[Any] = list(grids)
+    if building_id is not None:
+        sql += " AND p.building_id = ?"
+        params.append(building_id)
+    return await _reach(conn, sql, params)
+
+
+async def chiefs(conn: aiosqlite.Connection, grids: Sequence[str]) -> list[Recipient]:
+    """The grid chiefs of these grids."""
+    return await _reach(conn, "SELECT person_id, min(scope) FROM roles WHERE role ="
+                        f" 'grid_chief' AND revoked_at IS NULL AND scope IN ({_marks(grids)})"
+                        " GROUP BY person_id", list(grids))
+
+
+async def staff(conn: aiosqlite.Connection, areas: Sequence[str]) -> list[Recipient]:
+    """Everyone with a staff role in one of these areas (grid chiefs included)."""
+    return await _reach(conn, "SELECT person_id, min(scope) FROM roles WHERE role IN"
+                        f" ({_STAFF_SQL}) AND revoked_at IS NULL AND scope IN"
+                        f" ({_marks(areas)}) GROUP BY person_id", list(areas))
+
+
+async def reach_people(conn: aiosqlite.Connection, person_ids: Sequence[int],
+                       area: str | None = None) -> list[Recipient]:
+    """Where a message reaches each of these people."""
+    if not person_ids:
+        return []
+    return await _reach(conn, "SELECT value, ? FROM json_each(?)",
+                        [area, "[" + ",".join(str(int(p)) for p in person_ids) + "]"])
+
+
+async def create(
+    conn: aiosqlite.Connection, *, sender_id: int | None, issuer: str | None, scope: str,
+    audience: str, body: str, photo_id: int | None, send_at: datetime, now: datetime,
+    kind: str = "notice", reminds: int | None = None,
+) -> int:
+    """Store a notice (or a reminder of one) to be sent at `send_at`; return its id."""
+    cursor = await conn.execute(
+        "INSERT INTO notices (kind, reminds, sender_id, issuer, scope, audience, body,"
+        " photo_id, send_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (kind, reminds, sender_id, issuer, scope, audience, body, photo_id, iso(send_at),
+         iso(now)))
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+_NOTICE = ("SELECT id, kind, reminds, sender_id, issuer, scope, audience, body, photo_id,"
+           " send_at, status, recipients, created_at FROM notices")
+
+
+def _notice(row: aiosqlite.Row) -> NoticeRow:
+    return NoticeRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
+                     parse_iso(row[9]), row[10], row[11], parse_iso(row[12]))
+
+
+async def get(conn: aiosqlite.Connection, notice_id: int) -> NoticeRow | None:
+    """A notice by id."""
+    rows = await fetch(conn, _NOTICE + " WHERE id = ?", (notice_id,))
+    return _notice(rows[0]) if rows else None
+
+
+async def due(conn: aiosqlite.Connection, now: datetime, limit: int = 20) -> list[NoticeRow]:
+    """Scheduled notices whose time has come, oldest first."""
+    rows = await fetch(conn, _NOTICE + " WHERE status = 'scheduled' AND send_at <= ?"
+                       " ORDER BY send_at, id LIMIT ?", (iso(now), limit))
+    return [_notice(r) for r in rows]
+
+
+async def by_sender(conn: aiosqlite.Connection, sender_id: int | None,
+                    limit: int = 8) -> list[NoticeRow]:
+    """A sender's latest notices (None: those sent from the command line or the system)."""
+    rows = await fetch(conn, _NOTICE + " WHERE sender_id IS ? AND kind = 'notice'"
+                       " ORDER BY id DESC LIMIT ?",
+                       (sender_id, limit))
+    return [_notice(r) for r in rows]
+
+
+async def mark_sent(conn: aiosqlite.Connection, notice_id: int, count: int,
+                    now: datetime) -> bool:
+    """Record that a scheduled notice went out; False if it was sent already."""
+    cursor = await conn.execute(
+        "UPDATE notices SET status = 'sent', recipients = ?, sent_at = ?"
+        " WHERE id = ? AND status = 'scheduled'", (count, iso(now), notice_id))
+    return cursor.rowcount == 1
+
+
+async def cancel(conn: aiosqlite.Connection, notice_id: int) -> bool:
+    """Cancel a notice not sent yet."""
+    cursor = await conn.execute("UPDATE notices SET status = 'cancelled'"
+                                " WHERE id = ? AND status = 'scheduled'", (notice_id,))
+    return cursor.rowcount == 1
+
+
+async def add_recipients(conn: aiosqlite.Connection, notice_id: int,
+                         recipients: Sequence[Recipient]) -> None:
+    """Remember who a notice went to (for acknowledgements and reminders)."""
+    await conn.executemany(
+        "INSERT OR IGNORE INTO notice_recipients (notice_id, person_id, grid_code)"
+        " VALUES (?, ?, ?)", [(notice_id, r.person_id, r.area) for r in recipients])
+
+
+async def acknowledge(conn: aiosqlite.Connection, notice_id: int, person_id: int,
+                      now: datetime) -> str:
+    """Record a "received": 'new', 'again' (acknowledged before) or 'unknown' (not sent
+    to this person)."""
+    cursor = await conn.execute(
+        "UPDATE notice_recipients SET acked_at = ? WHERE notice_id = ? AND person_id = ?"
+        " AND acked_at IS NULL", (iso(now), notice_id, person_id))
+    if cursor.rowcount == 1:
+        return "new"
+    rows = await fetch(conn, "SELECT 1 FROM notice_recipients WHERE notice_id = ?"
+                       " AND person_id = ?", (notice_id, person_id))
+    return "again" if rows else "unknown"
+
+
+async def latest_unacknowledged(conn: aiosqlite.Connection, person_id: int,
+                                since: datetime) -> tuple[int, datetime] | None:
+    """The newest notice sent to a person since a time and not acknowledged, with when."""
+    rows = await fetch(conn, "SELECT r.notice_id, n.sent_at FROM notice_recipients r"
+                       " JOIN notices n ON n.id = r.notice_id WHERE r.person_id = ?"
+                       " AND r.acked_at IS NULL AND n.sent_at >= ?"
+                       " ORDER BY r.notice_id DESC LIMIT 1", (person_id, iso(since)))
+    return (int(rows[0][0]), parse_iso(rows[0][1])) if rows else None
+
+
+async def ack_counts(conn: aiosqlite.Connection,
+                     notice_id: int) -> list[tuple[str | None, int, int]]:
+    """Per grid (or area): (area, recipients, acknowledged), by area code."""
+    rows = await fetch(conn, "SELECT grid_code, count(*), count(acked_at) FROM"
+                       " notice_recipients WHERE notice_id = ? GROUP BY grid_code"
+                       " ORDER BY grid_code", (notice_id,))
+    return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+
+async def unacknowledged(conn: aiosqlite.Connection, notice_id: int) -> list[Recipient]:
+    """Where to reach each recipient who has not acknowledged yet."""
+    return await _reach(conn, "SELECT person_id, grid_code FROM notice_recipients"
+                        " WHERE notice_id = ? AND acked_at IS NULL", (notice_id,))
+
+
+async def mark_reminded(conn: aiosqlite.Connection, notice_id: int, now: datetime) -> None:
+    """Record that those who had not acknowledged were reminded."""
+    await conn.execute("UPDATE notice_recipients SET reminded_at = ? WHERE notice_id = ?"
+                       " AND acked_at IS NULL", (iso(now), notice_id))
+
+
+# --- residents' choices ------------------------------------------------------------------
+
+async def set_home(conn: aiosqlite.Connection, person_id: int, grid_code: str,
+                   building_id: int | None, now: datetime) -> None:
+    """Register the grid (and building) a person lives in: their grid's notices reach them."""
+    await conn.execute("UPDATE people SET grid_code = ?, building_id = ?, home_at = ?"
+                       " WHERE id = ?", (grid_code, building_id, iso(now), person_id))
+
+
+async def home_of(conn: aiosqlite.Connection, person_id: int) -> tuple[str | None, int | None]:
+    """(grid code, building id) a person registered or reported from."""
+    rows = await fetch(conn, "SELECT grid_code, building_id FROM people WHERE id = ?",
+                       (person_id,))
+    return (rows[0][0], rows[0][1]) if rows else (None, None)
+
+
+async def set_muted(conn: aiosqlite.Connection, person_id: int, muted: bool) -> None:
+    """Stop (or resume) notices and meeting invitations; case updates are never muted."""
+    await conn.execute("UPDATE people SET muted = ? WHERE id = ?",
+                       (1 if muted else 0, person_id))
+
+
+async def is_muted(conn: aiosqlite.Connection, person_id: int) -> bool:
+    """Whether a person muted notices."""
+    rows = await fetch(conn, "SELECT muted FROM people WHERE id = ?", (person_id,))
+    return bool(rows and rows[0][0])
+
+
+async def any_due(conn: aiosqlite.Connection, now: datetime) -> bool:
+    """Whether a scheduled notice is due, or a meeting's invitations wait (a cheap read)."""
+    rows = await fetch(conn, "SELECT EXISTS (SELECT 1 FROM notices WHERE status = 'scheduled'"
+                       " AND send_at <= ?) OR EXISTS (SELECT 1 FROM meetings"
+                       " WHERE status = 'pending')", (iso(now),))
+    return bool(rows[0][0])

@@ -1,0 +1,233 @@
+"""Notices from the street office: /notice, `gridbot notice`, "收到", reminders, /home, /mute."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.bootstrap import Gridbot
+from bot.clock import FakeClock
+from bot.scheduler import Scheduler
+from store import notices as notice_store
+from store import outbox as outbox_store
+from store import people as people_store
+from tests.chat import ChatDriver, Said
+
+STREET = "33010600100000"
+COMMUNITY_1 = "33010600100100"
+GRID_1 = "33010600100101"
+GRID_2 = "33010600100102"
+GRID_5 = "33010600100201"
+
+
+async def add_staff(bot: Gridbot, name: str, role: str, scope: str, address: str) -> int:
+    """A staff member who writes from the Telegram simulator."""
+    now = bot.clock.now()
+    async with bot.db.transaction() as conn:
+        person = await people_store.add_person(conn, name, now)
+        await people_store.add_contact(conn, person, "sim-telegram", address, now)
+        await people_store.grant_role(conn, person, role, scope, now)
+    return person
+
+
+async def add_resident(bot: Gridbot, channel: str, address: str, grid: str) -> ChatDriver:
+    """A resident known in a grid (as after a first report there)."""
+    driver = ChatDriver(bot, channel, address)
+    await driver.text("/help")
+    async with bot.db.transaction() as conn:
+        contact = await people_store.find_contact(conn, channel, address)
+        assert contact is not None
+        await people_store.set_grid(conn, contact.person_id, grid)
+    return driver
+
+
+def scheduler(bot: Gridbot) -> Scheduler:
+    assert bot.scheduler is not None
+    return bot.scheduler
+
+
+async def received(driver: ChatDriver) -> list[str]:
+    """Everything queued for this person since the last look (and move past it)."""
+    rows = await outbox_store.for_address(driver.bot.db.conn, driver.channel, driver.address,
+                                          driver.after)
+    if rows:
+        driver.after = rows[-1].id
+    driver.last = [Said(r.body, r.payload.get("buttons", []), r.payload) for r in rows]
+    return [r.body for r in rows]
+
+
+async def compose(staff: ChatDriver, scope_label: str, audience: str, text: str) -> str:
+    """Walk /notice up to the preview; return the preview's text."""
+    await staff.text("/notice")
+    await staff.press(scope_label)
+    await staff.press(audience)
+    await staff.text(text)
+    await staff.press("没有照片")
+    await staff.press("立即发送")
+    return staff.said
+
+
+async def test_a_notice_reaches_residents_on_each_channel_and_counts_acknowledgements(
+        gridbot: Gridbot) -> None:
+    await add_staff(gridbot, "街道调度员", "dispatcher", STREET, "web:dispatcher")
+    staff = ChatDriver(gridbot, "sim-telegram", "web:dispatcher")
+    tg = await add_resident(gridbot, "sim-telegram", "web:r1", GRID_1)
+    sms = await add_resident(gridbot, "sim-sms", "web:r2", GRID_1)
+    other = await add_resident(gridbot, "sim-telegram", "web:r3", GRID_2)
+    elsewhere = await add_resident(gridbot, "sim-telegram", "web:r4", GRID_5)
+
+    preview = await compose(staff, "翠苑一区社区", "居民", "周六上午停水检修，请提前储水。")
+    assert "人数：3 人" in preview
+    assert "模拟器（Telegram）：2 人" in preview and "模拟器（短信）：1 人" in preview
+    assert await received(tg) == []  # nothing goes before the confirmation
+
+    await staff.press("发送")
+    assert "已确认" in staff.said
+    assert await scheduler(gridbot).send_pending(gridbot.clock.now()) == 3
+    assert await scheduler(gridbot).send_pending(gridbot.clock.now()) == 0  # once only
+
+    [notice] = await received(tg)
+    assert "停水检修" in notice and tg.last[0].buttons[0][0] == "收到"
+    [sms_text] = await received(sms)
+    assert "回复 1：收到" in sms_text and sms.last[0].buttons == []
+    assert len(await received(other)) == 1
+    assert await received(elsewhere) == []
+
+    await tg.press("收到")
+    assert "已确认收到" in tg.said
+    await sms.text("1")
+    assert "已确认收到" in sms.said
+
+    await staff.text("/notice")
+    await staff.press("我发的通知")
+    assert "已确认收到：2 / 3" in staff.said
+    assert "翠苑一区第1网格：2 / 2" in staff.said and "翠苑一区第2网格：0 / 1" in staff.said
+
+    await staff.press("提醒未确认的人")
+    assert await scheduler(gridbot).send_pending(gridbot.clock.now()) == 1
+    assert len(await received(other)) == 1
+    assert await received(tg) == []  # acknowledged already: no reminder
+
+
+async def test_a_grid_chief_cannot_send_notices_and_staff_only_within_their_area(
+        gridbot: Gridbot) -> None:
+    chief = ChatDriver(gridbot, "sim-telegram", "web:chief-0101")
+    await chief.text("/notice")
+    assert "只有街道和社区工作人员" in chief.said
+    await add_staff(gridbot, "社区干事", "community_staff", COMMUNITY_1, "web:cs")
+    staff = ChatDriver(gridbot, "sim-telegram", "web:cs")
+    await staff.text("/notice")
+    await staff.text(GRID_5)  # a grid of the other community, typed
+    assert "不在您的工作范围内" in staff.said
+
+
+async def test_a_notice_with_a_time_waits_for_it(gridbot: Gridbot, clock: FakeClock) -> None:
+    await add_staff(gridbot, "街道调度员", "dispatcher", STREET, "web:dispatcher")
+    staff = ChatDriver(gridbot, "sim-telegram", "web:dispatcher")
+    resident = await add_resident(gridbot, "sim-telegram", "web:r1", GRID_1)
+    await staff.text("/notice")
+    await staff.press("翠苑街道")
+    await staff.press("居民")
+    await staff.text("明天上午消防演练")
+    await staff.press("没有照片")
+    await staff.text("14:00")  # today 14:00 local; now is 10:00
+    assert "发送时间：11-23 14:00" in staff.said
+    await staff.press("发送")
+    assert "将于 11-23 14:00 发送" in staff.said
+    await scheduler(gridbot).tick()
+    assert await received(resident) == []
+    clock.advance(timedelta(hours=4))
+    await scheduler(gridbot).tick()
+    assert len(await received(resident)) == 1
+
+
+async def test_bulk_queued_in_quiet_hours_waits_until_they_end(
+        gridbot: Gridbot, clock: FakeClock) -> None:
+    resident = await add_resident(gridbot, "sim-telegram", "web:r1", GRID_1)
+    clock.advance(timedelta(hours=12))  # 22:00 in Shanghai
+    async with gridbot.db.transaction() as conn:
+        await notice_store.create(conn, sender_id=None, issuer=STREET, scope=STREET,
+                                  audience="residents", body="今晚停电", photo_id=None,
+                                  send_at=clock.now(), now=clock.now())
+    await scheduler(gridbot).send_pending(clock.now())
+    rows = await gridbot.db.fetchall("SELECT next_attempt_at, priority FROM outbox"
+                                     " WHERE address = ? ORDER BY id DESC LIMIT 1",
+                                     (resident.address,))
+    assert rows[0][0] == "2026-11-24T00:00:00+00:00"  # 08:00 local the next morning
+    assert rows[0][1] == 10
+
+
+async def test_home_registers_the_building_and_building_notices_reach_it(
+        gridbot: Gridbot) -> None:
+    resident = ChatDriver(gridbot, "sim-telegram", "web:newcomer")
+    await resident.text("/home")
+    assert "请输入您住的楼栋" in resident.said
+    await resident.text("翠苑一区3幢")
+    assert "已登记您的住址：翠苑一区3幢" in resident.said
+    neighbour = await add_resident(gridbot, "sim-telegram", "web:r9", GRID_1)
+    await add_staff(gridbot, "街道调度员", "dispatcher", STREET, "web:dispatcher")
+    staff = ChatDriver(gridbot, "sim-telegram", "web:dispatcher")
+    await staff.text("/notice")
+    await staff.text("翠苑一区3幢")
+    await staff.press("居民")
+    await staff.text("3幢电梯今天下午维修")
+    await staff.press("没有照片")
+    await staff.press("立即发送")
+    assert "人数：1 人" in staff.said
+    await staff.press("发送")
+    await scheduler(gridbot).send_pending(gridbot.clock.now())
+    assert len(await received(resident)) == 1
+    assert await received(neighbour) == []
+
+
+async def test_a_home_chosen_is_not_moved_by_a_report_elsewhere(gridbot: Gridbot) -> None:
+    resident = ChatDriver(gridbot, "sim-telegram", "web:newcomer")
+    await resident.text("/home 翠苑一区3幢")
+    async with gridbot.db.transaction() as conn:
+        contact = await people_store.find_contact(conn, "sim-telegram", "web:newcomer")
+        assert contact is not None
+        await people_store.set_grid(conn, contact.person_id, GRID_5)
+        assert (await notice_store.home_of(conn, contact.person_id))[0] == GRID_1
+
+
+async def test_mute_stops_notices_but_not_case_updates(gridbot: Gridbot) -> None:
+    from bot.messages import Reply
+    from bot.notify import Notice, render_notices
+
+    resident = await add_resident(gridbot, "sim-telegram", "web:r1", GRID_1)
+    await resident.text("/mute")
+    assert "不再给您发通知" in resident.said
+    async with gridbot.db.transaction() as conn:
+        await notice_store.create(conn, sender_id=None, issuer=STREET, scope=STREET,
+                                  audience="residents", body="通知", photo_id=None,
+                                  send_at=gridbot.clock.now(), now=gridbot.clock.now())
+    assert await scheduler(gridbot).send_pending(gridbot.clock.now()) == 0
+    contact = await people_store.find_contact(gridbot.db.conn, "sim-telegram", "web:r1")
+    assert contact is not None
+    rows = await render_notices(gridbot.db.conn, gridbot.renderer, "zh_CN",
+                                [Notice(contact.person_id, Reply("feedback_thanks",
+                                                                 {"rating": 5}))],
+                                gridbot.clock.now())
+    assert len(rows) == 1  # a case update still reaches a muted resident
+    await resident.text("/unmute")
+    assert "已恢复" in resident.said
+
+
+async def test_a_stopped_contact_is_not_in_the_audience(gridbot: Gridbot) -> None:
+    await add_resident(gridbot, "sim-sms", "web:r1", GRID_1)
+    async with gridbot.db.transaction() as conn:
+        await people_store.set_opted_out(conn, "sim-sms", "web:r1", True)
+    from bot.notices import preview, resolve_scope
+
+    scope = resolve_scope(gridbot.services.district, GRID_1)
+    assert scope is not None
+    assert (await preview(gridbot.db.conn, scope, "residents")).total == 0
+
+
+async def test_acknowledging_a_notice_not_sent_to_you_changes_nothing(
+        gridbot: Gridbot) -> None:
+    stranger = ChatDriver(gridbot, "sim-telegram", "web:stranger")
+    await stranger.option("ack:999")
+    assert "过期" in stranger.said
+    rows = await gridbot.db.fetchall("SELECT count(*) FROM notice_recipients"
+                                     " WHERE acked_at IS NOT NULL")
+    assert rows[0][0] == 0

@@ -1,0 +1,247 @@
+"""The outbox worker with an in-process fake sender: order, retries, stops, expiry, pace."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections import Counter
+from collections.abc import Awaitable
+from datetime import timedelta
+
+from bot.bootstrap import Gridbot
+from bot.clock import FakeClock
+from bot.outbox import (
+    MAX_ATTEMPTS,
+    AddressPacer,
+    Delivery,
+    Limits,
+    OutboxWorker,
+    RateLimiter,
+)
+from store import outbox as outbox_store
+from store import people as people_store
+from store.outbox import PRIORITY_BULK, PRIORITY_REPLY, OutboundRow, StoredOutbound
+
+CHANNEL = "fake"
+
+
+class FakeTime:
+    """Virtual monotonic time: sleepers wake in order of their wake time, and time jumps to
+    the next wake time when `run` finds the sleepers waiting (no real waiting for time)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self.count = itertools.count()
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self.sleepers, (self.now + max(seconds, 0.0), next(self.count), wake))
+        await wake
+
+    async def run(self, work: Awaitable[int]) -> int:
+        """Run `work`, moving time on whenever the only thing left to do is wait."""
+        task = asyncio.ensure_future(work)
+        while not task.done():
+            await asyncio.sleep(0.001)  # let runnable tasks and database threads go first
+            if self.sleepers and not task.done():
+                target = self.sleepers[0][0]
+                self.now = max(self.now, target)
+                while self.sleepers and self.sleepers[0][0] <= self.now:
+                    heapq.heappop(self.sleepers)[2].set_result(None)
+        return task.result()
+
+
+class FakeSender:
+    """Answers each attempt from a script (default: sent), and remembers what it got."""
+
+    channel = CHANNEL
+
+    def __init__(self, limits: Limits | None = None,
+                 answers: dict[str, list[Delivery]] | None = None,
+                 timer: FakeTime | None = None) -> None:
+        self.limits = limits or Limits(per_second=1000, concurrency=1)
+        self.answers = answers or {}
+        self.timer = timer
+        self.sent: list[tuple[str, str]] = []  # (address, body)
+        self.starts: list[float] = []
+
+    async def send(self, message: StoredOutbound) -> Delivery:
+        self.starts.append(self.timer() if self.timer else 0.0)
+        script = self.answers.get(message.address)
+        delivery = script.pop(0) if script else Delivery("sent", provider_id="p1")
+        if delivery.status == "sent":
+            self.sent.append((message.address, message.body))
+        return delivery
+
+
+async def queue(bot: Gridbot, *rows: OutboundRow) -> None:
+    async with bot.db.transaction() as conn:
+        await outbox_store.enqueue(conn, list(rows), bot.clock.now())
+
+
+def row(address: str, body: str, priority: int = PRIORITY_REPLY, **extra: object) -> OutboundRow:
+    return OutboundRow(CHANNEL, address, None, body, {}, priority=priority,
+                       **extra)  # type: ignore[arg-type]
+
+
+class Worker:
+    """An outbox worker whose pacing runs on virtual time."""
+
+    def __init__(self, bot: Gridbot, sender: FakeSender, timer: FakeTime | None = None) -> None:
+        self.timer = timer or FakeTime()
+        self.outbox = OutboxWorker(bot.db, sender, bot.clock)
+        self.outbox.limiter = RateLimiter(sender.limits.per_second, timer=self.timer,
+                                          sleep=self.timer.sleep)
+        self.outbox.pacer = AddressPacer(sender.limits, timer=self.timer, sleep=self.timer.sleep)
+
+    async def drain_once(self) -> int:
+        """One batch, time moving on whenever the worker only waits for it."""
+        return await self.timer.run(self.outbox.drain_once())
+
+
+def worker(bot: Gridbot, sender: FakeSender, timer: FakeTime | None = None) -> Worker:
+    return Worker(bot, sender, timer)
+
+
+async def status(bot: Gridbot, body: str) -> tuple[str, int, str | None, str | None]:
+    rows = await bot.db.fetchall("SELECT status, attempts, next_attempt_at, error FROM outbox"
+                                 " WHERE body = ?", (body,))
+    return rows[0][0], rows[0][1], rows[0][2], rows[0][3]
+
+
+async def test_replies_and_assignments_go_before_bulk(gridbot: Gridbot) -> None:
+    await queue(gridbot, *(row(f"r{i}", f"bulk {i}", PRIORITY_BULK) for i in range(3)))
+    await queue(gridbot, row("chief", "new case"), row("resident", "your reply"))
+    sender = FakeSender()
+    await worker(gridbot, sender).drain_once()
+    assert [body for _, body in sender.sent] == ["new case", "your reply", "bulk 0", "bulk 1",
+                                                 "bulk 2"]
+
+
+async def test_a_temporary_error_retries_later_with_backoff(
+        gridbot: Gridbot, clock: FakeClock) -> None:
+    sender = FakeSender(answers={"a": [Delivery("retry", error="HTTP 500"),
+                                       Delivery("retry", error="429", retry_after=30)]})
+    await queue(gridbot, row("a", "hello"))
+    work = worker(gridbot, sender)
+    await work.drain_once()
+    state, attempts, next_at, error = await status(gridbot, "hello")
+    assert (state, attempts, error) == ("queued", 1, "HTTP 500")
+    assert next_at == "2026-11-23T02:00:02+00:00"  # 2 s after the first attempt
+    assert await work.drain_once() == 0  # not due yet
+    clock.advance(timedelta(seconds=2))
+    await work.drain_once()
+    assert (await status(gridbot, "hello"))[2] == "2026-11-23T02:00:32+00:00"  # retry-after
+    clock.advance(timedelta(seconds=30))
+    await work.drain_once()
+    assert (await status(gridbot, "hello"))[:2] == ("sent", 3)
+    assert sender.sent == [("a", "hello")]
+
+
+async def test_after_the_last_attempt_the_message_fails_with_the_providers_error(
+        gridbot: Gridbot, clock: FakeClock) -> None:
+    sender = FakeSender(answers={"a": [Delivery("retry", error="HTTP 502 Bad Gateway")]
+                                 * MAX_ATTEMPTS})
+    await queue(gridbot, row("a", "hello"))
+    work = worker(gridbot, sender)
+    for _ in range(MAX_ATTEMPTS):
+        await work.drain_once()
+        clock.advance(timedelta(hours=1))
+    state, attempts, _, error = await status(gridbot, "hello")
+    assert (state, attempts) == ("failed", MAX_ATTEMPTS)
+    assert error == f"gave up after {MAX_ATTEMPTS} attempts: HTTP 502 Bad Gateway"
+
+
+async def test_a_terminal_failure_keeps_the_providers_error(gridbot: Gridbot) -> None:
+    sender = FakeSender(answers={"a": [Delivery("failed", error="400 chat not found")]})
+    await queue(gridbot, row("a", "hello"))
+    await worker(gridbot, sender).drain_once()
+    assert (await status(gridbot, "hello"))[0::3] == ("failed", "400 chat not found")
+
+
+async def test_a_stopped_recipient_is_opted_out_and_gets_nothing_more(gridbot: Gridbot) -> None:
+    now = gridbot.clock.now()
+    async with gridbot.db.transaction() as conn:
+        person = await people_store.add_person(conn, "老李", now)
+        await people_store.add_contact(conn, person, CHANNEL, "a", now)
+    sender = FakeSender(answers={"a": [Delivery("stopped", error="403 blocked by the user")]})
+    await queue(gridbot, row("a", "first"))
+    await queue(gridbot, row("a", "second", PRIORITY_BULK))
+    work = worker(gridbot, sender)
+    await work.drain_once()
+    contact = await people_store.find_contact(gridbot.db.conn, CHANNEL, "a")
+    assert contact is not None and contact.opted_out
+    assert (await status(gridbot, "first"))[0::3] == ("failed", "403 blocked by the user")
+    await queue(gridbot, row("a", "third"))
+    await work.drain_once()
+    assert sender.sent == []
+    assert (await status(gridbot, "second"))[0::3] == ("failed", "recipient opted out")
+    assert (await status(gridbot, "third"))[0] == "failed"
+
+
+async def test_an_expired_message_is_dropped_not_sent(
+        gridbot: Gridbot, clock: FakeClock) -> None:
+    starts = clock.now() + timedelta(minutes=30)
+    await queue(gridbot, row("a", "meeting soon", PRIORITY_BULK, expires_at=starts),
+                row("b", "later", PRIORITY_BULK, next_attempt_at=starts))
+    clock.advance(timedelta(minutes=31))
+    sender = FakeSender()
+    await worker(gridbot, sender).drain_once()
+    assert (await status(gridbot, "meeting soon"))[0] == "expired"
+    assert sender.sent == [("b", "later")]
+
+
+async def test_messages_in_flight_at_a_crash_are_queued_again(gridbot: Gridbot) -> None:
+    await queue(gridbot, *(row(f"r{i}", f"m{i}") for i in range(5)))
+    async with gridbot.db.transaction() as conn:
+        taken = await outbox_store.claim(conn, CHANNEL, gridbot.clock.now(), 3)
+    assert len(taken) == 3  # ...and the process dies here
+    async with gridbot.db.transaction() as conn:
+        assert await outbox_store.requeue_in_flight(conn) == 3
+    sender = FakeSender()
+    await worker(gridbot, sender).drain_once()
+    assert sorted(body for _, body in sender.sent) == [f"m{i}" for i in range(5)]
+
+
+async def test_the_rate_limit_holds_in_every_one_second_window(gridbot: Gridbot) -> None:
+    timer = FakeTime()
+    sender = FakeSender(Limits(per_second=30, concurrency=8), timer=timer)
+    await queue(gridbot, *(row(f"chat{i}", f"n{i}", PRIORITY_BULK) for i in range(200)))
+    work = worker(gridbot, sender, timer)
+    while await work.drain_once():
+        pass
+    assert len(sender.starts) == 200
+    starts = sorted(sender.starts)
+    busiest = max(sum(1 for t in starts[i:] if t < start + 1.0 - 1e-6)
+                  for i, start in enumerate(starts))
+    assert busiest == 30
+    assert (starts[-1] - starts[0]) >= (200 - 30) / 30  # 30 a second, not faster
+
+
+async def test_one_chat_gets_one_message_a_second_and_a_group_20_a_minute(
+        gridbot: Gridbot) -> None:
+    timer = FakeTime()
+    limits = Limits(per_second=30, per_address_per_second=1, concurrency=8,
+                    per_group_per_minute=20, group_prefix="-")
+    sender = FakeSender(limits, timer=timer)
+    sent_at: list[tuple[str, float]] = []
+
+    async def send(message: StoredOutbound) -> Delivery:
+        sent_at.append((message.address, timer()))
+        return Delivery("sent")
+
+    sender.send = send  # type: ignore[method-assign]
+    await queue(gridbot, *(row("42", f"p{i}") for i in range(4)),
+                *(row("-100777", f"g{i}") for i in range(3)), row("43", "other"))
+    await worker(gridbot, sender, timer).drain_once()
+    private = [t for a, t in sent_at if a == "42"]
+    group = [t for a, t in sent_at if a == "-100777"]
+    assert all(b - a >= 1.0 for a, b in zip(private, private[1:], strict=False))
+    assert all(b - a >= 3.0 for a, b in zip(group, group[1:], strict=False))
+    assert Counter(a for a, _ in sent_at) == {"42": 4, "-100777": 3, "43": 1}
+    assert dict(sent_at)["43"] < 1001.0  # the others did not wait behind the busy chats

@@ -1,0 +1,554 @@
+"""Telegram end to end: the webhook over real HTTP, the engine, the outbox worker, and a
+fake Bot API on localhost that checks every call against the published spec."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+from telegram import Bot
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+
+from bot.app import create_app
+from bot.bootstrap import Gridbot
+from bot.channels import TELEGRAM
+from bot.channels.telegram.send import TelegramSender, delivery_for, split_text, utf16_len
+from bot.clock import FakeClock, iso
+from bot.links import KEY_FILE, link_key, media_url, sign, verify
+from bot.mediafiles import save_photo
+from bot.outbox import Limits
+from bot.settings import Settings
+from store import inbox as inbox_store
+from store import media as media_store
+from store import outbox as outbox_store
+from store.db import Database
+from store.outbox import OutboundRow
+from tests.fake_telegram import (
+    BOT_USER,
+    FakeTelegram,
+    SpecChecker,
+    Updates,
+    Upload,
+    html_problems,
+)
+from tests.telegram_harness import (
+    PUBLIC_URL,
+    SECRET,
+    Harness,
+    running_gridbot,
+    telegram_settings,
+)
+from tests.test_render import SAMPLE, renderer
+
+CHECKER = SpecChecker.load()
+RESIDENT = 700_001
+GROUP = -100_200_300
+CASE_NUMBER = re.compile(r"\d{6}-\d{3}")
+
+
+@pytest.fixture(scope="module")
+def fake_server() -> Iterator[FakeTelegram]:
+    """One fake Bot API server for the tests of this module."""
+    with FakeTelegram(checker=CHECKER).checking() as server:
+        yield server
+
+
+@pytest.fixture
+def fake(fake_server: FakeTelegram) -> Iterator[FakeTelegram]:
+    """The fake Bot API, fresh for each test; the test fails if a call broke the spec."""
+    fake_server.reset()
+    yield fake_server
+    assert not fake_server.violations, "calls that break the Bot API spec:\n" + "\n".join(
+        fake_server.violations)
+    fake_server.reset()
+
+
+@pytest.fixture
+def updates() -> Updates:
+    """Updates as Telegram sends them."""
+    return Updates(CHECKER)
+
+
+@pytest.fixture
+def tg_settings(tmp_path: Path, fake: FakeTelegram) -> Settings:
+    """Telegram on, webhook mode, pointed at the fake."""
+    return telegram_settings(tmp_path, fake)
+
+
+@pytest.fixture
+async def tg(tg_settings: Settings, clock: FakeClock,
+             fake: FakeTelegram) -> AsyncIterator[Harness]:
+    """gridbot served by uvicorn, Telegram connected to the fake, the sender driven."""
+    async with running_gridbot(tg_settings, clock, fake) as harness:
+        yield harness
+
+
+def jpeg(seed: str) -> bytes:
+    """Some bytes standing in for a JPEG photo."""
+    return b"\xff\xd8\xff\xe0" + hashlib.sha256(seed.encode()).digest() * 40
+
+
+def album_photo(fake: FakeTelegram, seed: str) -> tuple[list[str], bytes]:
+    """A photo Telegram holds in two sizes; returns the file ids and the large bytes."""
+    large = jpeg(seed + "-large")
+    return [fake.add_file(jpeg(seed + "-thumb")), fake.add_file(large)], large
+
+
+async def status_of_outbox(tg: Harness) -> list[tuple[str, str | None, str | None]]:
+    """(status, next_attempt_at, error) of every Telegram outbox row."""
+    rows = await tg.bot.db.fetchall(
+        "SELECT status, next_attempt_at, error FROM outbox WHERE channel = 'telegram'"
+        " ORDER BY id")
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def queue(tg: Harness, address: str, body: str, **payload: object) -> None:
+    """Put a message in the outbox directly (as a notice from staff would be)."""
+    async with tg.bot.db.transaction() as conn:
+        await outbox_store.enqueue(conn, [OutboundRow("telegram", address, None, body,
+                                                      dict(payload))], tg.clock.now())
+
+
+# --- a whole report -------------------------------------------------------------------------
+
+async def test_a_resident_reports_with_a_button_text_a_location_and_a_two_photo_album(
+        tg: Harness, updates: Updates, fake: FakeTelegram) -> None:
+    menu = await tg.send(updates.text(RESIDENT, "/report"))
+    press = updates.callback(RESIDENT, menu[-1].button("市政设施"))
+    asked = await tg.send(press)
+    assert [(c.method, c.params) for c in tg.answers] == [
+        ("answerCallbackQuery", {"callback_query_id": press["callback_query"]["id"]})]
+    assert "描述" in asked[-1].params["text"] or "说明" in asked[-1].params["text"]
+
+    location_prompt = await tg.send(updates.text(RESIDENT, "路灯坏了，晚上一片漆黑"))
+    keyboard = location_prompt[-1].params["reply_markup"]["keyboard"]
+    assert keyboard[0][0]["request_location"] is True
+
+    found = await tg.send(updates.location(RESIDENT, 30.2801, 120.11661))
+    assert found[0].params["reply_markup"] == {"remove_keyboard": True}
+
+    first_ids, first_large = album_photo(fake, "a")
+    second_ids, second_large = album_photo(fake, "b")
+    for ids in (first_ids, second_ids):
+        response = await tg.post(updates.photo(RESIDENT, ids, media_group_id="13579"))
+        assert response.status_code == 200
+    added = await tg.deliver()
+    assert "第2张" in added[-1].params["text"]
+
+    summary = await tg.send(updates.callback(RESIDENT, added[-1].button("完成")))
+    assert "照片：2张" in summary[-1].params["text"]
+    created = await tg.send(updates.callback(RESIDENT, summary[-1].button("确认提交")))
+    number = CASE_NUMBER.search(created[0].params["text"])
+    assert number is not None and created[0].params["chat_id"] == RESIDENT
+
+    rows = await tg.bot.db.fetchall("SELECT id FROM cases WHERE number = ?",
+                                    (number.group(),))
+    photos = await media_store.for_case(tg.bot.db.conn, rows[0][0])
+    assert [p.sha256 for p in photos] == [hashlib.sha256(first_large).hexdigest(),
+                                          hashlib.sha256(second_large).hexdigest()]
+    assert [p.provider_ref for p in photos] == [first_ids[-1], second_ids[-1]]
+    media_dir = tg.bot.settings.media_dir
+    assert all((media_dir / str(p.path)).read_bytes() in (first_large, second_large)
+               for p in photos)
+    assert len(tg.answers) == 3 and not fake.calls_to("answerCallbackQuery")
+    assert all(status == "processed" for _, status in await tg.inbox())
+
+
+# --- the webhook's door -------------------------------------------------------------------
+
+async def test_a_forged_or_missing_secret_is_refused_and_nothing_is_stored(
+        tg: Harness, updates: Updates) -> None:
+    update = updates.text(RESIDENT, "/help")
+    assert (await tg.post(update, secret="not-the-secret")).status_code == 403
+    assert (await tg.post(update, secret=SECRET[:-1])).status_code == 403
+    assert (await tg.post(update, secret=None)).status_code == 403
+    assert await tg.inbox() == []
+    assert await tg.deliver() == []
+
+
+async def test_a_body_over_one_megabyte_is_refused_whether_announced_or_not(
+        tg: Harness, updates: Updates) -> None:
+    update = updates.text(RESIDENT, "x" * 100)
+    padded = (b'{"update_id": 1, "message": {"text": "' + b"x" * (1024 * 1024) + b'"}}')
+    assert (await tg.post(padded)).status_code == 413
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(20):
+            yield b" " * 60_000  # no Content-Length: chunked transfer
+        yield b"{}"
+
+    response = await tg.http.post("/telegram/webhook", content=chunks(), headers={
+        "X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert await tg.inbox() == []
+    assert (await tg.post(update)).status_code == 200
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'{"message": {}}',
+                                  b'{"update_id": "7"}', b"\xff\xfe"])
+async def test_a_body_that_is_not_a_json_update_is_refused(tg: Harness, body: bytes) -> None:
+    assert (await tg.post(body)).status_code == 400
+    assert await tg.inbox() == []
+
+
+async def test_a_redelivered_update_is_answered_and_processed_once(
+        tg: Harness, updates: Updates) -> None:
+    update = updates.text(RESIDENT, "/help")
+    answers = await asyncio.gather(*(tg.post(update) for _ in range(3)))
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    sent = await tg.deliver()
+    assert len(sent) == 1
+    assert await tg.inbox() == [(str(update["update_id"]), "processed")]
+
+
+async def test_update_kinds_we_do_not_handle_are_acknowledged_and_ignored(
+        tg: Harness, updates: Updates) -> None:
+    update = updates.poll_answer(RESIDENT)
+    assert (await tg.post(update)).status_code == 200
+    assert await tg.deliver() == []
+    assert await tg.inbox() == [(str(update["update_id"]), "ignored")]
+
+
+# --- what comes in ----------------------------------------------------------------------
+
+async def test_a_stale_or_forged_button_is_answered_and_politely_refused(
+        tg: Harness, updates: Updates, fake: FakeTelegram) -> None:
+    menu = await tg.send(updates.text(RESIDENT, "/report"))
+    old_button = menu[-1].button("市政设施")
+    await tg.send(updates.text(RESIDENT, "/report"))  # a newer menu replaces it
+    for data in (old_button, "999:0", "garbage"):
+        refused = await tg.send(updates.callback(RESIDENT, data))
+        assert "过期" in refused[0].params["text"]
+    # Someone else's button: resolved against the presser's own chat, which has no menu.
+    stranger = await tg.send(updates.callback(RESIDENT + 1, old_button))
+    assert "过期" in stranger[0].params["text"]
+    assert [c.method for c in tg.answers] == ["answerCallbackQuery"] * 4
+
+
+async def test_in_groups_only_commands_and_mentions_of_the_bot_are_read(
+        tg: Harness, updates: Updates) -> None:
+    chatter = updates.text(GROUP, "今天天气不错", user_id=RESIDENT)
+    other_bot = updates.text(GROUP, "/help@some_other_bot", user_id=RESIDENT)
+    assert await tg.send(chatter) == []
+    assert await tg.send(other_bot) == []
+    helped = await tg.send(updates.text(GROUP, f"/help@{BOT_USER['username']}",
+                                        user_id=RESIDENT))
+    assert len(helped) == 1 and helped[0].params["chat_id"] == GROUP
+    mentioned = await tg.send(updates.mention(GROUP, "/help", user_id=RESIDENT))
+    assert len(mentioned) == 1
+    assert [status for _, status in await tg.inbox()] == ["ignored", "ignored", "processed",
+                                                          "processed"]
+
+
+async def test_an_edited_message_gets_a_short_note_and_changes_nothing(
+        tg: Harness, updates: Updates) -> None:
+    await tg.send(updates.text(RESIDENT, "/report"))
+    note = await tg.send(updates.edited(RESIDENT, "/cancel"))
+    assert len(note) == 1 and "修改" in note[0].params["text"]
+    assert await tg.send(updates.edited_location(RESIDENT, 30.28, 120.12)) == []  # live pin
+    statuses = [status for _, status in await tg.inbox()]
+    assert statuses == ["processed", "ignored", "ignored"]
+    menu_still_works = await tg.send(updates.text(RESIDENT, "1"))
+    assert "过期" not in menu_still_works[0].params["text"]
+
+
+async def test_an_image_sent_as_a_file_is_a_photo_and_a_sticker_gets_a_note(
+        tg: Harness, updates: Updates, fake: FakeTelegram) -> None:
+    data = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    file_id = fake.add_file(data, ".png")
+    kept = await tg.send(updates.document(RESIDENT, file_id, "image/png"))
+    assert any("照片" in c.params["text"] for c in kept)
+    stored = await tg.bot.db.fetchall("SELECT provider_ref, content_type, sha256 FROM media")
+    assert [tuple(r) for r in stored] == [(file_id, "image/png",
+                                           hashlib.sha256(data).hexdigest())]
+    note = await tg.send(updates.sticker(RESIDENT))
+    assert "只能读取" in note[0].params["text"]
+    pdf = await tg.send(updates.document(RESIDENT, fake.add_file(b"%PDF"), "application/pdf"))
+    assert "只能读取" in pdf[0].params["text"]
+
+
+async def test_a_venue_is_read_as_its_location(tg: Harness, updates: Updates) -> None:
+    await tg.send(updates.text(RESIDENT, "/report"))
+    found = await tg.send(updates.venue(RESIDENT, 30.2801, 120.11661, "翠苑一区3幢"))
+    assert found, "the venue was not read"
+    rows = await tg.bot.db.fetchall("SELECT data FROM conversations")
+    assert "30.2801" in rows[0][0]
+
+
+async def test_the_deep_link_start_payload_reaches_the_flows(
+        tg: Harness, updates: Updates) -> None:
+    update = updates.text(RESIDENT, "/start invite-3f9a")
+    assert (await tg.post(update)).status_code == 200
+    await tg.deliver()
+    rows = await tg.bot.db.fetchall("SELECT id FROM inbox")
+    row = await inbox_store.get(tg.bot.db.conn, rows[0][0])
+    assert row is not None
+    inbound = await tg.channel.reader.read(row)
+    assert inbound is not None
+    assert (inbound.command, inbound.args, inbound.address) == ("start", "invite-3f9a",
+                                                                str(RESIDENT))
+
+
+async def test_a_photo_download_that_fails_once_is_tried_again(
+        tg: Harness, updates: Updates, fake: FakeTelegram) -> None:
+    ids, large = album_photo(fake, "retry")
+    fake.fail_next(500, method="getFile")
+    await tg.send(updates.photo(RESIDENT, ids))
+    stored = await tg.bot.db.fetchall("SELECT sha256 FROM media")
+    assert [r[0] for r in stored] == [hashlib.sha256(large).hexdigest()]
+    assert [c.status for c in fake.calls_to("getFile")] == [500, 200]
+
+
+# --- what goes out, and provider errors ---------------------------------------------------
+
+async def test_a_429_is_retried_after_the_wait_telegram_asked_for(
+        tg: Harness, updates: Updates, fake: FakeTelegram) -> None:
+    fake.fail_next(429, method="sendMessage", retry_after=7)
+    assert await tg.send(updates.text(RESIDENT, "/help")) == []
+    due = tg.clock.now() + timedelta(seconds=7)
+    assert await status_of_outbox(tg) == [("queued", iso(due),
+                                           "flood control: retry after 7 s")]
+    assert await tg.deliver() == []  # not due yet
+    tg.clock.advance(timedelta(seconds=7))
+    sent = await tg.deliver()
+    assert len(sent) == 1 and (await status_of_outbox(tg))[0][0] == "sent"
+
+
+async def test_a_403_stops_the_contact_until_the_person_writes_again(
+        tg: Harness, updates: Updates, fake: FakeTelegram) -> None:
+    fake.fail_next(403, method="sendMessage")
+    assert await tg.send(updates.text(RESIDENT, "/help")) == []
+    stopped = await tg.bot.db.fetchall("SELECT opted_out FROM contacts WHERE address = ?",
+                                       (str(RESIDENT),))
+    assert stopped[0][0] == 1
+    await queue(tg, str(RESIDENT), "您关注的事件已办结")  # a notice meanwhile: not sent
+    assert await tg.deliver() == []
+    assert [s for s, _, _ in await status_of_outbox(tg)] == ["failed", "failed"]
+    again = await tg.send(updates.text(RESIDENT, "/help"))  # unblocked and wrote again
+    assert len(again) == 1
+
+
+async def test_a_5xx_is_retried_with_backoff_and_a_400_fails_the_message(
+        tg: Harness, updates: Updates, fake: FakeTelegram) -> None:
+    fake.fail_next(500, method="sendMessage")
+    assert await tg.send(updates.text(RESIDENT, "/help")) == []
+    status, next_attempt, _ = (await status_of_outbox(tg))[0]
+    assert (status, next_attempt) == ("queued", iso(tg.clock.now() + timedelta(seconds=2)))
+    tg.clock.advance(timedelta(seconds=2))
+    assert len(await tg.deliver()) == 1
+    fake.fail_next(400, method="sendMessage", description="Bad Request: chat not found")
+    assert await tg.send(updates.text(RESIDENT, "/help")) == []
+    assert (await status_of_outbox(tg))[-1] == ("failed", None, "Chat not found")
+
+
+async def test_long_texts_are_split_on_lines_with_the_buttons_on_the_last_part(
+        tg: Harness) -> None:
+    body = "\n".join(f"第{i}行：" + "描述" * 45 for i in range(100))
+    await queue(tg, str(RESIDENT), body, buttons=[["确认", "3:0"]])
+    sent = await tg.deliver()
+    texts = [c.params["text"] for c in sent]
+    assert len(texts) == 3 and "\n".join(texts) == body
+    assert all(len(t) <= 4096 for t in texts)
+    assert [c.params.get("reply_markup") is not None for c in sent] == [False, False, True]
+
+
+async def test_photos_are_resent_by_file_id_or_uploaded_from_the_media_folder(
+        tg: Harness, fake: FakeTelegram) -> None:
+    media_dir = tg.bot.settings.media_dir
+    upload = jpeg("from-the-web-simulator")
+    fallback = jpeg("file-id-expired")
+    async with tg.bot.db.transaction() as conn:
+        by_id = await media_store.add(conn, "telegram", tg.clock.now(), provider_ref="AgAC-1")
+        stored = save_photo(media_dir, upload, "image/jpeg")
+        from_web = await media_store.add(conn, "sim-telegram", tg.clock.now(),
+                                         path=stored.path, content_type="image/jpeg")
+        kept = save_photo(media_dir, fallback, "image/jpeg", "AgAC-expired")
+        refused = await media_store.add(conn, "telegram", tg.clock.now(),
+                                        provider_ref="AgAC-expired", path=kept.path)
+    fake.fail_next(400, method="sendPhoto", after=1, description="Bad Request: wrong file id")
+    await queue(tg, str(RESIDENT), "事件 261123-001 的照片", photos=[by_id, refused, from_web])
+    await tg.deliver()
+    photos = [c.params["photo"] for c in fake.calls_to("sendPhoto") if c.status == 200]
+    assert photos[0] == "AgAC-1"
+    assert isinstance(photos[1], Upload) and photos[1].data == fallback
+    assert isinstance(photos[2], Upload) and photos[2].data == upload
+    assert fake.calls[-1].method == "sendMessage"
+
+
+async def test_a_retry_does_not_repeat_the_parts_already_delivered(
+        tg: Harness, fake: FakeTelegram) -> None:
+    body = "\n".join("很长的一行" * 200 for _ in range(8))
+    parts = split_text(body)
+    assert len(parts) == 2
+    await queue(tg, str(RESIDENT), body)
+    fake.fail_next(429, method="sendMessage", retry_after=3, after=1)  # the second part
+    await tg.deliver()
+    tg.clock.advance(timedelta(seconds=3))
+    await tg.deliver()
+    delivered = [c.params["text"] for c in fake.calls_to("sendMessage") if c.status == 200]
+    assert delivered == parts
+
+
+async def test_the_location_button_is_offered_in_private_chats_only(tg: Harness) -> None:
+    await queue(tg, str(GROUP), "问题在哪里？", request_location="发送我的位置")
+    await queue(tg, str(RESIDENT), "问题在哪里？", request_location="发送我的位置")
+    group, private = await tg.deliver()
+    assert "reply_markup" not in group.params
+    assert private.params["reply_markup"]["keyboard"][0][0] == {
+        "text": "发送我的位置", "request_location": True}
+
+
+async def test_the_sender_keeps_to_telegrams_limits(gridbot: Gridbot) -> None:
+    sender = TelegramSender(Bot("1:x"), gridbot.db, gridbot.settings.media_dir)
+    assert sender.limits == Limits(per_second=30, per_address_per_second=1,
+                                   per_group_per_minute=20, group_prefix="-")
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    (RetryAfter(5), "retry"), (Forbidden("Forbidden: user is deactivated"), "stopped"),
+    (BadRequest("Bad Request: message is too long"), "failed"),
+    (TimedOut(), "retry"), (NetworkError("Bad Gateway"), "retry"),
+])
+def test_provider_errors_map_to_outbox_outcomes(error: Exception, status: str) -> None:
+    assert isinstance(error, RetryAfter | Forbidden | NetworkError)
+    assert delivery_for(error).status == status
+
+
+def test_every_template_is_valid_telegram_html_whatever_people_typed() -> None:
+    hostile = {key: "<b>R&D</b> & <script>" if isinstance(value, str) else value
+               for key, value in SAMPLE.items()}
+    for locale in renderer.locales:
+        for name in renderer.template_names(locale):
+            text = renderer.render_text(locale, name, hostile, TELEGRAM)
+            assert not html_problems(text, f"{locale}/{name}"), text
+
+
+def test_split_text_prefers_line_breaks_and_never_cuts_an_entity() -> None:
+    assert split_text("短消息") == ["短消息"]
+    assert split_text("  \n ") == []
+    lines = ["a" * 3000, "b" * 3000]
+    assert split_text("\n".join(lines)) == lines
+    one_line = "x" * 4095 + "&lt;" + "y" * 10
+    parts = split_text(one_line)
+    assert parts[0] == "x" * 4095 and parts[1].startswith("&lt;")
+    emoji = "😀" * 3000  # two UTF-16 units each, as Telegram counts
+    assert all(utf16_len(p) <= 4096 for p in split_text(emoji))
+    assert "".join(split_text(emoji)) == emoji
+
+
+# --- starting, polling, media links -------------------------------------------------------
+
+def test_start_registers_the_webhook_and_the_command_menu(
+        tg_settings: Settings, fake: FakeTelegram, updates: Updates) -> None:
+    with TestClient(create_app(tg_settings)) as client:
+        update = updates.text(RESIDENT, "/help")
+        response = client.post("/telegram/webhook", json=update,
+                               headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+        assert response.status_code == 200
+    webhook = fake.calls_to("setWebhook")
+    assert [c.params for c in webhook] == [{
+        "url": PUBLIC_URL + "/telegram/webhook", "secret_token": SECRET,
+        "allowed_updates": ["message", "edited_message", "callback_query"]}]
+    menus = {c.params.get("language_code"): c.params["commands"]
+             for c in fake.calls_to("setMyCommands")}
+    assert {"zh", "en"} <= set(menus)
+    assert [c["command"] for c in menus["en"]] == [c["command"] for c in menus["zh"]]
+    assert menus["zh"][0]["description"] == "反映问题"
+    assert menus["en"][0]["description"] == "Report a problem"
+    assert fake.calls_to("getMe")
+
+    async def stored() -> list[str]:
+        db = await Database.open(tg_settings.database)
+        try:
+            return [r[0] for r in await db.fetchall("SELECT status FROM inbox")]
+        finally:
+            await db.close()
+
+    assert asyncio.run(stored()) == ["processed"]
+
+
+async def test_polling_mode_removes_the_webhook_and_feeds_the_same_inbox(
+        tmp_path: Path, clock: FakeClock, fake: FakeTelegram, updates: Updates) -> None:
+    settings = telegram_settings(tmp_path, fake, TELEGRAM_MODE="polling",
+                                 GRIDBOT_PUBLIC_URL="http://127.0.0.1:8080")
+    async with running_gridbot(settings, clock, fake) as tg:
+        update = updates.text(RESIDENT, "/help")
+        press = updates.callback(RESIDENT, "1:0")
+        fake.push_update(update)
+        fake.push_update(press)
+        next_offset = press["update_id"] + 1
+        await asyncio.to_thread(
+            lambda: fake.wait_for(lambda c: c.method == "getUpdates"
+                                  and c.params.get("offset") == next_offset))
+        sent = await tg.deliver()
+        assert [c.params["chat_id"] for c in sent] == [RESIDENT, RESIDENT]
+        assert "过期" in sent[1].params["text"]
+        assert [c.params for c in fake.calls_to("answerCallbackQuery")] == [
+            {"callback_query_id": press["callback_query"]["id"]}]
+        assert await tg.inbox() == [(str(update["update_id"]), "processed"),
+                                    (str(press["update_id"]), "processed")]
+        assert fake.calls_to("deleteWebhook") and not fake.calls_to("setWebhook")
+        assert (await tg.post(updates.text(RESIDENT, "/help"))).status_code == 404
+
+
+async def test_a_signed_media_link_serves_the_photo_and_a_wrong_signature_is_403(
+        tg: Harness) -> None:
+    data = jpeg("link")
+    stored = save_photo(tg.bot.settings.media_dir, data, "image/jpeg", "AgAC-link")
+    async with tg.bot.db.transaction() as conn:
+        media_id = await media_store.add(conn, "telegram", tg.clock.now(),
+                                         provider_ref="AgAC-link", path=stored.path,
+                                         sha256=stored.sha256, content_type="image/jpeg")
+    url = media_url(tg.bot.settings, media_id)
+    assert url.startswith(PUBLIC_URL + f"/media/{media_id}?sig=")
+    path = url.removeprefix(PUBLIC_URL)
+    good = await tg.http.get(path)
+    assert good.status_code == 200 and good.content == data
+    assert good.headers["content-type"] == "image/jpeg"
+    assert (await tg.http.get(path[:-2] + "xx")).status_code == 403
+    assert (await tg.http.get(f"/media/{media_id}")).status_code == 403
+    other = media_url(tg.bot.settings, media_id + 1).removeprefix(PUBLIC_URL)
+    assert (await tg.http.get(other)).status_code == 404
+
+
+def test_without_secrets_in_the_settings_the_link_key_is_kept_in_the_media_folder(
+        settings: Settings) -> None:
+    key = link_key(settings)
+    assert (settings.media_dir / KEY_FILE).read_bytes() == key and len(key) == 32
+    assert verify(key, 5, sign(key, 5)) and not verify(key, 6, sign(key, 5))
+
+
+# --- the fake itself ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("method", "params", "problem"), [
+    ("sendMesage", {"chat_id": 1, "text": "hi"}, "no such method"),
+    ("sendMessage", {"chat_id": 1}, "required field 'text' missing"),
+    ("sendMessage", {"chat_id": 1, "text": "hi", "colour": "red"}, "unknown field 'colour'"),
+    ("sendMessage", {"chat_id": 1, "text": "x" * 4097}, "4097 characters"),
+    ("sendMessage", {"chat_id": 1, "text": "a < b", "parse_mode": "HTML"}, "unescaped '<'"),
+    ("sendMessage", {"chat_id": 1, "text": "hi", "reply_markup": {"inline_keyboard": [[
+        {"text": "ok", "callback_data": "x" * 65}]]}}, "callback_data must be 1-64 bytes"),
+    ("sendMessage", {"chat_id": 1, "text": "hi", "reply_markup": {"inline_keyboard": [[
+        {"label": "ok"}]]}}, "unknown field 'label'"),
+    ("sendMessage", {"chat_id": "1", "text": "hi", "disable_notification": "yes"},
+     "expected Boolean"),
+])
+def test_the_fake_refuses_calls_that_break_the_spec(method: str, params: dict[str, object],
+                                                    problem: str) -> None:
+    problems = CHECKER.check_call(method, params)
+    assert any(problem in p for p in problems), problems
+
+
+def test_the_fake_accepts_what_the_bot_really_sends() -> None:
+    assert CHECKER.check_call("sendMessage", {
+        "chat_id": 1, "text": "&lt;b&gt; 已立案", "parse_mode": "HTML",
+        "reply_markup": {"inline_keyboard": [[{"text": "确认", "callback_data": "3:0"}]]}}) == []
+    assert CHECKER.check_call("setMyCommands", {
+        "commands": [{"command": "report", "description": "反映问题"}],
+        "language_code": "zh"}) == []
