@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot import casework, workflow
 from bot.casework import parse_case_number
+from bot.channels import spec_for
 from bot.messages import Choice, Kind
 from bot.workflow import Actor, Event, EventKind, Role
 from handlers import staff
@@ -22,7 +23,14 @@ async def list_cases(ctx: Context) -> None:
              "category": ctx.services.catalog.get(c.category).name(ctx.locale),
              "state": ctx.label(f"state.{c.state.value}"),
              "created": c.created_at} for c in found]
-    ctx.say("mycases", [Choice(f"case:{c.number}", c.number) for c in found], cases=rows)
+    shown = found[:short_list_size(ctx)]
+    ctx.say("mycases", [Choice(f"case:{c.number}", c.number) for c in shown],
+            cases=rows[:len(shown)], total=len(found))
+
+
+def short_list_size(ctx: Context) -> int:
+    """How many cases a list shows: all on button channels, 3 on SMS (two segments)."""
+    return 20 if spec_for(ctx.msg.channel).buttons else 3
 
 
 async def open_case(ctx: Context) -> None:

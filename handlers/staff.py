@@ -287,7 +287,11 @@ async def tasks(ctx: Context) -> None:
     rows = [{"number": c.number, "category": c.category,
              "state": ctx.label(f"state.{c.state.value}"), "deadline": c.deadline,
              "overdue": bool(c.deadline and c.deadline < ctx.now)} for c in found]
-    ctx.say("tasks", [Choice(f"case:{c.number}", c.number) for c in found[:20]], cases=rows)
+    from handlers.mycases import short_list_size
+
+    shown = found[:short_list_size(ctx)]
+    ctx.say("tasks", [Choice(f"case:{c.number}", c.number) for c in shown],
+            cases=rows[:len(shown)], total=len(found))
 
 
 def _desk(actor: Actor) -> tuple[str, str, str] | None:

@@ -436,3 +436,19 @@ async def test_stats_command_shows_the_month_for_the_chiefs_grid(
     assert "2026-11" in chief.said and "翠苑一区第1网格" in chief.said
     await resident.text("/stats")
     assert "只对网格员和工作人员开放" in resident.said
+
+
+async def test_long_case_lists_stay_within_two_sms_segments(gridbot: Gridbot) -> None:
+    from bot.sms_segments import segments
+
+    sms = ChatDriver(gridbot, "sim-sms", "web:many")
+    points = [(30.2801, 120.11661), (30.2790, 120.1178), (30.27962, 120.11974),
+              (30.27725, 120.11668), (30.278, 120.11986)]
+    for point in points:
+        await report_by_menu(sms, point=point)
+    await sms.text("/mycases")
+    assert "共5件" in sms.said
+    assert segments(sms.said) <= 2, sms.said
+    sms_chief = await join_as(gridbot, "many-chief", "grid_chief", GRID_1, channel="sim-sms")
+    await sms_chief.text("/tasks")
+    assert segments(sms_chief.said) <= 2, sms_chief.said
