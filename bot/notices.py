@@ -29,6 +29,7 @@ SENDER_ROLES = frozenset({"dispatcher", "community_staff", "community_director",
 # Who may call meetings: the same, and grid chiefs (the weekly grid meeting).
 ORGANIZER_ROLES = SENDER_ROLES | {"grid_chief"}
 MAX_TEXT = 1000
+SLICE = 5000  # recipients rendered and queued at a time
 # How long a typed "1" (SMS) can still acknowledge a notice.
 ANSWER_WINDOW = timedelta(days=7)
 
@@ -157,13 +158,16 @@ async def send(conn: aiosqlite.Connection, outreach: Outreach, notice: NoticeRow
     people = await audience(conn, scope, notice.audience) if scope else []
     if not await notice_store.mark_sent(conn, notice.id, len(people), now):
         return 0
-    await notice_store.add_recipients(conn, notice.id, people)
     template = "notice" if notice.kind == "notice" else "weekly_meeting"
-    rows = render_bulk(outreach.renderer, outreach.services.default_locale, people, template,
-                       lambda locale: notice_context(outreach, notice, locale),
-                       outreach.bulk(now), [Option(f"ack:{notice.id}", "bulk.received")],
-                       notice.photo_id)
-    await outbox_store.enqueue(conn, rows, now)
+    # In slices: between them the event loop serves others (senders keep their pace).
+    for first in range(0, len(people), SLICE):
+        part = people[first:first + SLICE]
+        await notice_store.add_recipients(conn, notice.id, part)
+        rows = render_bulk(outreach.renderer, outreach.services.default_locale, part,
+                           template, lambda locale: notice_context(outreach, notice, locale),
+                           outreach.bulk(now), [Option(f"ack:{notice.id}", "bulk.received")],
+                           notice.photo_id)
+        await outbox_store.enqueue(conn, rows, now)
     return len(people)
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.clock import Clock
 from store import outbox as outbox_store
@@ -30,8 +30,8 @@ MAX_ATTEMPTS = 8
 BASE_BACKOFF_SECONDS = 2.0
 MAX_BACKOFF_SECONDS = 600.0
 # Starts are spaced this much wider than the rate says, so that arrivals at the provider,
-# jittered by the network and the event loop, stay within its limit too (30/s: 29.1/s).
-RATE_MARGIN = 0.03
+# jittered by the network and the event loop, stay within its limit too (30/s: 28.8/s).
+RATE_MARGIN = 0.04
 
 
 @dataclass(frozen=True)
@@ -98,13 +98,22 @@ class RateLimiter:
         self.sleep = sleep
 
     async def acquire(self) -> None:
-        """Wait until the next start is allowed, and take it."""
+        """Wait until the next start is allowed, and take it.
+
+        A start counts at its planned moment when the event loop woke the waiter a little
+        late (less than half an interval), so the cadence does not slow down by the loop's
+        lateness; after a longer hold-up it counts from now, so nothing bursts.
+        """
         while True:
             now = self.timer()
-            if self.last is None or now - self.last >= self.interval - 1e-9:
+            if self.last is None:
                 self.last = now
                 return
-            await self.sleep(self.last + self.interval - now)
+            planned = self.last + self.interval
+            if now >= planned - 1e-9:
+                self.last = planned if now - planned < self.interval / 2 else now
+                return
+            await self.sleep(planned - now)
 
 
 class AddressPacer:
@@ -166,23 +175,35 @@ class OutboxWorker:
         self.limiter = RateLimiter(sender.limits.per_second, margin=RATE_MARGIN)
         self.pacer = AddressPacer(sender.limits)
         self.wake = asyncio.Event()
+        # Shared by every batch: at most `concurrency` messages are ever in flight.
+        self.gate = asyncio.Semaphore(sender.limits.concurrency)
+        self.stopped: set[str] = set()  # addresses that said stop since the last claim
         self._task: asyncio.Task[None] | None = None
+        self._tails: set[asyncio.Future[list[None]]] = set()
 
     def start(self) -> None:
         """Run in the background."""
         self._task = asyncio.create_task(self.run(), name=f"outbox-{self.sender.channel}")
 
     async def stop(self) -> None:
-        """Stop after the sends under way (their outcome is recorded)."""
+        """Stop sending; a send cut short is sent again after the next start."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for tail in list(self._tails):
+            tail.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tail
 
     async def run(self) -> None:
-        """Claim and send due messages; sleep until woken or the next poll."""
+        """Claim and send due messages; sleep until woken or the next poll.
+
+        The next batch is claimed as soon as every message of the current one has started
+        (the last ones are still under way), so the rate does not dip between batches.
+        """
         while True:
-            sent = await self.drain_once()
+            sent = await self._drain(None, wait=False)
             if sent == 0:
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -190,23 +211,38 @@ class OutboxWorker:
 
     async def drain_once(self, batch: int | None = None) -> int:
         """Send what is due now, up to `batch` messages (default: about a second's worth,
-        so a reply never waits long behind bulk); return how many were tried."""
+        so a reply never waits long behind bulk), and record every outcome; return how
+        many were tried."""
+        return await self._drain(batch, wait=True)
+
+    async def _drain(self, batch: int | None, *, wait: bool) -> int:
         size = batch or min(200, max(10, int(self.sender.limits.per_second)))
+        self.pacer.limits = self.sender.limits  # a test may have lifted them
         async with self.db.transaction() as conn:
             messages = await outbox_store.claim(conn, self.sender.channel, self.clock.now(),
                                                 size)
         if not messages:
             return 0
-        gate = asyncio.Semaphore(self.sender.limits.concurrency)
-        stopped: set[str] = set()  # addresses that said stop during this batch
+        if not self._tails:  # the claim left out whoever stopped before it
+            self.stopped.clear()
+        waiting = len(messages)
+        all_started = asyncio.Event()
+
+        def started() -> None:
+            nonlocal waiting
+            waiting -= 1
+            if waiting == 0:
+                all_started.set()
 
         async def one(message: StoredOutbound) -> None:
             # The address's turn is waited for before taking a slot: others go on meanwhile.
-            async with self.pacer.turn(message.address), gate:
-                if message.address in stopped:
+            async with self.pacer.turn(message.address), self.gate:
+                if message.address in self.stopped:
+                    started()
                     await self._record(message, Delivery("failed", error="recipient opted out"))
                     return
                 await self.limiter.acquire()
+                started()
                 self.pacer.mark(message.address)
                 try:
                     delivery = await self.sender.send(message)
@@ -214,11 +250,28 @@ class OutboxWorker:
                     log.exception("sender %s failed on %s", self.sender.channel, message.id)
                     delivery = Delivery("retry", error=f"{type(exc).__name__}: {exc}")
                 if delivery.status == "stopped":
-                    stopped.add(message.address)
+                    self.stopped.add(message.address)
                 await self._record(message, delivery)
 
-        await asyncio.gather(*(one(m) for m in messages))
+        batch_done = asyncio.gather(*(one(m) for m in messages))
+        if wait:
+            await batch_done
+            return len(messages)
+        self._tails.add(batch_done)
+        batch_done.add_done_callback(self._tail_done)
+        begun: asyncio.Future[Any] = asyncio.ensure_future(all_started.wait())
+        either: set[asyncio.Future[Any]] = {batch_done, begun}
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            begun.cancel()
         return len(messages)
+
+    def _tail_done(self, tail: asyncio.Future[list[None]]) -> None:
+        self._tails.discard(tail)
+        if not tail.cancelled() and tail.exception() is not None:
+            log.error("sending a batch on %s failed", self.sender.channel,
+                      exc_info=tail.exception())
 
     async def _record(self, message: StoredOutbound, delivery: Delivery) -> None:
         now = self.clock.now()

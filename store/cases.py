@@ -85,21 +85,14 @@ def case_from_json(text: str, case_id: int | None) -> Case:
     """Rebuild the pure case model from `case_to_json`'s output and the row id."""
     raw = json.loads(text)
     raw["id"] = case_id
-    hints = _HINTS
     kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(Case):
-        if f.name not in raw:
+    for name, convert in _CONVERTERS.items():
+        if name not in raw:
             continue
-        value = raw[f.name]
-        if value is not None:
-            for kind in _types_in(hints[f.name]):
-                if kind is datetime:
-                    value = parse_iso(value)
-                    break
-                if isinstance(kind, type) and issubclass(kind, enum.Enum):
-                    value = kind(value)
-                    break
-        kwargs[f.name] = value
+        value = raw[name]
+        if value is not None and convert is not None:
+            value = convert(value)
+        kwargs[name] = value
     return Case(**kwargs)
 
 
@@ -109,6 +102,19 @@ _HINTS = typing.get_type_hints(Case)
 def _types_in(hint: Any) -> tuple[Any, ...]:
     args = typing.get_args(hint)
     return tuple(a for a in args if a is not type(None)) if args else (hint,)
+
+
+def _converter(hint: Any) -> Any:
+    """How a field's JSON value becomes the model's (datetime, enum), worked out once."""
+    for kind in _types_in(hint):
+        if kind is datetime:
+            return parse_iso
+        if isinstance(kind, type) and issubclass(kind, enum.Enum):
+            return kind
+    return None
+
+
+_CONVERTERS = {f.name: _converter(_HINTS[f.name]) for f in dataclasses.fields(Case)}
 
 
 async def next_number(conn: aiosqlite.Connection, local_day: str) -> str:

@@ -59,17 +59,17 @@ def _marks(values: Sequence[Any]) -> str:
 async def _reach(conn: aiosqlite.Connection, people_sql: str,
                  params: Sequence[Any]) -> list[Recipient]:
     """Recipients for `people_sql`, a SELECT of (person_id, area) rows."""
+    # One row per person: SQLite takes the bare columns of a max() from the row that has
+    # the max, here the contact they last wrote from (as store.people.contacts_of orders).
     rows = await fetch(conn, f"""
-        WITH wanted (person_id, area) AS ({people_sql}),
-        chosen AS (
-            SELECT w.person_id, w.area, c.channel, c.address, p.locale,
-                   row_number() OVER (PARTITION BY w.person_id
-                       ORDER BY v.updated_at DESC, c.last_seen_at DESC, c.id DESC) AS n
-            FROM wanted w JOIN people p ON p.id = w.person_id
-            JOIN contacts c ON c.person_id = w.person_id AND c.opted_out = 0
-            LEFT JOIN conversations v ON v.contact_id = c.id)
-        SELECT person_id, area, channel, address, locale FROM chosen WHERE n = 1
-        ORDER BY person_id""", params)
+        WITH wanted (person_id, area) AS ({people_sql})
+        SELECT w.person_id, w.area, c.channel, c.address, p.locale,
+               max(coalesce(v.updated_at, '') || '|' || coalesce(c.last_seen_at, '') || '|'
+                   || printf('%012d', c.id))
+        FROM wanted w JOIN people p ON p.id = w.person_id
+        JOIN contacts c ON c.person_id = w.person_id AND c.opted_out = 0
+        LEFT JOIN conversations v ON v.contact_id = c.id
+        GROUP BY w.person_id ORDER BY w.person_id""", params)
     return [Recipient(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
 

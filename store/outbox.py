@@ -54,11 +54,19 @@ async def enqueue(
     if not messages:
         return
     stamp = iso(now)
+    encoded: dict[int, str] = {}  # a bulk message's rows share one payload: encode it once
+
+    def encode(payload: dict[str, Any]) -> str:
+        text = encoded.get(id(payload))
+        if text is None:
+            text = encoded[id(payload)] = json.dumps(payload, ensure_ascii=False)
+        return text
+
     await conn.executemany(
         "INSERT INTO outbox (channel, address, person_id, priority, body, payload, inbox_id,"
         " created_at, next_attempt_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(m.channel, m.address, m.person_id, m.priority, m.body,
-          json.dumps(m.payload, ensure_ascii=False), m.inbox_id, stamp,
+        [(m.channel, m.address, m.person_id, m.priority, m.body, encode(m.payload),
+          m.inbox_id, stamp,
           iso(m.next_attempt_at) if m.next_attempt_at else None,
           iso(m.expires_at) if m.expires_at else None) for m in messages])
 

@@ -53,24 +53,11 @@ def timer_update_params(case: Case) -> tuple[object, ...]:
     return (deadline, running, warn_at, deadline, running, breach_at)
 
 
-async def due_warnings(conn: aiosqlite.Connection, now: datetime, limit: int) -> list[int]:
-    """Ids of cases whose 80% warning is due (or must be computed), oldest first."""
-    rows = await fetch(conn, "SELECT id FROM cases WHERE warn_at IS NOT NULL AND warn_at <= ?"
-                       " ORDER BY warn_at LIMIT ?", (iso(now), limit))
-    return [int(r[0]) for r in rows]
-
-
 async def due_breaches(conn: aiosqlite.Connection, now: datetime, limit: int) -> list[int]:
     """Ids of cases whose deadline has passed and was not acted on, oldest first."""
     rows = await fetch(conn, "SELECT id FROM cases WHERE breach_at IS NOT NULL"
                        " AND breach_at <= ? ORDER BY breach_at LIMIT ?", (iso(now), limit))
     return [int(r[0]) for r in rows]
-
-
-async def set_warn_at(conn: aiosqlite.Connection, case_id: int, at: datetime | None) -> None:
-    """Move a case's warning to the exact moment, or clear it once warned."""
-    await conn.execute("UPDATE cases SET warn_at = ? WHERE id = ?",
-                       (iso(at) if at else None, case_id))
 
 
 async def clear_breach(conn: aiosqlite.Connection, case_id: int) -> None:

@@ -231,3 +231,23 @@ async def test_acknowledging_a_notice_not_sent_to_you_changes_nothing(
     rows = await gridbot.db.fetchall("SELECT count(*) FROM notice_recipients"
                                      " WHERE acked_at IS NOT NULL")
     assert rows[0][0] == 0
+
+
+async def test_a_notice_goes_once_to_the_channel_the_person_last_wrote_from(
+        gridbot: Gridbot, clock: FakeClock) -> None:
+    resident = await add_resident(gridbot, "sim-telegram", "web:both", GRID_1)
+    contact = await people_store.find_contact(gridbot.db.conn, "sim-telegram", "web:both")
+    assert contact is not None
+    async with gridbot.db.transaction() as conn:
+        await people_store.add_contact(conn, contact.person_id, "sim-sms", "web:both-sms",
+                                       gridbot.clock.now())
+    sms = ChatDriver(gridbot, "sim-sms", "web:both-sms")
+    clock.advance(timedelta(minutes=5))
+    await sms.text("/help")  # the SMS contact is now the one last written from
+    async with gridbot.db.transaction() as conn:
+        await notice_store.create(conn, sender_id=None, issuer=STREET, scope=GRID_1,
+                                  audience="residents", body="通知", photo_id=None,
+                                  send_at=gridbot.clock.now(), now=gridbot.clock.now())
+    assert await scheduler(gridbot).send_pending(gridbot.clock.now()) == 1
+    assert len(await received(sms)) == 1
+    assert await received(resident) == []
