@@ -26,7 +26,8 @@ NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 LOCALES = ("zh_CN", "en")
 MAX_SEGMENTS = 2
 # Templates SMS users never get (Telegram's edited messages and unsupported kinds).
-TELEGRAM_ONLY = frozenset({"edited_ignored", "unsupported_message"})
+TELEGRAM_ONLY = frozenset({"edited_ignored", "unsupported_message", "phone_linked",
+                           "phone_not_linked", "phone_not_own"})
 
 catalog = Catalog.load(PACKAGE_DATA / "categories.toml")
 renderer = Renderer(ZoneInfo("Asia/Shanghai"))

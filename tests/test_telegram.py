@@ -552,3 +552,22 @@ def test_the_fake_accepts_what_the_bot_really_sends() -> None:
     assert CHECKER.check_call("setMyCommands", {
         "commands": [{"command": "report", "description": "反映问题"}],
         "language_code": "zh"}) == []
+
+
+async def test_sharing_your_own_contact_links_your_sms_number_and_others_are_refused(
+        tg: Harness, updates: Updates) -> None:
+    own = updates._message(RESIDENT, contact={"phone_number": "+86 139 1234 5678",
+                                              "first_name": "李", "user_id": RESIDENT})
+    linked = await tg.send(updates._update(message=own))
+    assert "已关联" in linked[-1].params["text"]
+    rows = await tg.bot.db.fetchall(
+        "SELECT count(DISTINCT person_id) FROM contacts WHERE address IN (?, ?)",
+        [str(RESIDENT), "+8613912345678"])
+    assert rows[0][0] == 1  # the Telegram chat and the SMS number are one person
+    someone = updates._message(RESIDENT, contact={"phone_number": "+8613800009999",
+                                                  "first_name": "王", "user_id": 424242})
+    refused = await tg.send(updates._update(message=someone))
+    assert "只能分享您自己的" in refused[-1].params["text"]
+    rows = await tg.bot.db.fetchall("SELECT count(*) FROM contacts WHERE address = ?",
+                                    ["+8613800009999"])
+    assert rows[0][0] == 0

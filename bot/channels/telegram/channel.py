@@ -53,7 +53,8 @@ class TelegramChannel:
         self.clock = clock
         self.bot = bot or make_bot(settings)
         self.reader = UpdateReader(self.bot, engine,
-                                   answer_buttons=settings.telegram_mode == "polling")
+                                   answer_buttons=settings.telegram_mode == "polling",
+                                   phone_region=settings.phone_region)
         self._sender = TelegramSender(self.bot, engine.db, settings.media_dir,
                                       settings.telegram_rate)
         self._processing: set[asyncio.Task[None]] = set()

@@ -24,6 +24,7 @@ from bot.channels.telegram.send import retry_seconds
 from bot.engine import Engine
 from bot.mediafiles import MAX_PHOTO_BYTES, MediaRefused, save_photo
 from bot.messages import Inbound, Kind, Photo, Reply, parse_text
+from bot.phones import link_shared_phone
 from store import inbox as inbox_store
 from store import outbox as outbox_store
 from store import people as people_store
@@ -58,9 +59,11 @@ class UpdateReader:
     # Waits between attempts to download a photo when the network fails (tests use 0).
     download_delays: Sequence[float] = (1.0, 4.0)
 
-    def __init__(self, bot: Bot, engine: Engine, answer_buttons: bool = True) -> None:
+    def __init__(self, bot: Bot, engine: Engine, answer_buttons: bool = True,
+                 phone_region: str = "CN") -> None:
         self.bot = bot
         self.engine = engine
+        self.phone_region = phone_region
         # Whether pressed buttons are answered here; not when the webhook's reply does it.
         self.answer_buttons = answer_buttons
 
@@ -143,9 +146,27 @@ class UpdateReader:
         if photo is not None:
             return Inbound(CHANNEL, address, Kind.PHOTO, text=message.caption or "",
                            photo=photo, name=name)
+        if message.contact is not None and message.chat.type == ChatType.PRIVATE:
+            await self._shared_contact(row, message)
+            return None
         if message.chat.type == ChatType.PRIVATE:
             await self._note(row, "unsupported_message")
         return None
+
+    async def _shared_contact(self, row: InboxRow, message: Message) -> None:
+        """A shared phone number: only the sender's own links their SMS number to them."""
+        contact = message.contact
+        assert contact is not None
+        if message.from_user is None or contact.user_id != message.from_user.id:
+            await self._note(row, "phone_not_own")
+            return
+        linked = await link_shared_phone(self.engine.db, CHANNEL, str(message.chat.id),
+                                         contact.phone_number, self.phone_region,
+                                         self.engine.clock.now())
+        if linked is None or linked.conflict:
+            await self._note(row, "phone_not_linked")
+        else:
+            await self._note(row, "phone_linked")
 
     async def _photo(self, message: Message) -> Photo | None:
         """Download a photo, or an image sent as a file, into the media folder."""
