@@ -35,6 +35,20 @@ async def join_as(bot: Gridbot, name: str, role: str, scope: str | None,
     return chat
 
 
+async def dispatch_to_sanitation(chief: ChatDriver) -> None:
+    """The chief opens the new assignment and dispatches it to the sanitation office."""
+    await chief.inbox()
+    await chief.press("派遣")
+    await chief.press("环卫所")
+
+
+async def escalate(chief: ChatDriver, reason: str) -> None:
+    """The chief opens the new assignment and escalates it to the community."""
+    await chief.inbox()
+    await chief.press("上报上级")
+    await chief.text(reason)
+
+
 @pytest.fixture
 def chief(gridbot: Gridbot) -> ChatDriver:
     """The demo grid chief of grid 1 (王丽华), as the web simulator plays her."""
@@ -91,9 +105,7 @@ async def test_coordination_goes_to_a_department_and_the_chief_checks(
         gridbot: Gridbot, resident: ChatDriver, chief: ChatDriver) -> None:
     sanitation = await join_as(gridbot, "hw", "department", "sanitation")
     number = await report_by_menu(resident)
-    await chief.inbox()
-    await chief.press("派遣")
-    await chief.press("环卫所")
+    await dispatch_to_sanitation(chief)
     assert await state_of(gridbot, number) == "dispatched"
     await sanitation.inbox()
     assert number in sanitation.said
@@ -113,9 +125,7 @@ async def test_rework_after_a_failed_check_is_counted(
         gridbot: Gridbot, resident: ChatDriver, chief: ChatDriver) -> None:
     sanitation = await join_as(gridbot, "hw", "department", "sanitation")
     number = await report_by_menu(resident)
-    await chief.inbox()
-    await chief.press("派遣")
-    await chief.press("环卫所")
+    await dispatch_to_sanitation(chief)
     await sanitation.inbox()
     await sanitation.press("签收")
     await sanitation.press("已处置")
@@ -160,9 +170,7 @@ async def test_community_staff_cannot_act_in_another_community(
         gridbot: Gridbot, resident: ChatDriver, chief: ChatDriver) -> None:
     other = await join_as(gridbot, "sq2", "community_staff", "33010600100200")
     number = await report_by_menu(resident)
-    await chief.inbox()
-    await chief.press("上报上级")
-    await chief.text("需要社区处理")
+    await escalate(chief, "需要社区处理")
     await other.text(f"ACCEPT {number}")
     assert "没有找到" in other.said
     assert await state_of(gridbot, number) == "registered"
@@ -283,9 +291,7 @@ async def test_a_department_acts_only_on_what_was_dispatched_to_it(
     await join_as(gridbot, "hw", "department", "sanitation")
     police = await join_as(gridbot, "pcs", "department", "police")
     number = await report_by_menu(resident)
-    await chief.inbox()
-    await chief.press("派遣")
-    await chief.press("环卫所")
+    await dispatch_to_sanitation(chief)
     await police.text(f"ACCEPT {number}")
     assert "没有找到" in police.said
     assert await state_of(gridbot, number) == "dispatched"
@@ -306,9 +312,7 @@ async def test_two_people_accepting_at_once_exactly_one_wins(
     first = await join_as(gridbot, "sq1", "community_staff", COMMUNITY_1)
     second = await join_as(gridbot, "sq2", "community_staff", COMMUNITY_1)
     number = await report_by_menu(resident)
-    await chief.inbox()
-    await chief.press("上报上级")
-    await chief.text("需要社区处理")
+    await escalate(chief, "需要社区处理")
     await first.inbox()
     await second.inbox()
     await asyncio.gather(first.press("签收"), second.press("签收"))
