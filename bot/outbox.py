@@ -180,13 +180,15 @@ class OutboxWorker:
         self.stopped: set[str] = set()  # addresses that said stop since the last claim
         self._task: asyncio.Task[None] | None = None
         self._tails: set[asyncio.Future[list[None]]] = set()
+        self._sending: set[asyncio.Future[None]] = set()  # handed over, outcome not recorded
 
     def start(self) -> None:
         """Run in the background."""
         self._task = asyncio.create_task(self.run(), name=f"outbox-{self.sender.channel}")
 
     async def stop(self) -> None:
-        """Stop sending; a send cut short is sent again after the next start."""
+        """Stop sending: what was handed to the provider is recorded first; what still
+        waited for its turn stays `sending` and is queued again at the next start."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -195,6 +197,8 @@ class OutboxWorker:
             tail.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await tail
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
 
     async def run(self) -> None:
         """Claim and send due messages; sleep until woken or the next poll.
@@ -244,14 +248,12 @@ class OutboxWorker:
                 await self.limiter.acquire()
                 started()
                 self.pacer.mark(message.address)
-                try:
-                    delivery = await self.sender.send(message)
-                except Exception as exc:  # noqa: BLE001 - a sender bug must not stop sending
-                    log.exception("sender %s failed on %s", self.sender.channel, message.id)
-                    delivery = Delivery("retry", error=f"{type(exc).__name__}: {exc}")
-                if delivery.status == "stopped":
-                    self.stopped.add(message.address)
-                await self._record(message, delivery)
+                # Once handed over, a message is seen through to its recorded outcome even
+                # when stopping (stop() waits for it): a cut here would send it again.
+                sending = asyncio.ensure_future(self._send_and_record(message))
+                self._sending.add(sending)
+                sending.add_done_callback(self._sending.discard)
+                await asyncio.shield(sending)
 
         batch_done = asyncio.gather(*(one(m) for m in messages))
         if wait:
@@ -267,11 +269,25 @@ class OutboxWorker:
             begun.cancel()
         return len(messages)
 
+    async def _send_and_record(self, message: StoredOutbound) -> None:
+        try:
+            delivery = await self.sender.send(message)
+        except Exception as exc:  # noqa: BLE001 - a sender bug must not stop sending
+            log.exception("sender %s failed on %s", self.sender.channel, message.id)
+            delivery = Delivery("retry", error=f"{type(exc).__name__}: {exc}")
+        if delivery.status == "stopped":
+            self.stopped.add(message.address)
+        await self._record(message, delivery)
+
     def _tail_done(self, tail: asyncio.Future[list[None]]) -> None:
         self._tails.discard(tail)
-        if not tail.cancelled() and tail.exception() is not None:
+        if tail.cancelled():
+            return
+        error = tail.exception()
+        # Stopping cancels the sends under way: gather reports that as an exception.
+        if error is not None and not isinstance(error, asyncio.CancelledError):
             log.error("sending a batch on %s failed", self.sender.channel,
-                      exc_info=tail.exception())
+                      exc_info=error)
 
     async def _record(self, message: StoredOutbound, delivery: Delivery) -> None:
         now = self.clock.now()

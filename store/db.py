@@ -85,11 +85,15 @@ class Database:
         which saves a round trip to the database thread on the hot path.
         """
         async with self._write_lock:
-            if not starts_with_write:
-                await self.conn.execute("BEGIN IMMEDIATE")
             try:
+                if not starts_with_write:
+                    await self.conn.execute("BEGIN IMMEDIATE")
                 yield self.conn
             except BaseException:
+                # A cancel can land while a statement (BEGIN too) still waits for the
+                # database thread, which runs it anyway: one round trip lets it finish
+                # before deciding, so no transaction is left open behind the lock.
+                await self.conn.execute("SELECT 1")
                 if self.conn.in_transaction:
                     await self.conn.execute("ROLLBACK")
                 raise

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 from collections import Counter
 from collections.abc import Awaitable
 from datetime import timedelta
+
+import pytest
 
 from bot.bootstrap import Gridbot
 from bot.clock import FakeClock
@@ -245,3 +248,29 @@ async def test_one_chat_gets_one_message_a_second_and_a_group_20_a_minute(
     assert all(b - a >= 3.0 for a, b in zip(group, group[1:], strict=False))
     assert Counter(a for a, _ in sent_at) == {"42": 4, "-100777": 3, "43": 1}
     assert dict(sent_at)["43"] < 1001.0  # the others did not wait behind the busy chats
+
+
+async def test_stopping_records_what_was_handed_over_and_requeues_what_waited(
+        gridbot: Gridbot, caplog: pytest.LogCaptureFixture) -> None:
+    timer = FakeTime()  # never moved on: the second message waits for its send slot
+    sender = FakeSender(Limits(per_second=1, concurrency=2), timer=timer)
+    await queue(gridbot, row("a", "first"), row("b", "second"))
+    outbox = Worker(gridbot, sender, timer).outbox
+    waiting = asyncio.Event()
+    sleep = timer.sleep
+
+    async def sleep_and_tell(seconds: float) -> None:
+        waiting.set()
+        await sleep(seconds)
+
+    outbox.limiter.sleep = sleep_and_tell
+    outbox.start()
+    await waiting.wait()
+    with caplog.at_level(logging.ERROR):
+        await outbox.stop()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert sender.sent == [("a", "first")]
+    assert (await status(gridbot, "first"))[0] == "sent"  # recorded, so not sent again
+    async with gridbot.db.transaction() as conn:
+        assert await outbox_store.requeue_in_flight(conn) == 1
+    assert (await status(gridbot, "second"))[0] == "queued"

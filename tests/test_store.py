@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,6 +48,22 @@ async def test_a_failed_transaction_leaves_nothing(db: Database) -> None:
             raise RuntimeError("crash")
     rows = await db.fetchall("SELECT count(*) FROM inbox")
     assert rows[0][0] == 0
+
+
+async def test_a_transaction_cancelled_while_it_begins_leaves_none_open(db: Database) -> None:
+    async def write() -> None:
+        async with db.transaction() as conn:
+            await inbox.insert(conn, "telegram", "1", "chat", {}, NOW)
+
+    task = asyncio.create_task(write())
+    await asyncio.sleep(0)  # BEGIN is now on its way to the database thread
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with db.transaction() as conn:  # would fail: "transaction within a transaction"
+        await inbox.insert(conn, "telegram", "2", "chat", {}, NOW)
+    rows = await db.fetchall("SELECT provider_id FROM inbox")
+    assert [r[0] for r in rows] == ["2"]
 
 
 async def test_conversation_saved_by_someone_else_is_a_conflict(db: Database) -> None:
