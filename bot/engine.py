@@ -100,14 +100,16 @@ class Engine:
         self.locks = KeyedLocks()
         self.on_queued: list[Callable[[], None]] = []  # told after replies were committed
         self._queue: list[_Pending] = []
-        self._received: list[tuple[inbox_store.InboxRow, asyncio.Future[int | None]]] = []
+        self._received: list[tuple[inbox_store.InboxRow, str | None,
+                                   asyncio.Future[int | None]]] = []
         self._receiver: asyncio.Task[None] | None = None
         self._fresh: dict[int, inbox_store.InboxRow] = {}
         self._drainer: asyncio.Task[None] | None = None
 
     async def receive(self, channel: str, provider_id: str, address: str,
-                      payload: dict[str, Any]) -> int | None:
-        """Store a raw payload; return its inbox id, or None if it was stored before.
+                      payload: dict[str, Any], raw: str | None = None) -> int | None:
+        """Store a raw payload (`raw`: its JSON as received, if it came as JSON); return
+        its inbox id, or None if it was stored before.
 
         Returns once the row is committed. Payloads arriving meanwhile are stored in one
         transaction together; if that fails, every caller gets the error (a webhook then
@@ -115,7 +117,7 @@ class Engine:
         """
         result: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._received.append((inbox_store.InboxRow(0, channel, provider_id, address, payload,
-                                                    "received"), result))
+                                                    "received"), raw, result))
         if self._receiver is None or self._receiver.done():
             self._receiver = asyncio.create_task(self._store_received())
         return await result
@@ -128,14 +130,15 @@ class Engine:
             try:
                 async with self.db.transaction(starts_with_write=True) as conn:
                     ids = [await inbox_store.insert(conn, row.channel, row.provider_id,
-                                                    row.address, row.payload, self.clock.now())
-                           for row, _ in batch]
+                                                    row.address, row.payload, self.clock.now(),
+                                                    raw=raw)
+                           for row, raw, _ in batch]
             except Exception as exc:  # noqa: BLE001 - each caller hears of it
-                for _, result in batch:
+                for _, _, result in batch:
                     if not result.done():
                         result.set_exception(exc)
                 continue
-            for (row, result), inbox_id in zip(batch, ids, strict=True):
+            for (row, _, result), inbox_id in zip(batch, ids, strict=True):
                 if inbox_id is not None:
                     # process() will not need to read back what was just written.
                     self._fresh[inbox_id] = replace(row, id=inbox_id)

@@ -27,18 +27,20 @@ class InboxRow:
 
 async def insert(
     conn: aiosqlite.Connection, channel: str, provider_id: str, address: str,
-    payload: dict[str, Any], now: datetime, status: str = "received",
+    payload: dict[str, Any], now: datetime, status: str = "received", raw: str | None = None,
 ) -> int | None:
     """Store a payload; return its id, or None when this provider id was stored before.
 
-    `status` is "processed" only when the caller handles it in the same transaction.
+    `status` is "processed" only when the caller handles it in the same transaction; `raw`
+    is the payload's JSON as it arrived, kept as it is (and not encoded again) when given.
     """
     stamp = iso(now)
     cursor = await conn.execute(
         "INSERT INTO inbox (channel, provider_id, address, payload, received_at, status,"
         " processed_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, provider_id)"
         " DO NOTHING",
-        (channel, provider_id, address, json.dumps(payload, ensure_ascii=False), stamp, status,
+        (channel, provider_id, address,
+         raw if raw is not None else json.dumps(payload, ensure_ascii=False), stamp, status,
          None if status == "received" else stamp))
     return cursor.lastrowid if cursor.rowcount == 1 else None
 

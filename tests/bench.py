@@ -21,6 +21,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from bot import loop
 from bot.bootstrap import build
 from bot.messages import Inbound, Kind, parse_text
 from bot.settings import Settings
@@ -91,7 +92,8 @@ async def floor_run(folder: Path, steps: int) -> float:
 async def main() -> None:
     """Alternate engine and floor runs in one process; print medians and their ratio."""
     print(f"gridbot benchmark on {platform.machine()}, {os.cpu_count()} cores,"
-          f" Python {platform.python_version()}, SQLite {aiosqlite.sqlite_version}")
+          f" Python {platform.python_version()}, SQLite {aiosqlite.sqlite_version}"
+          f", event loop {loop.loop_name()}")
     print(f"engine: {CONVERSATIONS} conversations in parallel, 6 steps each;"
           f" {ROUNDS} rounds alternating with the floor")
     rates, floor_rates, p50s, p99s = [], [], [], []
@@ -117,4 +119,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    loop.run(main())

@@ -37,6 +37,7 @@ from typing import Any
 
 import aiosqlite
 
+from bot import loop
 from tests.bench import LAT, LON, engine_run
 from tests.fake_telegram import FakeTelegram, Updates
 
@@ -227,7 +228,8 @@ async def webhook_run(folder: Path) -> WebhookResult:
 async def main() -> None:
     """Alternate engine-only and webhook rounds; print medians and their ratio."""
     print(f"gridbot Telegram benchmark on {platform.machine()}, {os.cpu_count()} cores,"
-          f" Python {platform.python_version()}, SQLite {aiosqlite.sqlite_version}")
+          f" Python {platform.python_version()}, SQLite {aiosqlite.sqlite_version}"
+          f", event loop {loop.loop_name()}")
     print(f"{CONVERSATIONS} residents x 6 updates; webhook over {CONNECTIONS} connections;"
           f" {ROUNDS} rounds alternating with the engine alone")
     engine_rates, rates, p50s, p99s = [], [], [], []
@@ -290,4 +292,4 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["serve"]:
         serve()
     else:
-        asyncio.run(main())
+        loop.run(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -205,6 +206,27 @@ async def test_a_redelivered_update_is_answered_and_processed_once(
     sent = await tg.deliver()
     assert len(sent) == 1
     assert await tg.inbox() == [(str(update["update_id"]), "processed")]
+
+
+async def test_the_inbox_keeps_the_update_exactly_as_telegram_sent_it(
+        tg: Harness, updates: Updates) -> None:
+    body = json.dumps(updates.text(RESIDENT, "你好 <b>&"), indent=1).encode()  # \uXXXX
+    assert (await tg.post(body)).status_code == 200
+    await tg.deliver()
+    rows = await tg.bot.db.fetchall("SELECT payload, status FROM inbox")
+    assert [tuple(r) for r in rows] == [(body.decode(), "processed")]
+
+
+async def test_a_button_on_an_inline_mode_message_is_answered_and_ignored(
+        tg: Harness, updates: Updates) -> None:
+    update = updates.callback(RESIDENT, "1:0")
+    query = update["callback_query"]
+    del query["message"]
+    query["inline_message_id"] = "inline-1"
+    answer = await tg.post(update)
+    assert answer.json()["method"] == "answerCallbackQuery"
+    assert await tg.deliver() == []
+    assert await tg.inbox() == [(str(update["update_id"]), "ignored")]
 
 
 async def test_update_kinds_we_do_not_handle_are_acknowledged_and_ignored(

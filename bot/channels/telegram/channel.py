@@ -148,10 +148,10 @@ class TelegramChannel:
         while self._processing:
             await asyncio.gather(*self._processing, return_exceptions=True)
 
-    async def receive(self, update: dict[str, Any]) -> int | None:
+    async def receive(self, update: dict[str, Any], raw: str | None = None) -> int | None:
         """Store a raw update under its update_id; None when it was stored before."""
         return await self.engine.receive(self.name, str(update["update_id"]),
-                                         chat_address(update), update)
+                                         chat_address(update), update, raw)
 
     async def poll_once(self, offset: int | None = None,
                         wait: int = POLL_TIMEOUT) -> int | None:

@@ -48,14 +48,16 @@ async def _body(request: Request) -> bytes | None:
     return bytes(body)
 
 
-def _update(body: bytes) -> dict[str, Any] | None:
+def _update(body: bytes) -> tuple[dict[str, Any], str] | None:
+    """The update and its JSON text (stored as it came), or None if it is not an update."""
     try:
-        update = json.loads(body)
+        text = body.decode()  # Telegram sends UTF-8
+        update = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         return None
     if not isinstance(update, dict) or type(update.get("update_id")) is not int:
         return None
-    return update
+    return update, text
 
 
 async def telegram_webhook(request: Request) -> Response:
@@ -67,10 +69,11 @@ async def telegram_webhook(request: Request) -> Response:
     body = await _body(request)
     if body is None:
         return _answer(413)
-    update = _update(body)
-    if update is None:
+    parsed = _update(body)
+    if parsed is None:
         return _answer(400)
-    inbox_id = await channel.receive(update)
+    update, text = parsed
+    inbox_id = await channel.receive(update, text)
     if inbox_id is not None:
         channel.accept(inbox_id)
     return _reply(update)
