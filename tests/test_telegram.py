@@ -253,6 +253,57 @@ async def test_a_stale_or_forged_button_is_answered_and_politely_refused(
     assert [c.method for c in tg.answers] == ["answerCallbackQuery"] * 4
 
 
+def _plain_samples() -> list[tuple[str, dict[str, object]]]:
+    """Messages read the short way, with the parts real clients add."""
+    make = Updates(CHECKER)
+    link = make.text(RESIDENT, "看这里 https://example.org/a?b=1")["message"]
+    link["entities"] = [{"type": "url", "offset": 4, "length": 25}]
+    link["link_preview_options"] = {"is_disabled": True}
+    surname = make.text(RESIDENT, "路灯坏了")["message"]
+    surname["from"] = {**surname["from"], "first_name": "Ming", "last_name": "Li"}
+    live = make.location(RESIDENT, 30.2781, 120.1203)["message"]
+    live["location"].update(horizontal_accuracy=12.5, live_period=900, heading=90)
+    return [("command", make.text(RESIDENT, "/report")["message"]),
+            ("deep link", make.text(RESIDENT, "/start inv-8f3a")["message"]),
+            ("text", make.text(RESIDENT, "<b>门口</b> & 垃圾")["message"]),
+            ("menu number", make.text(RESIDENT, "2")["message"]),
+            ("spaces", make.text(RESIDENT, "  路灯坏了\n 第二行 ")["message"]),
+            ("link", link), ("surname", surname),
+            ("location", make.location(RESIDENT, 30.2781, 120.1203)["message"]),
+            ("live location", live)]
+
+
+@pytest.mark.parametrize(("kind", "message"), _plain_samples(),
+                         ids=[kind for kind, _ in _plain_samples()])
+async def test_the_short_reading_of_a_private_text_or_location_agrees_with_the_long_one(
+        tg: Harness, kind: str, message: dict[str, object]) -> None:
+    reader = tg.channel.reader
+    row = inbox_store.InboxRow(1, "telegram", "1", str(RESIDENT),
+                               {"update_id": 1, "message": message}, "received")
+    short = reader.read_plain(message)
+    assert short is not None, kind
+    assert short == await reader.read_whole(row)
+
+
+def _long_way_samples() -> list[dict[str, object]]:
+    """Messages the short reading leaves to the long one."""
+    make = Updates(CHECKER)
+    reply = make.text(RESIDENT, "对")["message"]
+    reply["reply_to_message"] = make.text(RESIDENT, "问题")["message"]
+    return [make.text(GROUP, "/report", user_id=RESIDENT)["message"],
+            make.mention(GROUP, "路灯坏了", RESIDENT)["message"],
+            make.text(RESIDENT, "@gridbot_test_bot 路灯坏了",
+                      entities=[{"type": "mention", "offset": 0, "length": 17}])["message"],
+            make.venue(RESIDENT, 30.2781, 120.1203, "翠苑一区")["message"],
+            make.photo(RESIDENT, ["f1"], caption="看")["message"], reply]
+
+
+@pytest.mark.parametrize("message", _long_way_samples())
+async def test_anything_but_a_plain_private_text_or_location_is_read_the_long_way(
+        tg: Harness, message: dict[str, object]) -> None:
+    assert tg.channel.reader.read_plain(message) is None
+
+
 async def test_in_groups_only_commands_and_mentions_of_the_bot_are_read(
         tg: Harness, updates: Updates) -> None:
     chatter = updates.text(GROUP, "今天天气不错", user_id=RESIDENT)

@@ -16,7 +16,17 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from telegram import Bot, CallbackQuery, Message, MessageEntity, PhotoSize, Update
+from telegram import (
+    Bot,
+    CallbackQuery,
+    Chat,
+    Location,
+    Message,
+    MessageEntity,
+    PhotoSize,
+    Update,
+    User,
+)
 from telegram.constants import ChatType
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
@@ -36,6 +46,10 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 MAX_DOWNLOAD_WAIT = 30.0  # seconds a photo download may wait when Telegram says 429
+# What a message read by `read_plain` may hold; any other part (a photo, a caption, a
+# venue, a reply, a forward...) sends it the long way.
+_PLAIN_KEYS = frozenset({"message_id", "date", "chat", "from", "text", "entities",
+                         "link_preview_options", "location"})
 
 
 def chat_address(update: dict[str, object]) -> str:
@@ -73,6 +87,13 @@ class UpdateReader:
         pressed = row.payload.get("callback_query")
         if isinstance(pressed, dict):
             return await self._button(pressed)
+        raw = row.payload.get("message")
+        if isinstance(raw, dict) and (plain := self.read_plain(raw)) is not None:
+            return plain
+        return await self.read_whole(row)
+
+    async def read_whole(self, row: InboxRow) -> Inbound | None:
+        """Read any update the long way, through python-telegram-bot's `Update`."""
         update = Update.de_json(row.payload, self.bot)
         if update.edited_message is not None:
             edited = update.edited_message
@@ -104,6 +125,30 @@ class UpdateReader:
             return None
         return Inbound(CHANNEL, str(chat_id), Kind.OPTION, option=query.data,
                        name=query.from_user.full_name)
+
+    def read_plain(self, raw: dict[str, Any]) -> Inbound | None:
+        """A text or a location in a private chat, the commonest updates by far, read from
+        its parts (chat, sender, location, entities) without building the whole `Message`,
+        which costs about 130 us, a fifth of handling the update; None for anything else,
+        which `read_whole` reads. Both readings give the same (tests/test_telegram.py)."""
+        chat, sender = raw.get("chat"), raw.get("from")
+        if (not raw.keys() <= _PLAIN_KEYS or not isinstance(chat, dict)
+                or not isinstance(sender, dict) or chat.get("type") != ChatType.PRIVATE):
+            return None
+        address = str(Chat.de_json(chat, self.bot).id)
+        name = User.de_json(sender, self.bot).full_name
+        text, location = raw.get("text"), raw.get("location")
+        if isinstance(text, str) and location is None:
+            entities = MessageEntity.de_list(raw.get("entities") or [], self.bot)
+            if any(e.type in (MessageEntity.MENTION, MessageEntity.TEXT_MENTION)
+                   for e in entities):
+                return None  # mentions are cut out of the text: the long way does that
+            return parse_text(CHANNEL, address, text, name)
+        if isinstance(location, dict) and text is None:
+            point = Location.de_json(location, self.bot)
+            return Inbound(CHANNEL, address, Kind.LOCATION, lat=point.latitude,
+                           lon=point.longitude, name=name)
+        return None
 
     def _for_us(self, message: Message) -> bool:
         """In private chats everything is; in groups commands, mentions and replies to us."""
