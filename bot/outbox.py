@@ -180,7 +180,9 @@ class OutboxWorker:
         self.stopped: set[str] = set()  # addresses that said stop since the last claim
         self._task: asyncio.Task[None] | None = None
         self._tails: set[asyncio.Future[list[None]]] = set()
-        self._sending: set[asyncio.Future[None]] = set()  # handed over, outcome not recorded
+        # Sends of the current batches: still waiting for their turn, or handed over.
+        self._waiting: set[asyncio.Task[Any]] = set()
+        self._handed_over: set[asyncio.Task[Any]] = set()
 
     def start(self) -> None:
         """Run in the background."""
@@ -193,12 +195,12 @@ class OutboxWorker:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for tail in list(self._tails):
-            tail.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await tail
-        if self._sending:
-            await asyncio.gather(*self._sending, return_exceptions=True)
+        for waiting in list(self._waiting):
+            waiting.cancel()
+        if self._handed_over:  # a cut here would send them again after the restart
+            await asyncio.wait(list(self._handed_over))
+        if self._tails:
+            await asyncio.gather(*self._tails, return_exceptions=True)
 
     async def run(self) -> None:
         """Claim and send due messages; sleep until woken or the next poll.
@@ -239,21 +241,27 @@ class OutboxWorker:
                 all_started.set()
 
         async def one(message: StoredOutbound) -> None:
-            # The address's turn is waited for before taking a slot: others go on meanwhile.
-            async with self.pacer.turn(message.address), self.gate:
-                if message.address in self.stopped:
+            me = asyncio.current_task()
+            assert me is not None
+            self._waiting.add(me)
+            try:
+                # The address's turn is waited for before taking a slot: others go on.
+                async with self.pacer.turn(message.address), self.gate:
+                    if message.address in self.stopped:
+                        started()
+                        await self._record(message, Delivery("failed",
+                                                             error="recipient opted out"))
+                        return
+                    await self.limiter.acquire()
+                    # Handed over from here: stop() waits for the outcome to be recorded.
+                    self._waiting.discard(me)
+                    self._handed_over.add(me)
                     started()
-                    await self._record(message, Delivery("failed", error="recipient opted out"))
-                    return
-                await self.limiter.acquire()
-                started()
-                self.pacer.mark(message.address)
-                # Once handed over, a message is seen through to its recorded outcome even
-                # when stopping (stop() waits for it): a cut here would send it again.
-                sending = asyncio.ensure_future(self._send_and_record(message))
-                self._sending.add(sending)
-                sending.add_done_callback(self._sending.discard)
-                await asyncio.shield(sending)
+                    self.pacer.mark(message.address)
+                    await self._send_and_record(message)
+            finally:
+                self._waiting.discard(me)
+                self._handed_over.discard(me)
 
         batch_done = asyncio.gather(*(one(m) for m in messages))
         if wait:
