@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -43,6 +45,7 @@ SAMPLE = {
     "current": "翠苑一区3幢",
 }
 renderer = Renderer(ZoneInfo("Asia/Shanghai"))
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 renderer.globals["category_name"] = lambda code, locale: f"<{code}>"
 
 
@@ -54,6 +57,30 @@ def test_every_template_renders_with_realistic_values(locale: str) -> None:
         for spec in (SIM_TELEGRAM, SIM_SMS):
             text = renderer.render_text(locale, name, SAMPLE, spec)
             assert text.strip(), name
+
+
+def test_a_line_ending_in_a_block_tag_keeps_its_line_break() -> None:
+    # trim_blocks drops the newline after every block tag: right for a line that is only
+    # a tag, wrong after text ("📢 Notice{% endif %}" ran into the next line). Such a line
+    # ends "+%}" (keep the newline), or is followed by an empty line that takes its place.
+    tag = re.compile(r"\{%.*?%\}")
+    joined = []
+    for path in sorted(TEMPLATES.rglob("*.j2")):
+        lines = path.read_text().splitlines()
+        joined += [f"{path.relative_to(TEMPLATES)}:{i + 1}" for i, line in enumerate(lines[:-1])
+                   if line.rstrip().endswith("%}") and not line.rstrip().endswith("+%}")
+                   and tag.sub("", line).strip() and lines[i + 1].strip()]
+    assert joined == []
+
+
+def test_lists_in_notices_and_digests_are_one_item_a_line() -> None:
+    context = {**SAMPLE, "cases": SAMPLE["cases"] * 2, "overdue": 2, "more": 3}
+    for locale in ("zh_CN", "en"):
+        digest = renderer.render_text(locale, "digest_morning", context, SIM_TELEGRAM)
+        assert len([line for line in digest.splitlines() if "261123-001" in line]) == 2
+        preview = renderer.render_text(locale, "notice_preview", context, SIM_TELEGRAM)
+        assert [line.strip()[:4] for line in preview.splitlines() if "·" in line] == [
+            "· 短信", "· Te"]
 
 
 def test_both_locales_have_the_same_templates_and_labels() -> None:
