@@ -256,6 +256,11 @@ async def main() -> None:
     ratio = rate / engine_rate
     print(f"ratio webhook / engine: {ratio:.2f} (goal >= 0.5: {_met(ratio >= 0.5)});"
           f" goal >= 500 updates/s: {_met(rate >= 500)}")
+    # This machine's speed drifts by tens of percent between rounds; each round's own
+    # pair (measured back to back) shows how much of that the ratio above carries.
+    paired = [w / e for w, e in zip(rates, engine_rates, strict=True)]
+    print(f"  ratio within each round: {', '.join(f'{r:.2f}' for r in paired)}"
+          f" (median {statistics.median(paired):.2f})")
 
 
 def _met(ok: bool) -> str:
