@@ -16,8 +16,11 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiosqlite
+
 from bot.channels import spec_for
 from bot.render import Renderer
+from store import bulk as bulk_store
 from store.notices import Recipient
 from store.outbox import PRIORITY_BULK, OutboundRow
 
@@ -105,6 +108,27 @@ def render_one(
     if photo_id is not None and spec.photos_out:
         payload["photos"] = [photo_id]
     return body, payload
+
+
+async def queue_staged(
+    conn: aiosqlite.Connection, renderer: Renderer, default_locale: str,
+    groups: Mapping[tuple[str | None, str], int], template: str,
+    context: Callable[[str], Mapping[str, Any]], bulk: Bulk,
+    options: Sequence[Option] = (), photo_id: int | None = None,
+) -> int:
+    """Queue a message to a staged audience (`store.bulk.stage`, whose counts per language
+    and channel are `groups`), rendered once for each; return how many rows."""
+    not_before = bulk.not_before()
+    queued = 0
+    for (locale, channel) in groups:
+        shown = locale or default_locale
+        body, payload = render_one(renderer, shown, channel, template, context(shown),
+                                   options, photo_id)
+        queued += await bulk_store.queue(conn, locale, channel, body, payload,
+                                         priority=bulk.priority, now=bulk.now,
+                                         next_attempt_at=not_before,
+                                         expires_at=bulk.expires_at)
+    return queued
 
 
 def per_channel(recipients: Iterable[Recipient]) -> dict[str, int]:

@@ -16,7 +16,7 @@ from typing import Any
 import aiosqlite
 
 from bot.broadcast import PRIORITY_DIGEST, Option, render_bulk
-from bot.notices import ORGANIZER_ROLES, Outreach, audience, resolve_scope
+from bot.notices import ORGANIZER_ROLES, Outreach, recipients, resolve_scope
 from store import meetings as meeting_store
 from store import notices as notice_store
 from store import outbox as outbox_store
@@ -46,7 +46,7 @@ async def invite(conn: aiosqlite.Connection, outreach: Outreach, meeting: Meetin
                  now: datetime) -> int:
     """Send the invitations of a pending meeting; return how many."""
     scope = resolve_scope(outreach.services.district, meeting.scope)
-    people = await audience(conn, scope, meeting.audience) if scope else []
+    people = await recipients(conn, scope, meeting.audience) if scope else []
     await meeting_store.invite(conn, meeting.id, people, now)
     # Reminders already due now would only repeat the invitation.
     await meeting_store.mark_reminded(conn, meeting.id, now,

@@ -2,7 +2,8 @@
 
 A notice is stored first (`create`), with the time to send it; `send` resolves the
 audience at that moment and queues one bulk message per recipient, in one transaction
-with the recipient list, so a crash sends it whole or not at all. The scheduler sends due
+with the recipient list, so a crash sends it whole or not at all (inside SQLite: see
+`store.bulk`). The scheduler sends due
 notices (and is woken right after a notice is confirmed); the command line sends at once.
 """
 
@@ -15,13 +16,13 @@ from typing import Any
 
 import aiosqlite
 
-from bot.broadcast import Bulk, Option, per_channel, render_bulk
+from bot.broadcast import Bulk, Option, per_channel, queue_staged
 from bot.districts import District
 from bot.render import Renderer
 from bot.services import Services
+from store import bulk as bulk_store
 from store import notices as notice_store
-from store import outbox as outbox_store
-from store.notices import NoticeRow, Recipient
+from store.notices import NoticeRow, People, Recipient
 
 AUDIENCES = ("residents", "chiefs", "staff")
 # Who may send notices: street and community staff (and admins).
@@ -29,7 +30,6 @@ SENDER_ROLES = frozenset({"dispatcher", "community_staff", "community_director",
 # Who may call meetings: the same, and grid chiefs (the weekly grid meeting).
 ORGANIZER_ROLES = SENDER_ROLES | {"grid_chief"}
 MAX_TEXT = 1000
-SLICE = 5000  # recipients rendered and queued at a time
 # How long a typed "1" (SMS) can still acknowledge a notice.
 ANSWER_WINDOW = timedelta(days=7)
 
@@ -103,15 +103,20 @@ def areas_for(district: District, roles: Sequence[tuple[str, str | None]],
     return list(dict.fromkeys(found))
 
 
-async def audience(conn: aiosqlite.Connection, scope: Scope, to: str) -> list[Recipient]:
+def audience(scope: Scope, to: str) -> People:
     """Everyone a notice to `to` (residents, chiefs, staff) in a scope reaches."""
     if to == "residents":
-        return await notice_store.residents(conn, scope.grids, scope.building_id)
+        return notice_store.residents(scope.grids, scope.building_id)
     if to == "chiefs":
-        return await notice_store.chiefs(conn, scope.grids)
+        return notice_store.chiefs(scope.grids)
     if to == "staff":
-        return await notice_store.staff(conn, scope.areas)
+        return notice_store.staff(scope.areas)
     raise ValueError(f"audience must be one of {', '.join(AUDIENCES)}, not {to!r}")
+
+
+async def recipients(conn: aiosqlite.Connection, scope: Scope, to: str) -> list[Recipient]:
+    """Where a message to an audience reaches each of its people."""
+    return await notice_store.reach(conn, audience(scope, to))
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,7 @@ class Preview:
 
 async def preview(conn: aiosqlite.Connection, scope: Scope, to: str) -> Preview:
     """Count the audience per channel (nothing is stored)."""
-    people = await audience(conn, scope, to)
+    people = await recipients(conn, scope, to)
     return Preview(len(people), per_channel(people))
 
 
@@ -155,20 +160,19 @@ async def send(conn: aiosqlite.Connection, outreach: Outreach, notice: NoticeRow
     if notice.kind == "reminder":
         return await _send_reminder(conn, outreach, notice, now)
     scope = resolve_scope(outreach.services.district, notice.scope)
-    people = await audience(conn, scope, notice.audience) if scope else []
-    if not await notice_store.mark_sent(conn, notice.id, len(people), now):
+    groups = (await bulk_store.stage(conn, audience(scope, notice.audience).reached())
+              if scope else {})
+    count = sum(groups.values())
+    if not await notice_store.mark_sent(conn, notice.id, count, now):
         return 0
+    await notice_store.add_staged_recipients(conn, notice.id)
     template = "notice" if notice.kind == "notice" else "weekly_meeting"
-    # In slices: between them the event loop serves others (senders keep their pace).
-    for first in range(0, len(people), SLICE):
-        part = people[first:first + SLICE]
-        await notice_store.add_recipients(conn, notice.id, part)
-        rows = render_bulk(outreach.renderer, outreach.services.default_locale, part,
-                           template, lambda locale: notice_context(outreach, notice, locale),
-                           outreach.bulk(now), [Option(f"ack:{notice.id}", "bulk.received")],
-                           notice.photo_id)
-        await outbox_store.enqueue(conn, rows, now)
-    return len(people)
+    await queue_staged(conn, outreach.renderer, outreach.services.default_locale, groups,
+                       template, lambda locale: notice_context(outreach, notice, locale),
+                       outreach.bulk(now), [Option(f"ack:{notice.id}", "bulk.received")],
+                       notice.photo_id)
+    await bulk_store.clear(conn)
+    return count
 
 
 async def send_due(conn: aiosqlite.Connection, outreach: Outreach, now: datetime) -> int:
@@ -191,13 +195,13 @@ async def _send_reminder(conn: aiosqlite.Connection, outreach: Outreach, reminde
 async def remind(conn: aiosqlite.Connection, outreach: Outreach, notice: NoticeRow,
                  now: datetime) -> int:
     """Send the notice again to those who have not acknowledged it; return how many."""
-    people = await notice_store.unacknowledged(conn, notice.id)
-    rows = render_bulk(outreach.renderer, outreach.services.default_locale, people,
+    groups = await bulk_store.stage(conn, notice_store.unacknowledged(notice.id).reached())
+    await queue_staged(conn, outreach.renderer, outreach.services.default_locale, groups,
                        "notice_reminder", lambda locale: notice_context(outreach, notice, locale),
                        outreach.bulk(now), [Option(f"ack:{notice.id}", "bulk.received")])
-    await outbox_store.enqueue(conn, rows, now)
+    await bulk_store.clear(conn)
     await notice_store.mark_reminded(conn, notice.id, now)
-    return len(people)
+    return sum(groups.values())
 
 
 def parse_when(text: str, tz: Any, now: datetime) -> datetime | None:

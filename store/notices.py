@@ -1,7 +1,8 @@
 """Notices to an audience, who received them, and who acknowledged ("收到").
 
-An audience is resolved to one `Recipient` per person: the channel address they last
-wrote from that has not opted out (as for every other message to a person).
+An audience (`People`) is SQL, resolved to one `Recipient` per person: the channel
+address they last wrote from that has not opted out (as for every other message to a
+person).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import aiosqlite
 
 from bot.clock import iso, parse_iso
+from store.bulk import STAGED
 from store.db import fetch
 
 # Roles that make a person staff rather than a resident for notices.
@@ -56,25 +58,41 @@ def _marks(values: Sequence[Any]) -> str:
     return ", ".join("?" * len(values)) or "NULL"
 
 
-async def _reach(conn: aiosqlite.Connection, people_sql: str,
-                 params: Sequence[Any]) -> list[Recipient]:
-    """Recipients for `people_sql`, a SELECT of (person_id, area) rows."""
-    # One row per person: SQLite takes the bare columns of a max() from the row that has
-    # the max, here the contact they last wrote from (as store.people.contacts_of orders).
-    rows = await fetch(conn, f"""
-        WITH wanted (person_id, area) AS ({people_sql})
+@dataclass(frozen=True)
+class People:
+    """Who a message goes to, as SQL: a SELECT of (person_id, area) rows and its parameters.
+
+    Kept as SQL so that a notice to a whole street is queued inside SQLite (see
+    `store.bulk`) instead of passing 100,000 rows through Python.
+    """
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+    def reached(self) -> tuple[str, tuple[Any, ...]]:
+        """A SELECT of (person_id, area, channel, address, locale, pick): one row a person,
+        at the contact they last wrote from that has not opted out (as for every other
+        message to a person)."""
+        # SQLite takes the bare columns of a max() from the row that has the max, here the
+        # contact they last wrote from (as store.people.contacts_of orders).
+        return (f"""
+        WITH wanted (person_id, area) AS ({self.sql})
         SELECT w.person_id, w.area, c.channel, c.address, p.locale,
                max(coalesce(v.updated_at, '') || '|' || coalesce(c.last_seen_at, '') || '|'
                    || printf('%012d', c.id))
         FROM wanted w JOIN people p ON p.id = w.person_id
         JOIN contacts c ON c.person_id = w.person_id AND c.opted_out = 0
         LEFT JOIN conversations v ON v.contact_id = c.id
-        GROUP BY w.person_id ORDER BY w.person_id""", params)
+        GROUP BY w.person_id ORDER BY w.person_id""", self.params)
+
+
+async def reach(conn: aiosqlite.Connection, people: People) -> list[Recipient]:
+    """Where a message reaches each of these people."""
+    rows = await fetch(conn, *people.reached())
     return [Recipient(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
 
-async def residents(conn: aiosqlite.Connection, grids: Sequence[str],
-                    building_id: int | None = None) -> list[Recipient]:
+def residents(grids: Sequence[str], building_id: int | None = None) -> People:
     """People at home in these grids (or that building), not staff, not muted."""
     sql = (f"SELECT p.id, p.grid_code FROM people p WHERE p.grid_code IN ({_marks(grids)})"
            f" AND p.muted = 0 AND NOT EXISTS (SELECT 1 FROM roles r WHERE r.person_id = p.id"
@@ -83,21 +101,21 @@ async def residents(conn: aiosqlite.Connection, grids: Sequence[str],
     if building_id is not None:
         sql += " AND p.building_id = ?"
         params.append(building_id)
-    return await _reach(conn, sql, params)
+    return People(sql, tuple(params))
 
 
-async def chiefs(conn: aiosqlite.Connection, grids: Sequence[str]) -> list[Recipient]:
+def chiefs(grids: Sequence[str]) -> People:
     """The grid chiefs of these grids."""
-    return await _reach(conn, "SELECT person_id, min(scope) FROM roles WHERE role ="
-                        f" 'grid_chief' AND revoked_at IS NULL AND scope IN ({_marks(grids)})"
-                        " GROUP BY person_id", list(grids))
+    return People("SELECT person_id, min(scope) FROM roles WHERE role = 'grid_chief' AND"
+                  f" revoked_at IS NULL AND scope IN ({_marks(grids)}) GROUP BY person_id",
+                  tuple(grids))
 
 
-async def staff(conn: aiosqlite.Connection, areas: Sequence[str]) -> list[Recipient]:
+def staff(areas: Sequence[str]) -> People:
     """Everyone with a staff role in one of these areas (grid chiefs included)."""
-    return await _reach(conn, "SELECT person_id, min(scope) FROM roles WHERE role IN"
-                        f" ({_STAFF_SQL}) AND revoked_at IS NULL AND scope IN"
-                        f" ({_marks(areas)}) GROUP BY person_id", list(areas))
+    return People(f"SELECT person_id, min(scope) FROM roles WHERE role IN ({_STAFF_SQL})"
+                  f" AND revoked_at IS NULL AND scope IN ({_marks(areas)}) GROUP BY person_id",
+                  tuple(areas))
 
 
 async def reach_people(conn: aiosqlite.Connection, person_ids: Sequence[int],
@@ -105,8 +123,9 @@ async def reach_people(conn: aiosqlite.Connection, person_ids: Sequence[int],
     """Where a message reaches each of these people."""
     if not person_ids:
         return []
-    return await _reach(conn, "SELECT value, ? FROM json_each(?)",
-                        [area, "[" + ",".join(str(int(p)) for p in person_ids) + "]"])
+    return await reach(conn, People(
+        "SELECT value, ? FROM json_each(?)",
+        (area, "[" + ",".join(str(int(p)) for p in person_ids) + "]")))
 
 
 async def create(
@@ -171,12 +190,12 @@ async def cancel(conn: aiosqlite.Connection, notice_id: int) -> bool:
     return cursor.rowcount == 1
 
 
-async def add_recipients(conn: aiosqlite.Connection, notice_id: int,
-                         recipients: Sequence[Recipient]) -> None:
-    """Remember who a notice went to (for acknowledgements and reminders)."""
-    await conn.executemany(
+async def add_staged_recipients(conn: aiosqlite.Connection, notice_id: int) -> None:
+    """Remember who a notice went to (for acknowledgements and reminders): everyone staged
+    for it (`store.bulk.stage`)."""
+    await conn.execute(
         "INSERT OR IGNORE INTO notice_recipients (notice_id, person_id, grid_code)"
-        " VALUES (?, ?, ?)", [(notice_id, r.person_id, r.area) for r in recipients])
+        f" SELECT ?, person_id, area FROM {STAGED}", (notice_id,))
 
 
 async def acknowledge(conn: aiosqlite.Connection, notice_id: int, person_id: int,
@@ -212,10 +231,10 @@ async def ack_counts(conn: aiosqlite.Connection,
     return [(r[0], int(r[1]), int(r[2])) for r in rows]
 
 
-async def unacknowledged(conn: aiosqlite.Connection, notice_id: int) -> list[Recipient]:
-    """Where to reach each recipient who has not acknowledged yet."""
-    return await _reach(conn, "SELECT person_id, grid_code FROM notice_recipients"
-                        " WHERE notice_id = ? AND acked_at IS NULL", (notice_id,))
+def unacknowledged(notice_id: int) -> People:
+    """The recipients of a notice who have not acknowledged it yet."""
+    return People("SELECT person_id, grid_code FROM notice_recipients WHERE notice_id = ?"
+                  " AND acked_at IS NULL", (notice_id,))
 
 
 async def mark_reminded(conn: aiosqlite.Connection, notice_id: int, now: datetime) -> None:

@@ -251,3 +251,32 @@ async def test_a_notice_goes_once_to_the_channel_the_person_last_wrote_from(
     assert await scheduler(gridbot).send_pending(gridbot.clock.now()) == 1
     assert len(await received(sms)) == 1
     assert await received(resident) == []
+
+
+async def test_a_notice_is_written_in_each_recipients_language_on_their_channel(
+        gridbot: Gridbot) -> None:
+    chinese = await add_resident(gridbot, "sim-telegram", "web:zh", GRID_1)
+    english = await add_resident(gridbot, "sim-telegram", "web:en", GRID_1)
+    english_sms = await add_resident(gridbot, "sim-sms", "web:en-sms", GRID_2)
+    async with gridbot.db.transaction() as conn:
+        for driver in (english, english_sms):
+            contact = await people_store.find_contact(conn, driver.channel, driver.address)
+            assert contact is not None
+            await people_store.set_locale(conn, contact.person_id, "en")
+        notice_id = await notice_store.create(
+            conn, sender_id=None, issuer=STREET, scope=COMMUNITY_1, audience="residents",
+            body="停水 <b>&", photo_id=None, send_at=gridbot.clock.now(),
+            now=gridbot.clock.now())
+    assert await scheduler(gridbot).send_pending(gridbot.clock.now()) == 3
+
+    [zh] = await received(chinese)
+    [en] = await received(english)
+    [en_sms] = await received(english_sms)
+    assert "通知" in zh and chinese.last[0].buttons == [["收到", f"ack:{notice_id}"]]
+    assert "Notice" in en and english.last[0].buttons == [["Received", f"ack:{notice_id}"]]
+    assert zh.splitlines()[1] == en.splitlines()[1] == "停水 <b>&"  # the title has its line
+    assert en_sms.endswith("1: Received") and english_sms.last[0].buttons == []
+    rows = await gridbot.db.fetchall("SELECT grid_code, count(*) FROM notice_recipients"
+                                     " WHERE notice_id = ? GROUP BY grid_code", (notice_id,))
+    assert sorted(tuple(r) for r in rows) == [(GRID_1, 2), (GRID_2, 1)]
+    assert (await gridbot.db.fetchall("SELECT count(*) FROM temp.bulk_staged"))[0][0] == 0
