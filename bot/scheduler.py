@@ -57,6 +57,9 @@ SYSTEM = Actor(person_id=None, role=Role.SYSTEM, scope=None)
 WARN_SHARE = 0.8
 CHUNK = 200  # escalations per transaction, so inbound messages never wait long
 WARN_CHUNK = 400  # warnings per transaction (recorded in bulk)
+# A case the sweep cannot load or act on is logged and looked at again this much later,
+# so one broken row neither blocks the others nor fills the log every tick.
+BROKEN_RETRY = timedelta(hours=1)
 GRACE = timedelta(hours=12)  # a job occurrence missed by more than this is not run late
 RATING_DELAY = timedelta(hours=24)
 PRIORITY_DIGEST = 5
@@ -201,9 +204,15 @@ class Scheduler:
                 moves: list[tuple[int, datetime | None]] = []
                 warned: list[tuple[workflow.Transition, StoredCase]] = []
                 for case_id, text, description, subcategory, address in rows:
-                    stored = StoredCase(case_store.case_from_json(text, case_id),
-                                        CaseDetails(description, subcategory, address))
-                    outcome = self._warning(stored, starts.get(case_id), now)
+                    try:
+                        stored = StoredCase(case_store.case_from_json(text, case_id),
+                                            CaseDetails(description, subcategory, address))
+                        outcome = self._warning(stored, starts.get(case_id), now)
+                    except Exception:  # noqa: BLE001 - one broken case must not stop the rest
+                        log.exception("case id %s: its warning could not be worked out;"
+                                      " trying again at %s", case_id, iso(now + BROKEN_RETRY))
+                        moves.append((case_id, now + BROKEN_RETRY))
+                        continue
                     if isinstance(outcome, workflow.Transition):
                         warned.append((outcome, stored))
                     else:
@@ -274,9 +283,17 @@ class Scheduler:
                 starts = await schedule_store.deadline_periods(conn, ids)
                 rows: list[OutboundRow] = []
                 for case_id in ids:
-                    stored = await case_store.get_by_id(conn, case_id)
-                    if stored is not None:
-                        rows += await act(conn, stored, starts.get(case_id), now)
+                    await conn.execute("SAVEPOINT one_case")
+                    try:
+                        stored = await case_store.get_by_id(conn, case_id)
+                        if stored is not None:
+                            rows += await act(conn, stored, starts.get(case_id), now)
+                    except Exception:  # noqa: BLE001 - one broken case must not stop the rest
+                        await conn.execute("ROLLBACK TO one_case")
+                        log.exception("case id %s: its deadline could not be acted on;"
+                                      " trying again at %s", case_id, iso(now + BROKEN_RETRY))
+                        await schedule_store.postpone_breach(conn, case_id, now + BROKEN_RETRY)
+                    await conn.execute("RELEASE one_case")
                 await outbox_store.enqueue(conn, rows, now)
             queued += len(rows)
             if len(ids) < CHUNK:

@@ -66,6 +66,11 @@ async def clear_breach(conn: aiosqlite.Connection, case_id: int) -> None:
                        (case_id,))
 
 
+async def postpone_breach(conn: aiosqlite.Connection, case_id: int, until: datetime) -> None:
+    """Look at a case's breach again later (it could not be acted on now)."""
+    await conn.execute("UPDATE cases SET breach_at = ? WHERE id = ?", (iso(until), case_id))
+
+
 async def deadline_periods(
     conn: aiosqlite.Connection, case_ids: Sequence[int]
 ) -> dict[int, datetime]:

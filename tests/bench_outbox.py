@@ -83,8 +83,9 @@ def fill(database: Path, now: datetime) -> None:
                          " VALUES (?, 'telegram', ?, ?)",
                          ((1_000_000 + i, str(FIRST_CHAT + i), stamp)
                           for i in range(RESIDENTS)))
-        later = iso(now + timedelta(days=2))
-        deadline = iso(now + timedelta(days=3))
+        # Far ahead, so they stay not due for the serving part too, which runs on real time.
+        later = iso(now + timedelta(days=3650))
+        deadline = iso(now + timedelta(days=3651))
 
         def rows() -> Any:
             for i in range(CASES):

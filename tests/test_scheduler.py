@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +12,7 @@ from apscheduler.triggers.cron import CronTrigger
 from bot import casework
 from bot.bootstrap import Gridbot
 from bot.broadcast import quiet_until
-from bot.clock import FakeClock
+from bot.clock import FakeClock, iso
 from bot.districts import Place
 from bot.scheduler import Scheduler, latest_occurrence
 from bot.settings import Settings, SettingsError
@@ -152,6 +153,74 @@ async def test_a_suspended_case_is_not_chased(gridbot: Gridbot, clock: FakeClock
     assert "escalate" not in await trail(gridbot, number)
 
 
+
+async def break_case(gridbot: Gridbot, number: str) -> None:
+    """Spoil a case's stored workflow, as a bad migration or a hand edit might."""
+    async with gridbot.db.transaction() as conn:
+        await conn.execute("UPDATE cases SET workflow = '{}' WHERE number = ?", (number,))
+
+
+async def timers(gridbot: Gridbot, number: str) -> tuple[str | None, str | None]:
+    rows = await gridbot.db.fetchall("SELECT warn_at, breach_at FROM cases WHERE number = ?",
+                                     (number,))
+    return rows[0][0], rows[0][1]
+
+
+async def test_a_broken_case_does_not_hold_up_the_other_warnings(
+        gridbot: Gridbot, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    broken, sound = await file_case(gridbot), await file_case(gridbot)
+    await scheduler(gridbot).tick()
+    await break_case(gridbot, broken)
+    clock.current = local("2026-11-23 14:50")
+    await scheduler(gridbot).tick()
+    assert (await trail(gridbot, sound)).count("warn") == 1
+    assert f"trying again at {iso(clock.now() + timedelta(hours=1))}" in caplog.text
+    assert (await timers(gridbot, broken))[0] == iso(clock.now() + timedelta(hours=1))
+    caplog.clear()
+    await scheduler(gridbot).tick()
+    assert "could not be worked out" not in caplog.text  # not again every tick
+
+
+async def test_a_broken_case_does_not_hold_up_the_other_escalations(
+        gridbot: Gridbot, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    broken, sound = await file_case(gridbot), await file_case(gridbot)
+    await break_case(gridbot, broken)
+    clock.current = local("2026-11-23 15:31")
+    await scheduler(gridbot).tick()
+    assert (await trail(gridbot, sound))[-1] == "escalate"
+    assert "its deadline could not be acted on" in caplog.text
+    assert (await timers(gridbot, broken))[1] == iso(clock.now() + timedelta(hours=1))
+    events = await gridbot.db.fetchall(
+        "SELECT event FROM case_events JOIN cases ON cases.id = case_id WHERE number = ?",
+        (broken,))
+    assert "escalate" not in [e[0] for e in events]
+    caplog.clear()
+    clock.current += timedelta(hours=1)
+    await scheduler(gridbot).tick()
+    assert "its deadline could not be acted on" in caplog.text  # looked at again
+
+
+async def test_an_escalation_that_fails_half_way_keeps_nothing_of_it(
+        gridbot: Gridbot, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = await file_case(gridbot), await file_case(gridbot)
+    sweeper = scheduler(gridbot)
+    render = sweeper._render
+    failures = [RuntimeError("renderer broke after the escalation was written")]
+
+    async def render_failing_once(*args: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await render(*args)
+
+    monkeypatch.setattr(sweeper, "_render", render_failing_once)
+    clock.current = local("2026-11-23 15:31")
+    await sweeper.tick()
+    assert (await trail(gridbot, first)).count("escalate") == 0  # rolled back to its start
+    assert (await case(gridbot, first)).case.level == Level.GRID
+    assert (await trail(gridbot, second))[-1] == "escalate"
+    clock.current += timedelta(hours=1)
+    await sweeper.tick()
+    assert (await trail(gridbot, first)).count("escalate") == 1
 # --- digests, rating reminders, the weekly meeting ----------------------------------------
 
 async def test_the_morning_digest_lists_open_cases_overdue_first_once_a_day(
