@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import platform
 import random
 import statistics
 import tempfile
@@ -25,6 +24,7 @@ from bot import loop
 from bot.bootstrap import build
 from bot.messages import Inbound, Kind, parse_text
 from bot.settings import Settings
+from tests.benchkit import StealMeter, machine_line
 
 CONVERSATIONS = int(os.environ.get("BENCH_CONVERSATIONS", "1000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -91,9 +91,8 @@ async def floor_run(folder: Path, steps: int) -> float:
 
 async def main() -> None:
     """Alternate engine and floor runs in one process; print medians and their ratio."""
-    print(f"gridbot benchmark on {platform.machine()}, {os.cpu_count()} cores,"
-          f" Python {platform.python_version()}, SQLite {aiosqlite.sqlite_version}"
-          f", event loop {loop.loop_name()}")
+    steal = StealMeter()
+    print(machine_line("gridbot benchmark"))
     print(f"engine: {CONVERSATIONS} conversations in parallel, 6 steps each;"
           f" {ROUNDS} rounds alternating with the floor")
     rates, floor_rates, p50s, p99s = [], [], [], []
@@ -116,6 +115,7 @@ async def main() -> None:
           f"{', '.join(f'{r:,.0f}' for r in floor_rates)})")
     print(f"ratio engine / floor: {rate / floor_rate:.2f} (goal >= 0.20);"
           f" goal >= 1,000 steps/s: {'met' if rate >= 1000 else 'NOT met'}")
+    print(steal.line())
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ Run: python -m tests.bench_outbox  (BENCH_RESIDENTS, BENCH_CASES, BENCH_DRAIN_SE
 from __future__ import annotations
 
 import os
-import platform
 import resource
 import signal
 import sqlite3
@@ -47,6 +46,7 @@ from bot.settings import Settings
 from bot.workflow import Level, State, new_case
 from store import notices as notice_store
 from store.cases import case_to_json
+from tests.benchkit import StealMeter, machine_line
 from tests.fake_telegram import Call, FakeTelegram, listening_socket
 
 RESIDENTS = int(os.environ.get("BENCH_RESIDENTS", "100000"))
@@ -281,9 +281,8 @@ def warnings_since(folder: Path, events_before: int) -> int:
 
 def main() -> None:
     """Run both parts; print the figures against their goals."""
-    print(f"gridbot outbox benchmark on {platform.machine()}, {os.cpu_count()} cores,"
-          f" Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
-          f", event loop {loop.loop_name()}")
+    steal = StealMeter()
+    print(machine_line("gridbot outbox benchmark"))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         figures = loop.run(in_process(folder))
@@ -311,6 +310,7 @@ def main() -> None:
               f" {served['tick_rate']:.1f} messages/s")
         print(f"serving process peak memory (VmHWM): {served['memory']:.0f} MB"
               " (goal < 250 MB)")
+    print(steal.line())
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import random
 import signal
 import socket
@@ -35,10 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from bot import loop
 from tests.bench import LAT, LON, engine_run
+from tests.benchkit import StealMeter, machine_line
 from tests.fake_telegram import FakeTelegram, Updates
 
 CONVERSATIONS = int(os.environ.get("BENCH_CONVERSATIONS", "1000"))
@@ -227,13 +225,13 @@ async def webhook_run(folder: Path) -> WebhookResult:
 
 async def main() -> None:
     """Alternate engine-only and webhook rounds; print medians and their ratio."""
-    print(f"gridbot Telegram benchmark on {platform.machine()}, {os.cpu_count()} cores,"
-          f" Python {platform.python_version()}, SQLite {aiosqlite.sqlite_version}"
-          f", event loop {loop.loop_name()}")
+    steal = StealMeter()
+    print(machine_line("gridbot Telegram benchmark"))
     print(f"{CONVERSATIONS} residents x 6 updates; webhook over {CONNECTIONS} connections;"
           f" {ROUNDS} rounds alternating with the engine alone")
     engine_rates, rates, p50s, p99s = [], [], [], []
     for _ in range(ROUNDS):
+        round_steal = StealMeter()
         with tempfile.TemporaryDirectory() as tmp:
             steps, seconds, _ = await engine_run(Path(tmp))
             engine_rates.append(steps / seconds)
@@ -245,7 +243,8 @@ async def main() -> None:
         print(f"  round: webhook {rates[-1]:,.0f} updates/s, engine {engine_rates[-1]:,.0f}"
               f" steps/s; {result.cases} cases; replies sent meanwhile {result.delivered}"
               f" ({result.delivered / result.seconds:.0f}/s), still queued {result.queued};"
-              f" gridbot process CPU {_share(result.server_cpu, result.seconds)}", flush=True)
+              f" gridbot process CPU {_share(result.server_cpu, result.seconds)};"
+              f" host steal {_percent(round_steal.share())}", flush=True)
     rate, engine_rate = statistics.median(rates), statistics.median(engine_rates)
     print(f"webhook: {rate:,.0f} updates/s (median; rounds: "
           f"{', '.join(f'{r:,.0f}' for r in rates)})")
@@ -261,10 +260,15 @@ async def main() -> None:
     paired = [w / e for w, e in zip(rates, engine_rates, strict=True)]
     print(f"  ratio within each round: {', '.join(f'{r:.2f}' for r in paired)}"
           f" (median {statistics.median(paired):.2f})")
+    print(steal.line())
 
 
 def _met(ok: bool) -> str:
     return "met" if ok else "NOT met"
+
+
+def _percent(share: float | None) -> str:
+    return "unknown" if share is None else f"{share:.0%}"
 
 
 def _share(cpu: float | None, seconds: float) -> str:
