@@ -83,6 +83,13 @@ def test_lists_in_notices_and_digests_are_one_item_a_line() -> None:
             "· 短信", "· Te"]
 
 
+def test_a_notice_preview_sets_the_notice_text_apart_by_a_blank_line() -> None:
+    for locale in ("zh_CN", "en"):
+        preview = renderer.render_text(locale, "notice_preview", {**SAMPLE, "text": "停水通知"},
+                                       SIM_TELEGRAM)
+        assert preview.endswith("\n\n停水通知"), preview
+
+
 def test_both_locales_have_the_same_templates_and_labels() -> None:
     assert renderer.template_names("zh_CN") == renderer.template_names("en")
     for key in ("btn.confirm", "state.closed", "event.check_pass", "reply_n"):
