@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot import links
 from bot.categories import Catalog
 from bot.channels.base import Channel
 from bot.channels.registry import configured_channels
@@ -86,6 +87,7 @@ async def build(settings: Settings, clock: Clock | None = None) -> Gridbot:
         await db.close()
         raise
     renderer = Renderer(settings.timezone)
+    renderer.media_link = lambda media_id: links.media_url(settings, media_id, clock.now())
     renderer.globals["category_name"] = lambda code, locale: _category_name(catalog, code,
                                                                             locale)
     engine = Engine(db, services, renderer, clock)

@@ -1,9 +1,11 @@
-"""Signed links to stored media, so staff on any channel can open a resident's photo.
+"""Signed, expiring links to stored media, so people on SMS can open a case's photo.
 
-A link is `PUBLIC_URL/media/{id}?sig=...`, where `sig` is an HMAC-SHA256 of the media id
-under a server key. The key is derived from the secrets in the settings (the Telegram
-token and webhook secret, the Twilio auth token): changing one of them invalidates the
-links given out before. With none of them set, a random key is kept in the media folder.
+A link is `PUBLIC_URL/media/{id}?e=DAY&sig=...`: `e` is the last day (days since
+1970-01-01, UTC) the link works, `LINK_DAYS` after it was given, and `sig` an HMAC-SHA256
+of the media id and that day under a server key, cut to 128 bits to keep SMS short. The
+key is derived from the secrets in the settings (the Telegram token and webhook secret,
+the Twilio auth token): changing one of them invalidates the links given out before. With
+none of them set, a random key is kept in the media folder.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,6 +27,8 @@ from store import media as media_store
 
 KEY_FILE = ".link-key"
 _CONTEXT = b"gridbot media links v1"
+LINK_DAYS = 30  # long enough for a case's life and its appraisal, short enough to age out
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def link_key(settings: Settings) -> bytes:
@@ -50,28 +55,42 @@ def _stored_key(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def sign(key: bytes, media_id: int) -> str:
-    """The signature of a media id (URL-safe, no padding)."""
-    digest = hmac.new(key, f"media:{media_id}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+def day_number(moment: datetime) -> int:
+    """The UTC day of a moment, counted from 1970-01-01."""
+    return (moment.astimezone(UTC) - _EPOCH).days
 
 
-def verify(key: bytes, media_id: int, signature: str) -> bool:
-    """Say whether a signature is the one for this media id (constant time)."""
-    return hmac.compare_digest(sign(key, media_id).encode(), signature.encode())
+def sign(key: bytes, media_id: int, last_day: int) -> str:
+    """The signature of a media id valid through a day (URL-safe, no padding)."""
+    digest = hmac.new(key, f"media:{media_id}:{last_day}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
 
 
-def media_url(settings: Settings, media_id: int) -> str:
-    """The signed public link to a media file."""
-    return f"{settings.public_url}/media/{media_id}?sig={sign(link_key(settings), media_id)}"
+def verify(key: bytes, media_id: int, last_day: int, signature: str) -> bool:
+    """Say whether a signature is the one for this media id and day (constant time)."""
+    return hmac.compare_digest(sign(key, media_id, last_day).encode(), signature.encode())
+
+
+def media_url(settings: Settings, media_id: int, now: datetime) -> str:
+    """The signed public link to a media file, working for `LINK_DAYS` from now."""
+    last_day = day_number(now) + LINK_DAYS
+    signature = sign(link_key(settings), media_id, last_day)
+    return f"{settings.public_url}/media/{media_id}?e={last_day}&sig={signature}"
 
 
 async def media_file(request: Request) -> Response:
-    """Serve a stored photo to whoever holds its signed link; 403 for a wrong signature."""
+    """Serve a stored photo to whoever holds its signed link: 403 for a wrong signature,
+    410 once the link has expired."""
     bot = request.app.state.gridbot
     media_id: int = request.path_params["media_id"]
-    if not verify(link_key(bot.settings), media_id, request.query_params.get("sig", "")):
-        return PlainTextResponse("forbidden", status_code=403)
+    last_day = request.query_params.get("e", "")
+    if not last_day.isdigit() or not verify(link_key(bot.settings), media_id, int(last_day),
+                                            request.query_params.get("sig", "")):
+        return PlainTextResponse("链接无效 / this link is not valid", status_code=403)
+    if day_number(bot.clock.now()) > int(last_day):
+        return PlainTextResponse("链接已过期，请在对话中发送 /case 事件编号 重新获取。\n"
+                                 "This link has expired: send /case NUMBER in the chat"
+                                 " for a new one.", status_code=410)
     row = await media_store.get(bot.db.conn, media_id)
     if row is None or not row.path:
         return PlainTextResponse("not found", status_code=404)

@@ -9,7 +9,7 @@ What a person typed only ever reaches a template as data in its context.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,8 @@ class Renderer:
             "auto_reload": False,
         }
         self._chosen: dict[tuple[str, str, str | None, bool], jinja2.Template] = {}
+        # A media id's signed link, for channels that cannot show photos (set at bootstrap).
+        self.media_link: Callable[[int], str] | None = None
         self._plain = jinja2.Environment(autoescape=False, **common)
         self._html = jinja2.Environment(autoescape=True, **common)
         for env in (self._plain, self._html):
@@ -118,4 +120,7 @@ class Renderer:
             payload["request_location"] = self.label(locale, "btn.send_location")
         if reply.photos and spec.photos_out:
             payload["photos"] = list(reply.photos)
+        elif reply.photos and self.media_link is not None:
+            text += "\n" + "\n".join(self.label(locale, "photo_link", url=self.media_link(m))
+                                      for m in reply.photos)
         return text, payload

@@ -13,6 +13,8 @@ from starlette.requests import Request
 from bot.channels.sms_http import called_url
 from bot.channels.twilio_rest import SegmentPacer, TwilioSender
 from bot.clock import FakeClock
+from bot.links import LINK_DAYS
+from bot.mediafiles import save_photo
 from bot.phones import sms_address, to_e164
 from store import cases as case_store
 from store import conversations as conversation_store
@@ -385,6 +387,26 @@ async def test_a_grid_chief_texting_from_the_phone_on_file_is_the_grid_chief(
     stored = await case_store.get_by_number(sms.bot.db.conn, number)
     assert stored is not None and stored.case.state.value == "in_progress"
     assert "已签收" in sms.replies(NEIGHBOUR)
+
+
+async def test_staff_on_sms_get_a_cases_photo_as_a_short_lived_link(sms: SmsHarness) -> None:
+    number = await report_by_sms(sms, NEIGHBOUR, "翠苑一区1幢门口垃圾堆了三天", "翠苑一区1幢")
+    stored = await case_store.get_by_number(sms.bot.db.conn, number)
+    assert stored is not None and stored.case.id is not None
+    saved = save_photo(sms.bot.settings.media_dir, PNG, "image/png", "mms-1")
+    async with sms.bot.db.transaction() as conn:
+        photo = await media_store.add(conn, "sms", sms.now(), provider_ref="mms-1",
+                                      path=saved.path, sha256=saved.sha256,
+                                      content_type="image/png")
+        await media_store.attach(conn, [photo], stored.case.id)
+    card = await sms.text(f"/case {number}", CHIEF_PHONE)
+    link = re.search(r"照片：(\S+)", card)
+    assert link and link.group(1).startswith(sms.public_url + f"/media/{photo}?e="), card
+    path = link.group(1).removeprefix(sms.public_url)
+    opened = await sms.http.get(sms.server.url + path)
+    assert opened.status_code == 200 and opened.content == PNG
+    sms.clock.advance(timedelta(days=LINK_DAYS + 1))
+    assert (await sms.http.get(sms.server.url + path)).status_code == 410
 
 
 def test_sms_senders_are_known_by_e164() -> None:

@@ -21,7 +21,7 @@ from bot.bootstrap import Gridbot
 from bot.channels import TELEGRAM
 from bot.channels.telegram.send import TelegramSender, delivery_for, split_text, utf16_len
 from bot.clock import FakeClock, iso
-from bot.links import KEY_FILE, link_key, media_url, sign, verify
+from bot.links import KEY_FILE, LINK_DAYS, day_number, link_key, media_url, sign, verify
 from bot.mediafiles import save_photo
 from bot.outbox import Limits
 from bot.settings import Settings
@@ -570,31 +570,38 @@ async def test_polling_mode_removes_the_webhook_and_feeds_the_same_inbox(
         assert (await tg.post(updates.text(RESIDENT, "/help"))).status_code == 404
 
 
-async def test_a_signed_media_link_serves_the_photo_and_a_wrong_signature_is_403(
-        tg: Harness) -> None:
+async def test_a_signed_media_link_serves_the_photo_until_it_expires(tg: Harness) -> None:
     data = jpeg("link")
     stored = save_photo(tg.bot.settings.media_dir, data, "image/jpeg", "AgAC-link")
     async with tg.bot.db.transaction() as conn:
         media_id = await media_store.add(conn, "telegram", tg.clock.now(),
                                          provider_ref="AgAC-link", path=stored.path,
                                          sha256=stored.sha256, content_type="image/jpeg")
-    url = media_url(tg.bot.settings, media_id)
-    assert url.startswith(PUBLIC_URL + f"/media/{media_id}?sig=")
+    url = media_url(tg.bot.settings, media_id, tg.clock.now())
+    assert url.startswith(PUBLIC_URL + f"/media/{media_id}?e=")
     path = url.removeprefix(PUBLIC_URL)
     good = await tg.http.get(path)
     assert good.status_code == 200 and good.content == data
     assert good.headers["content-type"] == "image/jpeg"
     assert (await tg.http.get(path[:-2] + "xx")).status_code == 403
     assert (await tg.http.get(f"/media/{media_id}")).status_code == 403
-    other = media_url(tg.bot.settings, media_id + 1).removeprefix(PUBLIC_URL)
+    later = path.replace(f"e={day_number(tg.clock.now()) + LINK_DAYS}",
+                         f"e={day_number(tg.clock.now()) + LINK_DAYS + 365}")
+    assert (await tg.http.get(later)).status_code == 403  # the day is signed too
+    other = media_url(tg.bot.settings, media_id + 1, tg.clock.now()).removeprefix(PUBLIC_URL)
     assert (await tg.http.get(other)).status_code == 404
+    tg.clock.advance(timedelta(days=LINK_DAYS))
+    assert (await tg.http.get(path)).status_code == 200  # through its last day
+    tg.clock.advance(timedelta(days=1))
+    expired = await tg.http.get(path)
+    assert expired.status_code == 410 and "/case" in expired.text
 
 
 def test_without_secrets_in_the_settings_the_link_key_is_kept_in_the_media_folder(
         settings: Settings) -> None:
     key = link_key(settings)
     assert (settings.media_dir / KEY_FILE).read_bytes() == key and len(key) == 32
-    assert verify(key, 5, sign(key, 5)) and not verify(key, 6, sign(key, 5))
+    assert verify(key, 5, 100, sign(key, 5, 100)) and not verify(key, 6, 100, sign(key, 5, 100))
 
 
 # --- the fake itself ------------------------------------------------------------------------
