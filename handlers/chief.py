@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.messages import Kind
+from bot.notices import ORGANIZER_ROLES, SENDER_ROLES
 from handlers import report
 from handlers.base import Context
 from store import media as media_store
@@ -133,3 +134,16 @@ async def contact_step(ctx: Context) -> bool:
     ctx.finish()
     ctx.say("contact_photo_set")
     return True
+
+
+def staff_menu(roles: list[str]) -> tuple[str, ...]:
+    """The commands a staff member's Telegram menu lists, for their roles, in menu order."""
+    held = set(roles)
+    wanted = {
+        "tasks": True, "case": True,
+        "patrol": bool(held & FIELD_ROLES), "visit": bool(held & FIELD_ROLES),
+        "notice": bool(held & SENDER_ROLES), "meeting": bool(held & ORGANIZER_ROLES),
+        "stats": True, "contact": bool(held & FIELD_ROLES),
+        "report": True, "cancel": True, "lang": True, "help": True,
+    }
+    return tuple(name for name, shown in wanted.items() if shown)

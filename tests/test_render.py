@@ -12,6 +12,8 @@ import pytest
 from bot.channels import SIM_SMS, SIM_TELEGRAM, TELEGRAM
 from bot.messages import Choice, Reply
 from bot.render import Renderer, mask_phone
+from bot.workflow import Role
+from handlers.chief import staff_menu
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 SAMPLE = {
@@ -95,6 +97,13 @@ def test_both_locales_have_the_same_templates_and_labels() -> None:
     for key in ("btn.confirm", "state.closed", "event.check_pass", "reply_n"):
         assert renderer.label("en", key, n=1, label="x")
         assert renderer.label("zh_CN", key, n=1, label="x")
+
+
+def test_every_command_in_a_staff_menu_is_described_in_both_languages() -> None:
+    every = staff_menu([role.value for role in Role])
+    assert {"tasks", "notice", "meeting", "patrol"} <= set(every)
+    for locale in ("zh_CN", "en"):
+        assert all(renderer.label(locale, f"command.{name}") for name in every)
 
 
 def test_user_text_is_data_not_template_source() -> None:

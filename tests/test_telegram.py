@@ -28,6 +28,7 @@ from bot.settings import Settings
 from store import inbox as inbox_store
 from store import media as media_store
 from store import outbox as outbox_store
+from store import people as people_store
 from store.db import Database
 from store.outbox import OutboundRow
 from tests.fake_telegram import (
@@ -651,3 +652,68 @@ async def test_sharing_your_own_contact_links_your_sms_number_and_others_are_ref
     rows = await tg.bot.db.fetchall("SELECT count(*) FROM contacts WHERE address = ?",
                                     ["+8613800009999"])
     assert rows[0][0] == 0
+
+
+# --- staff command menus ----------------------------------------------------------------------
+
+async def telegram_staff(tg: Harness, chat: int, role: str, scope: str,
+                         locale: str | None = None) -> int:
+    """A staff member who uses gridbot in a private Telegram chat; their person id."""
+    now = tg.clock.now()
+    async with tg.bot.db.transaction() as conn:
+        person = await people_store.add_person(conn, "员工", now)
+        await people_store.add_contact(conn, person, "telegram", str(chat), now)
+        await people_store.grant_role(conn, person, role, scope, now)
+        if locale:
+            await people_store.set_locale(conn, person, locale)
+    return person
+
+
+def menus_by_chat(fake: FakeTelegram) -> dict[int, list[str] | None]:
+    """The last menu call for each chat scope: its commands, or None when deleted."""
+    found: dict[int, list[str] | None] = {}
+    for call in fake.calls:
+        scope = call.params.get("scope") or {}
+        if call.method == "setMyCommands" and scope.get("type") == "chat":
+            found[int(scope["chat_id"])] = [c["command"] for c in call.params["commands"]]
+        elif call.method == "deleteMyCommands" and scope.get("type") == "chat":
+            found[int(scope["chat_id"])] = None
+    return found
+
+
+async def test_staff_chats_get_their_roles_commands_once_and_lose_them_with_the_role(
+        tg: Harness) -> None:
+    chief = await telegram_staff(tg, 810_001, "grid_chief", "33010600100101")
+    await telegram_staff(tg, 810_002, "dispatcher", "33010600100000", locale="en")
+    assert await tg.channel.menus.sync() == 2
+    menus = menus_by_chat(tg.fake)
+    assert menus[810_001] is not None and menus[810_002] is not None
+    assert {"tasks", "patrol", "visit", "meeting", "contact"} <= set(menus[810_001])
+    assert "notice" not in menus[810_001]  # chiefs call meetings; notices are the office's
+    assert {"tasks", "notice", "meeting"} <= set(menus[810_002])
+    [english] = [c for c in tg.fake.calls_to("setMyCommands")
+                 if c.params.get("scope", {}).get("chat_id") == 810_002]
+    assert {"command": "notice", "description": "Send a notice"} in english.params["commands"]
+    assert tg.fake.violations == []
+    assert await tg.channel.menus.sync() == 0  # nothing changed: no calls
+    async with tg.bot.db.transaction() as conn:
+        await conn.execute("UPDATE roles SET revoked_at = ? WHERE person_id = ?",
+                           (iso(tg.clock.now()), chief))
+    assert await tg.channel.menus.sync() == 1
+    assert menus_by_chat(tg.fake)[810_001] is None  # back to the residents' menu
+
+
+async def test_a_chat_telegram_refuses_is_not_asked_again_until_its_menu_changes(
+        tg: Harness) -> None:
+    person = await telegram_staff(tg, 810_003, "grid_chief", "33010600100101")
+    tg.fake.fail_next(400, method="setMyCommands")
+    assert await tg.channel.menus.sync() == 1
+    rows = await tg.bot.db.fetchall("SELECT error FROM telegram_menus WHERE address = ?",
+                                    ["810003"])
+    assert "Chat not found" in rows[0][0]
+    assert await tg.channel.menus.sync() == 0
+    async with tg.bot.db.transaction() as conn:
+        await people_store.grant_role(conn, person, "community_staff", "33010600100100",
+                                      tg.clock.now())
+    assert await tg.channel.menus.sync() == 1  # a new menu: asked again
+    assert "notice" in (menus_by_chat(tg.fake)[810_003] or [])

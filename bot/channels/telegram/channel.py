@@ -1,10 +1,11 @@
 """The Telegram channel: python-telegram-bot as the transport, the engine for the rest.
 
 On start it learns its own name (`getMe`, for mentions in groups), sets the command menu
-in Chinese and English (`setMyCommands`), and either registers the webhook (`setWebhook`
-with the secret token and only the update kinds we read) or removes it and polls
-(`getUpdates`). Both ways an update is stored in the inbox under its `update_id` first and
-processed after, in the background; `settle()` waits for that processing (stop, tests).
+in Chinese and English (`setMyCommands`; staff chats get their own, `menus.py`), and
+either registers the webhook (`setWebhook` with the secret token and only the update kinds
+we read) or removes it and polls (`getUpdates`). Both ways an update is stored in the
+inbox under its `update_id` first and processed after, in the background; `settle()` waits
+for that processing (stop, tests).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from telegram import Bot, BotCommand
 from telegram.error import InvalidToken, RetryAfter, TelegramError
 
+from bot.channels.telegram.menus import StaffMenus
 from bot.channels.telegram.send import TelegramSender, retry_seconds
 from bot.channels.telegram.updates import UpdateReader, chat_address
 from bot.clock import Clock
@@ -57,8 +59,10 @@ class TelegramChannel:
                                    phone_region=settings.phone_region)
         self._sender = TelegramSender(self.bot, engine.db, settings.media_dir,
                                       settings.telegram_rate)
+        self.menus = StaffMenus(self.bot, engine.db, engine.renderer, clock, settings.locale)
         self._processing: set[asyncio.Task[None]] = set()
         self._background: asyncio.Task[None] | None = None
+        self._menus: asyncio.Task[None] | None = None
 
     @property
     def webhook_secret(self) -> str | None:
@@ -94,6 +98,8 @@ class TelegramChannel:
         """getMe, setMyCommands per language, then setWebhook (or deleteWebhook to poll)."""
         await self.bot.initialize()
         await self.set_commands()
+        if self._menus is None:
+            self._menus = asyncio.create_task(self.menus.run(), name="telegram-menus")
         if self.settings.telegram_mode == "webhook":
             await self.bot.set_webhook(
                 url=self.settings.public_url + WEBHOOK_PATH,
@@ -125,10 +131,11 @@ class TelegramChannel:
 
     async def stop(self) -> None:
         """Stop polling, let the updates under way finish (briefly), close the client."""
-        if self._background is not None:
-            self._background.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._background
+        for task in (self._background, self._menus):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._processing:
             _, late = await asyncio.wait(set(self._processing), timeout=STOP_GRACE)
             for task in late:  # stays 'received' in the inbox: the next start processes it

@@ -1,0 +1,43 @@
+"""The Telegram command menus of staff chats: who should have which, and what was set."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import aiosqlite
+
+from bot.clock import iso
+from store.db import fetch
+
+
+async def staff_chats(conn: aiosqlite.Connection) -> list[tuple[str, str | None, list[str]]]:
+    """Private Telegram chats of people with a staff role: (address, locale, roles)."""
+    rows = await fetch(
+        conn, "SELECT c.address, p.locale, group_concat(DISTINCT r.role) FROM contacts c"
+        " JOIN people p ON p.id = c.person_id"
+        " JOIN roles r ON r.person_id = c.person_id AND r.revoked_at IS NULL"
+        " AND r.role != 'resident'"
+        " WHERE c.channel = 'telegram' AND NOT c.opted_out AND c.address NOT LIKE '-%'"
+        " GROUP BY c.address ORDER BY c.address")
+    return [(r[0], r[1], sorted(str(r[2]).split(","))) for r in rows]
+
+
+async def recorded(conn: aiosqlite.Connection) -> dict[str, str]:
+    """The menu last set (or tried) for each chat."""
+    rows = await fetch(conn, "SELECT address, menu FROM telegram_menus")
+    return {r[0]: r[1] for r in rows}
+
+
+async def record(conn: aiosqlite.Connection, address: str, menu: str, now: datetime,
+                 error: str | None = None) -> None:
+    """Note the menu a chat was given (or the error Telegram answered)."""
+    await conn.execute(
+        "INSERT INTO telegram_menus (address, menu, set_at, error) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (address) DO UPDATE SET menu = excluded.menu,"
+        " set_at = excluded.set_at, error = excluded.error",
+        (address, menu, iso(now), error))
+
+
+async def forget(conn: aiosqlite.Connection, address: str) -> None:
+    """The chat is back on the default menu."""
+    await conn.execute("DELETE FROM telegram_menus WHERE address = ?", (address,))
