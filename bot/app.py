@@ -17,7 +17,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import BaseRoute, Route
 
 from bot.bootstrap import Gridbot, build
@@ -52,17 +58,26 @@ def create_app(settings: Settings, gridbot: Gridbot | None = None) -> Starlette:
                               *webhook_routes(settings)]
     if settings.simulators:
         routes += [
+            Route("/", lambda request: RedirectResponse("/sim")),
             Route("/sim", sim_page),
             Route("/sim/api/send", sim_send, methods=["POST"]),
             Route("/sim/api/photo", sim_photo, methods=["POST"]),
             Route("/sim/api/messages", sim_messages),
         ]
+    else:
+        routes.append(Route("/", front_page))
     return Starlette(routes=routes, lifespan=lifespan)
 
 
 def _bot(request: Request) -> Gridbot:
     bot: Gridbot = request.app.state.gridbot
     return bot
+
+
+async def front_page(request: Request) -> Response:
+    """What someone who opens the server's address sees when the simulators are off."""
+    return PlainTextResponse("gridbot is running. Health: /healthz\n"
+                             "gridbot 正在运行。健康检查：/healthz\n")
 
 
 async def healthz(request: Request) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -61,6 +62,19 @@ def test_sim_page_is_served(client: TestClient) -> None:
     response = client.get("/sim")
     assert response.status_code == 200
     assert "gridbot" in response.text and "/sim/api/send" in response.text
+
+
+def test_the_servers_own_address_leads_to_the_simulator(client: TestClient) -> None:
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code in (302, 307) and response.headers["location"] == "/sim"
+
+
+def test_without_simulators_the_servers_address_says_it_is_running(
+        settings: Settings) -> None:
+    with TestClient(create_app(replace(settings, simulators=False))) as client:
+        response = client.get("/")
+        assert response.status_code == 200 and "/healthz" in response.text
+        assert client.get("/sim").status_code == 404
 
 
 def test_a_report_through_the_web_simulator(client: TestClient) -> None:
