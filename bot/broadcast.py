@@ -116,7 +116,7 @@ async def queue_staged(
     context: Callable[[str], Mapping[str, Any]], bulk: Bulk,
     options: Sequence[Option] = (), photo_id: int | None = None,
 ) -> int:
-    """Queue a message to a staged audience (`store.bulk.stage`, whose counts per language
+    """Queue a message to a staged audience (`store.bulk.staged`, whose counts per language
     and channel are `groups`), rendered once for each; return how many rows."""
     not_before = bulk.not_before()
     queued = 0

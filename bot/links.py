@@ -13,8 +13,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,6 +30,7 @@ KEY_FILE = ".link-key"
 _CONTEXT = b"gridbot media links v1"
 LINK_DAYS = 30  # long enough for a case's life and its appraisal, short enough to age out
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DAY = re.compile(r"[0-9]{1,9}")  # ASCII digits only, and few: int() must not choke on it
 
 
 def link_key(settings: Settings) -> bytes:
@@ -83,11 +85,13 @@ async def media_file(request: Request) -> Response:
     410 once the link has expired."""
     bot = request.app.state.gridbot
     media_id: int = request.path_params["media_id"]
-    last_day = request.query_params.get("e", "")
-    if not last_day.isdigit() or not verify(link_key(bot.settings), media_id, int(last_day),
-                                            request.query_params.get("sig", "")):
+    given = request.query_params.get("e", "")
+    last_day = int(given) if DAY.fullmatch(given) else -1
+    if last_day < 0 or not verify(link_key(bot.settings), media_id, last_day,
+                                  request.query_params.get("sig", "")):
         return PlainTextResponse("链接无效 / this link is not valid", status_code=403)
-    if day_number(bot.clock.now()) > int(last_day):
+    now = bot.clock.now()
+    if day_number(now) > last_day:
         return PlainTextResponse("链接已过期，请在对话中发送 /case 事件编号 重新获取。\n"
                                  "This link has expired: send /case NUMBER in the chat"
                                  " for a new one.", status_code=410)
@@ -97,8 +101,10 @@ async def media_file(request: Request) -> Response:
     path = _inside(Path(bot.settings.media_dir), row.path)
     if path is None:
         return PlainTextResponse("not found", status_code=404)
+    # Caches may keep the photo for a day at most, and never past the link's last day.
+    left = (_EPOCH + timedelta(days=last_day + 1) - now).total_seconds()
     return FileResponse(path, media_type=row.content_type or "application/octet-stream",
-                        headers={"Cache-Control": "private, max-age=86400",
+                        headers={"Cache-Control": f"private, max-age={min(86400, int(left))}",
                                  "X-Content-Type-Options": "nosniff"})
 
 

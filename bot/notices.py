@@ -9,6 +9,7 @@ notices (and is woken right after a notice is confirmed); the command line sends
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -23,6 +24,8 @@ from bot.services import Services
 from store import bulk as bulk_store
 from store import notices as notice_store
 from store.notices import NoticeRow, People, Recipient
+
+log = logging.getLogger(__name__)
 
 AUDIENCES = ("residents", "chiefs", "staff")
 # Who may send notices: street and community staff (and admins).
@@ -160,18 +163,21 @@ async def send(conn: aiosqlite.Connection, outreach: Outreach, notice: NoticeRow
     if notice.kind == "reminder":
         return await _send_reminder(conn, outreach, notice, now)
     scope = resolve_scope(outreach.services.district, notice.scope)
-    groups = (await bulk_store.stage(conn, audience(scope, notice.audience).reached())
-              if scope else {})
-    count = sum(groups.values())
-    if not await notice_store.mark_sent(conn, notice.id, count, now):
+    if scope is None:  # its area is gone from the district since it was written
+        log.warning("notice %s: its scope %s is no longer in the district; sent to no one",
+                    notice.id, notice.scope)
+        await notice_store.mark_sent(conn, notice.id, 0, now)
         return 0
-    await notice_store.add_staged_recipients(conn, notice.id)
-    template = "notice" if notice.kind == "notice" else "weekly_meeting"
-    await queue_staged(conn, outreach.renderer, outreach.services.default_locale, groups,
-                       template, lambda locale: notice_context(outreach, notice, locale),
-                       outreach.bulk(now), [Option(f"ack:{notice.id}", "bulk.received")],
-                       notice.photo_id)
-    await bulk_store.clear(conn)
+    async with bulk_store.staged(conn, audience(scope, notice.audience).reached()) as groups:
+        count = sum(groups.values())
+        if not await notice_store.mark_sent(conn, notice.id, count, now):
+            return 0
+        await notice_store.add_staged_recipients(conn, notice.id)
+        template = "notice" if notice.kind == "notice" else "weekly_meeting"
+        await queue_staged(conn, outreach.renderer, outreach.services.default_locale, groups,
+                           template, lambda locale: notice_context(outreach, notice, locale),
+                           outreach.bulk(now), [Option(f"ack:{notice.id}", "bulk.received")],
+                           notice.photo_id)
     return count
 
 
@@ -195,11 +201,12 @@ async def _send_reminder(conn: aiosqlite.Connection, outreach: Outreach, reminde
 async def remind(conn: aiosqlite.Connection, outreach: Outreach, notice: NoticeRow,
                  now: datetime) -> int:
     """Send the notice again to those who have not acknowledged it; return how many."""
-    groups = await bulk_store.stage(conn, notice_store.unacknowledged(notice.id).reached())
-    await queue_staged(conn, outreach.renderer, outreach.services.default_locale, groups,
-                       "notice_reminder", lambda locale: notice_context(outreach, notice, locale),
-                       outreach.bulk(now), [Option(f"ack:{notice.id}", "bulk.received")])
-    await bulk_store.clear(conn)
+    async with bulk_store.staged(conn, notice_store.unacknowledged(notice.id).reached()
+                                 ) as groups:
+        await queue_staged(conn, outreach.renderer, outreach.services.default_locale, groups,
+                           "notice_reminder",
+                           lambda locale: notice_context(outreach, notice, locale),
+                           outreach.bulk(now), [Option(f"ack:{notice.id}", "bulk.received")])
     await notice_store.mark_reminded(conn, notice.id, now)
     return sum(groups.values())
 

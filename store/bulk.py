@@ -4,12 +4,14 @@ The audience's recipients are staged in a scratch table of the connection (`STAG
 temporary table, so it is private to this connection and gone when it closes); the
 message is then rendered once per language and channel in Python, and each rendering is
 queued to its recipients by one INSERT ... SELECT. A notice to 100,000 people costs a
-few statements, not 100,000 rows through Python. Call both within one transaction.
+few statements, not 100,000 rows through Python. Use it within one transaction.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +23,15 @@ from store.db import fetch
 STAGED = "temp.bulk_staged"
 
 
-async def stage(conn: aiosqlite.Connection, reached: tuple[str, tuple[Any, ...]]
-                ) -> dict[tuple[str | None, str], int]:
+@asynccontextmanager
+async def staged(conn: aiosqlite.Connection, reached: tuple[str, tuple[Any, ...]]
+                 ) -> AsyncIterator[dict[tuple[str | None, str], int]]:
     """Stage recipients, a SELECT of (person_id, area, channel, address, locale, pick)
-    (`store.notices.People.reached`); return how many per (locale, channel)."""
+    (`store.notices.People.reached`), for the block; give how many per (locale, channel).
+
+    The table is emptied when the block ends; if it raises, the transaction's rollback
+    takes the staged rows with it.
+    """
     await conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS bulk_staged (person_id INTEGER PRIMARY KEY,"
         " area TEXT, channel TEXT NOT NULL, address TEXT NOT NULL, locale TEXT, pick TEXT)")
@@ -33,7 +40,8 @@ async def stage(conn: aiosqlite.Connection, reached: tuple[str, tuple[Any, ...]]
     await conn.execute(f"INSERT INTO {STAGED} {sql}", params)
     rows = await fetch(conn, f"SELECT locale, channel, count(*) FROM {STAGED}"
                              " GROUP BY locale, channel ORDER BY locale, channel")
-    return {(r[0], r[1]): int(r[2]) for r in rows}
+    yield {(r[0], r[1]): int(r[2]) for r in rows}
+    await conn.execute(f"DELETE FROM {STAGED}")
 
 
 async def queue(conn: aiosqlite.Connection, locale: str | None, channel: str, body: str,
@@ -50,8 +58,3 @@ async def queue(conn: aiosqlite.Connection, locale: str | None, channel: str, bo
          iso(next_attempt_at) if next_attempt_at else None,
          iso(expires_at) if expires_at else None, channel, locale))
     return cursor.rowcount
-
-
-async def clear(conn: aiosqlite.Connection) -> None:
-    """Empty the scratch table (it would otherwise hold the last audience until reused)."""
-    await conn.execute(f"DELETE FROM {STAGED}")

@@ -192,7 +192,7 @@ async def cancel(conn: aiosqlite.Connection, notice_id: int) -> bool:
 
 async def add_staged_recipients(conn: aiosqlite.Connection, notice_id: int) -> None:
     """Remember who a notice went to (for acknowledgements and reminders): everyone staged
-    for it (`store.bulk.stage`)."""
+    for it (`store.bulk.staged`)."""
     await conn.execute(
         "INSERT OR IGNORE INTO notice_recipients (notice_id, person_id, grid_code)"
         f" SELECT ?, person_id, area FROM {STAGED}", (notice_id,))

@@ -280,3 +280,23 @@ async def test_a_notice_is_written_in_each_recipients_language_on_their_channel(
                                      " WHERE notice_id = ? GROUP BY grid_code", (notice_id,))
     assert sorted(tuple(r) for r in rows) == [(GRID_1, 2), (GRID_2, 1)]
     assert (await gridbot.db.fetchall("SELECT count(*) FROM temp.bulk_staged"))[0][0] == 0
+
+
+async def test_a_notice_whose_area_is_gone_goes_to_no_one_and_holds_up_no_other(
+        gridbot: Gridbot) -> None:
+    resident = await add_resident(gridbot, "sim-telegram", "web:still-here", GRID_1)
+    now = gridbot.clock.now()
+    async with gridbot.db.transaction() as conn:
+        lost = await notice_store.create(
+            conn, sender_id=None, issuer=STREET, scope="building:999999", audience="residents",
+            body="旧楼通知", photo_id=None, send_at=now, now=now)
+        await notice_store.create(conn, sender_id=None, issuer=STREET, scope=GRID_1,
+                                  audience="residents", body="停水", photo_id=None,
+                                  send_at=now, now=now)
+    assert await scheduler(gridbot).send_pending(now) == 1
+    assert ["停水" in text for text in await received(resident)] == [True]
+    stored = await notice_store.get(gridbot.db.conn, lost)
+    assert stored is not None and stored.status == "sent" and stored.recipients == 0
+    recorded = await gridbot.db.fetchall(
+        "SELECT count(*) FROM notice_recipients WHERE notice_id = ?", (lost,))
+    assert recorded[0][0] == 0

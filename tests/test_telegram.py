@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 from telegram import Bot
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 
 from bot.app import create_app
 from bot.bootstrap import Gridbot
@@ -589,10 +596,17 @@ async def test_a_signed_media_link_serves_the_photo_until_it_expires(tg: Harness
     later = path.replace(f"e={day_number(tg.clock.now()) + LINK_DAYS}",
                          f"e={day_number(tg.clock.now()) + LINK_DAYS + 365}")
     assert (await tg.http.get(later)).status_code == 403  # the day is signed too
+    signature = path.split("sig=", 1)[1]
+    for odd in ("²", "٣", "9" * 5000, "-1", ""):
+        odd_link = f"/media/{media_id}?e={odd}&sig={signature}"
+        assert (await tg.http.get(odd_link)).status_code == 403, odd[:10]
+    assert "max-age=86400" in good.headers["cache-control"]
     other = media_url(tg.bot.settings, media_id + 1, tg.clock.now()).removeprefix(PUBLIC_URL)
     assert (await tg.http.get(other)).status_code == 404
     tg.clock.advance(timedelta(days=LINK_DAYS))
-    assert (await tg.http.get(path)).status_code == 200  # through its last day
+    last_day = await tg.http.get(path)
+    assert last_day.status_code == 200  # through its last day, but not cached past it
+    assert int(last_day.headers["cache-control"].split("max-age=")[1]) <= 86400 - 60 * 60
     tg.clock.advance(timedelta(days=1))
     expired = await tg.http.get(path)
     assert expired.status_code == 410 and "/case" in expired.text
@@ -717,3 +731,13 @@ async def test_a_chat_telegram_refuses_is_not_asked_again_until_its_menu_changes
                                       tg.clock.now())
     assert await tg.channel.menus.sync() == 1  # a new menu: asked again
     assert "notice" in (menus_by_chat(tg.fake)[810_003] or [])
+
+
+async def test_a_menu_that_failed_for_a_passing_reason_is_tried_again(tg: Harness) -> None:
+    await telegram_staff(tg, 810_004, "grid_chief", "33010600100101")
+    tg.fake.fail_next(500, method="setMyCommands")
+    with pytest.raises(TelegramError):
+        await tg.channel.menus.sync()
+    assert await tg.bot.db.fetchall("SELECT * FROM telegram_menus") == []
+    assert await tg.channel.menus.sync() == 1
+    assert "tasks" in (menus_by_chat(tg.fake)[810_004] or [])

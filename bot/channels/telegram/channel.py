@@ -136,6 +136,7 @@ class TelegramChannel:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        self._background = self._menus = None
         if self._processing:
             _, late = await asyncio.wait(set(self._processing), timeout=STOP_GRACE)
             for task in late:  # stays 'received' in the inbox: the next start processes it

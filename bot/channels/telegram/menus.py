@@ -18,7 +18,7 @@ import asyncio
 import logging
 
 from telegram import Bot, BotCommand, BotCommandScopeChat
-from telegram.error import RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter
 
 from bot.channels.telegram.send import retry_seconds
 from bot.clock import Clock
@@ -78,9 +78,9 @@ class StaffMenus:
         return f"{locale or self.default_locale}:{','.join(staff_menu(roles))}"
 
     async def _apply(self, address: str, menu: str | None) -> None:
-        scope = BotCommandScopeChat(int(address))
         error = None
         try:
+            scope = BotCommandScopeChat(int(address))
             if menu is None:
                 await self.bot.delete_my_commands(scope=scope)
             else:
@@ -90,9 +90,11 @@ class StaffMenus:
                      for name in names.split(",")], scope=scope)
         except RetryAfter:
             raise  # the whole sync waits, then starts again
-        except TelegramError as exc:
-            error = f"{type(exc).__name__}: {exc.message}"
+        except (BadRequest, Forbidden, ValueError) as exc:  # this chat's own answer
+            error = f"{type(exc).__name__}: {exc}"
             log.warning("Telegram refused the command menu of chat %s: %s", address, error)
+        # Anything else (a timeout, the network, a 5xx) is not this chat's fault: it ends
+        # the sync with nothing recorded for the chat, and the next sync tries again.
         async with self.db.transaction() as conn:
             if menu is None:  # back to the default, or gone: either way nothing more to do
                 await menu_store.forget(conn, address)
