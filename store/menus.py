@@ -12,12 +12,14 @@ from store.db import fetch
 
 async def staff_chats(conn: aiosqlite.Connection) -> list[tuple[str, str | None, list[str]]]:
     """Private Telegram chats of people with a staff role: (address, locale, roles)."""
+    # From the few staff roles to their contacts (CROSS JOIN keeps that order), not from
+    # every resident's Telegram contact: this runs every minute on the shared connection.
     rows = await fetch(
-        conn, "SELECT c.address, p.locale, group_concat(DISTINCT r.role) FROM contacts c"
-        " JOIN people p ON p.id = c.person_id"
-        " JOIN roles r ON r.person_id = c.person_id AND r.revoked_at IS NULL"
-        " AND r.role != 'resident'"
-        " WHERE c.channel = 'telegram' AND NOT c.opted_out AND c.address NOT LIKE '-%'"
+        conn, "SELECT c.address, p.locale, group_concat(DISTINCT r.role) FROM roles r"
+        " CROSS JOIN contacts c ON c.person_id = r.person_id"
+        " CROSS JOIN people p ON p.id = c.person_id"
+        " WHERE r.revoked_at IS NULL AND r.role != 'resident' AND c.channel = 'telegram'"
+        " AND NOT c.opted_out AND c.address NOT LIKE '-%'"
         " GROUP BY c.address ORDER BY c.address")
     return [(r[0], r[1], sorted(str(r[2]).split(","))) for r in rows]
 
