@@ -95,8 +95,8 @@ def _time(bot: Gridbot, text: str | None) -> datetime | None:
     return moment.replace(tzinfo=bot.settings.timezone)
 
 
-async def _preview(bot: Gridbot, args: argparse.Namespace,
-                   out: TextIO) -> tuple[notices.Scope, str] | None:
+async def _preview(bot: Gridbot, args: argparse.Namespace, out: TextIO,
+                   photo: bool = False) -> tuple[notices.Scope, str] | None:
     """Print who would receive it; return the scope and the issuing area."""
     district = bot.services.district
     scope = notices.resolve_scope(district, args.scope or "")
@@ -106,6 +106,9 @@ async def _preview(bot: Gridbot, args: argparse.Namespace,
     channels = ", ".join(f"{name} {count}" for name, count in counted.channels.items())
     print(f"{scope.name(district, 'zh_CN')} ({scope.code}), {args.to}: {counted.total}"
           f" recipients{f' ({channels})' if channels else ''}", file=out)
+    if photo and counted.text_only:
+        print(f"  {counted.text_only} of them on SMS get the text only, without the photo",
+              file=out)
     issuer = district.ancestor(scope.area, "street") or scope.area
     return scope, issuer
 
@@ -129,7 +132,7 @@ async def _notice(bot: Gridbot, args: argparse.Namespace, source: TextIO, out: T
                                PHOTO_TYPES.get(args.photo.suffix.lower(), ""))
         except (OSError, MediaRefused) as exc:
             return _fail(f"notice: cannot use {args.photo}: {exc}")
-    found = await _preview(bot, args, out)
+    found = await _preview(bot, args, out, photo=photo is not None)
     if found is None:
         return _fail(f"notice: unknown area or building {args.scope!r}")
     scope, issuer = found

@@ -18,6 +18,7 @@ from typing import Any
 import aiosqlite
 
 from bot.broadcast import Bulk, Option, per_channel, queue_staged
+from bot.channels import spec_for
 from bot.districts import District
 from bot.render import Renderer
 from bot.services import Services
@@ -128,6 +129,12 @@ class Preview:
 
     total: int
     channels: dict[str, int]
+
+    @property
+    def text_only(self) -> int:
+        """How many are on channels that cannot show a photo (SMS): they get the text."""
+        return sum(count for name, count in self.channels.items()
+                   if not spec_for(name).photos_out)
 
 
 async def preview(conn: aiosqlite.Connection, scope: Scope, to: str) -> Preview:

@@ -156,7 +156,7 @@ async def preview_context(ctx: Context) -> dict[str, Any]:
     counted = await notices.preview(ctx.conn, scope, str(ctx.data["audience"]))
     return {"scope": scope.name(ctx.services.district, ctx.locale),
             "audience": ctx.label(f"audience.{ctx.data['audience']}"),
-            "total": counted.total,
+            "total": counted.total, "text_only": counted.text_only,
             "channels": [{"channel": ctx.label(f"channel.{name}"), "count": count}
                          for name, count in counted.channels.items()]}
 
@@ -167,7 +167,7 @@ async def _ask_confirm(ctx: Context) -> None:
                                Choice("nconfirm:no", ctx.label("btn.cancel"))],
             attach=[int(ctx.data["photo"])] if ctx.data.get("photo") else [],
             text=ctx.data["text"], send_at=datetime.fromisoformat(send_at) if send_at else None,
-            **await preview_context(ctx))
+            has_photo=bool(ctx.data.get("photo")), **await preview_context(ctx))
 
 
 async def _on_confirm(ctx: Context) -> None:

@@ -300,3 +300,21 @@ async def test_a_notice_whose_area_is_gone_goes_to_no_one_and_holds_up_no_other(
     recorded = await gridbot.db.fetchall(
         "SELECT count(*) FROM notice_recipients WHERE notice_id = ?", (lost,))
     assert recorded[0][0] == 0
+
+
+async def test_the_preview_of_a_notice_with_a_photo_says_who_gets_the_text_only(
+        gridbot: Gridbot) -> None:
+    await add_staff(gridbot, "街道调度员", "dispatcher", STREET, "web:dispatcher")
+    staff = ChatDriver(gridbot, "sim-telegram", "web:dispatcher")
+    await add_resident(gridbot, "sim-telegram", "web:r1", GRID_1)
+    await add_resident(gridbot, "sim-sms", "web:r2", GRID_1)
+    plain = await compose(staff, "翠苑一区社区", "居民", "周六停水")
+    assert "只收到文字" not in plain
+    await staff.press("取消")
+    await staff.text("/notice")
+    await staff.press("翠苑一区社区")
+    await staff.press("居民")
+    await staff.text("停水范围见图")
+    await staff.photo()
+    await staff.press("立即发送")
+    assert "其中 1 人用短信，只收到文字，看不到照片" in staff.said

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from tests.test_app import PNG
 from tests.test_cli import gridbot
 
 COMMUNITY_1 = "33010600100100"
@@ -18,6 +19,21 @@ def test_notice_previews_and_sends_nothing_without_a_yes(tmp_path: Path) -> None
     assert "nothing sent" in result.stdout
     with sqlite3.connect(tmp_path / "g.db") as conn:
         assert conn.execute("SELECT count(*) FROM notices").fetchone()[0] == 0
+
+
+def test_the_preview_says_who_gets_the_text_without_the_photo(tmp_path: Path) -> None:
+    gridbot(tmp_path, "migrate")
+    with sqlite3.connect(tmp_path / "g.db") as conn:  # one chief now uses SMS
+        conn.execute("UPDATE contacts SET channel = 'sim-sms' WHERE address = 'web:chief-0101'")
+    picture = tmp_path / "map.png"
+    picture.write_bytes(PNG)
+    result = gridbot(tmp_path, "notice", "--scope", COMMUNITY_1, "--to", "chiefs",
+                     "--text", "停水范围见图", "--photo", str(picture), stdin="n\n")
+    assert "(sim-sms 1, sim-telegram 3)" in result.stdout, result.stdout
+    assert "1 of them on SMS get the text only, without the photo" in result.stdout
+    plain = gridbot(tmp_path, "notice", "--scope", COMMUNITY_1, "--to", "chiefs",
+                    "--text", "停水", stdin="n\n")
+    assert "text only" not in plain.stdout
 
 
 def test_notice_with_yes_is_queued_and_shows_its_acknowledgements(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ SAMPLE = {
     "chiefs": [{"name": "王丽华", "handled": 11, "target": 10}],
     # notices, meetings, digests
     "org": "翠苑街道", "text": "本周六上午9点小区停水检修，请提前储水。", "total": 120,
+    "text_only": 20, "has_photo": True,
     "channels": [{"channel": "短信", "count": 20}, {"channel": "Telegram", "count": 100}],
     "send_at": NOW, "audience": "居民", "id": 7, "acked": 88, "more": 0,
     "grids": [{"area": "翠苑一区第1网格", "total": 60, "acked": 50}], "status": "已发送",
@@ -87,9 +88,15 @@ def test_lists_in_notices_and_digests_are_one_item_a_line() -> None:
 
 def test_a_notice_preview_sets_the_notice_text_apart_by_a_blank_line() -> None:
     for locale in ("zh_CN", "en"):
-        preview = renderer.render_text(locale, "notice_preview", {**SAMPLE, "text": "停水通知"},
-                                       SIM_TELEGRAM)
-        assert preview.endswith("\n\n停水通知"), preview
+        for photo in (True, False):
+            preview = renderer.render_text(
+                locale, "notice_preview", {**SAMPLE, "text": "停水通知", "has_photo": photo},
+                SIM_TELEGRAM)
+            assert preview.endswith("\n\n停水通知"), preview
+            told = "20 人用短信，只收到文字" in preview or "20 of them on SMS" in preview
+            assert told == photo
+
+
 
 
 def test_both_locales_have_the_same_templates_and_labels() -> None:
