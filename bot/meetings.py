@@ -15,12 +15,14 @@ from typing import Any
 
 import aiosqlite
 
-from bot.broadcast import PRIORITY_DIGEST, Option, render_bulk
-from bot.notices import ORGANIZER_ROLES, Outreach, recipients, resolve_scope
+from bot.broadcast import PRIORITY_DIGEST, Option, queue_staged, render_bulk
+from bot.notices import ORGANIZER_ROLES, Outreach, audience, resolve_scope
+from store import bulk as bulk_store
 from store import meetings as meeting_store
 from store import notices as notice_store
 from store import outbox as outbox_store
 from store.meetings import MeetingRow
+from store.notices import NOBODY
 from store.outbox import OutboundRow
 
 __all__ = ["ORGANIZER_ROLES", "invite_pending", "remind_due", "summary"]
@@ -46,19 +48,20 @@ async def invite(conn: aiosqlite.Connection, outreach: Outreach, meeting: Meetin
                  now: datetime) -> int:
     """Send the invitations of a pending meeting; return how many."""
     scope = resolve_scope(outreach.services.district, meeting.scope)
-    people = await recipients(conn, scope, meeting.audience) if scope else []
-    await meeting_store.invite(conn, meeting.id, people, now)
+    # An area gone from the district since the meeting was called: no one to invite.
+    people = audience(scope, meeting.audience) if scope else NOBODY
     # Reminders already due now would only repeat the invitation.
     await meeting_store.mark_reminded(conn, meeting.id, now,
                                       day=meeting.starts_at - DAY_BEFORE <= now,
                                       hour=meeting.starts_at - HOUR_BEFORE <= now)
-    rows = render_bulk(outreach.renderer, outreach.services.default_locale, people,
-                       "meeting_invitation",
-                       lambda locale: meeting_context(outreach, meeting, locale),
-                       outreach.bulk(now, expires_at=meeting.starts_at),
-                       rsvp_options(meeting.id))
-    await outbox_store.enqueue(conn, rows, now)
-    return len(people)
+    async with bulk_store.staged(conn, people.reached()) as groups:
+        await meeting_store.invite_staged(conn, meeting.id, now)
+        await queue_staged(conn, outreach.renderer, outreach.services.default_locale, groups,
+                           "meeting_invitation",
+                           lambda locale: meeting_context(outreach, meeting, locale),
+                           outreach.bulk(now, expires_at=meeting.starts_at),
+                           rsvp_options(meeting.id))
+    return sum(groups.values())
 
 
 async def invite_pending(conn: aiosqlite.Connection, outreach: Outreach, now: datetime) -> int:
@@ -76,16 +79,16 @@ async def remind_due(conn: aiosqlite.Connection, outreach: Outreach, now: dateti
         await meeting_store.mark_reminded(conn, meeting.id, now, day=True, hour=hour)
         if not hour and meeting.day_reminder_at is not None:
             continue
-        people = await notice_store.reach_people(
-            conn, await meeting_store.attendees_to_remind(conn, meeting.id))
-        rows = render_bulk(outreach.renderer, outreach.services.default_locale, people,
-                           "meeting_reminder", _reminder_context(outreach, meeting, hour),
-                           outreach.bulk(now, expires_at=meeting.starts_at),
-                           rsvp_options(meeting.id))
+        async with bulk_store.staged(
+                conn, meeting_store.attendees_to_remind(meeting.id).reached()) as groups:
+            sent += await queue_staged(
+                conn, outreach.renderer, outreach.services.default_locale, groups,
+                "meeting_reminder", _reminder_context(outreach, meeting, hour),
+                outreach.bulk(now, expires_at=meeting.starts_at), rsvp_options(meeting.id))
         if hour and meeting.organizer_id is not None:
-            rows += await _answers_to_organizer(conn, outreach, meeting, now)
-        await outbox_store.enqueue(conn, rows, now)
-        sent += len(rows)
+            rows = await _answers_to_organizer(conn, outreach, meeting, now)
+            await outbox_store.enqueue(conn, rows, now)
+            sent += len(rows)
     return sent
 
 

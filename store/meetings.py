@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import aiosqlite
 
 from bot.clock import iso, parse_iso
+from store.bulk import STAGED
 from store.db import fetch
-from store.notices import Recipient
+from store.notices import People
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,12 @@ async def pending(conn: aiosqlite.Connection, limit: int = 20) -> list[MeetingRo
     return [_meeting(r) for r in rows]
 
 
-async def invite(conn: aiosqlite.Connection, meeting_id: int,
-                 recipients: Sequence[Recipient], now: datetime) -> None:
-    """Record the invitations, how many went out, and that the meeting is on."""
-    await conn.executemany(
+async def invite_staged(conn: aiosqlite.Connection, meeting_id: int, now: datetime) -> None:
+    """Record the invitations (everyone staged by `store.bulk.staged`), how many went out,
+    and that the meeting is on."""
+    await conn.execute(
         "INSERT OR IGNORE INTO meeting_invitees (meeting_id, person_id, grid_code, invited_at)"
-        " VALUES (?, ?, ?, ?)", [(meeting_id, r.person_id, r.area, iso(now)) for r in recipients])
+        f" SELECT ?, person_id, area, ? FROM {STAGED}", (meeting_id, iso(now)))
     await conn.execute("UPDATE meetings SET status = 'active', invited = (SELECT count(*)"
                        " FROM meeting_invitees WHERE meeting_id = ?) WHERE id = ?"
                        " AND status = 'pending'", (meeting_id, meeting_id))
@@ -112,12 +112,10 @@ async def answers(conn: aiosqlite.Connection,
     return [(int(r[0]), r[1], r[2], r[3]) for r in rows]
 
 
-async def attendees_to_remind(conn: aiosqlite.Connection, meeting_id: int) -> list[int]:
+def attendees_to_remind(meeting_id: int) -> People:
     """Invitees who have not said no (they get the reminders)."""
-    rows = await fetch(conn, "SELECT person_id FROM meeting_invitees WHERE meeting_id = ?"
-                       " AND (answer IS NULL OR answer = 'yes') ORDER BY person_id",
-                       (meeting_id,))
-    return [int(r[0]) for r in rows]
+    return People("SELECT person_id, grid_code FROM meeting_invitees WHERE meeting_id = ?"
+                  " AND (answer IS NULL OR answer = 'yes')", (meeting_id,))
 
 
 async def needing_reminders(conn: aiosqlite.Connection, now: datetime, day: datetime,

@@ -86,6 +86,9 @@ class People:
         GROUP BY w.person_id ORDER BY w.person_id""", self.params)
 
 
+NOBODY = People("SELECT NULL, NULL WHERE 0")  # an audience of no one
+
+
 async def reach(conn: aiosqlite.Connection, people: People) -> list[Recipient]:
     """Where a message reaches each of these people."""
     rows = await fetch(conn, *people.reached())

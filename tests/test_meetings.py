@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from bot.bootstrap import Gridbot
 from bot.clock import FakeClock
+from store import meetings as meeting_store
 from store import outbox as outbox_store
 from tests.chat import ChatDriver
 from tests.test_notices import COMMUNITY_1, add_staff, received, scheduler
@@ -107,3 +108,18 @@ async def test_only_invitees_can_answer(gridbot: Gridbot) -> None:
     rows = await gridbot.db.fetchall("SELECT count(*) FROM meeting_invitees"
                                      " WHERE answer IS NOT NULL")
     assert rows[0][0] == 0
+
+
+async def test_a_meeting_whose_area_is_gone_invites_no_one_and_holds_up_no_other(
+        gridbot: Gridbot) -> None:
+    now = gridbot.clock.now()
+    async with gridbot.db.transaction() as conn:
+        lost = await meeting_store.create(
+            conn, organizer_id=None, title="旧楼协调会", place="3幢", scope="building:999999",
+            starts_at=now + timedelta(days=2), audience="chiefs", now=now)
+    await call_meeting(gridbot)
+    assert await scheduler(gridbot).send_pending(gridbot.clock.now()) == 4
+    meeting = await meeting_store.get(gridbot.db.conn, lost)
+    assert meeting is not None and meeting.status == "active" and meeting.invited == 0
+    staged = await gridbot.db.fetchall("SELECT count(*) FROM temp.bulk_staged")
+    assert staged[0][0] == 0  # nothing left behind for the next message to many
