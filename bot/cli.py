@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import csv
 import json
+import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -43,12 +44,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        settings = Settings.from_env()
+        settings = settings_for(args)
     except SettingsError as exc:
         print(f"gridbot: {exc}", file=sys.stderr)
         return 2
     result: int = args.run(settings, args)
     return result
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    """The settings from the environment and .env, with `serve --host/--port` standing for
+    GRIDBOT_HOST/GRIDBOT_PORT, so that what is derived from them agrees (the public URL
+    of photo links when GRIDBOT_PUBLIC_URL is not set)."""
+    overrides = {name: str(value) for name, value in (
+        ("GRIDBOT_HOST", getattr(args, "host", None)),
+        ("GRIDBOT_PORT", getattr(args, "port", None))) if value is not None}
+    return Settings.from_env({**os.environ, **overrides})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -113,8 +124,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from bot.app import create_app
 
-    host = args.host or settings.host
-    port = args.port or settings.port
+    host, port = settings.host, settings.port  # --host/--port are in the settings
     print(f"gridbot: serving on http://{host}:{port} (simulator: /sim, health: /healthz),"
           f" database {settings.database}", flush=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

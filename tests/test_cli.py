@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bot import cli
+
 DEMO = Path(__file__).resolve().parent.parent / "bot" / "data" / "demo"
 
 
@@ -107,3 +109,17 @@ def test_import_buildings_checks_grid_codes(tmp_path: Path) -> None:
 def test_import_of_a_missing_file_says_so(tmp_path: Path, missing: str) -> None:
     result = gridbot(tmp_path, missing, str(tmp_path / "nope"))
     assert result.returncode == 1 and "cannot read" in result.stderr
+
+
+def test_serve_port_and_host_flags_also_make_the_public_url(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.delenv("GRIDBOT_PUBLIC_URL", raising=False)
+    parser = cli._parser()
+    flagged = cli.settings_for(parser.parse_args(["serve", "--host", "0.0.0.0",
+                                                  "--port", "9000"]))
+    assert (flagged.host, flagged.port) == ("0.0.0.0", 9000)
+    assert flagged.public_url == "http://0.0.0.0:9000"  # photo links point where it serves
+    monkeypatch.setenv("GRIDBOT_PUBLIC_URL", "https://grid.example.cn")
+    behind_proxy = cli.settings_for(parser.parse_args(["serve", "--port", "9000"]))
+    assert behind_proxy.public_url == "https://grid.example.cn"
