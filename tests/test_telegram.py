@@ -485,6 +485,22 @@ async def test_the_location_button_is_offered_in_private_chats_only(tg: Harness)
         "text": "发送我的位置", "request_location": True}
 
 
+async def test_after_a_restart_a_location_keyboard_left_showing_is_removed_once(
+        tg: Harness) -> None:
+    await queue(tg, str(RESIDENT), "问题在哪里？", request_location="发送我的位置")
+    await tg.deliver()
+    restarted = TelegramSender(tg.channel.bot, tg.bot.db, tg.bot.settings.media_dir)
+    restarted.limits = tg.worker.sender.limits  # the harness's: no pacing to wait for
+    tg.worker.sender = restarted
+    for text in ("学院路103号", "好的"):
+        await queue(tg, str(RESIDENT), text)
+    await queue(tg, str(GROUP), "群消息")
+    first, second, group = await tg.deliver()
+    assert first.params["reply_markup"] == {"remove_keyboard": True}
+    assert "reply_markup" not in second.params  # once is enough
+    assert "reply_markup" not in group.params  # never in groups: it would reach everyone
+
+
 async def test_the_sender_keeps_to_telegrams_limits(gridbot: Gridbot) -> None:
     sender = TelegramSender(Bot("1:x"), gridbot.db, gridbot.settings.media_dir)
     assert sender.limits == Limits(per_second=30, per_address_per_second=1,

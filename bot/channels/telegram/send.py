@@ -137,7 +137,9 @@ class TelegramSender:
         self.db = db
         self.media_dir = media_dir
         self._progress: dict[int, int] = {}  # outbox id -> parts delivered before a retry
-        self._location_keyboard: set[str] = set()  # chats showing the location button
+        # Private chats known not to show our location keyboard. It starts empty, so after
+        # a restart the first plain message to each chat also removes one left showing.
+        self._keyboard_gone: set[str] = set()
 
     async def send(self, message: StoredOutbound) -> Delivery:
         """Try to deliver one message; never raise for provider errors."""
@@ -158,9 +160,10 @@ class TelegramSender:
                         else Delivery("failed", error=f"media file unreadable: {exc}"))
             if delivery.status != "retry":
                 self._progress.pop(message.id, None)
+            if isinstance(markup, ReplyKeyboardRemove):
+                self._keyboard_gone.discard(message.address)  # not removed after all
             return delivery
         self._progress.pop(message.id, None)
-        self._remember_keyboard(message.address, markup)
         return Delivery("sent", provider_id=str(last.message_id) if last else None)
 
     def _markup(self, message: StoredOutbound, chat_id: int) -> Markup | None:
@@ -171,17 +174,14 @@ class TelegramSender:
                  for label, data in buttons])
         label = message.payload.get("request_location")
         if label and chat_id > 0:  # a reply-keyboard location button works in private chats
+            self._keyboard_gone.discard(message.address)
             return ReplyKeyboardMarkup([[KeyboardButton(str(label), request_location=True)]],
                                        resize_keyboard=True, one_time_keyboard=True)
-        if message.address in self._location_keyboard:
+        if chat_id > 0 and message.address not in self._keyboard_gone:
+            # Noted now, not after the send: the next message may be on its way meanwhile.
+            self._keyboard_gone.add(message.address)
             return ReplyKeyboardRemove()
         return None
-
-    def _remember_keyboard(self, address: str, markup: Markup | None) -> None:
-        if isinstance(markup, ReplyKeyboardMarkup):
-            self._location_keyboard.add(address)
-        elif isinstance(markup, ReplyKeyboardRemove):
-            self._location_keyboard.discard(address)
 
     async def _parts(self, message: StoredOutbound, chat_id: int,
                      markup: Markup | None) -> list[Part]:
