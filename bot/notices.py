@@ -3,8 +3,8 @@
 A notice is stored first (`create`), with the time to send it; `send` resolves the
 audience at that moment and queues one bulk message per recipient, in one transaction
 with the recipient list, so a crash sends it whole or not at all (inside SQLite: see
-`store.bulk`). The scheduler sends due
-notices (and is woken right after a notice is confirmed); the command line sends at once.
+`store.bulk`). The scheduler sends due notices (and is woken right after a notice is
+confirmed); the command line sends at once.
 """
 
 from __future__ import annotations
