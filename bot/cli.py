@@ -58,7 +58,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
     of photo links when GRIDBOT_PUBLIC_URL is not set)."""
     overrides = {name: str(value) for name, value in (
         ("GRIDBOT_HOST", getattr(args, "host", None)),
-        ("GRIDBOT_PORT", getattr(args, "port", None))) if value is not None}
+        ("GRIDBOT_PORT", getattr(args, "port", None))) if value}  # "" and 0: not given
     return Settings.from_env({**os.environ, **overrides})
 
 

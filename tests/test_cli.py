@@ -123,3 +123,12 @@ def test_serve_port_and_host_flags_also_make_the_public_url(
     monkeypatch.setenv("GRIDBOT_PUBLIC_URL", "https://grid.example.cn")
     behind_proxy = cli.settings_for(parser.parse_args(["serve", "--port", "9000"]))
     assert behind_proxy.public_url == "https://grid.example.cn"
+
+
+def test_empty_or_zero_serve_flags_leave_the_settings_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GRIDBOT_HOST", "10.0.0.5")
+    monkeypatch.setenv("GRIDBOT_PORT", "8100")
+    settings = cli.settings_for(cli._parser().parse_args(["serve", "--host", "", "--port", "0"]))
+    assert (settings.host, settings.port) == ("10.0.0.5", 8100)

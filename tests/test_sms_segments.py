@@ -149,7 +149,8 @@ def _sample(locale: str) -> dict[str, Any]:
                  "如有困难请联系网格长王丽华，电话13800001001。" if zh else
                  "Water will be off in buildings 3-8 on"
                  " Saturday from 8:00 to 12:00 for repairs; please store water beforehand."),
-        "total": 1280, "send_at": NOW, "audience": "居民" if zh else "Residents", "id": 127,
+        "total": 1280, "text_only": 240, "has_photo": True,
+        "send_at": NOW, "audience": "居民" if zh else "Residents", "id": 127,
         "acked": 1034, "more": 0, "status": "已发送" if zh else "sent",
         "channels": [{"channel": "Telegram", "count": 1040},
                      {"channel": "短信" if zh else "SMS", "count": 240}],

@@ -8,12 +8,15 @@ import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from starlette.testclient import TestClient
-from telegram import Bot
+from telegram import Bot, ReplyKeyboardRemove
 from telegram.error import (
     BadRequest,
     Forbidden,
@@ -37,7 +40,7 @@ from store import media as media_store
 from store import outbox as outbox_store
 from store import people as people_store
 from store.db import Database
-from store.outbox import OutboundRow
+from store.outbox import OutboundRow, StoredOutbound
 from tests.fake_telegram import (
     BOT_USER,
     FakeTelegram,
@@ -499,6 +502,31 @@ async def test_after_a_restart_a_location_keyboard_left_showing_is_removed_once(
     assert first.params["reply_markup"] == {"remove_keyboard": True}
     assert "reply_markup" not in second.params  # once is enough
     assert "reply_markup" not in group.params  # never in groups: it would reach everyone
+
+
+class StumblingBot:
+    """A Bot stand-in whose first send fails with an error that is not Telegram's."""
+
+    def __init__(self) -> None:
+        self.markups: list[object] = []
+
+    async def send_message(self, chat_id: int, text: str, **options: Any) -> Any:
+        self.markups.append(options.get("reply_markup"))
+        if len(self.markups) == 1:
+            raise RuntimeError("the connection pool was closed under us")
+        return SimpleNamespace(message_id=len(self.markups))
+
+
+async def test_a_keyboard_removal_that_did_not_go_out_is_tried_again(gridbot: Gridbot) -> None:
+    bot = StumblingBot()
+    sender = TelegramSender(cast(Bot, bot), gridbot.db, gridbot.settings.media_dir)
+    message = StoredOutbound(1, "telegram", str(RESIDENT), "好的", {}, "queued", "")
+    with pytest.raises(RuntimeError):
+        await sender.send(message)
+    assert (await sender.send(message)).status == "sent"
+    assert (await sender.send(replace(message, id=2))).status == "sent"
+    removals = [isinstance(m, ReplyKeyboardRemove) for m in bot.markups]
+    assert removals == [True, True, False]  # the retry still carries it, then no more
 
 
 async def test_the_sender_keeps_to_telegrams_limits(gridbot: Gridbot) -> None:
