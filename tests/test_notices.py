@@ -55,13 +55,17 @@ async def received(driver: ChatDriver) -> list[str]:
     return [r.body for r in rows]
 
 
-async def compose(staff: ChatDriver, scope_label: str, audience: str, text: str) -> str:
-    """Walk /notice up to the preview; return the preview's text."""
+async def compose(staff: ChatDriver, scope_label: str, audience: str, text: str,
+                  photo: bool = False) -> str:
+    """Walk /notice up to the preview (with a photo, if asked); return the preview's text."""
     await staff.text("/notice")
     await staff.press(scope_label)
     await staff.press(audience)
     await staff.text(text)
-    await staff.press("没有照片")
+    if photo:
+        await staff.photo()
+    else:
+        await staff.press("没有照片")
     await staff.press("立即发送")
     return staff.said
 
@@ -311,10 +315,5 @@ async def test_the_preview_of_a_notice_with_a_photo_says_who_gets_the_text_only(
     plain = await compose(staff, "翠苑一区社区", "居民", "周六停水")
     assert "只收到文字" not in plain
     await staff.press("取消")
-    await staff.text("/notice")
-    await staff.press("翠苑一区社区")
-    await staff.press("居民")
-    await staff.text("停水范围见图")
-    await staff.photo()
-    await staff.press("立即发送")
-    assert "其中 1 人用短信，只收到文字，看不到照片" in staff.said
+    with_photo = await compose(staff, "翠苑一区社区", "居民", "停水范围见图", photo=True)
+    assert "其中 1 人用短信，只收到文字，看不到照片" in with_photo

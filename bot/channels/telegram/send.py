@@ -148,25 +148,32 @@ class TelegramSender:
         except ValueError:
             return Delivery("failed", error=f"not a Telegram chat id: {message.address!r}")
         markup = self._markup(message, chat_id)
-        removed = False
+        delivery: Delivery | None = None
         try:
-            parts = await self._parts(message, chat_id, markup)
-            done = self._progress.get(message.id, 0)
-            last: Message | None = None
-            try:
-                for index in range(done, len(parts)):
-                    last = await parts[index]()
-                    self._progress[message.id] = index + 1
-            except (TelegramError, OSError) as exc:
-                delivery = (delivery_for(exc) if isinstance(exc, TelegramError)
-                            else Delivery("failed", error=f"media file unreadable: {exc}"))
-                if delivery.status != "retry":
-                    self._progress.pop(message.id, None)
-                return delivery
-            removed = bool(split_text(message.body))  # a text part carried the removal
+            delivery = await self._deliver(message, chat_id, markup)
+            return delivery
         finally:
-            if isinstance(markup, ReplyKeyboardRemove) and not removed:
-                self._keyboard_gone.discard(message.address)  # not removed after all
+            # A removal that no text part carried out (a failure, a photo alone) is not done.
+            if isinstance(markup, ReplyKeyboardRemove) and not (
+                    delivery is not None and delivery.status == "sent" and message.body.strip()):
+                self._keyboard_gone.discard(message.address)
+
+    async def _deliver(self, message: StoredOutbound, chat_id: int,
+                       markup: Markup | None) -> Delivery:
+        """Send the message's parts not yet delivered; the outcome of this attempt."""
+        parts = await self._parts(message, chat_id, markup)
+        done = self._progress.get(message.id, 0)
+        last: Message | None = None
+        try:
+            for index in range(done, len(parts)):
+                last = await parts[index]()
+                self._progress[message.id] = index + 1
+        except (TelegramError, OSError) as exc:
+            delivery = (delivery_for(exc) if isinstance(exc, TelegramError)
+                        else Delivery("failed", error=f"media file unreadable: {exc}"))
+            if delivery.status != "retry":
+                self._progress.pop(message.id, None)
+            return delivery
         self._progress.pop(message.id, None)
         return Delivery("sent", provider_id=str(last.message_id) if last else None)
 
