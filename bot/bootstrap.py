@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot import links
-from bot.categories import Catalog
 from bot.channels.base import Channel
 from bot.channels.registry import configured_channels
-from bot.clock import Clock, SystemClock
-from bot.departments import load_departments
-from bot.districts import District, load_demo
-from bot.engine import Engine
-from bot.outbox import OutboxWorker
-from bot.render import Renderer
-from bot.scheduler import Scheduler
-from bot.services import Services
+from bot.domain.categories import Catalog
+from bot.domain.clock import Clock, SystemClock
+from bot.domain.departments import load_departments
+from bot.domain.worktime import WorkCalendar
+from bot.runtime.engine import Engine
+from bot.runtime.outbox import OutboxWorker
+from bot.runtime.scheduler import Scheduler
+from bot.services import links
+from bot.services.districts import District, load_demo
+from bot.services.reference import Services
+from bot.services.render import Renderer
 from bot.settings import Settings
-from bot.worktime import WorkCalendar
 from store import areas as area_store
 from store import outbox as outbox_store
 from store.db import Database

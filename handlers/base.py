@@ -14,9 +14,9 @@ from typing import Any
 
 import aiosqlite
 
-from bot.messages import Choice, Inbound, Reply
-from bot.notify import Notice
-from bot.services import Services
+from bot.domain.messages import Choice, Inbound, Reply
+from bot.services.notify import Notice
+from bot.services.reference import Services
 from store.conversations import Conversation
 from store.people import Contact
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.messages import Kind
-from bot.notices import ORGANIZER_ROLES, SENDER_ROLES
+from bot.domain.messages import Kind
+from bot.services.notices import ORGANIZER_ROLES, SENDER_ROLES
 from handlers import report
 from handlers.base import Context
 from store import media as media_store

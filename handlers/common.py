@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.messages import Choice
+from bot.domain.messages import Choice
 from handlers.base import Context
 from store import people as people_store
 

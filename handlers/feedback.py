@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from bot import casework, workflow
-from bot.messages import Choice
-from bot.workflow import Actor, Event, EventKind, Role
+from bot.domain import workflow
+from bot.domain.messages import Choice
+from bot.domain.workflow import Actor, Event, EventKind, Role
+from bot.services import casework
 from handlers.base import Context
 from store import cases as case_store
 from store.cases import CaseConflict

@@ -8,7 +8,7 @@ updates (their own reports, cases they follow) always come through.
 
 from __future__ import annotations
 
-from bot.messages import Kind
+from bot.domain.messages import Kind
 from handlers.base import Context
 from handlers.report import valid_point
 from store import notices as notice_store

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot import meetings, notices
-from bot.messages import Choice, Kind
+from bot.domain.messages import Choice, Kind
+from bot.services import meetings, notices
 from handlers.base import Context
 from handlers.notices import ask_audience, pick_scope, preview_context
 from store import meetings as meeting_store

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from bot import casework, workflow
-from bot.casework import parse_case_number
-from bot.channels import spec_for
-from bot.messages import Choice, Kind
-from bot.workflow import Actor, Event, EventKind, Role
+from bot.domain import workflow
+from bot.domain.channels import spec_for
+from bot.domain.messages import Choice, Kind
+from bot.domain.workflow import Actor, Event, EventKind, Role
+from bot.services import casework
+from bot.services.casework import parse_case_number
 from handlers import staff
 from handlers.base import Context
 from store import cases as case_store

@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot import notices
-from bot.messages import Choice, Kind
+from bot.domain.messages import Choice, Kind
+from bot.services import notices
 from handlers.base import Context
 from store import media as media_store
 from store import meetings as meeting_store

@@ -11,10 +11,10 @@ from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
-from bot import casework
-from bot.districts import Place
-from bot.messages import Choice, Kind
-from bot.workflow import Role
+from bot.domain.messages import Choice, Kind
+from bot.domain.workflow import Role
+from bot.services import casework
+from bot.services.districts import Place
 from handlers.base import Context
 from store import cases as case_store
 from store import media as media_store
@@ -360,7 +360,7 @@ async def _check_duplicates_then_file(ctx: Context) -> None:
 
 
 def _is_near(stored: case_store.StoredCase, place: Place) -> bool:
-    from bot.geo import distance_m
+    from bot.domain.geo import distance_m
 
     if place.building_id is not None and stored.details.building_id == place.building_id:
         return True

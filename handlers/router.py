@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from bot.messages import Kind
-from bot.workflow import EventKind
+from bot.domain.messages import Kind
+from bot.domain.workflow import EventKind
 from handlers import (
     chief,
     common,

@@ -22,9 +22,9 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from bot.casework import parse_case_number
-from bot.channels import spec_for
-from bot.messages import Inbound, Kind
+from bot.domain.channels import spec_for
+from bot.domain.messages import Inbound, Kind
+from bot.services.casework import parse_case_number
 from handlers import mycases
 from handlers.base import Context
 from store import people as people_store

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from bot import casework, stats, workflow
-from bot.categories import TimeLimit
-from bot.messages import Choice, Kind
-from bot.render import mask_phone
-from bot.workflow import Actor, Event, EventKind, Level, Role
+from bot.domain import stats, workflow
+from bot.domain.categories import TimeLimit
+from bot.domain.messages import Choice, Kind
+from bot.domain.workflow import Actor, Event, EventKind, Level, Role
+from bot.services import casework
+from bot.services.render import mask_phone
 from handlers.base import Context
 from store import cases as case_store
 from store import media as media_store
@@ -113,7 +114,7 @@ def _targets(ctx: Context, stored: StoredCase) -> list[Choice]:
     if case.level == Level.STREET and case.community_code:
         choices.append(Choice("to:community", ctx.services.district.name(
             case.community_code, ctx.locale)))
-    from bot.departments import for_category
+    from bot.domain.departments import for_category
 
     choices += [Choice(f"to:dept:{d.code}", d.name(ctx.locale))
                 for d in for_category(ctx.services.departments, case.category)]

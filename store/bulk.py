@@ -17,7 +17,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.clock import iso
+from bot.domain.clock import iso
 from store.db import fetch
 
 STAGED = "temp.bulk_staged"

@@ -18,8 +18,8 @@ from typing import Any
 
 import aiosqlite
 
-from bot.clock import iso, parse_iso
-from bot.workflow import AuditRecord, Case, State
+from bot.domain.clock import iso, parse_iso
+from bot.domain.workflow import AuditRecord, Case, State
 from store import schedule
 from store.db import fetch
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.clock import iso
+from bot.domain.clock import iso
 from store.db import fetch
 from store.people import Contact, contact_from_row
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import aiosqlite
 
-from bot.clock import iso
+from bot.domain.clock import iso
 from store.db import fetch
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import aiosqlite
 
-from bot.clock import iso, parse_iso
+from bot.domain.clock import iso, parse_iso
 from store.bulk import STAGED
 from store.db import fetch
 from store.notices import People

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.clock import iso, parse_iso
+from bot.domain.clock import iso, parse_iso
 from store.bulk import STAGED
 from store.db import fetch
 

@@ -15,8 +15,8 @@ from datetime import datetime
 
 import aiosqlite
 
-from bot.clock import iso, parse_iso
-from bot.workflow import AuditRecord, Case, State
+from bot.domain.clock import iso, parse_iso
+from bot.domain.workflow import AuditRecord, Case, State
 from store.db import fetch
 
 # The states in which a case's deadline clock runs (suspended, resolved... stop it).

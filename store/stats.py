@@ -6,8 +6,8 @@ from datetime import datetime
 
 import aiosqlite
 
-from bot.clock import iso, parse_iso
-from bot.stats import CaseFacts, EventFacts
+from bot.domain.clock import iso, parse_iso
+from bot.domain.stats import CaseFacts, EventFacts
 from store.cases import case_from_json
 from store.db import fetch
 

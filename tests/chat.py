@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.bootstrap import Gridbot
-from bot.messages import Inbound, Kind, Photo, parse_text
+from bot.domain.messages import Inbound, Kind, Photo, parse_text
 from store import outbox as outbox_store
 
 NUMBERED = re.compile(r"^(?:回复 |Reply )?(\d+)[：:] ?(.*)$")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.bootstrap import Gridbot, build
-from bot.clock import FakeClock
+from bot.domain.clock import FakeClock
 from bot.settings import Settings
 from tests.chat import ChatDriver
 

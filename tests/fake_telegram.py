@@ -2,11 +2,11 @@
 
 `FakeTelegram` serves `/bot<token>/<method>` and `/file/bot<token>/<path>` with uvicorn in
 a thread of its own, on a port the OS picks; gridbot reaches it through
-TELEGRAM_API_BASE_URL. Each call is checked against ../shared/spec/telegram-bot-api.json
-(Bot API 10.1): the method exists, required fields are present, no field is unknown, every
-value has a type the spec allows (objects checked field by field, recursively), text is at
-most 4,096 characters and valid for parse mode HTML, callback data at most 64 bytes. A call
-that fails is answered 400 and kept in `violations`, which the test fixture asserts empty.
+TELEGRAM_API_BASE_URL. Each call is checked against tests/data/telegram-bot-api.json
+(Bot API 10.1, vendored with its MIT license beside it): the method exists, required
+fields are present, no field is unknown, every value has a type the spec allows (objects
+checked field by field, recursively), text is at most 4,096 characters and valid for parse
+mode HTML, callback data at most 64 bytes. A call that fails is answered 400 and kept in `violations`, which the test fixture asserts empty.
 
 It records calls, serves getFile and file downloads, queues updates for getUpdates, and
 can answer the next calls with 429 (retry_after), 403, 500 or 400. `Updates` builds
@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "spec" / "telegram-bot-api.json"
+SPEC_PATH = Path(__file__).resolve().parent / "data" / "telegram-bot-api.json"
 TOKEN = "123456789:AAFakeTokenForGridbotTests_0123456789"
 BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "Gridbot",
             "username": "gridbot_test_bot", "can_join_groups": True,
@@ -118,7 +118,7 @@ class SpecChecker:
 
     @classmethod
     def load(cls, path: Path = SPEC_PATH) -> SpecChecker:
-        """Read the spec file (../shared/spec beside the repository)."""
+        """Read the spec file (vendored in tests/data)."""
         return cls(json.loads(path.read_text(encoding="utf-8")))
 
     def fields_of(self, method: str) -> dict[str, dict[str, Any]]:

@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 from twilio.request_validator import RequestValidator
 
-from bot.app import create_app
 from bot.bootstrap import Gridbot, build
-from bot.channels.sms import INBOUND_PATH, STATUS_PATH, TwilioChannel
-from bot.clock import FakeClock
-from bot.outbox import OutboxWorker
+from bot.channels.sms.channel import INBOUND_PATH, STATUS_PATH, TwilioChannel
+from bot.domain.clock import FakeClock
+from bot.entrypoints.http import create_app
+from bot.runtime.outbox import OutboxWorker
 from bot.settings import Settings
 from tests.fake_twilio import FakeTwilio, LocalServer
 

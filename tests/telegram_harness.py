@@ -22,11 +22,11 @@ from typing import Any
 import httpx
 import uvicorn
 
-from bot.app import create_app
 from bot.bootstrap import Gridbot, build
 from bot.channels.telegram import TelegramChannel
-from bot.clock import FakeClock
-from bot.outbox import Limits, OutboxWorker, RateLimiter
+from bot.domain.clock import FakeClock
+from bot.entrypoints.http import create_app
+from bot.runtime.outbox import Limits, OutboxWorker, RateLimiter
 from bot.settings import Settings
 from tests.fake_telegram import Call, FakeTelegram, listening_socket
 

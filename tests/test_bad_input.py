@@ -148,7 +148,7 @@ async def test_numbers_beyond_the_menu_are_taken_as_text(resident: ChatDriver) -
 
 async def test_the_same_provider_message_is_processed_once(
         gridbot: Gridbot, resident: ChatDriver) -> None:
-    from bot.messages import parse_text
+    from bot.domain.messages import parse_text
 
     inbound = parse_text("sim-telegram", "web:resident", "/help")
     assert await gridbot.engine.handle(inbound, provider_id="dup-1") is not None
@@ -159,12 +159,12 @@ async def test_the_same_provider_message_is_processed_once(
 
 async def test_a_crash_in_a_flow_is_recorded_and_answered_with_an_apology(
         gridbot: Gridbot, resident: ChatDriver, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.engine
+    import bot.runtime.engine
 
     async def broken(ctx: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(bot.engine, "route", broken)
+    monkeypatch.setattr(bot.runtime.engine, "route", broken)
     await resident.text("你好")
     assert "抱歉" in resident.said
     rows = await gridbot.db.fetchall("SELECT status, error FROM inbox")
@@ -178,7 +178,7 @@ async def test_one_failing_message_does_not_hold_back_the_others_committed_with_
         gridbot: Gridbot, monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
-    import bot.engine
+    import bot.runtime.engine
     from handlers.router import route
 
     async def fails_for_one(ctx: Context) -> None:
@@ -186,7 +186,7 @@ async def test_one_failing_message_does_not_hold_back_the_others_committed_with_
             raise RuntimeError("boom")
         await route(ctx)
 
-    monkeypatch.setattr(bot.engine, "route", fails_for_one)
+    monkeypatch.setattr(bot.runtime.engine, "route", fails_for_one)
     chats = [ChatDriver(gridbot, "sim-sms", f"web:p{i}") for i in range(8)]
     await asyncio.gather(*(c.text("/help") for c in chats))
     for i, chat in enumerate(chats):
@@ -198,7 +198,7 @@ async def test_one_failing_message_does_not_hold_back_the_others_committed_with_
 
 async def test_a_payload_stored_before_a_crash_is_processed_at_start(
         gridbot: Gridbot, resident: ChatDriver) -> None:
-    from bot.messages import parse_text
+    from bot.domain.messages import parse_text
 
     inbound = parse_text("sim-telegram", "web:resident", "/help")
     inbox_id = await gridbot.engine.receive("sim-telegram", "update-1", "web:resident",

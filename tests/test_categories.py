@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.categories import Catalog, CatalogError, TimeLimit, UnknownCategoryError
+from bot.domain.categories import Catalog, CatalogError, TimeLimit, UnknownCategoryError
 
 CODES = [
     "sanitation", "utilities", "roads", "greenery", "street_order", "construction",

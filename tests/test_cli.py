@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import cli
+from bot.entrypoints import cli
 
 DEMO = Path(__file__).resolve().parent.parent / "bot" / "data" / "demo"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.outbox import Limits
+from bot.runtime.outbox import Limits
 from tests.fake_telegram import FakeTelegram, listening_socket
 
 RESIDENTS = 10_000

@@ -14,7 +14,7 @@ import pytest
 from shapely.ops import unary_union
 
 import bot
-from bot.geo import (
+from bot.domain.geo import (
     AreaFeature,
     Building,
     BuildingMatcher,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.bootstrap import Gridbot
-from bot.clock import FakeClock
+from bot.domain.clock import FakeClock
 from store import meetings as meeting_store
 from store import outbox as outbox_store
 from tests.chat import ChatDriver

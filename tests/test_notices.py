@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.bootstrap import Gridbot
-from bot.clock import FakeClock
-from bot.scheduler import Scheduler
+from bot.domain.clock import FakeClock
+from bot.runtime.scheduler import Scheduler
 from store import notices as notice_store
 from store import outbox as outbox_store
 from store import people as people_store
@@ -194,8 +194,8 @@ async def test_a_home_chosen_is_not_moved_by_a_report_elsewhere(gridbot: Gridbot
 
 
 async def test_mute_stops_notices_but_not_case_updates(gridbot: Gridbot) -> None:
-    from bot.messages import Reply
-    from bot.notify import Notice, render_notices
+    from bot.domain.messages import Reply
+    from bot.services.notify import Notice, render_notices
 
     resident = await add_resident(gridbot, "sim-telegram", "web:r1", GRID_1)
     await resident.text("/mute")
@@ -220,7 +220,7 @@ async def test_a_stopped_contact_is_not_in_the_audience(gridbot: Gridbot) -> Non
     await add_resident(gridbot, "sim-sms", "web:r1", GRID_1)
     async with gridbot.db.transaction() as conn:
         await people_store.set_opted_out(conn, "sim-sms", "web:r1", True)
-    from bot.notices import preview, resolve_scope
+    from bot.services.notices import preview, resolve_scope
 
     scope = resolve_scope(gridbot.services.district, GRID_1)
     assert scope is not None

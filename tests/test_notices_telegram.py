@@ -6,7 +6,7 @@ the real webhook, the engine, the scheduler that sends the notice and the outbox
 
 from __future__ import annotations
 
-from bot.outbox import Limits
+from bot.runtime.outbox import Limits
 from store import people as people_store
 from tests.fake_telegram import FakeTelegram, Updates
 from tests.telegram_harness import Harness

@@ -13,8 +13,8 @@ from datetime import timedelta
 import pytest
 
 from bot.bootstrap import Gridbot
-from bot.clock import FakeClock
-from bot.outbox import (
+from bot.domain.clock import FakeClock
+from bot.runtime.outbox import (
     MAX_ATTEMPTS,
     AddressPacer,
     Delivery,

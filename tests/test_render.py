@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.channels import SIM_SMS, SIM_TELEGRAM, TELEGRAM
-from bot.messages import Choice, Reply
-from bot.render import Renderer, mask_phone
-from bot.workflow import Role
+from bot.domain.channels import SIM_SMS, SIM_TELEGRAM, TELEGRAM
+from bot.domain.messages import Choice, Reply
+from bot.domain.workflow import Role
+from bot.services.render import Renderer, mask_phone
 from handlers.chief import staff_menu
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

@@ -9,14 +9,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 
-from bot import casework
 from bot.bootstrap import Gridbot
-from bot.broadcast import quiet_until
-from bot.clock import FakeClock, iso
-from bot.districts import Place
-from bot.scheduler import Scheduler, latest_occurrence
+from bot.domain.clock import FakeClock, iso
+from bot.domain.workflow import Actor, Event, EventKind, Level, Role, State
+from bot.runtime.scheduler import Scheduler, latest_occurrence
+from bot.services import casework
+from bot.services.broadcast import quiet_until
+from bot.services.districts import Place
 from bot.settings import Settings, SettingsError
-from bot.workflow import Actor, Event, EventKind, Level, Role, State
 from store import cases as case_store
 from store import people as people_store
 from tests.chat import ChatDriver

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from starlette.requests import Request
 
-from bot.channels.sms_http import called_url
-from bot.channels.twilio_rest import SegmentPacer, TwilioSender
-from bot.clock import FakeClock
-from bot.links import LINK_DAYS
-from bot.mediafiles import save_photo
-from bot.phones import sms_address, to_e164
+from bot.channels.sms.send import SegmentPacer, TwilioSender
+from bot.channels.sms.webhook import called_url
+from bot.domain.clock import FakeClock
+from bot.services.links import LINK_DAYS
+from bot.services.mediafiles import save_photo
+from bot.services.phones import sms_address, to_e164
 from store import cases as case_store
 from store import conversations as conversation_store
 from store import media as media_store

@@ -1,6 +1,6 @@
 """One person, several channels: a Telegram user who shares their number is the SMS person.
 
-The Telegram parser calls `bot.phones.link_shared_phone` for a shared contact that is the
+The Telegram parser calls `bot.services.phones.link_shared_phone` for a shared contact that is the
 sender's own; these tests drive the engine directly on both channels.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.bootstrap import Gridbot
-from bot.clock import FakeClock
-from bot.messages import Reply
-from bot.notify import Notice, render_notices
-from bot.phones import link_shared_phone
+from bot.domain.clock import FakeClock
+from bot.domain.messages import Reply
+from bot.services.notify import Notice, render_notices
+from bot.services.phones import link_shared_phone
 from store import people as people_store
 from tests.chat import ChatDriver
 from tests.test_report_flow import CASE_NUMBER

@@ -15,13 +15,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.categories import Catalog
-from bot.channels import SMS
-from bot.departments import load_departments
-from bot.messages import Choice, Reply
-from bot.render import TEMPLATES, Renderer
+from bot.domain.categories import Catalog
+from bot.domain.channels import SMS
+from bot.domain.departments import load_departments
+from bot.domain.messages import Choice, Reply
+from bot.domain.sms_segments import count, fold_to_gsm7, is_gsm7, prepare, segments
+from bot.services.render import TEMPLATES, Renderer
 from bot.settings import PACKAGE_DATA
-from bot.sms_segments import count, fold_to_gsm7, is_gsm7, prepare, segments
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 LOCALES = ("zh_CN", "en")

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from bot.bootstrap import Gridbot
-from bot.clock import FakeClock
+from bot.domain.clock import FakeClock
 from store import cases as case_store
 from store import staff as staff_store
 from tests.chat import ChatDriver
@@ -443,7 +443,7 @@ async def test_stats_command_shows_the_month_for_the_chiefs_grid(
 
 
 async def test_long_case_lists_stay_within_two_sms_segments(gridbot: Gridbot) -> None:
-    from bot.sms_segments import segments
+    from bot.domain.sms_segments import segments
 
     sms = ChatDriver(gridbot, "sim-sms", "web:many")
     points = [(30.2801, 120.11661), (30.2790, 120.1178), (30.27962, 120.11974),

@@ -26,14 +26,14 @@ from telegram.error import (
     TimedOut,
 )
 
-from bot.app import create_app
 from bot.bootstrap import Gridbot
-from bot.channels import TELEGRAM
 from bot.channels.telegram.send import TelegramSender, delivery_for, split_text, utf16_len
-from bot.clock import FakeClock, iso
-from bot.links import KEY_FILE, LINK_DAYS, day_number, link_key, media_url, sign, verify
-from bot.mediafiles import save_photo
-from bot.outbox import Limits
+from bot.domain.channels import TELEGRAM
+from bot.domain.clock import FakeClock, iso
+from bot.entrypoints.http import create_app
+from bot.runtime.outbox import Limits
+from bot.services.links import KEY_FILE, LINK_DAYS, day_number, link_key, media_url, sign, verify
+from bot.services.mediafiles import save_photo
 from bot.settings import Settings
 from store import inbox as inbox_store
 from store import media as media_store

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.workflow import (
+from bot.domain.workflow import (
     Actor,
     ApprovalStage,
     AuditRecord,

@@ -19,7 +19,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from bot.workflow import (
+from bot.domain.workflow import (
     AREA_LEVELS,
     OPEN_STATES,
     TERMINAL_STATES,

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.categories import TimeLimit
-from bot.worktime import CalendarError, WorkCalendar
+from bot.domain.categories import TimeLimit
+from bot.domain.worktime import CalendarError, WorkCalendar
 
 SH = ZoneInfo("Asia/Shanghai")
 PLAIN = WorkCalendar()  # Monday to Friday, no holidays

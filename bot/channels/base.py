@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from bot.engine import InboundParser
-from bot.outbox import ChannelSender
+from bot.runtime.engine import InboundParser
+from bot.runtime.outbox import ChannelSender
 
 
 class Channel(Protocol):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from bot.channels import sms, sms_http, telegram
+from bot.channels import telegram
 from bot.channels.base import Channel
-from bot.clock import Clock
-from bot.engine import Engine
+from bot.channels.sms import channel as sms
+from bot.channels.sms import webhook as sms_http
+from bot.domain.clock import Clock
+from bot.runtime.engine import Engine
 from bot.settings import Settings
 
 

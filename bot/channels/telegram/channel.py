@@ -21,9 +21,9 @@ from telegram.error import InvalidToken, RetryAfter, TelegramError
 from bot.channels.telegram.menus import StaffMenus
 from bot.channels.telegram.send import TelegramSender, retry_seconds
 from bot.channels.telegram.updates import UpdateReader, chat_address
-from bot.clock import Clock
-from bot.engine import Engine, InboundParser
-from bot.outbox import ChannelSender, backoff
+from bot.domain.clock import Clock
+from bot.runtime.engine import Engine, InboundParser
+from bot.runtime.outbox import ChannelSender, backoff
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from telegram import Bot, BotCommand, BotCommandScopeChat
 from telegram.error import BadRequest, Forbidden, RetryAfter
 
 from bot.channels.telegram.send import retry_seconds
-from bot.clock import Clock
-from bot.render import Renderer
+from bot.domain.clock import Clock
+from bot.services.render import Renderer
 from handlers.chief import staff_menu
 from store import menus as menu_store
 from store.db import Database

@@ -40,7 +40,7 @@ from telegram.error import (
     TelegramError,
 )
 
-from bot.outbox import Delivery, Limits
+from bot.runtime.outbox import Delivery, Limits
 from store import media as media_store
 from store.db import Database
 from store.media import MediaRow

@@ -30,12 +30,12 @@ from telegram import (
 from telegram.constants import ChatType
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
-from bot.channels import TELEGRAM
 from bot.channels.telegram.send import retry_seconds
-from bot.engine import Engine
-from bot.mediafiles import MAX_PHOTO_BYTES, MediaRefused, save_photo
-from bot.messages import Inbound, Kind, Photo, Reply, parse_text
-from bot.phones import link_shared_phone
+from bot.domain.channels import TELEGRAM
+from bot.domain.messages import Inbound, Kind, Photo, Reply, parse_text
+from bot.runtime.engine import Engine
+from bot.services.mediafiles import MAX_PHOTO_BYTES, MediaRefused, save_photo
+from bot.services.phones import link_shared_phone
 from store import inbox as inbox_store
 from store import outbox as outbox_store
 from store import people as people_store

@@ -1,0 +1,381 @@
+"""The `gridbot` command (also `python -m bot`): serve, chat, import a district."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from bot.bootstrap import Gridbot, build
+from bot.domain import stats
+from bot.domain.channels import SIMULATED
+from bot.domain.clock import SystemClock
+from bot.domain.geo import GeoImportError
+from bot.domain.messages import Inbound, Kind, parse_text
+from bot.entrypoints import cli_notices
+from bot.services.districts import import_buildings, import_geojson
+from bot.services.mediafiles import MediaRefused, save_photo
+from bot.settings import Settings, SettingsError
+from store import outbox as outbox_store
+from store import staff as staff_store
+from store import stats as stats_store
+from store.db import Database
+
+INVITE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud safely
+CHAT_HELP = """Type as the resident would. Extra simulator commands:
+  /loc LAT LON     send a GPS location, e.g. /loc 30.2812 120.1195
+  /photo FILE      send a photo (a .jpg or .png file)
+  /quit            leave (or end the input)
+Numbers answer the latest menu, on either channel."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        settings = settings_for(args)
+    except SettingsError as exc:
+        print(f"gridbot: {exc}", file=sys.stderr)
+        return 2
+    result: int = args.run(settings, args)
+    return result
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    """The settings from the environment and .env, with `serve --host/--port` standing for
+    GRIDBOT_HOST/GRIDBOT_PORT, so that what is derived from them agrees (the public URL
+    of photo links when GRIDBOT_PUBLIC_URL is not set)."""
+    overrides = {name: str(value) for name, value in (
+        ("GRIDBOT_HOST", getattr(args, "host", None)),
+        ("GRIDBOT_PORT", getattr(args, "port", None))) if value}  # "" and 0: not given
+    return Settings.from_env({**os.environ, **overrides})
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gridbot",
+        description="Community grid management bot: residents report, grid staff handle.",
+        epilog="Settings come from the environment and .env; see .env.example.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the bot: HTTP server, simulators, channels")
+    serve.add_argument("--host", help="address to listen on (default GRIDBOT_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default GRIDBOT_PORT)")
+    serve.set_defaults(run=_serve)
+
+    chat = commands.add_parser("chat", help="talk to the bot in the terminal (also piped)")
+    chat.add_argument("--as", dest="name", default="resident",
+                      help="who you are (a name; each name is a separate person)")
+    chat.add_argument("--channel", choices=["telegram", "sms"], default="telegram",
+                      help="which channel to imitate: buttons (telegram) or numbered (sms)")
+    chat.set_defaults(run=_chat)
+
+    grids = commands.add_parser("import-grids",
+                                help="import or update streets, communities and grids")
+    grids.add_argument("file", type=Path, help="a GeoJSON FeatureCollection")
+    grids.set_defaults(run=_import_grids)
+
+    buildings = commands.add_parser("import-buildings", help="import or update buildings")
+    buildings.add_argument("file", type=Path, help="CSV: name,address,grid_code,lat,lon")
+    buildings.set_defaults(run=_import_buildings)
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the database, then exit")
+    migrate.set_defaults(run=_migrate)
+    cli_notices.add_commands(commands)  # notice, meeting
+
+    invite = commands.add_parser("invite", help="make a one-time code for a staff member")
+    invite.add_argument("--role", required=True, choices=sorted(STAFF_ROLE_NAMES),
+                        help="the role the code gives")
+    invite.add_argument("--scope", help="area code (grid, community, street) or department"
+                        " code; required except for admin and supervisor")
+    invite.add_argument("--expires", default="7d",
+                        help="how long the code works: 7d, 12h, 30m (default 7d)")
+    invite.set_defaults(run=_invite)
+
+    staff = commands.add_parser("staff", help="list staff, or revoke a role")
+    staff_commands = staff.add_subparsers(dest="staff_command", metavar="ACTION",
+                                          required=True)
+    staff_commands.add_parser("list", help="every active role").set_defaults(run=_staff_list)
+    revoke = staff_commands.add_parser("revoke", help="end one role (ids from 'staff list')")
+    revoke.add_argument("role_id", type=int)
+    revoke.set_defaults(run=_staff_revoke)
+
+    stats = commands.add_parser("stats", help="the month's indicators and the appraisal")
+    stats.add_argument("--month", required=True, help="YYYY-MM")
+    stats.add_argument("--scope", help="a street, community or grid code (default: all)")
+    stats.add_argument("--csv", type=Path, help="also write the table to this CSV file")
+    stats.set_defaults(run=_stats)
+    return parser
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bot.entrypoints.http import create_app
+
+    host, port = settings.host, settings.port  # --host/--port are in the settings
+    print(f"gridbot: serving on http://{host}:{port} (simulator: /sim, health: /healthz),"
+          f" database {settings.database}", flush=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    return 0
+
+
+def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_chat_loop(settings, args.name, f"sim-{args.channel}", sys.stdin,
+                                  sys.stdout))
+
+
+async def _chat_loop(settings: Settings, name: str, channel: str, source: TextIO,
+                     out: TextIO) -> int:
+    assert channel in SIMULATED
+    bot = await build(settings)
+    address = f"cli:{name}"
+    interactive = source.isatty()
+    try:
+        last = await _print_new(bot, channel, address, 0, out, show=False)
+        if interactive:
+            print(CHAT_HELP, file=out)
+        while True:
+            if interactive:
+                print("> ", end="", file=out, flush=True)
+            line = await asyncio.to_thread(source.readline)
+            if not line:
+                break
+            line = line.rstrip("\n")
+            if line.strip() == "/quit":
+                break
+            inbound = _chat_inbound(bot, channel, address, line, out)
+            if inbound is not None:
+                await bot.engine.handle(inbound)
+            last = await _print_new(bot, channel, address, last, out)
+    finally:
+        await bot.close()
+    return 0
+
+
+def _chat_inbound(bot: Gridbot, channel: str, address: str, line: str,
+                  out: TextIO) -> Inbound | None:
+    """Turn a typed line into an inbound, handling the simulator's own commands."""
+    head, _, rest = line.strip().partition(" ")
+    if head == "/loc":
+        parts = rest.replace(",", " ").split()
+        try:
+            lat, lon = float(parts[0]), float(parts[1])
+        except (IndexError, ValueError):
+            print("usage: /loc LAT LON, e.g. /loc 30.2812 120.1195", file=out)
+            return None
+        return Inbound(channel, address, Kind.LOCATION, lat=lat, lon=lon)
+    if head == "/photo":
+        path = Path(rest.strip())
+        suffix = path.suffix.lower()
+        content_type = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
+                        ".gif": "image/gif", ".webp": "image/webp"}.get(suffix, "")
+        try:
+            photo = save_photo(bot.settings.media_dir, path.read_bytes(), content_type)
+        except (OSError, MediaRefused) as exc:
+            print(f"cannot send that photo: {exc}", file=out)
+            return None
+        return Inbound(channel, address, Kind.PHOTO, photo=photo)
+    return parse_text(channel, address, line)
+
+
+async def _print_new(bot: Gridbot, channel: str, address: str, after: int, out: TextIO,
+                     show: bool = True) -> int:
+    rows = await outbox_store.for_address(bot.db.conn, channel, address, after)
+    if not rows:
+        return after
+    async with bot.db.transaction() as conn:
+        await outbox_store.mark_sent(conn, [r.id for r in rows if r.status == "queued"],
+                                     bot.clock.now())
+    if show:
+        for row in rows:
+            print(row.body, file=out)
+            buttons = row.payload.get("buttons", [])
+            if buttons:
+                print("  ".join(f"[{i + 1} {label}]" for i, (label, _) in enumerate(buttons)),
+                      file=out)
+            if row.payload.get("request_location"):
+                print(f"[📍 {row.payload['request_location']}: /loc LAT LON]", file=out)
+            print("", file=out, flush=True)
+    return rows[-1].id
+
+
+def _import_grids(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        data = json.loads(args.file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        print(f"gridbot: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 1
+
+    async def run() -> int:
+        db = await Database.open(settings.database)
+        try:
+            count = await import_geojson(db, data, SystemClock().now())
+        except GeoImportError as exc:
+            print(f"gridbot: {args.file} refused, nothing imported: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await db.close()
+        print(f"imported {count} areas from {args.file} (restart a running server to use them)")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _import_buildings(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        text = args.file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"gridbot: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 1
+
+    async def run() -> int:
+        db = await Database.open(settings.database)
+        try:
+            count = await import_buildings(db, text)
+        except ValueError as exc:
+            print(f"gridbot: {args.file} refused, nothing imported: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await db.close()
+        print(f"imported {count} buildings from {args.file}"
+              " (restart a running server to use them)")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> int:
+        bot = await build(settings)
+        await bot.close()
+        print(f"database {settings.database} is ready")
+        return 0
+
+    return asyncio.run(run())
+
+
+STAFF_ROLE_NAMES = {"info_officer", "grid_chief", "community_staff", "community_director",
+                    "dispatcher", "department", "supervisor", "admin"}
+UNSCOPED_ROLES = {"admin", "supervisor"}
+
+
+def _duration(text: str) -> timedelta | None:
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    number, unit = text[:-1], text[-1:]
+    if not number.isdigit() or unit not in units or int(number) <= 0:
+        return None
+    return timedelta(**{units[unit]: int(number)})
+
+
+def _invite(settings: Settings, args: argparse.Namespace) -> int:
+    lifetime = _duration(args.expires)
+    if lifetime is None:
+        print(f"gridbot: --expires: use a number and d, h or m, e.g. 7d; got {args.expires!r}",
+              file=sys.stderr)
+        return 2
+    if args.scope is None and args.role not in UNSCOPED_ROLES:
+        print(f"gridbot: --scope is required for {args.role}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        bot = await build(settings)
+        try:
+            known = set(bot.services.district.areas) | {d.code for d in
+                                                        bot.services.departments}
+            if args.scope is not None and args.scope not in known:
+                print(f"gridbot: unknown scope {args.scope!r} (an area or department code)",
+                      file=sys.stderr)
+                return 2
+            code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(8))
+            now = bot.clock.now()
+            async with bot.db.transaction() as conn:
+                await staff_store.add_invite(conn, code, args.role, args.scope, now,
+                                             now + lifetime)
+        finally:
+            await bot.close()
+        print(f"invitation code: {code}  ({args.role}"
+              f"{' in ' + args.scope if args.scope else ''}, works once, expires in"
+              f" {args.expires})")
+        print(f"Telegram: /start {code}  or the link https://t.me/<your_bot>?start={code}")
+        print(f"SMS: JOIN {code}   web simulator or chat: /join {code}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _staff_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> int:
+        db = await Database.open(settings.database)
+        try:
+            rows = await staff_store.list_staff(db.conn)
+        finally:
+            await db.close()
+        print(f"{'id':>4}  {'person':>6}  {'role':<20} {'scope':<16} name")
+        for r in rows:
+            print(f"{r.role_id:>4}  {r.person_id:>6}  {r.role:<20} {r.scope or '-':<16}"
+                  f" {r.name or ''}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _staff_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> int:
+        db = await Database.open(settings.database)
+        try:
+            async with db.transaction() as conn:
+                done = await staff_store.revoke_role(conn, args.role_id, SystemClock().now())
+        finally:
+            await db.close()
+        if not done:
+            print(f"gridbot: no active role with id {args.role_id}", file=sys.stderr)
+            return 1
+        print(f"role {args.role_id} revoked")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _stats(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        year, month = (int(part) for part in args.month.split("-"))
+        start_local = datetime(year, month, 1, tzinfo=settings.timezone)
+    except ValueError:
+        print(f"gridbot: --month: use YYYY-MM, got {args.month!r}", file=sys.stderr)
+        return 2
+    end_local = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=settings.timezone)
+
+    async def run() -> int:
+        db = await Database.open(settings.database)
+        try:
+            cases, events = await stats_store.facts(db.conn, start_local, end_local,
+                                                    args.scope)
+            chiefs = await stats_store.chief_names(db.conn, args.scope)
+        finally:
+            await db.close()
+        report = stats.compute(cases, events, start_local, end_local, chiefs)
+        table = stats.table(report, chiefs)
+        print(f"gridbot indicators for {args.month}"
+              f"{' in ' + args.scope if args.scope else ''}")
+        print(stats.format_table(table))
+        if args.csv is not None:
+            with args.csv.open("w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out)
+                writer.writerows(table)
+            print(f"written to {args.csv}")
+        return 0
+
+    return asyncio.run(run())

@@ -1,0 +1,341 @@
+"""The engine: one inbound message at a time per conversation, all-or-nothing.
+
+Webhooks call `receive`, which stores the raw payload in the inbox (its own commit, before
+the provider gets its answer), then `process`, which loads the person and their
+conversation, runs the flow, saves the new state, renders the replies into outbox rows and
+marks the payload processed — in one transaction, under a lock per conversation so one
+person's messages are handled in order while other people's run alongside.
+
+Callers that wait for the outcome (simulators, tests, benchmark) use `handle`, which does
+the storing and the handling in one transaction and commits the messages that arrived
+meanwhile together (group commit). Either way a payload whose handling fails is marked
+failed with the error, and the person gets an apology instead of silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import aiosqlite
+
+from bot.domain.channels import spec_for
+from bot.domain.clock import Clock
+from bot.domain.messages import Inbound, Kind, Reply
+from bot.services.notify import open_menu, render_notices
+from bot.services.reference import Services
+from bot.services.render import Renderer
+from handlers.base import Context
+from handlers.router import RAW_OPTIONS, reprompt, route
+from store import conversations as conversation_store
+from store import inbox as inbox_store
+from store import outbox as outbox_store
+from store import people as people_store
+from store.db import Database
+from store.outbox import PRIORITY_REPLY, PRIORITY_STOP_CONFIRMATION, OutboundRow
+
+log = logging.getLogger(__name__)
+
+# Messages committed in one transaction at most; a batch is what arrived meanwhile.
+MAX_BATCH = 64
+
+InboundParser = Callable[[inbox_store.InboxRow], Awaitable[Inbound | None]]
+
+
+async def parse_stored_inbound(row: inbox_store.InboxRow) -> Inbound | None:
+    """The simulators store the `Inbound` itself as the payload."""
+    return Inbound.from_payload(row.payload)
+
+
+class KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        """Hold the lock of a key for the block."""
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+@dataclass
+class _Pending:
+    """A message waiting for the next batch, and where its caller waits for the result."""
+
+    inbound: Inbound
+    provider_id: str
+    result: asyncio.Future[int | None]
+    inbox_id: int | None = None  # set when the payload is in the inbox already
+
+
+class Engine:
+    """Turns stored inbound payloads into state changes and queued replies."""
+
+    def __init__(self, db: Database, services: Services, renderer: Renderer, clock: Clock,
+                 parsers: dict[str, InboundParser] | None = None) -> None:
+        self.db = db
+        self.services = services
+        self.renderer = renderer
+        self.clock = clock
+        self.parsers = parsers or {}
+        self.locks = KeyedLocks()
+        self.on_queued: list[Callable[[], None]] = []  # told after replies were committed
+        self._queue: list[_Pending] = []
+        self._received: list[tuple[inbox_store.InboxRow, str | None,
+                                   asyncio.Future[int | None]]] = []
+        self._receiver: asyncio.Task[None] | None = None
+        self._fresh: dict[int, inbox_store.InboxRow] = {}
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def receive(self, channel: str, provider_id: str, address: str,
+                      payload: dict[str, Any], raw: str | None = None) -> int | None:
+        """Store a raw payload (`raw`: its JSON as received, if it came as JSON); return
+        its inbox id, or None if it was stored before.
+
+        Returns once the row is committed. Payloads arriving meanwhile are stored in one
+        transaction together; if that fails, every caller gets the error (a webhook then
+        answers 500 and the provider delivers again), so nothing is acknowledged unstored.
+        """
+        result: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._received.append((inbox_store.InboxRow(0, channel, provider_id, address, payload,
+                                                    "received"), raw, result))
+        if self._receiver is None or self._receiver.done():
+            self._receiver = asyncio.create_task(self._store_received())
+        return await result
+
+    async def _store_received(self) -> None:
+        """Insert waiting payloads, one transaction per batch."""
+        while self._received:
+            batch = self._received[:MAX_BATCH]
+            del self._received[:MAX_BATCH]
+            try:
+                async with self.db.transaction(starts_with_write=True) as conn:
+                    ids = [await inbox_store.insert(conn, row.channel, row.provider_id,
+                                                    row.address, row.payload, self.clock.now(),
+                                                    raw=raw)
+                           for row, raw, _ in batch]
+            except Exception as exc:  # noqa: BLE001 - each caller hears of it
+                for _, _, result in batch:
+                    if not result.done():
+                        result.set_exception(exc)
+                continue
+            for (row, _, result), inbox_id in zip(batch, ids, strict=True):
+                if inbox_id is not None:
+                    # process() will not need to read back what was just written.
+                    self._fresh[inbox_id] = replace(row, id=inbox_id)
+                if not result.done():
+                    result.set_result(inbox_id)
+
+    async def handle(self, inbound: Inbound, provider_id: str | None = None) -> int | None:
+        """Store and process one inbound message; return its inbox id, None if seen before.
+
+        For callers that wait for the outcome (the simulators, tests, the benchmark): the
+        caller hears back only after the commit, so storing and handling in the same
+        transaction loses nothing, and when handling fails the payload is stored as failed.
+        Messages waiting at the same moment are committed together (group commit); each
+        is still all-or-nothing, and one person's messages keep their order.
+        """
+        return await self._enqueue(_Pending(inbound, provider_id or uuid.uuid4().hex,
+                                            asyncio.get_running_loop().create_future()))
+
+    async def _enqueue(self, pending: _Pending) -> int | None:
+        self._queue.append(pending)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        return await pending.result
+
+    async def _drain(self) -> None:
+        """Handle queued messages in batches, one transaction per batch."""
+        while self._queue:
+            batch = self._queue[:MAX_BATCH]
+            del self._queue[:MAX_BATCH]
+            try:
+                results = await self._handle_batch(batch)
+            except Exception:  # noqa: BLE001 - find the culprit: one transaction each
+                log.warning("a batch of %d failed; handling its messages one by one",
+                            len(batch))
+                results = [await self._handle_alone(item) for item in batch]
+            self._tell_queued()
+            for item, result in zip(batch, results, strict=True):
+                if not item.result.done():
+                    item.result.set_result(result)
+
+    def _tell_queued(self) -> None:
+        for callback in self.on_queued:
+            callback()
+
+    async def _handle_batch(self, batch: list[_Pending]) -> list[int | None]:
+        outgoing: list[OutboundRow] = []
+        async with self.db.transaction(starts_with_write=True) as conn:
+            results = [await self._store_and_handle(conn, item, outgoing) for item in batch]
+            await outbox_store.enqueue(conn, outgoing, self.clock.now())
+        return results
+
+    async def _handle_alone(self, item: _Pending) -> int | None:
+        try:
+            outgoing: list[OutboundRow] = []
+            async with self.db.transaction(starts_with_write=True) as conn:
+                result = await self._store_and_handle(conn, item, outgoing)
+                await outbox_store.enqueue(conn, outgoing, self.clock.now())
+            return result
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded, not lost
+            log.exception("inbound %s/%s failed", item.inbound.channel, item.provider_id)
+            return await self._record_failure(
+                item.inbound.channel, item.inbound.address, exc, inbox_id=item.inbox_id,
+                stored=(item.provider_id, item.inbound.to_payload()))
+
+    async def _store_and_handle(self, conn: aiosqlite.Connection, item: _Pending,
+                                outgoing: list[OutboundRow]) -> int | None:
+        """Insert (or claim, if stored before) the inbox row as processed, then handle it."""
+        now = self.clock.now()
+        if item.inbox_id is None:
+            inbox_id = await inbox_store.insert(
+                conn, item.inbound.channel, item.provider_id, item.inbound.address,
+                item.inbound.to_payload(), now, status="processed")
+        else:
+            claimed = await inbox_store.claim(conn, item.inbox_id, now)
+            inbox_id = item.inbox_id if claimed else None
+        if inbox_id is not None:
+            outgoing += await self._handle(conn, inbox_id, item.inbound)
+        return inbox_id
+
+    async def recover(self) -> int:
+        """Process payloads that were stored but not processed (a crash in between)."""
+        pending = await inbox_store.pending(self.db.conn)
+        for inbox_id in pending:
+            await self.process(inbox_id)
+        return len(pending)
+
+    async def process(self, inbox_id: int) -> None:
+        """Handle one stored payload, once (the webhooks' second half).
+
+        The channel's parser may do I/O (download a photo) before the transaction; a lock
+        per conversation keeps one person's messages in the order they were stored.
+        """
+        row = self._fresh.pop(inbox_id, None) or await inbox_store.get(self.db.conn, inbox_id)
+        if row is None or row.status != "received":
+            return
+        parser = self.parsers.get(row.channel, parse_stored_inbound)
+        async with self.locks.hold((row.channel, row.address)):
+            try:
+                inbound = await parser(row)
+            except Exception as exc:  # noqa: BLE001 - any failure is recorded, not lost
+                log.exception("inbox %s could not be read", inbox_id)
+                await self._record_failure(row.channel, row.address, exc, inbox_id=inbox_id)
+                return
+            if inbound is None:
+                async with self.db.transaction() as conn:
+                    await inbox_store.mark(conn, inbox_id, "ignored", self.clock.now())
+                return
+            await self._enqueue(_Pending(inbound, row.provider_id,
+                                         asyncio.get_running_loop().create_future(),
+                                         inbox_id=inbox_id))
+
+    async def _handle(self, conn: aiosqlite.Connection, inbox_id: int,
+                      msg: Inbound) -> list[OutboundRow]:
+        """Run the flow for one message; save the conversation; return the replies."""
+        now = self.clock.now()
+        known = await conversation_store.load_by_address(conn, msg.channel, msg.address)
+        if known is None:
+            contact = await people_store.get_or_create_contact(
+                conn, msg.channel, msg.address, now, msg.name)
+            conv = conversation_store.Conversation(contact.id)
+        else:
+            contact, conv = known
+        spec = spec_for(msg.channel)
+        if contact.opted_out and spec.resume_on_write:
+            await people_store.set_opted_out(conn, msg.channel, msg.address, False)
+        ctx = Context(conn=conn, msg=msg, contact=contact, conv=conv, services=self.services,
+                      now=now, locale=contact.locale or self.services.default_locale,
+                      labeler=self.renderer.label)
+        if self._resolve_option(ctx):
+            await route(ctx)
+        else:
+            ctx.say("menu_stale")
+            await reprompt(ctx)
+
+        menu_reply = next((r for r in reversed(ctx.replies) if r.choices), None)
+        menu_id = None
+        if menu_reply is not None:
+            menu_id = open_menu(conv, [c.value for c in menu_reply.choices])
+        elif not ctx.keep_menu:
+            conv.data.pop("_menu", None)
+
+        rows = []
+        for reply in ctx.replies:
+            if reply.choices and reply is not menu_reply:
+                reply = Reply(reply.template, reply.context, (), reply.request_location,
+                              reply.photos)
+            body, payload = self.renderer.render(reply, ctx.locale, spec, menu_id)
+            rows.append(OutboundRow(msg.channel, msg.address, contact.person_id, body, payload,
+                                    priority=PRIORITY_STOP_CONFIRMATION if ctx.opting_out
+                                    else PRIORITY_REPLY, inbox_id=inbox_id))
+        await conversation_store.save(conn, conv, now)
+        # After saving the sender's conversation: a notice may open a menu in another one,
+        # or (a staff member acting on their own case) in this one, saved again.
+        rows += await render_notices(conn, self.renderer, self.services.default_locale,
+                                     ctx.notices, now, inbox_id=inbox_id)
+        return rows
+
+    def _resolve_option(self, ctx: Context) -> bool:
+        """Turn a pressed button or a typed menu number into `ctx.option`; False if stale."""
+        menu = ctx.conv.data.get("_menu")
+        msg = ctx.msg
+        if msg.kind == Kind.OPTION:
+            menu_part, _, index_part = (msg.option or "").partition(":")
+            if menu_part in RAW_OPTIONS:  # a bulk message's own button ("ack:12")
+                ctx.option = msg.option
+                return True
+            if (menu and menu_part == str(menu["id"]) and index_part.isdigit()
+                    and int(index_part) < len(menu["values"])):
+                ctx.option = menu["values"][int(index_part)]
+                return True
+            return False
+        if msg.kind == Kind.TEXT and menu:
+            typed = msg.text.strip()
+            if typed.isdigit() and 1 <= int(typed) <= len(menu["values"]):
+                ctx.option = menu["values"][int(typed) - 1]
+        return True
+
+    async def _record_failure(self, channel: str, address: str, exc: Exception, *,
+                              inbox_id: int | None = None,
+                              stored: tuple[str, dict[str, Any]] | None = None) -> int | None:
+        """Keep the payload as failed, with the error, and apologize to the sender."""
+        now = self.clock.now()
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            body, payload = self.renderer.render(
+                Reply("error_generic"), self.services.default_locale, spec_for(channel), None)
+            async with self.db.transaction() as conn:
+                if inbox_id is None and stored is not None:
+                    inbox_id = await inbox_store.insert(conn, channel, stored[0], address,
+                                                        stored[1], now, status="failed")
+                if inbox_id is None:
+                    return None
+                await inbox_store.mark(conn, inbox_id, "failed", now, error)
+                await outbox_store.enqueue(
+                    conn, [OutboundRow(channel, address, None, body, payload, inbox_id=inbox_id)],
+                    now)
+            return inbox_id
+        except Exception:  # noqa: BLE001 - a stored payload stays 'received' for recover()
+            log.exception("could not record the failure of %s/%s", channel, address)
+            return None

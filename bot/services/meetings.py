@@ -1,0 +1,123 @@
+"""Meetings: invitations with attend yes / no, reminders a day and an hour before.
+
+A meeting is stored pending; the scheduler sends the invitations (woken right after the
+organizer confirms) and later the reminders, each reminder expiring when the meeting
+starts, so one still queued then is dropped rather than sent late. Invitees who said no
+get no reminders. A reminder missed while the server was down is not sent late: when both
+are due at once, only the hour-before one goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiosqlite
+
+from bot.services.broadcast import PRIORITY_DIGEST, Option, queue_staged, render_bulk
+from bot.services.notices import ORGANIZER_ROLES, Outreach, audience, resolve_scope
+from store import bulk as bulk_store
+from store import meetings as meeting_store
+from store import notices as notice_store
+from store import outbox as outbox_store
+from store.meetings import MeetingRow
+from store.notices import NOBODY
+from store.outbox import OutboundRow
+
+__all__ = ["ORGANIZER_ROLES", "invite_pending", "remind_due", "summary"]
+
+DAY_BEFORE = timedelta(days=1)
+HOUR_BEFORE = timedelta(hours=1)
+
+
+def rsvp_options(meeting_id: int) -> list[Option]:
+    """The attend yes / no options of an invitation."""
+    return [Option(f"rsvp:{meeting_id}:yes", "bulk.attend_yes"),
+            Option(f"rsvp:{meeting_id}:no", "bulk.attend_no")]
+
+
+def meeting_context(outreach: Outreach, meeting: MeetingRow, locale: str) -> dict[str, Any]:
+    """What the meeting templates show."""
+    return {"title": meeting.title, "place": meeting.place, "starts_at": meeting.starts_at,
+            "area": outreach.services.district.name(meeting.scope, locale)
+            if not meeting.scope.startswith("building:") else ""}
+
+
+async def invite(conn: aiosqlite.Connection, outreach: Outreach, meeting: MeetingRow,
+                 now: datetime) -> int:
+    """Send the invitations of a pending meeting; return how many."""
+    scope = resolve_scope(outreach.services.district, meeting.scope)
+    # An area gone from the district since the meeting was called: no one to invite.
+    people = audience(scope, meeting.audience) if scope else NOBODY
+    # Reminders already due now would only repeat the invitation.
+    await meeting_store.mark_reminded(conn, meeting.id, now,
+                                      day=meeting.starts_at - DAY_BEFORE <= now,
+                                      hour=meeting.starts_at - HOUR_BEFORE <= now)
+    async with bulk_store.staged(conn, people.reached()) as groups:
+        await meeting_store.invite_staged(conn, meeting.id, now)
+        await queue_staged(conn, outreach.renderer, outreach.services.default_locale, groups,
+                           "meeting_invitation",
+                           lambda locale: meeting_context(outreach, meeting, locale),
+                           outreach.bulk(now, expires_at=meeting.starts_at),
+                           rsvp_options(meeting.id))
+    return sum(groups.values())
+
+
+async def invite_pending(conn: aiosqlite.Connection, outreach: Outreach, now: datetime) -> int:
+    """Send the invitations of every pending meeting; return how many messages."""
+    return sum([await invite(conn, outreach, meeting, now)
+                for meeting in await meeting_store.pending(conn)])
+
+
+async def remind_due(conn: aiosqlite.Connection, outreach: Outreach, now: datetime) -> int:
+    """Queue the reminders that are due (a day, an hour before); return how many messages."""
+    sent = 0
+    for meeting in await meeting_store.needing_reminders(conn, now, now + DAY_BEFORE,
+                                                         now + HOUR_BEFORE):
+        hour = meeting.starts_at - HOUR_BEFORE <= now
+        await meeting_store.mark_reminded(conn, meeting.id, now, day=True, hour=hour)
+        if not hour and meeting.day_reminder_at is not None:
+            continue
+        async with bulk_store.staged(
+                conn, meeting_store.attendees_to_remind(meeting.id).reached()) as groups:
+            sent += await queue_staged(
+                conn, outreach.renderer, outreach.services.default_locale, groups,
+                "meeting_reminder", _reminder_context(outreach, meeting, hour),
+                outreach.bulk(now, expires_at=meeting.starts_at), rsvp_options(meeting.id))
+        if hour and meeting.organizer_id is not None:
+            rows = await _answers_to_organizer(conn, outreach, meeting, now)
+            await outbox_store.enqueue(conn, rows, now)
+            sent += len(rows)
+    return sent
+
+
+def _reminder_context(outreach: Outreach, meeting: MeetingRow,
+                      soon: bool) -> Callable[[str], dict[str, Any]]:
+    def context(locale: str) -> dict[str, Any]:
+        return {**meeting_context(outreach, meeting, locale), "soon": soon}
+    return context
+
+
+async def _answers_to_organizer(conn: aiosqlite.Connection, outreach: Outreach,
+                                meeting: MeetingRow, now: datetime) -> list[OutboundRow]:
+    """The list of answers, for the organizer, an hour before the meeting."""
+    assert meeting.organizer_id is not None
+    answers = await summary(conn, meeting.id)
+    organizer = await notice_store.reach_people(conn, [meeting.organizer_id])
+    bulk = outreach.bulk(now, expires_at=meeting.starts_at)
+    bulk.priority = PRIORITY_DIGEST
+    return render_bulk(outreach.renderer, outreach.services.default_locale, organizer,
+                       "meeting_answers",
+                       lambda locale: {**meeting_context(outreach, meeting, locale), **answers},
+                       bulk)
+
+
+async def summary(conn: aiosqlite.Connection, meeting_id: int) -> dict[str, Any]:
+    """The answers for the organizer: counts and names, yes, no, not answered."""
+    answers = await meeting_store.answers(conn, meeting_id)
+    groups: dict[str, list[str]] = {"yes": [], "no": [], "none": []}
+    for person_id, name, _grid, answer in answers:
+        groups[answer or "none"].append(name or f"#{person_id}")
+    return {"yes": groups["yes"], "no": groups["no"], "unanswered": groups["none"],
+            "invited": len(answers)}

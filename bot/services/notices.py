@@ -1,0 +1,240 @@
+"""Notices from the street office and communities: audience, preview, sending, "收到".
+
+A notice is stored first (`create`), with the time to send it; `send` resolves the
+audience at that moment and queues one bulk message per recipient, in one transaction
+with the recipient list, so a crash sends it whole or not at all (inside SQLite: see
+`store.bulk`). The scheduler sends due notices (and is woken right after a notice is
+confirmed); the command line sends at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+import aiosqlite
+
+from bot.domain.channels import spec_for
+from bot.services.broadcast import Bulk, Option, per_channel, queue_staged
+from bot.services.districts import District
+from bot.services.reference import Services
+from bot.services.render import Renderer
+from store import bulk as bulk_store
+from store import notices as notice_store
+from store.notices import NoticeRow, People, Recipient
+
+log = logging.getLogger(__name__)
+
+AUDIENCES = ("residents", "chiefs", "staff")
+# Who may send notices: street and community staff (and admins).
+SENDER_ROLES = frozenset({"dispatcher", "community_staff", "community_director", "admin"})
+# Who may call meetings: the same, and grid chiefs (the weekly grid meeting).
+ORGANIZER_ROLES = SENDER_ROLES | {"grid_chief"}
+MAX_TEXT = 1000
+# How long a typed "1" (SMS) can still acknowledge a notice.
+ANSWER_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where an audience lives: an area with its grids, or one building."""
+
+    code: str  # an area code, or "building:ID"
+    area: str  # the area code (the building's grid for a building)
+    grids: tuple[str, ...]
+    areas: tuple[str, ...]  # the area and every area below it
+    building_id: int | None = None
+    building_name: str | None = None
+
+    def name(self, district: District, locale: str) -> str:
+        """How people read the scope: an area's or a building's name."""
+        return self.building_name or district.name(self.area, locale)
+
+
+def resolve_scope(district: District, text: str) -> Scope | None:
+    """An area code, "building:ID", or a building's name or address; None if unknown."""
+    code = text.strip()
+    if code.startswith("building:") and code[9:].isdigit():
+        building = district.buildings.get(int(code[9:]))
+        if building is None:
+            return None
+        return Scope(code, building.grid_code, (building.grid_code,), (building.grid_code,),
+                     building.id, building.name)
+    area = district.areas.get(code)
+    if area is not None and area.level != "district":
+        below = tuple(c for c, a in district.areas.items()
+                      if district.ancestor(c, area.level) == code)
+        grids = tuple(c for c in below if district.areas[c].level == "grid")
+        return Scope(code, code, grids, below)
+    place = district.locate_text(code) if code else None
+    if place is not None and place.building_id is not None and place.grid_code:
+        return resolve_scope(district, f"building:{place.building_id}")
+    return None
+
+
+def may_address(district: District, roles: Sequence[tuple[str, str | None]], scope: Scope,
+                allowed: frozenset[str]) -> str | None:
+    """The area of the first of a person's roles that covers the scope, or None.
+
+    An admin covers everything (their area is the scope's street).
+    """
+    for role, area in roles:
+        if role not in allowed:
+            continue
+        if role == "admin":
+            return district.ancestor(scope.area, "street") or scope.area
+        level = district.areas[area].level if area in district.areas else None
+        if level is not None and district.ancestor(scope.area, level) == area:
+            return area
+    return None
+
+
+def areas_for(district: District, roles: Sequence[tuple[str, str | None]],
+              allowed: frozenset[str]) -> list[str]:
+    """Areas a person may address: each role's own area, then the areas right below it."""
+    found: list[str] = []
+    for role, area in roles:
+        if role not in allowed:
+            continue
+        tops = ([c for c, a in district.areas.items() if a.level == "street"]
+                if role == "admin" else [area] if area in district.areas else [])
+        for top in tops:
+            found.append(top)
+            found += sorted(c for c, a in district.areas.items() if a.parent == top)
+    return list(dict.fromkeys(found))
+
+
+def audience(scope: Scope, to: str) -> People:
+    """Everyone a notice to `to` (residents, chiefs, staff) in a scope reaches."""
+    if to == "residents":
+        return notice_store.residents(scope.grids, scope.building_id)
+    if to == "chiefs":
+        return notice_store.chiefs(scope.grids)
+    if to == "staff":
+        return notice_store.staff(scope.areas)
+    raise ValueError(f"audience must be one of {', '.join(AUDIENCES)}, not {to!r}")
+
+
+async def recipients(conn: aiosqlite.Connection, scope: Scope, to: str) -> list[Recipient]:
+    """Where a message to an audience reaches each of its people."""
+    return await notice_store.reach(conn, audience(scope, to))
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a notice would reach: recipients per channel."""
+
+    total: int
+    channels: dict[str, int]
+
+    @property
+    def text_only(self) -> int:
+        """How many are on channels that cannot show a photo (SMS): they get the text."""
+        return sum(count for name, count in self.channels.items()
+                   if not spec_for(name).photos_out)
+
+
+async def preview(conn: aiosqlite.Connection, scope: Scope, to: str) -> Preview:
+    """Count the audience per channel (nothing is stored)."""
+    people = await recipients(conn, scope, to)
+    return Preview(len(people), per_channel(people))
+
+
+@dataclass
+class Outreach:
+    """What sending to many people needs: templates, the district, quiet hours."""
+
+    renderer: Renderer
+    services: Services
+    quiet: tuple[time, time] | None
+
+    def bulk(self, now: datetime, expires_at: datetime | None = None) -> Bulk:
+        """Queueing rules for a bulk message created now."""
+        return Bulk(now, self.quiet, self.services.tz, expires_at)
+
+
+def notice_context(outreach: Outreach, notice: NoticeRow, locale: str) -> dict[str, Any]:
+    """What the notice templates show: who it is from, what it says."""
+    district = outreach.services.district
+    return {"org": district.name(notice.issuer, locale) if notice.issuer else "",
+            "text": notice.body, "area": district.name(notice.scope, locale)
+            if not notice.scope.startswith("building:") else ""}
+
+
+async def send(conn: aiosqlite.Connection, outreach: Outreach, notice: NoticeRow,
+               now: datetime) -> int:
+    """Queue a stored notice to its audience now; return how many it went to."""
+    if notice.kind == "reminder":
+        return await _send_reminder(conn, outreach, notice, now)
+    scope = resolve_scope(outreach.services.district, notice.scope)
+    if scope is None:  # its area is gone from the district since it was written
+        log.warning("notice %s: its scope %s is no longer in the district; sent to no one",
+                    notice.id, notice.scope)
+        await notice_store.mark_sent(conn, notice.id, 0, now)
+        return 0
+    async with bulk_store.staged(conn, audience(scope, notice.audience).reached()) as groups:
+        count = sum(groups.values())
+        if not await notice_store.mark_sent(conn, notice.id, count, now):
+            return 0
+        await notice_store.add_staged_recipients(conn, notice.id)
+        template = "notice" if notice.kind == "notice" else "weekly_meeting"
+        await queue_staged(conn, outreach.renderer, outreach.services.default_locale, groups,
+                           template, lambda locale: notice_context(outreach, notice, locale),
+                           outreach.bulk(now), [Option(f"ack:{notice.id}", "bulk.received")],
+                           notice.photo_id)
+    return count
+
+
+async def send_due(conn: aiosqlite.Connection, outreach: Outreach, now: datetime) -> int:
+    """Send every scheduled notice whose time has come; return how many messages."""
+    return sum([await send(conn, outreach, notice, now)
+                for notice in await notice_store.due(conn, now)])
+
+
+async def _send_reminder(conn: aiosqlite.Connection, outreach: Outreach, reminder: NoticeRow,
+                         now: datetime) -> int:
+    original = await notice_store.get(conn, reminder.reminds or 0)
+    if original is None:
+        await notice_store.mark_sent(conn, reminder.id, 0, now)
+        return 0
+    count = await remind(conn, outreach, original, now)
+    await notice_store.mark_sent(conn, reminder.id, count, now)
+    return count
+
+
+async def remind(conn: aiosqlite.Connection, outreach: Outreach, notice: NoticeRow,
+                 now: datetime) -> int:
+    """Send the notice again to those who have not acknowledged it; return how many."""
+    async with bulk_store.staged(conn, notice_store.unacknowledged(notice.id).reached()
+                                 ) as groups:
+        await queue_staged(conn, outreach.renderer, outreach.services.default_locale, groups,
+                           "notice_reminder",
+                           lambda locale: notice_context(outreach, notice, locale),
+                           outreach.bulk(now), [Option(f"ack:{notice.id}", "bulk.received")])
+    await notice_store.mark_reminded(conn, notice.id, now)
+    return sum(groups.values())
+
+
+def parse_when(text: str, tz: Any, now: datetime) -> datetime | None:
+    """Read a local time to send at: "2026-11-24 09:00", "11-24 09:00" or "09:00" (the
+    next such time); None when unreadable or not in the future."""
+    text = " ".join(text.replace("：", ":").split())
+    local_now = now.astimezone(tz)
+    for fmt in ("%Y-%m-%d %H:%M", "%m-%d %H:%M", "%H:%M"):
+        try:
+            parsed = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        if fmt == "%H:%M":
+            moment = datetime.combine(local_now.date(), parsed.time(), tzinfo=tz)
+            if moment <= now:
+                moment += timedelta(days=1)
+        elif fmt == "%m-%d %H:%M":
+            moment = parsed.replace(year=local_now.year, tzinfo=tz)
+        else:
+            moment = parsed.replace(tzinfo=tz)
+        return moment if moment > now else None
+    return None

@@ -1,0 +1,25 @@
+"""What the flows may consult besides the database: catalog, district, calendar."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot.domain.categories import Catalog
+from bot.domain.departments import Department
+from bot.domain.worktime import WorkCalendar
+from bot.services.districts import District
+
+
+@dataclass
+class Services:
+    """The read-mostly collaborators of every flow, built once by `bootstrap`."""
+
+    catalog: Catalog
+    district: District
+    calendar: WorkCalendar
+    tz: ZoneInfo
+    default_locale: str
+    media_dir: Path
+    departments: list[Department] = field(default_factory=list)
