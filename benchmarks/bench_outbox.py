@@ -128,7 +128,7 @@ def make_due(database: Path, now: datetime) -> None:
 
 async def queue_notice(bot: Gridbot, now: datetime) -> tuple[float, int]:
     """Seconds to queue a notice to the whole street; how many recipients."""
-    outreach = Outreach(bot.renderer, bot.services, None)
+    outreach = Outreach(bot.renderer, bot.reference, None)
     started = time.perf_counter()
     async with bot.db.transaction() as conn:
         notice_id = await notice_store.create(

@@ -15,7 +15,7 @@ from bot.runtime.outbox import OutboxWorker
 from bot.runtime.scheduler import Scheduler
 from bot.services import links
 from bot.services.districts import District, load_demo
-from bot.services.reference import Services
+from bot.services.reference import ReferenceData
 from bot.services.render import Renderer
 from bot.settings import Settings
 from store import areas as area_store
@@ -29,7 +29,7 @@ class Gridbot:
 
     settings: Settings
     db: Database
-    services: Services
+    reference: ReferenceData
     renderer: Renderer
     engine: Engine
     clock: Clock
@@ -79,7 +79,7 @@ async def build(settings: Settings, clock: Clock | None = None) -> Gridbot:
     try:
         if settings.demo and await area_store.count_areas(db.conn) == 0:
             await load_demo(db, clock.now())
-        services = Services(catalog=catalog, district=await District.load(db),
+        reference = ReferenceData(catalog=catalog, district=await District.load(db),
                             calendar=calendar, tz=settings.timezone,
                             default_locale=settings.locale, media_dir=settings.media_dir,
                             departments=load_departments())
@@ -90,9 +90,9 @@ async def build(settings: Settings, clock: Clock | None = None) -> Gridbot:
     renderer.media_link = lambda media_id: links.media_url(settings, media_id, clock.now())
     renderer.globals["category_name"] = lambda code, locale: _category_name(catalog, code,
                                                                             locale)
-    engine = Engine(db, services, renderer, clock)
-    bot = Gridbot(settings, db, services, renderer, engine, clock)
-    bot.scheduler = Scheduler(db, services, renderer, clock, settings)
+    engine = Engine(db, reference, renderer, clock)
+    bot = Gridbot(settings, db, reference, renderer, engine, clock)
+    bot.scheduler = Scheduler(db, reference, renderer, clock, settings)
     engine.on_queued.append(bot.scheduler.poke)  # a confirmed notice goes out at once
     for channel in configured_channels(settings, engine, clock):
         engine.parsers[channel.name] = channel.parser()

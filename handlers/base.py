@@ -15,8 +15,8 @@ from typing import Any
 import aiosqlite
 
 from bot.domain.messages import Choice, Inbound, Reply
-from bot.services.notify import Notice
-from bot.services.reference import Services
+from bot.services.notify import PersonalMessage
+from bot.services.reference import ReferenceData
 from store.conversations import Conversation
 from store.people import Contact
 
@@ -31,13 +31,13 @@ class Context:
     msg: Inbound
     contact: Contact
     conv: Conversation
-    services: Services
+    reference: ReferenceData
     now: datetime
     locale: str
     labeler: Labeler
     option: str | None = None
     replies: list[Reply] = field(default_factory=list)
-    notices: list[Notice] = field(default_factory=list)
+    notices: list[PersonalMessage] = field(default_factory=list)
     # An aside (SMS HELP, STATUS N): the menu the person is answering stays valid.
     keep_menu: bool = False
     # This message opts the sender out (SMS 退订): its replies are the one confirmation.
@@ -61,7 +61,7 @@ class Context:
     def notify(self, person_id: int, template: str, choices: Sequence[Choice] = (),
                **context: Any) -> None:
         """Queue a message to another person, where they last wrote from."""
-        self.notices.append(Notice(person_id, Reply(template, context, tuple(choices))))
+        self.notices.append(PersonalMessage(person_id, Reply(template, context, tuple(choices))))
 
     def goto(self, flow: str, step: str) -> None:
         """Move the conversation to a step of a flow."""

@@ -23,7 +23,7 @@ async def start(ctx: Context) -> None:
     if grid:
         chief = await people_store.holder_of(ctx.conn, "grid_chief", grid)
     ctx.say("welcome", attach=[chief.photo_media_id] if chief and chief.photo_media_id else [],
-            grid=ctx.services.district.name(grid, ctx.locale) if grid else "",
+            grid=ctx.reference.district.name(grid, ctx.locale) if grid else "",
             chief=_card(chief) if chief else None)
 
 

@@ -51,7 +51,7 @@ async def on_rate(ctx: Context) -> None:
 async def _apply(ctx: Context, stored: case_store.StoredCase, event: Event) -> bool:
     actor = Actor(person_id=ctx.contact.person_id, role=Role.RESIDENT, scope=None)
     try:
-        _, notices = await casework.apply_event(ctx.conn, ctx.services, stored, event, actor,
+        _, notices = await casework.apply_event(ctx.conn, ctx.reference, stored, event, actor,
                                                 ctx.now)
     except (workflow.TransitionRefused, CaseConflict):
         ctx.say("menu_stale")

@@ -28,7 +28,7 @@ async def home(ctx: Context) -> None:
 
 
 def _home_name(ctx: Context, grid: str | None, building_id: int | None) -> str:
-    district = ctx.services.district
+    district = ctx.reference.district
     building = district.buildings.get(building_id) if building_id is not None else None
     if building is not None:
         return f"{building.name}（{district.name(building.grid_code, ctx.locale)}）"
@@ -39,7 +39,7 @@ async def where(ctx: Context) -> bool:
     """The answer to "where do you live": a building, an address, a grid code or a pin."""
     if ctx.msg.kind == Kind.LOCATION and valid_point(ctx.msg.lat, ctx.msg.lon):
         assert ctx.msg.lat is not None and ctx.msg.lon is not None
-        place = ctx.services.district.locate_point(ctx.msg.lat, ctx.msg.lon)
+        place = ctx.reference.district.locate_point(ctx.msg.lat, ctx.msg.lon)
         if place.grid_code is None:
             ctx.say("home_unknown")
             return True
@@ -52,7 +52,7 @@ async def where(ctx: Context) -> bool:
 
 
 async def _locate(ctx: Context, text: str) -> None:
-    place = ctx.services.district.locate_text(text)
+    place = ctx.reference.district.locate_text(text)
     if place is None or place.grid_code is None:
         ctx.goto(FLOW, "where")
         ctx.say("home_unknown")

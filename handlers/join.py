@@ -19,8 +19,8 @@ async def join(ctx: Context, code: str | None = None) -> None:
         return
     await people_store.grant_role(ctx.conn, ctx.contact.person_id, result.role, result.scope,
                                   ctx.now)
-    area = ctx.services.district.areas.get(result.scope or "")
+    area = ctx.reference.district.areas.get(result.scope or "")
     if area is not None and area.level == "grid":
         await people_store.set_grid(ctx.conn, ctx.contact.person_id, area.code)
     ctx.say("join_done", role=ctx.label(f"role.{result.role}"),
-            scope=ctx.services.district.name(result.scope, ctx.locale) if result.scope else "")
+            scope=ctx.reference.district.name(result.scope, ctx.locale) if result.scope else "")

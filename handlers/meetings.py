@@ -25,7 +25,7 @@ async def begin(ctx: Context) -> None:
     """/meeting: call a meeting, or open one called before."""
     ctx.finish()
     roles = await people_store.roles_of(ctx.conn, ctx.contact.person_id)
-    areas = notices.areas_for(ctx.services.district, roles, notices.ORGANIZER_ROLES)
+    areas = notices.areas_for(ctx.reference.district, roles, notices.ORGANIZER_ROLES)
     if not areas:
         ctx.say("meeting_not_allowed")
         return
@@ -36,7 +36,7 @@ async def begin(ctx: Context) -> None:
 
 
 def _ask_scope(ctx: Context, extra: list[Choice] | None = None) -> None:
-    district = ctx.services.district
+    district = ctx.reference.district
     ctx.say("meeting_scope", [*(Choice(f"nscope:{code}", district.name(code, ctx.locale))
                                 for code in ctx.data.get("areas", [])[:12]), *(extra or [])])
 
@@ -91,7 +91,7 @@ async def _on_place(ctx: Context) -> None:
 
 
 async def _on_time(ctx: Context) -> None:
-    moment = notices.parse_when(ctx.msg.text, ctx.services.tz, ctx.now) \
+    moment = notices.parse_when(ctx.msg.text, ctx.reference.tz, ctx.now) \
         if ctx.msg.kind == Kind.TEXT else None
     if moment is None:
         ctx.say("notice_when_unclear")

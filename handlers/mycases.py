@@ -21,7 +21,7 @@ async def list_cases(ctx: Context) -> None:
         ctx.say("mycases_empty")
         return
     rows = [{"number": c.number,
-             "category": ctx.services.catalog.get(c.category).name(ctx.locale),
+             "category": ctx.reference.catalog.get(c.category).name(ctx.locale),
              "state": ctx.label(f"state.{c.state.value}"),
              "created": c.created_at} for c in found]
     shown = found[:short_list_size(ctx)]
@@ -73,9 +73,9 @@ async def _show(ctx: Context, number: str) -> None:
     if case.reporter_id == person and case.state.value in case_store.OPEN_STATES:
         choices.append(Choice(f"add:{case.number}", "@btn.add_to_case"))
     ctx.say("case_detail", choices, attach=photos[:1], number=case.number,
-            category=ctx.services.catalog.get(case.category).name(ctx.locale),
+            category=ctx.reference.catalog.get(case.category).name(ctx.locale),
             state=ctx.label(f"state.{case.state.value}"), description=stored.details.description,
-            deadline=case.deadline, area=ctx.services.district.name(
+            deadline=case.deadline, area=ctx.reference.district.name(
                 case.grid_code or case.street_code, ctx.locale),
             followers=await case_store.follower_count(ctx.conn, case.id), timeline=timeline)
 
@@ -114,7 +114,7 @@ async def add_step(ctx: Context) -> bool:
         return True
     actor = Actor(person_id=ctx.contact.person_id, role=Role.RESIDENT, scope=None)
     try:
-        _, notices = await casework.apply_event(ctx.conn, ctx.services, stored,
+        _, notices = await casework.apply_event(ctx.conn, ctx.reference, stored,
                                                 Event(EventKind.COMMENT, note=note), actor,
                                                 ctx.now)
     except (workflow.TransitionRefused, case_store.CaseConflict):

@@ -27,7 +27,7 @@ async def begin(ctx: Context) -> None:
     """/notice: start a notice, or open one sent before."""
     ctx.finish()
     roles = await people_store.roles_of(ctx.conn, ctx.contact.person_id)
-    areas = notices.areas_for(ctx.services.district, roles, notices.SENDER_ROLES)
+    areas = notices.areas_for(ctx.reference.district, roles, notices.SENDER_ROLES)
     if not areas:
         ctx.say("notice_not_allowed")
         return
@@ -39,7 +39,7 @@ async def begin(ctx: Context) -> None:
 
 
 def _ask_scope(ctx: Context, extra: list[Choice] | None = None) -> None:
-    district = ctx.services.district
+    district = ctx.reference.district
     choices = [Choice(f"nscope:{code}", district.name(code, ctx.locale))
                for code in ctx.data.get("areas", [])[:12]]
     ctx.say("notice_scope", [*choices, *(extra or [])])
@@ -53,7 +53,7 @@ def ask_audience(ctx: Context, template: str) -> None:
 
 async def pick_scope(ctx: Context, roles_allowed: frozenset[str]) -> notices.Scope | None:
     """The scope chosen from the menu or typed (a building), if this person may address it."""
-    district = ctx.services.district
+    district = ctx.reference.district
     if ctx.option and ctx.option.startswith("nscope:"):
         scope = notices.resolve_scope(district, ctx.option.split(":", 1)[1])
     elif ctx.msg.kind == Kind.TEXT and ctx.msg.text.strip():
@@ -138,7 +138,7 @@ async def _on_when(ctx: Context) -> None:
     if ctx.option == "nwhen:now":
         ctx.data.pop("send_at", None)
     else:
-        moment = notices.parse_when(ctx.msg.text, ctx.services.tz, ctx.now) \
+        moment = notices.parse_when(ctx.msg.text, ctx.reference.tz, ctx.now) \
             if ctx.msg.kind == Kind.TEXT else None
         if moment is None:
             ctx.say("notice_when_unclear")
@@ -151,10 +151,10 @@ async def _on_when(ctx: Context) -> None:
 
 async def preview_context(ctx: Context) -> dict[str, Any]:
     """Scope, audience and recipients per channel of the message being composed."""
-    scope = notices.resolve_scope(ctx.services.district, str(ctx.data["scope"]))
+    scope = notices.resolve_scope(ctx.reference.district, str(ctx.data["scope"]))
     assert scope is not None
     counted = await notices.preview(ctx.conn, scope, str(ctx.data["audience"]))
-    return {"scope": scope.name(ctx.services.district, ctx.locale),
+    return {"scope": scope.name(ctx.reference.district, ctx.locale),
             "audience": ctx.label(f"audience.{ctx.data['audience']}"),
             "total": counted.total, "text_only": counted.text_only,
             "channels": [{"channel": ctx.label(f"channel.{name}"), "count": count}
@@ -179,7 +179,7 @@ async def _on_confirm(ctx: Context) -> None:
         ctx.say("choose_from_menu")
         await _ask_confirm(ctx)
         return
-    district = ctx.services.district
+    district = ctx.reference.district
     scope = notices.resolve_scope(district, str(ctx.data["scope"]))
     roles = await people_store.roles_of(ctx.conn, ctx.contact.person_id)
     issuer = notices.may_address(district, roles, scope, notices.SENDER_ROLES) \
@@ -210,7 +210,7 @@ async def on_show(ctx: Context) -> None:
         ctx.finish()
         ctx.say("notice_not_found", id=notice_id)
         return
-    district = ctx.services.district
+    district = ctx.reference.district
     counts = await notice_store.ack_counts(ctx.conn, notice_id)
     rows = [{"area": district.name(area, ctx.locale) if area else "-", "total": total,
              "acked": acked} for area, total, acked in counts]

@@ -57,7 +57,7 @@ async def prompt(ctx: Context) -> None:
 
 def _ask_category(ctx: Context, template: str = "report_category") -> None:
     choices = [Choice(f"cat:{c.code}", c.name(ctx.locale))
-               for c in ctx.services.catalog.categories]
+               for c in ctx.reference.catalog.categories]
     ctx.say(template, choices)
 
 
@@ -71,11 +71,11 @@ async def _suggest(ctx: Context, text: str) -> None:
         _set_description(ctx, text)
     place_note = ""
     if not ctx.data.get("place"):
-        place = ctx.services.district.locate_text(text)
+        place = ctx.reference.district.locate_text(text)
         if place is not None:
             ctx.data["place"] = asdict(place)
             place_note = _place_text(ctx, place)
-    suggestions = ctx.services.catalog.suggest(text, limit=3)
+    suggestions = ctx.reference.catalog.suggest(text, limit=3)
     if not suggestions:
         _ask_category(ctx, "report_category_unclear")
         return
@@ -151,7 +151,7 @@ def valid_point(lat: float | None, lon: float | None) -> bool:
 
 
 def _point_place(ctx: Context, lat: float, lon: float) -> Place:
-    place = ctx.services.district.locate_point(lat, lon)
+    place = ctx.reference.district.locate_point(lat, lon)
     if place.grid_code is None:
         place = Place(None, lat=lat, lon=lon, note="outside_grids")
     return place
@@ -182,7 +182,7 @@ async def _on_location(ctx: Context) -> None:
         if not text:
             _ask_location(ctx)
             return
-        found = ctx.services.district.locate_text(text)
+        found = ctx.reference.district.locate_text(text)
         if found is None:
             ctx.data["typed_address"] = text[:200]
             ctx.say("report_location_unknown", [
@@ -212,7 +212,7 @@ def _say_place(ctx: Context, place: Place) -> None:
 
 
 def _place_text(ctx: Context, place: Place) -> str:
-    district = ctx.services.district
+    district = ctx.reference.district
     parts = []
     if place.building_name:
         parts.append(place.building_name)
@@ -280,7 +280,7 @@ async def _on_photos(ctx: Context) -> None:
 # --- confirm, edit, duplicates -----------------------------------------------------------
 
 def _summary_context(ctx: Context) -> dict[str, Any]:
-    catalog = ctx.services.catalog
+    catalog = ctx.reference.catalog
     category = catalog.get(ctx.data["category"])
     name = category.name(ctx.locale)
     sub_code = ctx.data.get("subcategory")
@@ -408,7 +408,7 @@ async def _file(ctx: Context) -> None:
         photo_ids=tuple(ctx.data.get("photos", [])), channel=ctx.msg.channel)
     patrol = ctx.data.get("patrol")
     filed = await casework.file_case(
-        ctx.conn, ctx.services, ctx.contact.person_id, draft, ctx.now,
+        ctx.conn, ctx.reference, ctx.contact.person_id, draft, ctx.now,
         reporter_role=Role(patrol["role"]) if patrol else Role.RESIDENT,
         reporter_scope=patrol["scope"] if patrol else None, found_on_patrol=bool(patrol))
     summary = _summary_context(ctx)
@@ -416,7 +416,7 @@ async def _file(ctx: Context) -> None:
     ctx.finish()
     ctx.say("case_created", number=filed.case.number, category=summary["category"],
             handler=handler_name, deadline=filed.case.deadline,
-            area=ctx.services.district.name(filed.case.grid_code or filed.case.street_code,
+            area=ctx.reference.district.name(filed.case.grid_code or filed.case.street_code,
                                             ctx.locale),
             street_level=place.grid_code is None)
     ctx.notices.extend(filed.notices)

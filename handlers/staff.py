@@ -109,15 +109,15 @@ def _targets(ctx: Context, stored: StoredCase) -> list[Choice]:
     case = stored.case
     choices = []
     if case.level in (Level.STREET, Level.COMMUNITY) and case.grid_code:
-        choices.append(Choice("to:grid", ctx.services.district.name(case.grid_code,
+        choices.append(Choice("to:grid", ctx.reference.district.name(case.grid_code,
                                                                     ctx.locale)))
     if case.level == Level.STREET and case.community_code:
-        choices.append(Choice("to:community", ctx.services.district.name(
+        choices.append(Choice("to:community", ctx.reference.district.name(
             case.community_code, ctx.locale)))
     from bot.domain.departments import for_category
 
     choices += [Choice(f"to:dept:{d.code}", d.name(ctx.locale))
-                for d in for_category(ctx.services.departments, case.category)]
+                for d in for_category(ctx.reference.departments, case.category)]
     return choices
 
 
@@ -178,8 +178,8 @@ def _event_from_answer(ctx: Context, stored: StoredCase, kind: EventKind, step: 
         if not text.isdigit() or not 1 <= int(text) <= 30:
             return None
         start = max(case.deadline or ctx.now, ctx.now)
-        deadline = ctx.services.calendar.deadline(start, TimeLimit(int(text), "days", True),
-                                                  ctx.services.tz)
+        deadline = ctx.reference.calendar.deadline(start, TimeLimit(int(text), "days", True),
+                                                  ctx.reference.tz)
         return Event(kind, deadline=deadline, note=f"+{text}d")
     if step == "target" and ctx.option and ctx.option.startswith("to:"):
         target = ctx.option[3:]
@@ -196,8 +196,8 @@ def _new_deadline(ctx: Context, case: workflow.Case, kind: EventKind) -> datetim
     """Escalation restarts the clock at the new level with the category's time limit."""
     if kind != EventKind.ESCALATE:
         return None
-    limit = ctx.services.catalog.time_limit_of(case.category)
-    return ctx.services.calendar.deadline(ctx.now, limit, ctx.services.tz)
+    limit = ctx.reference.catalog.time_limit_of(case.category)
+    return ctx.reference.calendar.deadline(ctx.now, limit, ctx.reference.tz)
 
 
 async def _apply(ctx: Context, stored: StoredCase, event: Event, actor: Actor,
@@ -212,7 +212,7 @@ async def _apply(ctx: Context, stored: StoredCase, event: Event, actor: Actor,
         ctx.say("case_not_found", number=event.merged_into or "")
         return
     try:
-        case, notices = await casework.apply_event(ctx.conn, ctx.services, stored, event,
+        case, notices = await casework.apply_event(ctx.conn, ctx.reference, stored, event,
                                                    actor, ctx.now)
     except workflow.TransitionRefused as refused:
         ctx.say("action_refused", reason=refused.message)
@@ -248,7 +248,7 @@ async def show_case(ctx: Context, stored: StoredCase, actors: list[Actor]) -> No
             category=case.category, urgency=case.urgency,
             state_label=ctx.label(f"state.{case.state.value}"),
             level_label=ctx.label(f"level.{case.level.value}"),
-            area=ctx.services.district.name(case.grid_code or case.community_code
+            area=ctx.reference.district.name(case.grid_code or case.community_code
                                             or case.street_code, ctx.locale),
             place=stored.details.address or "", description=stored.details.description,
             reporter=reporter, deadline=case.deadline,
@@ -319,12 +319,12 @@ async def quick_action(ctx: Context, kind: EventKind) -> None:
 async def stats_command(ctx: Context) -> None:
     """/stats: this month's indicators for the person's own scope."""
     actors = await casework.staff_actors(ctx.conn, ctx.contact.person_id)
-    scoped = [a for a in actors if a.scope in ctx.services.district.areas]
+    scoped = [a for a in actors if a.scope in ctx.reference.district.areas]
     if not actors:
         ctx.say("not_staff")
         return
     scope = scoped[0].scope if scoped else None
-    local = ctx.now.astimezone(ctx.services.tz)
+    local = ctx.now.astimezone(ctx.reference.tz)
     start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     end = (start + timedelta(days=32)).replace(day=1)
     cases, events = await stats_store.facts(ctx.conn, start, end, scope)
@@ -333,7 +333,7 @@ async def stats_command(ctx: Context) -> None:
     percent = {k: ("-" if v is None else f"{v * 100:.0f}%" if k != "average_handling_hours"
                    else f"{v:.1f}") for k, v in report.total.rates().items()}
     ctx.say("stats_summary", month=start.strftime("%Y-%m"),
-            scope=ctx.services.district.name(scope, ctx.locale) if scope else "",
+            scope=ctx.reference.district.name(scope, ctx.locale) if scope else "",
             due=report.total.due, closed=report.total.closed, rates=percent,
             chiefs=[{"name": chiefs[pid][0], "handled": n, "target": stats.APPRAISAL_TARGET}
                     for pid, n in report.handled_by_chief.items()])

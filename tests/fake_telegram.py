@@ -6,7 +6,8 @@ TELEGRAM_API_BASE_URL. Each call is checked against tests/data/telegram-bot-api.
 (Bot API 10.1, vendored with its MIT license beside it): the method exists, required
 fields are present, no field is unknown, every value has a type the spec allows (objects
 checked field by field, recursively), text is at most 4,096 characters and valid for parse
-mode HTML, callback data at most 64 bytes. A call that fails is answered 400 and kept in `violations`, which the test fixture asserts empty.
+mode HTML, callback data at most 64 bytes. A call that fails is answered 400 and kept in
+`violations`, which the test fixture asserts empty.
 
 It records calls, serves getFile and file downloads, queues updates for getUpdates, and
 can answer the next calls with 429 (retry_after), 403, 500 or 400. `Updates` builds

@@ -195,7 +195,7 @@ async def test_a_home_chosen_is_not_moved_by_a_report_elsewhere(gridbot: Gridbot
 
 async def test_mute_stops_notices_but_not_case_updates(gridbot: Gridbot) -> None:
     from bot.domain.messages import Reply
-    from bot.services.notify import Notice, render_notices
+    from bot.services.notify import PersonalMessage, render_personal
 
     resident = await add_resident(gridbot, "sim-telegram", "web:r1", GRID_1)
     await resident.text("/mute")
@@ -207,8 +207,8 @@ async def test_mute_stops_notices_but_not_case_updates(gridbot: Gridbot) -> None
     assert await scheduler(gridbot).send_pending(gridbot.clock.now()) == 0
     contact = await people_store.find_contact(gridbot.db.conn, "sim-telegram", "web:r1")
     assert contact is not None
-    rows = await render_notices(gridbot.db.conn, gridbot.renderer, "zh_CN",
-                                [Notice(contact.person_id, Reply("feedback_thanks",
+    rows = await render_personal(gridbot.db.conn, gridbot.renderer, "zh_CN",
+                                [PersonalMessage(contact.person_id, Reply("feedback_thanks",
                                                                  {"rating": 5}))],
                                 gridbot.clock.now())
     assert len(rows) == 1  # a case update still reaches a muted resident
@@ -222,7 +222,7 @@ async def test_a_stopped_contact_is_not_in_the_audience(gridbot: Gridbot) -> Non
         await people_store.set_opted_out(conn, "sim-sms", "web:r1", True)
     from bot.services.notices import preview, resolve_scope
 
-    scope = resolve_scope(gridbot.services.district, GRID_1)
+    scope = resolve_scope(gridbot.reference.district, GRID_1)
     assert scope is not None
     assert (await preview(gridbot.db.conn, scope, "residents")).total == 0
 

@@ -38,7 +38,7 @@ async def file_case(gridbot: Gridbot, category: str = "sanitation") -> str:
         await people_store.add_contact(conn, reporter, "sim-telegram", "web:reporter", now)
         draft = casework.Draft(category=category, subcategory=None, description="垃圾堆了三天",
                                place=Place(GRID_1), photo_ids=(), channel="sim-telegram")
-        filed = await casework.file_case(conn, gridbot.services, reporter, draft, now)
+        filed = await casework.file_case(conn, gridbot.reference, reporter, draft, now)
     return filed.case.number
 
 
@@ -134,7 +134,7 @@ async def test_a_restarted_scheduler_does_not_repeat_what_was_done(
     number = await file_case(gridbot)
     clock.current = local("2026-11-23 14:50")
     await scheduler(gridbot).tick()
-    again = Scheduler(gridbot.db, gridbot.services, gridbot.renderer, clock, gridbot.settings)
+    again = Scheduler(gridbot.db, gridbot.reference, gridbot.renderer, clock, gridbot.settings)
     await again.tick()
     assert (await trail(gridbot, number)).count("warn") == 1
 
@@ -144,7 +144,7 @@ async def test_a_suspended_case_is_not_chased(gridbot: Gridbot, clock: FakeClock
     stored = await case(gridbot, number)
     admin = Actor(person_id=None, role=Role.ADMIN, scope=None)
     async with gridbot.db.transaction() as conn:
-        await casework.apply_event(conn, gridbot.services, stored,
+        await casework.apply_event(conn, gridbot.reference, stored,
                                    Event(EventKind.SUSPEND, note="等待施工队"), admin,
                                    clock.now())
     clock.current = local("2026-11-24 17:00")
@@ -237,7 +237,7 @@ async def test_the_morning_digest_lists_open_cases_overdue_first_once_a_day(
     assert len(digests) == 1
     assert digests[0].index(overdue) < digests[0].index(later)
     assert "已超期 1 件" in digests[0] and f"⚠️超期 {overdue}" in digests[0]
-    restarted = Scheduler(gridbot.db, gridbot.services, gridbot.renderer, clock,
+    restarted = Scheduler(gridbot.db, gridbot.reference, gridbot.renderer, clock,
                           gridbot.settings)
     await restarted.tick()
     assert not [t for t in await received(chief) if "早上好" in t]
@@ -272,7 +272,7 @@ async def test_an_unrated_case_gets_one_reminder_a_day_after_closing(
         async with gridbot.db.transaction() as conn:
             stored = await case_store.get_by_number(conn, number)
             assert stored is not None
-            await casework.apply_event(conn, gridbot.services, stored, Event(kind), admin,
+            await casework.apply_event(conn, gridbot.reference, stored, Event(kind), admin,
                                        clock.now())
     reporter = ChatDriver(gridbot, "sim-telegram", "web:reporter")
     await received(reporter)

@@ -1,6 +1,6 @@
 """One person, several channels: a Telegram user who shares their number is the SMS person.
 
-The Telegram parser calls `bot.services.phones.link_shared_phone` for a shared contact that is the
+The Telegram parser calls `bot.reference.phones.link_shared_phone` for a shared contact that is the
 sender's own; these tests drive the engine directly on both channels.
 """
 
@@ -11,7 +11,7 @@ from datetime import timedelta
 from bot.bootstrap import Gridbot
 from bot.domain.clock import FakeClock
 from bot.domain.messages import Reply
-from bot.services.notify import Notice, render_notices
+from bot.services.notify import PersonalMessage, render_personal
 from bot.services.phones import link_shared_phone
 from store import people as people_store
 from tests.chat import ChatDriver
@@ -40,7 +40,7 @@ async def person_of(gridbot: Gridbot, channel: str, address: str) -> int:
 async def notice_channel(gridbot: Gridbot, person_id: int) -> str:
     """The channel a case update for this person goes out on now."""
     async with gridbot.db.transaction() as conn:
-        rows = await render_notices(conn, gridbot.renderer, "zh_CN", [Notice(
+        rows = await render_personal(conn, gridbot.renderer, "zh_CN", [PersonalMessage(
             person_id, Reply("case_in_progress", {"number": "261123-001",
                                                   "category": "sanitation"}))],
             gridbot.clock.now())

@@ -293,8 +293,8 @@ def _invite(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> int:
         bot = await build(settings)
         try:
-            known = set(bot.services.district.areas) | {d.code for d in
-                                                        bot.services.departments}
+            known = set(bot.reference.district.areas) | {d.code for d in
+                                                        bot.reference.departments}
             if args.scope is not None and args.scope not in known:
                 print(f"gridbot: unknown scope {args.scope!r} (an area or department code)",
                       file=sys.stderr)

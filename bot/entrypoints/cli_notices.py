@@ -98,7 +98,7 @@ def _time(bot: Gridbot, text: str | None) -> datetime | None:
 async def _preview(bot: Gridbot, args: argparse.Namespace, out: TextIO,
                    photo: bool = False) -> tuple[notices.Scope, str] | None:
     """Print who would receive it; return the scope and the issuing area."""
-    district = bot.services.district
+    district = bot.reference.district
     scope = notices.resolve_scope(district, args.scope or "")
     if scope is None:
         return None
@@ -140,7 +140,7 @@ async def _notice(bot: Gridbot, args: argparse.Namespace, source: TextIO, out: T
     if not _confirmed(args, source, out):
         print("nothing sent", file=out)
         return 1
-    outreach = notices.Outreach(bot.renderer, bot.services, bot.settings.quiet_hours)
+    outreach = notices.Outreach(bot.renderer, bot.reference, bot.settings.quiet_hours)
     async with bot.db.transaction() as conn:
         photo_id = None
         if photo is not None:
@@ -163,7 +163,7 @@ async def _show_notice(bot: Gridbot, args: argparse.Namespace, out: TextIO) -> i
     notice = await notice_store.get(bot.db.conn, args.show)
     if notice is None:
         return _fail(f"notice: no notice {args.show}")
-    district = bot.services.district
+    district = bot.reference.district
     counts = await notice_store.ack_counts(bot.db.conn, notice.id)
     acked = sum(a for _, _, a in counts)
     print(f"notice {notice.id} ({notice.status}, {notice.audience} of {notice.scope}):"
@@ -172,7 +172,7 @@ async def _show_notice(bot: Gridbot, args: argparse.Namespace, out: TextIO) -> i
         print(f"  {district.name(area, 'zh_CN') if area else '-'} ({area}): {done} / {total}",
               file=out)
     if args.remind:
-        outreach = notices.Outreach(bot.renderer, bot.services, bot.settings.quiet_hours)
+        outreach = notices.Outreach(bot.renderer, bot.reference, bot.settings.quiet_hours)
         async with bot.db.transaction() as conn:
             count = await notices.remind(conn, outreach, notice, bot.clock.now())
         print(f"reminder queued for {count} recipients", file=out)
@@ -205,7 +205,7 @@ async def _meeting(bot: Gridbot, args: argparse.Namespace, source: TextIO, out: 
     if not _confirmed(args, source, out):
         print("nothing sent", file=out)
         return 1
-    outreach = notices.Outreach(bot.renderer, bot.services, bot.settings.quiet_hours)
+    outreach = notices.Outreach(bot.renderer, bot.reference, bot.settings.quiet_hours)
     async with bot.db.transaction() as conn:
         meeting_id = await meeting_store.create(
             conn, organizer_id=None, title=args.title.strip()[:60],

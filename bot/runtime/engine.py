@@ -27,8 +27,8 @@ import aiosqlite
 from bot.domain.channels import spec_for
 from bot.domain.clock import Clock
 from bot.domain.messages import Inbound, Kind, Reply
-from bot.services.notify import open_menu, render_notices
-from bot.services.reference import Services
+from bot.services.notify import open_menu, render_personal
+from bot.services.reference import ReferenceData
 from bot.services.render import Renderer
 from handlers.base import Context
 from handlers.router import RAW_OPTIONS, reprompt, route
@@ -90,10 +90,10 @@ class _Pending:
 class Engine:
     """Turns stored inbound payloads into state changes and queued replies."""
 
-    def __init__(self, db: Database, services: Services, renderer: Renderer, clock: Clock,
+    def __init__(self, db: Database, reference: ReferenceData, renderer: Renderer, clock: Clock,
                  parsers: dict[str, InboundParser] | None = None) -> None:
         self.db = db
-        self.services = services
+        self.reference = reference
         self.renderer = renderer
         self.clock = clock
         self.parsers = parsers or {}
@@ -264,8 +264,8 @@ class Engine:
         spec = spec_for(msg.channel)
         if contact.opted_out and spec.resume_on_write:
             await people_store.set_opted_out(conn, msg.channel, msg.address, False)
-        ctx = Context(conn=conn, msg=msg, contact=contact, conv=conv, services=self.services,
-                      now=now, locale=contact.locale or self.services.default_locale,
+        ctx = Context(conn=conn, msg=msg, contact=contact, conv=conv, reference=self.reference,
+                      now=now, locale=contact.locale or self.reference.default_locale,
                       labeler=self.renderer.label)
         if self._resolve_option(ctx):
             await route(ctx)
@@ -292,7 +292,7 @@ class Engine:
         await conversation_store.save(conn, conv, now)
         # After saving the sender's conversation: a notice may open a menu in another one,
         # or (a staff member acting on their own case) in this one, saved again.
-        rows += await render_notices(conn, self.renderer, self.services.default_locale,
+        rows += await render_personal(conn, self.renderer, self.reference.default_locale,
                                      ctx.notices, now, inbox_id=inbox_id)
         return rows
 
@@ -324,7 +324,7 @@ class Engine:
         error = f"{type(exc).__name__}: {exc}"
         try:
             body, payload = self.renderer.render(
-                Reply("error_generic"), self.services.default_locale, spec_for(channel), None)
+                Reply("error_generic"), self.reference.default_locale, spec_for(channel), None)
             async with self.db.transaction() as conn:
                 if inbox_id is None and stored is not None:
                     inbox_id = await inbox_store.insert(conn, channel, stored[0], address,

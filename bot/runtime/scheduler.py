@@ -39,8 +39,8 @@ from bot.domain.clock import Clock, iso, parse_iso
 from bot.domain.messages import Choice, Reply
 from bot.domain.workflow import Actor, Event, EventKind, Role
 from bot.services import casework, meetings, notices
-from bot.services.notify import Notice, render_notices
-from bot.services.reference import Services
+from bot.services.notify import PersonalMessage, render_personal
+from bot.services.reference import ReferenceData
 from bot.services.render import Renderer
 from bot.settings import Settings, crontab_fields
 from store import cases as case_store
@@ -89,14 +89,14 @@ def latest_occurrence(trigger: CronTrigger, now: datetime,
 class Scheduler:
     """Everything that happens because time passes."""
 
-    def __init__(self, db: Database, services: Services, renderer: Renderer, clock: Clock,
+    def __init__(self, db: Database, reference: ReferenceData, renderer: Renderer, clock: Clock,
                  settings: Settings) -> None:
         self.db = db
-        self.services = services
+        self.reference = reference
         self.renderer = renderer
         self.clock = clock
         self.settings = settings
-        self.outreach = notices.Outreach(renderer, services, settings.quiet_hours)
+        self.outreach = notices.Outreach(renderer, reference, settings.quiet_hours)
         self.jobs = self._jobs()
         self.on_queued: list[Callable[[], None]] = []  # told when messages were queued
         self._lock = asyncio.Lock()
@@ -108,11 +108,11 @@ class Scheduler:
 
     def start(self) -> None:
         """Start ticking: every GRIDBOT_TICK_SECONDS and at each job's time."""
-        aps = AsyncIOScheduler(timezone=self.services.tz)
+        aps = AsyncIOScheduler(timezone=self.reference.tz)
         options: dict[str, Any] = {"max_instances": 1, "coalesce": True,
                                    "misfire_grace_time": None}
         aps.add_job(self.tick, IntervalTrigger(seconds=self.settings.tick_seconds),
-                    id="tick", next_run_time=datetime.now(self.services.tz), **options)
+                    id="tick", next_run_time=datetime.now(self.reference.tz), **options)
         for job in self.jobs:
             aps.add_job(self.tick, job.trigger, id=f"at-{job.name}", **options)
         aps.start()
@@ -269,7 +269,7 @@ class Scheduler:
             if contact is None:
                 continue
             body, payload = self.renderer.render(
-                reply, contact.locale or self.services.default_locale,
+                reply, contact.locale or self.reference.default_locale,
                 spec_for(contact.channel), None)
             rows.append(OutboundRow(contact.channel, contact.address, person, body, payload,
                                     priority=PRIORITY_REPLY))
@@ -301,7 +301,7 @@ class Scheduler:
                 return queued
 
     def _limit(self, stored: StoredCase) -> TimeLimit:
-        catalog = self.services.catalog
+        catalog = self.reference.catalog
         try:
             return catalog.time_limit_of(stored.case.category, stored.details.subcategory)
         except KeyError:
@@ -317,7 +317,7 @@ class Scheduler:
             return start
         if not self._limit(stored).working:
             return start + (deadline - start) * WARN_SHARE
-        calendar, tz = self.services.calendar, self.services.tz
+        calendar, tz = self.reference.calendar, self.reference.tz
         minutes = calendar.working_time_between(start, deadline, tz).total_seconds() / 60
         if minutes < 1:
             return start + (deadline - start) * WARN_SHARE
@@ -331,11 +331,11 @@ class Scheduler:
         if case.state not in schedule_store.RUNNING:
             await schedule_store.clear_breach(conn, case.id)
             return []
-        deadline = self.services.calendar.deadline(now, self._limit(stored), self.services.tz)
+        deadline = self.reference.calendar.deadline(now, self._limit(stored), self.reference.tz)
         event = Event(EventKind.ESCALATE, deadline=deadline,
-                      note=self.renderer.label(self.services.default_locale, "note.overdue"))
+                      note=self.renderer.label(self.reference.default_locale, "note.overdue"))
         try:
-            _, told = await casework.apply_event(conn, self.services, stored, event, SYSTEM,
+            _, told = await casework.apply_event(conn, self.reference, stored, event, SYSTEM,
                                                  now)
         except (workflow.TransitionRefused, CaseConflict):
             told = await self._supervise_in_place(conn, stored, now)
@@ -343,11 +343,11 @@ class Scheduler:
         return await self._render(conn, told, now)
 
     async def _supervise_in_place(self, conn: Any, stored: StoredCase,
-                                  now: datetime) -> list[Notice]:
+                                  now: datetime) -> list[PersonalMessage]:
         """A case that cannot go higher: supervisors (else the street) and its holder hear."""
         case = stored.case
         try:
-            await casework.apply_event(conn, self.services, stored,
+            await casework.apply_event(conn, self.reference, stored,
                                        Event(EventKind.WARN, note="overdue"), SYSTEM, now)
             reloaded = await case_store.get_by_id(conn, case.id or 0)
             case = reloaded.case if reloaded else case
@@ -358,15 +358,16 @@ class Scheduler:
         if not overseers and street:
             overseers = await people_store.holders(conn, ["dispatcher"], street)
         context = casework.case_context(case, stored.details, {"reason": "", "note": ""})
-        told = [Notice(person, Reply("case_supervision", context)) for person in overseers]
+        told = [PersonalMessage(person, Reply("case_supervision", context)) for person in overseers]
         holder = case.assignee_id
         if holder is not None and holder not in overseers:
-            told.append(Notice(holder, Reply("case_overdue",
+            told.append(PersonalMessage(holder, Reply("case_overdue",
                                              {**context, "escalated_to": ""})))
         return told
 
-    async def _render(self, conn: Any, told: list[Notice], now: datetime) -> list[OutboundRow]:
-        return await render_notices(conn, self.renderer, self.services.default_locale, told,
+    async def _render(self, conn: Any, told: list[PersonalMessage],
+                      now: datetime) -> list[OutboundRow]:
+        return await render_personal(conn, self.renderer, self.reference.default_locale, told,
                                     now, priority=PRIORITY_REPLY)
 
     # --- rating reminders ----------------------------------------------------------------
@@ -379,11 +380,11 @@ class Scheduler:
             after = parse_iso(mark) if mark else until - timedelta(days=1)
             if after >= until:
                 return 0
-            told = [Notice(reporter, Reply("rate_reminder", {"number": number}, tuple(
+            told = [PersonalMessage(reporter, Reply("rate_reminder", {"number": number}, tuple(
                         Choice(f"rate:{number}:{n}", "★" * n) for n in range(5, 0, -1))))
                     for _case_id, reporter, number in
                     await schedule_store.closed_unrated(conn, after, until)]
-            rows = await render_notices(conn, self.renderer, self.services.default_locale,
+            rows = await render_personal(conn, self.renderer, self.reference.default_locale,
                                         told, now, priority=PRIORITY_DIGEST)
             rows = [self._held(row, now) for row in rows]
             await outbox_store.enqueue(conn, rows, now)
@@ -402,7 +403,7 @@ class Scheduler:
     # --- jobs at set times ---------------------------------------------------------------
 
     def _jobs(self) -> list[Job]:
-        tz = self.services.tz
+        tz = self.reference.tz
         jobs = []
         for name, moment, run in (
                 ("digest_morning", self.settings.digest_morning, self._digest_morning),
@@ -445,9 +446,9 @@ class Scheduler:
         grids: dict[int, list[str]] = {}
         for person_id, grid in await schedule_store.grid_chiefs(conn):
             grids.setdefault(person_id, []).append(grid)
-        local = now.astimezone(self.services.tz)
+        local = now.astimezone(self.reference.tz)
         end_of_day = datetime.combine(local.date() + timedelta(days=1), time(0),
-                                      tzinfo=self.services.tz)
+                                      tzinfo=self.reference.tz)
         told = []
         for person_id, codes in grids.items():
             cases = [self._digest_line(row, now)
@@ -457,10 +458,10 @@ class Scheduler:
                          and c["deadline"] < end_of_day]
             if cases:
                 overdue = sum(1 for c in cases if c["overdue"])
-                told.append(Notice(person_id, Reply(template, {
+                told.append(PersonalMessage(person_id, Reply(template, {
                     "cases": cases[:30], "total": len(cases), "overdue": overdue,
                     "more": max(0, len(cases) - 30)})))
-        rows = await render_notices(conn, self.renderer, self.services.default_locale, told,
+        rows = await render_personal(conn, self.renderer, self.reference.default_locale, told,
                                     now, priority=PRIORITY_DIGEST)
         await outbox_store.enqueue(conn, rows, now)
         return len(rows)
@@ -474,7 +475,7 @@ class Scheduler:
     async def _weekly_meeting(self, occurrence: datetime, now: datetime) -> int:
         """The weekly grid meeting notice to every grid chief (as a notice: "收到" counts)."""
         conn = self.db.conn
-        district = self.services.district
+        district = self.reference.district
         total = 0
         for street in sorted(c for c, a in district.areas.items() if a.level == "street"):
             notice_id = await notice_store.create(

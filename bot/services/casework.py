@@ -16,8 +16,8 @@ from bot.domain import workflow
 from bot.domain.messages import Choice, Reply
 from bot.domain.workflow import Actor, Case, Event, EventKind, Level, Role, State
 from bot.services.districts import Place
-from bot.services.notify import Notice
-from bot.services.reference import Services
+from bot.services.notify import PersonalMessage
+from bot.services.reference import ReferenceData
 from store import cases as case_store
 from store import media as media_store
 from store import people as people_store
@@ -43,7 +43,7 @@ class Filed:
 
     case: Case
     handler: people_store.Person | None
-    notices: list[Notice]
+    notices: list[PersonalMessage]
 
 
 def parse_case_number(text: str) -> str | None:
@@ -55,18 +55,18 @@ def parse_case_number(text: str) -> str | None:
 
 
 async def file_case(
-    conn: aiosqlite.Connection, services: Services, reporter_id: int, draft: Draft,
+    conn: aiosqlite.Connection, reference: ReferenceData, reporter_id: int, draft: Draft,
     now: datetime, *, reporter_role: Role = Role.RESIDENT, reporter_scope: str | None = None,
     found_on_patrol: bool = False,
 ) -> Filed:
     """Create, register and route a case from a confirmed draft, with its audit trail."""
-    district = services.district
+    district = reference.district
     grid = draft.place.grid_code
     community = district.ancestor(grid, "community")
     street = district.ancestor(grid, "street") or district.top_street()
-    urgency = services.catalog.urgency_of(draft.category, draft.subcategory)
-    limit = services.catalog.time_limit_of(draft.category, draft.subcategory)
-    number = await case_store.next_number(conn, now.astimezone(services.tz).strftime("%y%m%d"))
+    urgency = reference.catalog.urgency_of(draft.category, draft.subcategory)
+    limit = reference.catalog.time_limit_of(draft.category, draft.subcategory)
+    number = await case_store.next_number(conn, now.astimezone(reference.tz).strftime("%y%m%d"))
 
     handler = await people_store.holder_of(conn, "grid_chief", grid) if grid else None
     level = Level.GRID if grid else Level.STREET
@@ -83,7 +83,7 @@ async def file_case(
         submitted.case,
         Event(EventKind.REGISTER, level=level,
               assignee_id=handler.id if handler else None,
-              deadline=services.calendar.deadline(now, limit, services.tz),
+              deadline=reference.calendar.deadline(now, limit, reference.tz),
               note=draft.place.note or ""),
         SYSTEM, now)
 
@@ -133,9 +133,9 @@ LEVEL_ROLES = {
 
 
 async def apply_event(
-    conn: aiosqlite.Connection, services: Services, stored: case_store.StoredCase,
+    conn: aiosqlite.Connection, reference: ReferenceData, stored: case_store.StoredCase,
     event: Event, actor: Actor, now: datetime,
-) -> tuple[Case, list[Notice]]:
+) -> tuple[Case, list[PersonalMessage]]:
     """Apply one workflow event to a stored case: save it (version-checked), append the
     audit record, and turn the workflow's effects into notices for people.
 
@@ -155,13 +155,13 @@ async def apply_event(
 async def notices_for(
     conn: aiosqlite.Connection, case: Case, details: case_store.CaseDetails,
     effects: Sequence[workflow.Effect], actor: Actor, note: str = "",
-) -> list[Notice]:
+) -> list[PersonalMessage]:
     """Turn a transition's notify effects into notices, each person once per template.
 
     Staff get the case's action buttons that their roles allow; the reporter of a closed
     case is asked whether it is fixed.
     """
-    notices: list[Notice] = []
+    notices: list[PersonalMessage] = []
     seen: set[tuple[int, str]] = set()
     # The closing message shows the result: the last photo on the case (the after-photo).
     after_photo: tuple[int, ...] = ()
@@ -186,7 +186,7 @@ async def notices_for(
                            Choice(f"fixed:{case.number}:no", "@btn.fixed_no"))
             context = case_context(case, details, {"note": note, **effect.data})
             photos = after_photo if public and effect.template == "case_closed" else ()
-            notices.append(Notice(person_id, Reply(effect.template, context, choices,
+            notices.append(PersonalMessage(person_id, Reply(effect.template, context, choices,
                                                    photos=photos)))
     return notices
 

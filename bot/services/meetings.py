@@ -40,14 +40,14 @@ def rsvp_options(meeting_id: int) -> list[Option]:
 def meeting_context(outreach: Outreach, meeting: MeetingRow, locale: str) -> dict[str, Any]:
     """What the meeting templates show."""
     return {"title": meeting.title, "place": meeting.place, "starts_at": meeting.starts_at,
-            "area": outreach.services.district.name(meeting.scope, locale)
+            "area": outreach.reference.district.name(meeting.scope, locale)
             if not meeting.scope.startswith("building:") else ""}
 
 
 async def invite(conn: aiosqlite.Connection, outreach: Outreach, meeting: MeetingRow,
                  now: datetime) -> int:
     """Send the invitations of a pending meeting; return how many."""
-    scope = resolve_scope(outreach.services.district, meeting.scope)
+    scope = resolve_scope(outreach.reference.district, meeting.scope)
     # An area gone from the district since the meeting was called: no one to invite.
     people = audience(scope, meeting.audience) if scope else NOBODY
     # Reminders already due now would only repeat the invitation.
@@ -56,7 +56,7 @@ async def invite(conn: aiosqlite.Connection, outreach: Outreach, meeting: Meetin
                                       hour=meeting.starts_at - HOUR_BEFORE <= now)
     async with bulk_store.staged(conn, people.reached()) as groups:
         await meeting_store.invite_staged(conn, meeting.id, now)
-        await queue_staged(conn, outreach.renderer, outreach.services.default_locale, groups,
+        await queue_staged(conn, outreach.renderer, outreach.reference.default_locale, groups,
                            "meeting_invitation",
                            lambda locale: meeting_context(outreach, meeting, locale),
                            outreach.bulk(now, expires_at=meeting.starts_at),
@@ -82,7 +82,7 @@ async def remind_due(conn: aiosqlite.Connection, outreach: Outreach, now: dateti
         async with bulk_store.staged(
                 conn, meeting_store.attendees_to_remind(meeting.id).reached()) as groups:
             sent += await queue_staged(
-                conn, outreach.renderer, outreach.services.default_locale, groups,
+                conn, outreach.renderer, outreach.reference.default_locale, groups,
                 "meeting_reminder", _reminder_context(outreach, meeting, hour),
                 outreach.bulk(now, expires_at=meeting.starts_at), rsvp_options(meeting.id))
         if hour and meeting.organizer_id is not None:
@@ -107,7 +107,7 @@ async def _answers_to_organizer(conn: aiosqlite.Connection, outreach: Outreach,
     organizer = await notice_store.reach_people(conn, [meeting.organizer_id])
     bulk = outreach.bulk(now, expires_at=meeting.starts_at)
     bulk.priority = PRIORITY_DIGEST
-    return render_bulk(outreach.renderer, outreach.services.default_locale, organizer,
+    return render_bulk(outreach.renderer, outreach.reference.default_locale, organizer,
                        "meeting_answers",
                        lambda locale: {**meeting_context(outreach, meeting, locale), **answers},
                        bulk)

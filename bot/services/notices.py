@@ -20,7 +20,7 @@ import aiosqlite
 from bot.domain.channels import spec_for
 from bot.services.broadcast import Bulk, Option, per_channel, queue_staged
 from bot.services.districts import District
-from bot.services.reference import Services
+from bot.services.reference import ReferenceData
 from bot.services.render import Renderer
 from store import bulk as bulk_store
 from store import notices as notice_store
@@ -148,17 +148,17 @@ class Outreach:
     """What sending to many people needs: templates, the district, quiet hours."""
 
     renderer: Renderer
-    services: Services
+    reference: ReferenceData
     quiet: tuple[time, time] | None
 
     def bulk(self, now: datetime, expires_at: datetime | None = None) -> Bulk:
         """Queueing rules for a bulk message created now."""
-        return Bulk(now, self.quiet, self.services.tz, expires_at)
+        return Bulk(now, self.quiet, self.reference.tz, expires_at)
 
 
 def notice_context(outreach: Outreach, notice: NoticeRow, locale: str) -> dict[str, Any]:
     """What the notice templates show: who it is from, what it says."""
-    district = outreach.services.district
+    district = outreach.reference.district
     return {"org": district.name(notice.issuer, locale) if notice.issuer else "",
             "text": notice.body, "area": district.name(notice.scope, locale)
             if not notice.scope.startswith("building:") else ""}
@@ -169,7 +169,7 @@ async def send(conn: aiosqlite.Connection, outreach: Outreach, notice: NoticeRow
     """Queue a stored notice to its audience now; return how many it went to."""
     if notice.kind == "reminder":
         return await _send_reminder(conn, outreach, notice, now)
-    scope = resolve_scope(outreach.services.district, notice.scope)
+    scope = resolve_scope(outreach.reference.district, notice.scope)
     if scope is None:  # its area is gone from the district since it was written
         log.warning("notice %s: its scope %s is no longer in the district; sent to no one",
                     notice.id, notice.scope)
@@ -181,7 +181,7 @@ async def send(conn: aiosqlite.Connection, outreach: Outreach, notice: NoticeRow
             return 0
         await notice_store.add_staged_recipients(conn, notice.id)
         template = "notice" if notice.kind == "notice" else "weekly_meeting"
-        await queue_staged(conn, outreach.renderer, outreach.services.default_locale, groups,
+        await queue_staged(conn, outreach.renderer, outreach.reference.default_locale, groups,
                            template, lambda locale: notice_context(outreach, notice, locale),
                            outreach.bulk(now), [Option(f"ack:{notice.id}", "bulk.received")],
                            notice.photo_id)
@@ -210,7 +210,7 @@ async def remind(conn: aiosqlite.Connection, outreach: Outreach, notice: NoticeR
     """Send the notice again to those who have not acknowledged it; return how many."""
     async with bulk_store.staged(conn, notice_store.unacknowledged(notice.id).reached()
                                  ) as groups:
-        await queue_staged(conn, outreach.renderer, outreach.services.default_locale, groups,
+        await queue_staged(conn, outreach.renderer, outreach.reference.default_locale, groups,
                            "notice_reminder",
                            lambda locale: notice_context(outreach, notice, locale),
                            outreach.bulk(now), [Option(f"ack:{notice.id}", "bulk.received")])

@@ -1,6 +1,6 @@
 """Messages to people other than the sender: rendered where they last wrote from.
 
-A notice may carry choices (a grid chief's new case with its action buttons). Its menu
+A personal message may carry choices (a grid chief's new case with its action buttons). Its menu
 then becomes the recipient's current menu: the conversation of the contact it goes to is
 updated in the same transaction, so a pressed button resolves against it like any other.
 """
@@ -22,7 +22,7 @@ from store.outbox import PRIORITY_REPLY, OutboundRow
 
 
 @dataclass(frozen=True)
-class Notice:
+class PersonalMessage:
     """A message for one person, rendered in their own language and channel."""
 
     person_id: int
@@ -37,25 +37,25 @@ def open_menu(conv: conversation_store.Conversation, values: Sequence[str]) -> i
     return menu_id
 
 
-async def render_notices(
+async def render_personal(
     conn: aiosqlite.Connection, renderer: Renderer, default_locale: str,
-    notices: Sequence[Notice], now: datetime, *, priority: int = PRIORITY_REPLY,
+    messages: Sequence[PersonalMessage], now: datetime, *, priority: int = PRIORITY_REPLY,
     inbox_id: int | None = None,
 ) -> list[OutboundRow]:
-    """Render each notice for its person's last-used contact that has not opted out."""
+    """Render each message for its person's last-used contact that has not opted out."""
     rows: list[OutboundRow] = []
-    for notice in notices:
-        contact = next((c for c in await people_store.contacts_of(conn, notice.person_id)
+    for message in messages:
+        contact = next((c for c in await people_store.contacts_of(conn, message.person_id)
                         if not c.opted_out), None)
         if contact is None:
             continue
         menu_id = None
-        if notice.reply.choices:
+        if message.reply.choices:
             conv = await conversation_store.load(conn, contact.id)
-            menu_id = open_menu(conv, [c.value for c in notice.reply.choices])
+            menu_id = open_menu(conv, [c.value for c in message.reply.choices])
             await conversation_store.save(conn, conv, now)
-        body, payload = renderer.render(notice.reply, contact.locale or default_locale,
+        body, payload = renderer.render(message.reply, contact.locale or default_locale,
                                         spec_for(contact.channel), menu_id)
-        rows.append(OutboundRow(contact.channel, contact.address, notice.person_id, body,
+        rows.append(OutboundRow(contact.channel, contact.address, message.person_id, body,
                                 payload, priority=priority, inbox_id=inbox_id))
     return rows

@@ -1,4 +1,4 @@
-"""What the flows may consult besides the database: catalog, district, calendar."""
+"""Reference data: what the flows consult besides the database (catalog, district, calendar)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from bot.services.districts import District
 
 
 @dataclass
-class Services:
+class ReferenceData:
     """The read-mostly collaborators of every flow, built once by `bootstrap`."""
 
     catalog: Catalog

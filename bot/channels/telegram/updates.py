@@ -256,7 +256,7 @@ class UpdateReader:
                 log.info("download of %s failed (%s); trying again", file_id, exc)
                 await asyncio.sleep(delay)
         try:
-            return await asyncio.to_thread(save_photo, self.engine.services.media_dir, data,
+            return await asyncio.to_thread(save_photo, self.engine.reference.media_dir, data,
                                            content_type, file_id)
         except MediaRefused as exc:
             log.info("photo %s not kept: %s", file_id, exc)
@@ -268,7 +268,7 @@ class UpdateReader:
         now = engine.clock.now()
         async with engine.db.transaction() as conn:
             contact = await people_store.find_contact(conn, CHANNEL, row.address)
-            locale = (contact.locale if contact else None) or engine.services.default_locale
+            locale = (contact.locale if contact else None) or engine.reference.default_locale
             body, payload = engine.renderer.render(Reply(template), locale, TELEGRAM, None)
             await outbox_store.enqueue(conn, [OutboundRow(
                 CHANNEL, row.address, contact.person_id if contact else None, body, payload,
