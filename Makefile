@@ -1,4 +1,5 @@
 # gridbot: the two commands are `make run` and `make test`; both set up .venv when missing.
+# `make test`: ruff, mypy, import-linter (the layers in pyproject.toml), then pytest.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,13 +17,15 @@ run: $(STAMP)
 	$(BIN)/gridbot serve
 
 test: $(STAMP)
-	$(BIN)/ruff check bot handlers store tests
+	$(BIN)/ruff check bot handlers store tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot handlers store tests
+	$(BIN)/ruff check bot handlers store tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench

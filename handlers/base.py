@@ -14,6 +14,7 @@ from typing import Any
 
 import aiosqlite
 
+from bot.domain.channels import spec_for
 from bot.domain.messages import Choice, Inbound, Reply
 from bot.services.notify import PersonalMessage
 from bot.services.reference import ReferenceData
@@ -72,3 +73,8 @@ class Context:
         self.conv.flow = self.conv.step = None
         for key in [k for k in self.conv.data if not k.startswith("_")]:
             del self.conv.data[key]
+
+
+def short_list_size(ctx: Context) -> int:
+    """How many cases a list shows: all on button channels, 3 on SMS (two segments)."""
+    return 20 if spec_for(ctx.msg.channel).buttons else 3

@@ -11,8 +11,8 @@ from datetime import datetime
 
 from bot.domain.messages import Choice, Kind
 from bot.services import meetings, notices
+from handlers.audience import ask_audience, ask_scope, pick_scope, preview_context
 from handlers.base import Context
-from handlers.notices import ask_audience, pick_scope, preview_context
 from store import meetings as meeting_store
 from store import people as people_store
 
@@ -32,13 +32,7 @@ async def begin(ctx: Context) -> None:
     ctx.goto(FLOW, "scope")
     ctx.data["areas"] = areas
     called = await meeting_store.by_organizer(ctx.conn, ctx.contact.person_id, limit=3)
-    _ask_scope(ctx, [Choice(f"mshow:{m.id}", m.title[:20]) for m in called])
-
-
-def _ask_scope(ctx: Context, extra: list[Choice] | None = None) -> None:
-    district = ctx.reference.district
-    ctx.say("meeting_scope", [*(Choice(f"nscope:{code}", district.name(code, ctx.locale))
-                                for code in ctx.data.get("areas", [])[:12]), *(extra or [])])
+    ask_scope(ctx, "meeting_scope", [Choice(f"mshow:{m.id}", m.title[:20]) for m in called])
 
 
 async def handle(ctx: Context) -> bool:
@@ -50,7 +44,7 @@ async def handle(ctx: Context) -> bool:
 async def _on_scope(ctx: Context) -> None:
     scope = await pick_scope(ctx, notices.ORGANIZER_ROLES)
     if scope is None:
-        _ask_scope(ctx)
+        ask_scope(ctx, "meeting_scope")
         return
     ctx.data["scope"] = scope.code
     ctx.goto(FLOW, "audience")
@@ -147,32 +141,11 @@ async def on_show(ctx: Context) -> None:
             starts_at=meeting.starts_at, area="", **await meetings.summary(ctx.conn, meeting.id))
 
 
-async def on_rsvp(ctx: Context) -> None:
-    """"rsvp:ID:yes|no": an invitee's answer."""
-    assert ctx.option is not None
-    _, meeting_part, choice = (ctx.option.split(":") + ["", ""])[:3]
-    await answer(ctx, int(meeting_part) if meeting_part.isdigit() else 0, choice == "yes")
-    from handlers.router import reprompt
-
-    await reprompt(ctx)
-
-
-async def answer(ctx: Context, meeting_id: int, attend: bool) -> None:
-    """Record an invitee's answer and thank them."""
-    meeting = await meeting_store.get(ctx.conn, meeting_id)
-    if meeting is None or meeting.starts_at <= ctx.now or not await meeting_store.answer(
-            ctx.conn, meeting_id, ctx.contact.person_id, attend, ctx.now):
-        ctx.say("meeting_not_found")
-        return
-    ctx.say("meeting_answered", attend=attend, title=meeting.title,
-            starts_at=meeting.starts_at, place=meeting.place)
-
-
 async def prompt(ctx: Context) -> None:
     """Ask the current question of the meeting dialogue again."""
     step = ctx.conv.step or "scope"
     if step == "scope":
-        _ask_scope(ctx)
+        ask_scope(ctx, "meeting_scope")
     elif step == "audience":
         ask_audience(ctx, "meeting_audience")
     elif step in ("title", "place", "time"):

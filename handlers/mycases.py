@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from bot.domain import workflow
-from bot.domain.channels import spec_for
 from bot.domain.messages import Choice, Kind
 from bot.domain.workflow import Actor, Event, EventKind, Role
 from bot.services import casework
 from bot.services.casework import parse_case_number
 from handlers import staff
-from handlers.base import Context
+from handlers.base import Context, short_list_size
 from store import cases as case_store
 from store import media as media_store
 
@@ -27,11 +26,6 @@ async def list_cases(ctx: Context) -> None:
     shown = found[:short_list_size(ctx)]
     ctx.say("mycases", [Choice(f"case:{c.number}", c.number) for c in shown],
             cases=rows[:len(shown)], total=len(found))
-
-
-def short_list_size(ctx: Context) -> int:
-    """How many cases a list shows: all on button channels, 3 on SMS (two segments)."""
-    return 20 if spec_for(ctx.msg.channel).buttons else 3
 
 
 async def open_case(ctx: Context) -> None:

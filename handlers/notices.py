@@ -1,4 +1,4 @@
-"""/notice for street and community staff, and everyone's "收到" (received).
+"""/notice for street and community staff.
 
 The dialogue: where (an area, or a building typed by name) → who (residents, grid chiefs,
 all staff) → the text → an optional photo → now or at a time → a preview with the number
@@ -10,13 +10,12 @@ acknowledgements per grid, and can remind those who have not acknowledged.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from bot.domain.messages import Choice, Kind
 from bot.services import notices
+from handlers.audience import ask_audience, ask_scope, pick_scope, preview_context
 from handlers.base import Context
 from store import media as media_store
-from store import meetings as meeting_store
 from store import notices as notice_store
 from store import people as people_store
 
@@ -34,37 +33,8 @@ async def begin(ctx: Context) -> None:
     ctx.goto(FLOW, "scope")
     ctx.data["areas"] = areas
     sent = await notice_store.by_sender(ctx.conn, ctx.contact.person_id, limit=3)
-    _ask_scope(ctx, [Choice(f"nshow:{n.id}", ctx.label("bulk.notice_sent", id=n.id))
+    ask_scope(ctx, "notice_scope", [Choice(f"nshow:{n.id}", ctx.label("bulk.notice_sent", id=n.id))
                      for n in sent])
-
-
-def _ask_scope(ctx: Context, extra: list[Choice] | None = None) -> None:
-    district = ctx.reference.district
-    choices = [Choice(f"nscope:{code}", district.name(code, ctx.locale))
-               for code in ctx.data.get("areas", [])[:12]]
-    ctx.say("notice_scope", [*choices, *(extra or [])])
-
-
-def ask_audience(ctx: Context, template: str) -> None:
-    """Ask who the message is for (notices and meetings alike)."""
-    ctx.say(template, [Choice(f"nto:{to}", ctx.label(f"audience.{to}"))
-                       for to in notices.AUDIENCES])
-
-
-async def pick_scope(ctx: Context, roles_allowed: frozenset[str]) -> notices.Scope | None:
-    """The scope chosen from the menu or typed (a building), if this person may address it."""
-    district = ctx.reference.district
-    if ctx.option and ctx.option.startswith("nscope:"):
-        scope = notices.resolve_scope(district, ctx.option.split(":", 1)[1])
-    elif ctx.msg.kind == Kind.TEXT and ctx.msg.text.strip():
-        scope = notices.resolve_scope(district, ctx.msg.text)
-    else:
-        return None
-    roles = await people_store.roles_of(ctx.conn, ctx.contact.person_id)
-    if scope is None or notices.may_address(district, roles, scope, roles_allowed) is None:
-        ctx.say("notice_scope_unknown")
-        return None
-    return scope
 
 
 async def handle(ctx: Context) -> bool:
@@ -77,7 +47,7 @@ async def handle(ctx: Context) -> bool:
 async def _on_scope(ctx: Context) -> None:
     scope = await pick_scope(ctx, notices.SENDER_ROLES)
     if scope is None:
-        _ask_scope(ctx)
+        ask_scope(ctx, "notice_scope")
         return
     ctx.data["scope"] = scope.code
     ctx.goto(FLOW, "audience")
@@ -147,18 +117,6 @@ async def _on_when(ctx: Context) -> None:
         ctx.data["send_at"] = moment.isoformat()
     ctx.goto(FLOW, "confirm")
     await _ask_confirm(ctx)
-
-
-async def preview_context(ctx: Context) -> dict[str, Any]:
-    """Scope, audience and recipients per channel of the message being composed."""
-    scope = notices.resolve_scope(ctx.reference.district, str(ctx.data["scope"]))
-    assert scope is not None
-    counted = await notices.preview(ctx.conn, scope, str(ctx.data["audience"]))
-    return {"scope": scope.name(ctx.reference.district, ctx.locale),
-            "audience": ctx.label(f"audience.{ctx.data['audience']}"),
-            "total": counted.total, "text_only": counted.text_only,
-            "channels": [{"channel": ctx.label(f"channel.{name}"), "count": count}
-                         for name, count in counted.channels.items()]}
 
 
 async def _ask_confirm(ctx: Context) -> None:
@@ -245,7 +203,7 @@ async def prompt(ctx: Context) -> None:
     """Ask the current question of the notice dialogue again."""
     step = ctx.conv.step or "scope"
     if step == "scope":
-        _ask_scope(ctx)
+        ask_scope(ctx, "notice_scope")
     elif step == "audience":
         ask_audience(ctx, "notice_audience")
     elif step == "text":
@@ -260,50 +218,3 @@ async def prompt(ctx: Context) -> None:
 
 STEPS = {"scope": _on_scope, "audience": _on_audience, "text": _on_text, "photo": _on_photo,
          "when": _on_when, "confirm": _on_confirm}
-
-
-# --- answers to bulk messages (any dialogue) --------------------------------------------
-
-async def on_ack(ctx: Context) -> None:
-    """"ack:ID": the recipient pressed 收到 / Received."""
-    assert ctx.option is not None
-    part = ctx.option.split(":", 1)[1]
-    await _acknowledge(ctx, int(part) if part.isdigit() else 0)
-    from handlers.router import reprompt
-
-    await reprompt(ctx)
-
-
-async def _acknowledge(ctx: Context, notice_id: int) -> None:
-    outcome = await notice_store.acknowledge(ctx.conn, notice_id, ctx.contact.person_id,
-                                             ctx.now)
-    ctx.say("notice_acked" if outcome != "unknown" else "menu_stale")
-
-
-async def typed_answer(ctx: Context) -> bool:
-    """A bare "1"/"2" or "收到" answering the latest notice or invitation (SMS, idle)."""
-    if ctx.msg.kind != Kind.TEXT:
-        return False
-    typed = ctx.msg.text.strip().lower()
-    if typed not in ("1", "2", "收到", "received"):
-        return False
-    person = ctx.contact.person_id
-    notice = await notice_store.latest_unacknowledged(ctx.conn, person,
-                                                      ctx.now - notices.ANSWER_WINDOW)
-    meeting = await meeting_store.latest_unanswered(ctx.conn, person, ctx.now)
-    if meeting is not None and (notice is None or meeting[1] > notice[1]) \
-            and typed in ("1", "2"):
-        from handlers.meetings import answer
-
-        await answer(ctx, meeting[0], typed == "1")
-        return True
-    if notice is not None and typed != "2":
-        await _acknowledge(ctx, notice[0])
-        return True
-    return False
-
-
-async def ack_command(ctx: Context) -> None:
-    """"收到" typed on its own: acknowledge the latest notice, if any."""
-    if not await typed_answer(ctx):
-        ctx.say("notice_nothing_to_ack")

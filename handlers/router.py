@@ -8,6 +8,7 @@ from dataclasses import replace
 from bot.domain.messages import Kind
 from bot.domain.workflow import EventKind
 from handlers import (
+    answers,
     chief,
     common,
     feedback,
@@ -49,7 +50,7 @@ COMMANDS: dict[str, Handler] = {
     "home": home.home,
     "mute": home.mute,
     "unmute": home.unmute,
-    "ack": notices.ack_command,
+    "ack": answers.ack_command,
 }
 
 # Commands typed without "/" that take words after them (SMS): "JOIN 7KQ2M9", "签收 261123001".
@@ -68,8 +69,8 @@ OPTIONS: dict[str, Handler] = {
     "rate": feedback.on_rate,
     "case": mycases.open_case,
     "add": mycases.on_add,
-    "ack": notices.on_ack,
-    "rsvp": meetings.on_rsvp,
+    "ack": answers.on_ack,
+    "rsvp": answers.on_rsvp,
     "nshow": notices.on_show,
     "nremind": notices.on_remind,
     "mshow": meetings.on_show,
@@ -119,6 +120,8 @@ async def route(ctx: Context) -> None:
     prefix = ctx.option.split(":", 1)[0] if ctx.option else None
     if prefix in OPTIONS:
         await OPTIONS[prefix](ctx)
+        if prefix in RAW_OPTIONS:  # answered from any dialogue: ask its question again
+            await reprompt(ctx)
         return
     command = msg.command if msg.kind == Kind.COMMAND else None
     if command is None and msg.kind == Kind.TEXT:
@@ -153,7 +156,7 @@ async def idle(ctx: Context) -> None:
     if msg.kind == Kind.OPTION:
         ctx.say("menu_stale")
         return
-    if await notices.typed_answer(ctx):  # "1" answering a notice or an invitation (SMS)
+    if await answers.typed_answer(ctx):  # "1" answering a notice or an invitation (SMS)
         return
     await report.begin(ctx, msg.text if msg.kind == Kind.TEXT else None)
 

@@ -16,7 +16,7 @@ from bot.domain.messages import Choice, Kind
 from bot.domain.workflow import Actor, Event, EventKind, Level, Role
 from bot.services import casework
 from bot.services.render import mask_phone
-from handlers.base import Context
+from handlers.base import Context, short_list_size
 from store import cases as case_store
 from store import media as media_store
 from store import people as people_store
@@ -288,8 +288,6 @@ async def tasks(ctx: Context) -> None:
     rows = [{"number": c.number, "category": c.category,
              "state": ctx.label(f"state.{c.state.value}"), "deadline": c.deadline,
              "overdue": bool(c.deadline and c.deadline < ctx.now)} for c in found]
-    from handlers.mycases import short_list_size
-
     shown = found[:short_list_size(ctx)]
     ctx.say("tasks", [Choice(f"case:{c.number}", c.number) for c in shown],
             cases=rows[:len(shown)], total=len(found))

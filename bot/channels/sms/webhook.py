@@ -13,7 +13,6 @@ answered the same way and not handled again.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from starlette.requests import Request
@@ -23,9 +22,6 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.channels.sms.channel import CHANNEL, INBOUND_PATH, STATUS_PATH, TwilioChannel
 from bot.settings import Settings
-
-if TYPE_CHECKING:
-    from bot.bootstrap import Gridbot
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +45,7 @@ def _first(header: str | None) -> str | None:
 
 
 def _channel(request: Request) -> TwilioChannel:
-    bot: Gridbot = request.app.state.gridbot
-    channel = bot.channel(CHANNEL)
+    channel = request.app.state.gridbot.channel(CHANNEL)  # set by the app's lifespan
     assert isinstance(channel, TwilioChannel)
     return channel
 
