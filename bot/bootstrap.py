@@ -57,11 +57,12 @@ class Gridbot:
             self.scheduler.start()
 
     async def stop(self) -> None:
-        """Stop the clock, stop sending and disconnect the channels, in the reverse order."""
+        """Stop the clock, stop sending, let processing finish, disconnect the channels."""
         if self.scheduler is not None:
             await self.scheduler.stop()
         for worker in reversed(self.workers):
             await worker.stop()
+        await self.engine.stop()  # before the channels: a parser may still fetch a photo
         for channel in reversed(self.channels):
             await channel.stop()
 

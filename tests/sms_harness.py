@@ -132,7 +132,7 @@ class SmsHarness:
             all_headers["X-Twilio-Signature"] = signature
         response = await self.http.post(self.server.url + path, data=dict(form),
                                         headers=all_headers)
-        await self.channel.settle()
+        await self.channel.engine.settle()
         return response
 
     async def drain(self) -> int:

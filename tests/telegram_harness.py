@@ -82,7 +82,7 @@ class Harness:
 
     async def deliver(self) -> list[Call]:
         """Finish processing what was posted, send what is due; return the new sends."""
-        await self.channel.settle()
+        await self.channel.engine.settle()
         before = len(self.fake.calls)
         while await self.worker.drain_once():
             pass

@@ -1,10 +1,12 @@
 """The engine: one inbound message at a time per conversation, all-or-nothing.
 
-Webhooks call `receive`, which stores the raw payload in the inbox (its own commit, before
-the provider gets its answer), then `process`, which loads the person and their
-conversation, runs the flow, saves the new state, renders the replies into outbox rows and
-marks the payload processed — in one transaction, under a lock per conversation so one
-person's messages are handled in order while other people's run alongside.
+Webhooks (and Telegram's polling) make one call, `take`: it stores the raw payload in the
+inbox (its own commit, before the provider gets its answer) and then processes it in the
+background: loads the person and their conversation, runs the flow, saves the new state,
+renders the replies into outbox rows and marks the payload processed — in one
+transaction, under a lock per conversation so one person's messages are handled in order
+while other people's run alongside. The engine owns those background tasks: `settle`
+waits for them, `stop` lets them finish briefly and leaves the rest to `recover`.
 
 Callers that wait for the outcome (simulators, tests, benchmark) use `handle`, which does
 the storing and the handling in one transaction and commits the messages that arrived
@@ -43,6 +45,9 @@ log = logging.getLogger(__name__)
 
 # Messages committed in one transaction at most; a batch is what arrived meanwhile.
 MAX_BATCH = 64
+# How long a graceful stop waits for payloads being processed; the rest stay 'received'
+# in the inbox and are processed by `recover` at the next start.
+STOP_GRACE = 10.0
 
 InboundParser = Callable[[inbox_store.InboxRow], Awaitable[Inbound | None]]
 
@@ -105,6 +110,41 @@ class Engine:
         self._receiver: asyncio.Task[None] | None = None
         self._fresh: dict[int, inbox_store.InboxRow] = {}
         self._drainer: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    async def take(self, channel: str, provider_id: str, address: str,
+                   payload: dict[str, Any], raw: str | None = None) -> int | None:
+        """A webhook's one call: store the payload, then process it in the background.
+
+        Returns the inbox id once the row is committed (None when this provider id was
+        stored before: a redelivery, answered and not processed again). Raises when it
+        could not be stored, so the webhook answers 500 and the provider delivers again.
+        """
+        inbox_id = await self.receive(channel, provider_id, address, payload, raw)
+        if inbox_id is not None and not self._stopping:
+            task = asyncio.create_task(self.process(inbox_id), name=f"{channel}-{inbox_id}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return inbox_id
+
+    async def settle(self) -> None:
+        """Wait until every payload taken so far is processed (tests, benchmarks)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop processing in the background: what is under way gets `grace` seconds.
+
+        Payloads taken after this are only stored, and what is cancelled stays 'received':
+        the next start processes both (`recover`).
+        """
+        self._stopping = True
+        if self._background:
+            _, late = await asyncio.wait(set(self._background), timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     async def receive(self, channel: str, provider_id: str, address: str,
                       payload: dict[str, Any], raw: str | None = None) -> int | None:
@@ -226,7 +266,7 @@ class Engine:
         return len(pending)
 
     async def process(self, inbox_id: int) -> None:
-        """Handle one stored payload, once (the webhooks' second half).
+        """Handle one stored payload, once (the second half of `take`).
 
         The channel's parser may do I/O (download a photo) before the transaction; a lock
         per conversation keeps one person's messages in the order they were stored.

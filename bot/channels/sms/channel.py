@@ -13,8 +13,6 @@ message is handled, so a grid chief texting in is the grid chief.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 
@@ -39,7 +37,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "sms"
 INBOUND_PATH = "/sms/twilio"
 STATUS_PATH = "/sms/twilio/status"
-STOP_SECONDS = 10.0  # how long stop() waits for messages being handled
 
 # Delivery statuses in the order they move; the final ones share the top rank.
 RANKS = {"accepted": 1, "scheduled": 1, "queued": 1, "sending": 2, "sent": 3,
@@ -62,7 +59,6 @@ class TwilioChannel:
                                   (settings.twilio_account_sid, settings.twilio_auth_token),
                                   settings.media_dir)
         self._sender = TwilioSender(settings, settings.public_url + STATUS_PATH)
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def parser(self) -> InboundParser:
         """How the engine reads this channel's stored webhook forms."""
@@ -78,14 +74,7 @@ class TwilioChannel:
                  self.settings.public_url, STATUS_PATH)
 
     async def stop(self) -> None:
-        """Let the messages being handled finish (briefly), then close the connections."""
-        if self._tasks:
-            _, late = await asyncio.wait(set(self._tasks), timeout=STOP_SECONDS)
-            for task in late:  # still stored as received: handled after the restart
-                task.cancel()
-            for task in late:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        """Close the connections (the engine has stopped processing by now)."""
         await self._sender.close()
         await self.http.aclose()
 
@@ -95,21 +84,10 @@ class TwilioChannel:
         """The sender's address: E.164 for a phone number."""
         return phones.sms_address(form.get("From", ""), self.settings.phone_region)
 
-    async def receive(self, form: dict[str, str]) -> int | None:
-        """Store a webhook form (None if its MessageSid was stored before), then handle it
-        in the background."""
+    async def take(self, form: dict[str, str]) -> int | None:
+        """Hand a webhook form to the engine under its MessageSid (None if seen before)."""
         sid = form.get("MessageSid") or form.get("SmsSid") or ""
-        inbox_id = await self.engine.receive(CHANNEL, sid, self.address_of(form), form)
-        if inbox_id is not None:
-            task = asyncio.create_task(self.engine.process(inbox_id), name=f"sms-{inbox_id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return inbox_id
-
-    async def settle(self) -> None:
-        """Wait until the messages received so far are handled (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        return await self.engine.take(CHANNEL, sid, self.address_of(form), form)
 
     async def parse(self, row: inbox_store.InboxRow) -> Inbound | None:
         """Turn a stored form into the message to handle (MMS parts before it go first)."""

@@ -76,7 +76,7 @@ async def inbound(request: Request) -> Response:
         return _forbidden()
     if not (form.get("MessageSid") or form.get("SmsSid")) or not form.get("From"):
         return PlainTextResponse("MessageSid and From are required", status_code=400)
-    await channel.receive(form)
+    await channel.take(form)
     return Response(str(MessagingResponse()), media_type="text/xml")
 
 

@@ -3,9 +3,9 @@
 On start it learns its own name (`getMe`, for mentions in groups), sets the command menu
 in Chinese and English (`setMyCommands`; staff chats get their own, `menus.py`), and
 either registers the webhook (`setWebhook` with the secret token and only the update kinds
-we read) or removes it and polls (`getUpdates`). Both ways an update is stored in the
-inbox under its `update_id` first and processed after, in the background; `settle()` waits
-for that processing (stop, tests).
+we read) or removes it and polls (`getUpdates`). Both ways an update goes to the engine
+with one call (`Engine.take`): stored in the inbox under its `update_id` first, processed
+after in the background.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ ALLOWED_UPDATES = ("message", "edited_message", "callback_query")
 MENU_COMMANDS = ("report", "mycases", "case", "cancel", "lang", "help")
 MENU_LANGUAGES = {"zh": "zh_CN", "en": "en"}  # Telegram language_code -> our locale
 POLL_TIMEOUT = 30  # seconds a getUpdates call may wait for updates
-STOP_GRACE = 10.0  # seconds stop() waits for updates being processed
 
 
 def make_bot(settings: Settings) -> Bot:
@@ -60,7 +59,6 @@ class TelegramChannel:
         self._sender = TelegramSender(self.bot, engine.db, settings.media_dir,
                                       settings.telegram_rate)
         self.menus = StaffMenus(self.bot, engine.db, engine.renderer, clock, settings.locale)
-        self._processing: set[asyncio.Task[None]] = set()
         self._background: asyncio.Task[None] | None = None
         self._menus: asyncio.Task[None] | None = None
 
@@ -137,29 +135,13 @@ class TelegramChannel:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._background = self._menus = None
-        if self._processing:
-            _, late = await asyncio.wait(set(self._processing), timeout=STOP_GRACE)
-            for task in late:  # stays 'received' in the inbox: the next start processes it
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
         with contextlib.suppress(TelegramError, RuntimeError):
             await self.bot.shutdown()
 
-    def accept(self, inbox_id: int) -> None:
-        """Process a stored update in the background (after the webhook has answered)."""
-        task = asyncio.create_task(self.engine.process(inbox_id))
-        self._processing.add(task)
-        task.add_done_callback(self._processing.discard)
-
-    async def settle(self) -> None:
-        """Wait until every accepted update has been processed."""
-        while self._processing:
-            await asyncio.gather(*self._processing, return_exceptions=True)
-
-    async def receive(self, update: dict[str, Any], raw: str | None = None) -> int | None:
-        """Store a raw update under its update_id; None when it was stored before."""
-        return await self.engine.receive(self.name, str(update["update_id"]),
-                                         chat_address(update), update, raw)
+    async def take(self, update: dict[str, Any], raw: str | None = None) -> int | None:
+        """Hand an update to the engine under its update_id (webhook and polling alike)."""
+        return await self.engine.take(self.name, str(update["update_id"]),
+                                      chat_address(update), update, raw)
 
     async def poll_once(self, offset: int | None = None,
                         wait: int = POLL_TIMEOUT) -> int | None:
@@ -167,9 +149,7 @@ class TelegramChannel:
         updates = await self.bot.get_updates(offset=offset, timeout=wait,
                                              allowed_updates=list(ALLOWED_UPDATES))
         for update in updates:
-            inbox_id = await self.receive(update.to_dict())
-            if inbox_id is not None:
-                self.accept(inbox_id)
+            await self.take(update.to_dict())
             offset = update.update_id + 1
         return offset
 

@@ -73,9 +73,7 @@ async def telegram_webhook(request: Request) -> Response:
     if parsed is None:
         return _answer(400)
     update, text = parsed
-    inbox_id = await channel.receive(update, text)
-    if inbox_id is not None:
-        channel.accept(inbox_id)
+    await channel.take(update, text)
     return _reply(update)
 
 
