@@ -147,10 +147,11 @@ async def _on_confirm(ctx: Context) -> None:
         ctx.say("notice_not_allowed")
         return
     send_at = datetime.fromisoformat(ctx.data["send_at"]) if ctx.data.get("send_at") else ctx.now
-    notice_id = await notice_store.create(
+    notice, _ = await notices.create_notice(  # the scheduler sends it right after the commit
         ctx.conn, sender_id=ctx.contact.person_id, issuer=issuer, scope=scope.code,
         audience=str(ctx.data["audience"]), body=str(ctx.data["text"]),
         photo_id=ctx.data.get("photo"), send_at=send_at, now=ctx.now)
+    notice_id = notice.id
     later = send_at > ctx.now
     ctx.finish()
     ctx.say("notice_queued", [Choice(f"nshow:{notice_id}", ctx.label("bulk.notice_status"))],
@@ -192,10 +193,10 @@ async def on_remind(ctx: Context) -> None:
     if notice is None or notice.sender_id != ctx.contact.person_id:
         ctx.say("notice_not_found", id=part)
         return
-    await notice_store.create(
+    await notices.create_notice(
         ctx.conn, sender_id=ctx.contact.person_id, issuer=notice.issuer, scope=notice.scope,
-        audience=notice.audience, body=notice.body, photo_id=None, send_at=ctx.now,
-        now=ctx.now, kind="reminder", reminds=notice.id)
+        audience=notice.audience, body=notice.body, send_at=ctx.now, now=ctx.now,
+        kind="reminder", reminds=notice.id)
     ctx.say("notice_reminder_queued", id=notice.id)
 
 

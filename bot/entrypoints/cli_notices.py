@@ -146,12 +146,10 @@ async def _notice(bot: Gridbot, args: argparse.Namespace, source: TextIO, out: T
         if photo is not None:
             photo_id = await media_store.add(conn, "cli", now, path=photo.path,
                                              sha256=photo.sha256, content_type=photo.content_type)
-        notice_id = await notice_store.create(
+        notice, count = await notices.create_notice(
             conn, sender_id=None, issuer=issuer, scope=scope.code, audience=args.to, body=text,
-            photo_id=photo_id, send_at=send_at, now=now)
-        notice = await notice_store.get(conn, notice_id)
-        assert notice is not None
-        count = await notices.send(conn, outreach, notice, now) if send_at <= now else None
+            photo_id=photo_id, send_at=send_at, now=now, outreach=outreach)
+    notice_id = notice.id
     if count is None:
         print(f"notice {notice_id} scheduled; the server sends it at its time", file=out)
     else:

@@ -478,11 +478,9 @@ class Scheduler:
         district = self.reference.district
         total = 0
         for street in sorted(c for c, a in district.areas.items() if a.level == "street"):
-            notice_id = await notice_store.create(
+            _, count = await notices.create_notice(
                 conn, sender_id=None, issuer=street, scope=street, audience="chiefs", body="",
-                photo_id=None, send_at=now, now=now, kind="weekly")
-            notice = await notice_store.get(conn, notice_id)
-            assert notice is not None
-            total += await notices.send(conn, self.outreach, notice, now)
+                send_at=now, now=now, kind="weekly", outreach=self.outreach)
+            total += count or 0
         return total
 

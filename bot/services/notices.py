@@ -164,6 +164,27 @@ def notice_context(outreach: Outreach, notice: NoticeRow, locale: str) -> dict[s
             if not notice.scope.startswith("building:") else ""}
 
 
+async def create_notice(
+    conn: aiosqlite.Connection, *, sender_id: int | None, issuer: str | None, scope: str,
+    audience: str, body: str, send_at: datetime, now: datetime, photo_id: int | None = None,
+    kind: str = "notice", reminds: int | None = None, outreach: Outreach | None = None,
+) -> tuple[NoticeRow, int | None]:
+    """Store a notice (kind "notice", "weekly", or a "reminder" of notice `reminds`).
+
+    The one way a notice is made: the bot's /notice, `gridbot notice` and the scheduler
+    all call this. With `outreach` a notice due now is queued in the same transaction and
+    the count of its recipients returned; otherwise (or later) the scheduler sends it.
+    """
+    notice_id = await notice_store.create(
+        conn, sender_id=sender_id, issuer=issuer, scope=scope, audience=audience, body=body,
+        photo_id=photo_id, send_at=send_at, now=now, kind=kind, reminds=reminds)
+    notice = await notice_store.get(conn, notice_id)
+    assert notice is not None
+    if outreach is None or send_at > now:
+        return notice, None
+    return notice, await send(conn, outreach, notice, now)
+
+
 async def send(conn: aiosqlite.Connection, outreach: Outreach, notice: NoticeRow,
                now: datetime) -> int:
     """Queue a stored notice to its audience now; return how many it went to."""
