@@ -204,7 +204,7 @@ async def test_an_escalation_that_fails_half_way_keeps_nothing_of_it(
         gridbot: Gridbot, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
     first, second = await file_case(gridbot), await file_case(gridbot)
     sweeper = scheduler(gridbot)
-    render = sweeper._render
+    render = sweeper.deadlines._render
     failures = [RuntimeError("renderer broke after the escalation was written")]
 
     async def render_failing_once(*args: Any) -> Any:
@@ -212,7 +212,7 @@ async def test_an_escalation_that_fails_half_way_keeps_nothing_of_it(
             raise failures.pop()
         return await render(*args)
 
-    monkeypatch.setattr(sweeper, "_render", render_failing_once)
+    monkeypatch.setattr(sweeper.deadlines, "_render", render_failing_once)
     clock.current = local("2026-11-23 15:31")
     await sweeper.tick()
     assert (await trail(gridbot, first)).count("escalate") == 0  # rolled back to its start
