@@ -1,8 +1,9 @@
-"""Shared fixtures: a real on-disk database in a temp folder, a fake clock, a chat driver."""
+"""Shared fixtures: a real on-disk database in a temp folder, a fake clock, chat drivers,
+and the Telegram and SMS harnesses against their fakes on localhost."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,11 @@ from bot.bootstrap import Gridbot, build
 from bot.domain.clock import FakeClock
 from bot.settings import Settings
 from tests.chat import ChatDriver
+from tests.fake_telegram import FakeTelegram, Updates
+from tests.fake_twilio import FakeTwilio
+from tests.helpers import CHECKER
+from tests.sms_harness import ACCOUNT_SID, AUTH_TOKEN, SmsHarness
+from tests.telegram_harness import Harness, running_gridbot, telegram_settings
 
 # Monday 2026-11-23 10:00 in Shanghai: a working day, in working hours.
 MONDAY_MORNING = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -52,3 +58,65 @@ def resident(gridbot: Gridbot) -> ChatDriver:
 def sms_resident(gridbot: Gridbot) -> ChatDriver:
     """A resident writing from the SMS-like simulator."""
     return ChatDriver(gridbot, "sim-sms", "web:sms-resident")
+
+
+# --- Telegram against the fake Bot API ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def fake_server() -> Iterator[FakeTelegram]:
+    """One fake Bot API server for the tests of this module."""
+    with FakeTelegram(checker=CHECKER).checking() as server:
+        yield server
+
+
+@pytest.fixture
+def fake(fake_server: FakeTelegram) -> Iterator[FakeTelegram]:
+    """The fake Bot API, fresh for each test; the test fails if a call broke the spec."""
+    fake_server.reset()
+    yield fake_server
+    assert not fake_server.violations, "calls that break the Bot API spec:\n" + "\n".join(
+        fake_server.violations)
+    fake_server.reset()
+
+
+@pytest.fixture
+def updates() -> Updates:
+    """Updates as Telegram sends them."""
+    return Updates(CHECKER)
+
+
+@pytest.fixture
+def tg_settings(tmp_path: Path, fake: FakeTelegram) -> Settings:
+    """Telegram on, webhook mode, pointed at the fake."""
+    return telegram_settings(tmp_path, fake)
+
+
+@pytest.fixture
+async def tg(tg_settings: Settings, clock: FakeClock,
+             fake: FakeTelegram) -> AsyncIterator[Harness]:
+    """gridbot served by uvicorn, Telegram connected to the fake, the sender driven."""
+    async with running_gridbot(tg_settings, clock, fake) as harness:
+        yield harness
+
+
+# --- SMS against the fake Twilio API -----------------------------------------------
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[FakeTwilio]:
+    """The fake Twilio REST API on localhost."""
+    fake = FakeTwilio(ACCOUNT_SID, AUTH_TOKEN)
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest.fixture
+async def sms(tmp_path: Path, clock: FakeClock, twilio: FakeTwilio) -> AsyncIterator[SmsHarness]:
+    """gridbot with SMS on, served on localhost."""
+    harness = await SmsHarness.start(tmp_path, clock, twilio)
+    try:
+        yield harness
+    finally:
+        await harness.close()

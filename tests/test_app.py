@@ -12,10 +12,7 @@ from starlette.testclient import TestClient
 
 from bot.entrypoints.http import create_app
 from bot.settings import Settings
-
-PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00"
-       b"\x00\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00"
-       b"\x00\x00\x00IEND\xaeB`\x82")
+from tests.helpers import PNG
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from bot.bootstrap import Gridbot
 from handlers.base import Context
 from store import cases as case_store
 from tests.chat import ChatDriver
-from tests.test_report_flow import CASE_NUMBER, GRID_1_POINT
+from tests.helpers import CASE_NUMBER, GRID_1_POINT
 
 
 async def at_description(chat: ChatDriver) -> None:

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bot.entrypoints import cli
+from tests.helpers import gridbot
 
 DEMO = Path(__file__).resolve().parent.parent / "bot" / "data" / "demo"
-
-
-def gridbot(tmp_path: Path, *args: str, stdin: str = "",
-            **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "GRIDBOT_DATABASE": str(tmp_path / "g.db"),
-               "GRIDBOT_MEDIA_DIR": str(tmp_path / "media"), **env}
-    return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, text=True,
-                          capture_output=True, cwd=tmp_path, env=environ, timeout=60)
 
 
 def test_help_lists_every_command(tmp_path: Path) -> None:

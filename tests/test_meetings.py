@@ -9,7 +9,7 @@ from bot.domain.clock import FakeClock
 from store import meetings as meeting_store
 from store import outbox as outbox_store
 from tests.chat import ChatDriver
-from tests.test_notices import COMMUNITY_1, add_staff, received, scheduler
+from tests.helpers import COMMUNITY_1, add_staff, received, scheduler
 
 
 async def call_meeting(gridbot: Gridbot, when: str = "11-25 14:30") -> ChatDriver:

@@ -6,27 +6,20 @@ from datetime import timedelta
 
 from bot.bootstrap import Gridbot
 from bot.domain.clock import FakeClock
-from bot.runtime.scheduler import Scheduler
 from store import notices as notice_store
-from store import outbox as outbox_store
 from store import people as people_store
-from tests.chat import ChatDriver, Said
+from tests.chat import ChatDriver
+from tests.helpers import (
+    COMMUNITY_1,
+    GRID_1,
+    STREET,
+    add_staff,
+    received,
+    scheduler,
+)
 
-STREET = "33010600100000"
-COMMUNITY_1 = "33010600100100"
-GRID_1 = "33010600100101"
 GRID_2 = "33010600100102"
 GRID_5 = "33010600100201"
-
-
-async def add_staff(bot: Gridbot, name: str, role: str, scope: str, address: str) -> int:
-    """A staff member who writes from the Telegram simulator."""
-    now = bot.clock.now()
-    async with bot.db.transaction() as conn:
-        person = await people_store.add_person(conn, name, now)
-        await people_store.add_contact(conn, person, "sim-telegram", address, now)
-        await people_store.grant_role(conn, person, role, scope, now)
-    return person
 
 
 async def add_resident(bot: Gridbot, channel: str, address: str, grid: str) -> ChatDriver:
@@ -38,21 +31,6 @@ async def add_resident(bot: Gridbot, channel: str, address: str, grid: str) -> C
         assert contact is not None
         await people_store.set_grid(conn, contact.person_id, grid)
     return driver
-
-
-def scheduler(bot: Gridbot) -> Scheduler:
-    assert bot.scheduler is not None
-    return bot.scheduler
-
-
-async def received(driver: ChatDriver) -> list[str]:
-    """Everything queued for this person since the last look (and move past it)."""
-    rows = await outbox_store.for_address(driver.bot.db.conn, driver.channel, driver.address,
-                                          driver.after)
-    if rows:
-        driver.after = rows[-1].id
-    driver.last = [Said(r.body, r.payload.get("buttons", []), r.payload) for r in rows]
-    return [r.body for r in rows]
 
 
 async def compose(staff: ChatDriver, scope_label: str, audience: str, text: str,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tests.test_app import PNG
-from tests.test_cli import gridbot
+from tests.helpers import PNG, gridbot
 
 COMMUNITY_1 = "33010600100100"
 

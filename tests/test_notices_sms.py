@@ -5,7 +5,6 @@ from __future__ import annotations
 from store import notices as notice_store
 from store import people as people_store
 from tests.sms_harness import NEIGHBOUR, RESIDENT, SmsHarness
-from tests.test_sms import sms, twilio  # noqa: F401
 
 GRID_1 = "33010600100101"
 STREET = "33010600100000"

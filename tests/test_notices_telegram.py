@@ -10,7 +10,6 @@ from bot.runtime.outbox import Limits
 from store import people as people_store
 from tests.fake_telegram import FakeTelegram, Updates
 from tests.telegram_harness import Harness
-from tests.test_telegram import fake, fake_server, tg, tg_settings, updates  # noqa: F401
 
 STAFF = 710_001
 RESIDENTS = (710_101, 710_102, 710_103)

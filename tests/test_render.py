@@ -3,53 +3,18 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.domain.channels import SIM_SMS, SIM_TELEGRAM, TELEGRAM
 from bot.domain.messages import Choice, Reply
 from bot.domain.workflow import Role
-from bot.services.render import Renderer, mask_phone
+from bot.services.render import mask_phone
 from handlers.chief import staff_menu
+from tests.helpers import NOW, SAMPLE, renderer
 
-NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
-SAMPLE = {
-    "grid": "翠苑一区第1网格",
-    "chief": {"name": "王丽华", "phone": "13800001001", "duties": "巡查"},
-    "cases": [{"number": "261123-001", "category": "sanitation", "state": "已立案",
-               "created": NOW, "description": "垃圾", "deadline": NOW, "overdue": True}],
-    "number": "261123-001", "category": "市容环卫", "state": "已立案", "description": "垃圾",
-    "deadline": NOW, "area": "翠苑一区第1网格", "followers": 2,
-    "timeline": [{"at": NOW, "event": "立案", "note": ""}], "photos": 1, "command": "x",
-    "limit": 5, "got": 5000, "place": "3号楼", "suggestion": "市容环卫", "count": 1,
-    "street_level": False, "handler": "王丽华", "urgency": "U2",
-    # the staff side
-    "note": "现场已清理", "merged_into": "261123-002", "department": "sanitation",
-    "requested": NOW, "rating": 4, "rework": 1, "level": "grid", "action": "签收",
-    "reason": "不在本网格", "state_label": "处理中", "level_label": "网格",
-    "reporter": "老李 138****1001", "overdue": True, "actions": True, "role": "网格长",
-    "scope": "翠苑一区第1网格", "name": "王丽华", "phone": "13800001001", "duties": "巡查",
-    "photo": True, "locale": "zh_CN", "visible": True, "month": "2026-11", "due": 12, "closed": 10,
-    "rates": {"closing_rate": "83%", "on_time_closing_rate": "75%",
-              "on_time_signing_rate": "90%", "rework_rate": "8%", "self_handling_rate": "60%",
-              "satisfaction": "95%", "average_handling_hours": "5.2"},
-    "chiefs": [{"name": "王丽华", "handled": 11, "target": 10}],
-    # notices, meetings, digests
-    "org": "翠苑街道", "text": "本周六上午9点小区停水检修，请提前储水。", "total": 120,
-    "text_only": 20, "has_photo": True,
-    "channels": [{"channel": "短信", "count": 20}, {"channel": "Telegram", "count": 100}],
-    "send_at": NOW, "audience": "居民", "id": 7, "acked": 88, "more": 0,
-    "grids": [{"area": "翠苑一区第1网格", "total": 60, "acked": 50}], "status": "已发送",
-    "title": "本周网格工作例会", "starts_at": NOW, "soon": True, "attend": True,
-    "yes": ["王丽华"], "no": [], "unanswered": ["陈建国"], "invited": 2, "home": "翠苑一区3幢",
-    "current": "翠苑一区3幢",
-}
-renderer = Renderer(ZoneInfo("Asia/Shanghai"))
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-renderer.globals["category_name"] = lambda code, locale: f"<{code}>"
 
 
 @pytest.mark.parametrize("locale", ["zh_CN", "en"])
@@ -95,8 +60,6 @@ def test_a_notice_preview_sets_the_notice_text_apart_by_a_blank_line() -> None:
             assert preview.endswith("\n\n停水通知"), preview
             told = "20 人用短信，只收到文字" in preview or "20 of them on SMS" in preview
             assert told == photo
-
-
 
 
 def test_both_locales_have_the_same_templates_and_labels() -> None:

@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import re
 
 from bot.bootstrap import Gridbot
 from store import cases as case_store
 from store import media as media_store
 from tests.chat import ChatDriver
+from tests.helpers import CASE_NUMBER, GRID_1_POINT, report_by_menu
 
-GRID_1_POINT = (30.2801, 120.11661)  # inside 翠苑一区第1网格 (33010600100101)
 OUTSIDE = (30.3500, 120.2000)
-CASE_NUMBER = re.compile(r"\d{6}-\d{3,4}")
-
-
-async def report_by_menu(chat: ChatDriver, description: str = "路灯不亮了，晚上很黑",
-                         point: tuple[float, float] = GRID_1_POINT) -> str:
-    """Walk the whole dialogue with menu choices; return the case number."""
-    await chat.text("/report")
-    await chat.press("市政设施")
-    await chat.text(description)
-    await chat.location(*point)
-    await chat.photo("aa" * 32)
-    await chat.photo("bb" * 32)
-    await chat.press("完成")
-    assert "请确认" in chat.said
-    await chat.press("确认提交")
-    match = CASE_NUMBER.search(chat.said)
-    assert match, chat.said
-    return match.group(0)
 
 
 async def test_report_by_menu_ends_with_a_case_number_and_audit_trail(

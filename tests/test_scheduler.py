@@ -20,7 +20,7 @@ from bot.settings import Settings, SettingsError
 from store import cases as case_store
 from store import people as people_store
 from tests.chat import ChatDriver
-from tests.test_notices import COMMUNITY_1, GRID_1, STREET, add_staff, received, scheduler
+from tests.helpers import COMMUNITY_1, GRID_1, STREET, add_staff, received, scheduler
 
 TZ = ZoneInfo("Asia/Shanghai")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,9 +22,8 @@ from store import outbox as outbox_store
 from store import people as people_store
 from store.outbox import PRIORITY_BULK, OutboundRow
 from tests.fake_twilio import FakeTwilio
+from tests.helpers import PNG
 from tests.sms_harness import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
     CHIEF_PHONE,
     NEIGHBOUR,
     OUR_NUMBER,
@@ -34,30 +32,8 @@ from tests.sms_harness import (
     inbound_form,
     settings_for,
 )
-from tests.test_app import PNG
 
 CASE_NUMBER = re.compile(r"\d{6}-\d{3,4}")
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    """The fake Twilio REST API on localhost."""
-    fake = FakeTwilio(ACCOUNT_SID, AUTH_TOKEN)
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
-@pytest.fixture
-async def sms(tmp_path: Path, clock: FakeClock, twilio: FakeTwilio) -> AsyncIterator[SmsHarness]:
-    """gridbot with SMS on, served on localhost."""
-    harness = await SmsHarness.start(tmp_path, clock, twilio)
-    try:
-        yield harness
-    finally:
-        await harness.close()
 
 
 async def report_by_sms(sms: SmsHarness, sender: str = RESIDENT,

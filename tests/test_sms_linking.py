@@ -15,7 +15,7 @@ from bot.services.notify import PersonalMessage, render_personal
 from bot.services.phones import link_shared_phone
 from store import people as people_store
 from tests.chat import ChatDriver
-from tests.test_report_flow import CASE_NUMBER
+from tests.helpers import CASE_NUMBER
 
 PHONE = "+8613912345678"
 TELEGRAM_CHAT = "424242"

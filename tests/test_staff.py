@@ -13,7 +13,7 @@ from bot.domain.clock import FakeClock
 from store import cases as case_store
 from store import staff as staff_store
 from tests.chat import ChatDriver
-from tests.test_report_flow import CASE_NUMBER, GRID_1_POINT, report_by_menu
+from tests.helpers import CASE_NUMBER, GRID_1_POINT, report_by_menu
 
 COMMUNITY_1 = "33010600100100"
 STREET = "33010600100000"

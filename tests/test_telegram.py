@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -44,11 +44,11 @@ from store.outbox import OutboundRow, StoredOutbound
 from tests.fake_telegram import (
     BOT_USER,
     FakeTelegram,
-    SpecChecker,
     Updates,
     Upload,
     html_problems,
 )
+from tests.helpers import CHECKER, SAMPLE, renderer
 from tests.telegram_harness import (
     PUBLIC_URL,
     SECRET,
@@ -56,49 +56,10 @@ from tests.telegram_harness import (
     running_gridbot,
     telegram_settings,
 )
-from tests.test_render import SAMPLE, renderer
 
-CHECKER = SpecChecker.load()
 RESIDENT = 700_001
 GROUP = -100_200_300
 CASE_NUMBER = re.compile(r"\d{6}-\d{3}")
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeTelegram]:
-    """One fake Bot API server for the tests of this module."""
-    with FakeTelegram(checker=CHECKER).checking() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeTelegram) -> Iterator[FakeTelegram]:
-    """The fake Bot API, fresh for each test; the test fails if a call broke the spec."""
-    fake_server.reset()
-    yield fake_server
-    assert not fake_server.violations, "calls that break the Bot API spec:\n" + "\n".join(
-        fake_server.violations)
-    fake_server.reset()
-
-
-@pytest.fixture
-def updates() -> Updates:
-    """Updates as Telegram sends them."""
-    return Updates(CHECKER)
-
-
-@pytest.fixture
-def tg_settings(tmp_path: Path, fake: FakeTelegram) -> Settings:
-    """Telegram on, webhook mode, pointed at the fake."""
-    return telegram_settings(tmp_path, fake)
-
-
-@pytest.fixture
-async def tg(tg_settings: Settings, clock: FakeClock,
-             fake: FakeTelegram) -> AsyncIterator[Harness]:
-    """gridbot served by uvicorn, Telegram connected to the fake, the sender driven."""
-    async with running_gridbot(tg_settings, clock, fake) as harness:
-        yield harness
 
 
 def jpeg(seed: str) -> bytes:
