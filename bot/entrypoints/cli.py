@@ -21,6 +21,7 @@ from bot.domain.clock import SystemClock
 from bot.domain.geo import GeoImportError
 from bot.domain.messages import Inbound, Kind, parse_text
 from bot.entrypoints import cli_notices
+from bot.runtime import loop
 from bot.services.districts import import_buildings, import_geojson
 from bot.services.mediafiles import MediaRefused, save_photo
 from bot.settings import Settings, SettingsError
@@ -133,7 +134,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _chat(settings: Settings, args: argparse.Namespace) -> int:
-    return asyncio.run(_chat_loop(settings, args.name, f"sim-{args.channel}", sys.stdin,
+    return loop.run(_chat_loop(settings, args.name, f"sim-{args.channel}", sys.stdin,
                                   sys.stdout))
 
 
@@ -231,7 +232,7 @@ def _import_grids(settings: Settings, args: argparse.Namespace) -> int:
         print(f"imported {count} areas from {args.file} (restart a running server to use them)")
         return 0
 
-    return asyncio.run(run())
+    return loop.run(run())
 
 
 def _import_buildings(settings: Settings, args: argparse.Namespace) -> int:
@@ -254,7 +255,7 @@ def _import_buildings(settings: Settings, args: argparse.Namespace) -> int:
               " (restart a running server to use them)")
         return 0
 
-    return asyncio.run(run())
+    return loop.run(run())
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -264,7 +265,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
         print(f"database {settings.database} is ready")
         return 0
 
-    return asyncio.run(run())
+    return loop.run(run())
 
 
 STAFF_ROLE_NAMES = {"info_officer", "grid_chief", "community_staff", "community_director",
@@ -313,7 +314,7 @@ def _invite(settings: Settings, args: argparse.Namespace) -> int:
         print(f"SMS: JOIN {code}   web simulator or chat: /join {code}")
         return 0
 
-    return asyncio.run(run())
+    return loop.run(run())
 
 
 def _staff_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -329,7 +330,7 @@ def _staff_list(settings: Settings, args: argparse.Namespace) -> int:
                   f" {r.name or ''}")
         return 0
 
-    return asyncio.run(run())
+    return loop.run(run())
 
 
 def _staff_revoke(settings: Settings, args: argparse.Namespace) -> int:
@@ -346,7 +347,7 @@ def _staff_revoke(settings: Settings, args: argparse.Namespace) -> int:
         print(f"role {args.role_id} revoked")
         return 0
 
-    return asyncio.run(run())
+    return loop.run(run())
 
 
 def _stats(settings: Settings, args: argparse.Namespace) -> int:
@@ -378,4 +379,4 @@ def _stats(settings: Settings, args: argparse.Namespace) -> int:
             print(f"written to {args.csv}")
         return 0
 
-    return asyncio.run(run())
+    return loop.run(run())

@@ -10,7 +10,6 @@ it then. `--show ID` prints the acknowledgements per grid (or a meeting's answer
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.bootstrap import Gridbot, build
+from bot.runtime import loop
 from bot.services import meetings, notices
 from bot.services.mediafiles import MediaRefused, save_photo
 from bot.settings import Settings
@@ -70,7 +70,7 @@ def _run(settings: Settings, args: argparse.Namespace, command: Command) -> int:
         finally:
             await bot.close()
 
-    return asyncio.run(main())
+    return loop.run(main())
 
 
 def _fail(message: str) -> int:
