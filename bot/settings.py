@@ -138,7 +138,7 @@ class Settings:
             twilio_mps=_positive("TWILIO_MPS", get("TWILIO_MPS"), defaults.twilio_mps),
             trust_proxy=_flag("GRIDBOT_TRUST_PROXY", get("GRIDBOT_TRUST_PROXY"), False),
             phone_region=(get("GRIDBOT_PHONE_REGION") or "CN").upper(),
-            database=Path(get("GRIDBOT_DATABASE") or defaults.database),
+            database=_database(get("GRIDBOT_DATABASE"), defaults.database),
             host=host,
             port=port,
             public_url=public_url.rstrip("/"),
@@ -165,6 +165,22 @@ class Settings:
 
 
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+# "C:\\gridbot.db" has a one-letter scheme for urlparse; a URL's scheme is longer.
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
+
+
+def _database(raw: str | None, default: Path) -> Path:
+    """The SQLite file; a URL (postgresql://…) is refused, not taken as a folder name."""
+    if raw is None:
+        return default
+    scheme = _URL_SCHEME.match(raw)
+    if scheme:
+        raise SettingsError(
+            f"GRIDBOT_DATABASE: {scheme.group(1)}:// databases are not supported yet; give the"
+            f" path of a SQLite file (the default is {default})")
+    return Path(raw)
 
 
 def _url(setting: str, raw: str | None) -> str | None:

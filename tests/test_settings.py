@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings, SettingsError
+from tests.helpers import gridbot
 
 
 def test_defaults_need_nothing() -> None:
@@ -37,3 +38,20 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     env.write_text("GRIDBOT_PORT=9000\nGRIDBOT_LOCALE=en\n")
     settings = Settings.from_env({"GRIDBOT_LOCALE": "zh_CN"}, dotenv=env)
     assert settings.port == 9000 and settings.locale == "zh_CN"
+
+
+@pytest.mark.parametrize("url", ["postgresql://gridbot@db/gridbot", "mysql://x/y",
+                                 "sqlite:///var/g.db"])
+def test_a_database_url_is_refused_in_one_line_not_taken_as_a_folder(url: str) -> None:
+    with pytest.raises(SettingsError, match=r"GRIDBOT_DATABASE: \w+:// databases are not"
+                                            r" supported yet; give the path of a SQLite file"):
+        Settings.from_mapping({"GRIDBOT_DATABASE": url})
+
+
+def test_migrate_with_a_postgresql_url_creates_nothing(tmp_path: Path) -> None:
+    result = gridbot(tmp_path, "migrate", GRIDBOT_DATABASE="postgresql://u@localhost/g")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "gridbot: GRIDBOT_DATABASE: postgresql:// databases are not supported yet; give the"
+        " path of a SQLite file (the default is var/gridbot.db)"]
+    assert list(tmp_path.iterdir()) == []  # no 'postgresql:' folder, no SQLite file
