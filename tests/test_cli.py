@@ -71,7 +71,9 @@ def test_import_grids_refuses_a_broken_file_whole(tmp_path: Path) -> None:
     broken.write_text(json.dumps(data), encoding="utf-8")
     result = gridbot(tmp_path, "import-grids", str(broken), GRIDBOT_DEMO="false")
     assert result.returncode == 1
-    assert "nothing imported" in result.stderr and "feature" in result.stderr
+    assert "nothing imported" in result.stderr
+    # The demo file has 11 features; the last is "feature 11", as people count.
+    assert len(data["features"]) == 11 and "feature 11 (code" in result.stderr
     with sqlite3.connect(tmp_path / "g.db") as conn:
         assert conn.execute("SELECT count(*) FROM areas").fetchone()[0] == 0
 
@@ -99,10 +101,11 @@ def test_import_buildings_checks_grid_codes(tmp_path: Path) -> None:
                    GRIDBOT_DEMO="false")
     assert good.returncode == 0, good.stderr
     bad = tmp_path / "bad.csv"
-    bad.write_text("name,address,grid_code,lat,lon\n9幢,某路1号,99999999999999,,\n",
-                   encoding="utf-8")
+    bad.write_text("name,address,grid_code,lat,lon\n8幢,某路1号,33010600100101,,\n\n"
+                   "9幢,某路1号,99999999999999,,\n", encoding="utf-8")
     result = gridbot(tmp_path, "import-buildings", str(bad), GRIDBOT_DEMO="false")
     assert result.returncode == 1 and "99999999999999" in result.stderr
+    assert "line 4:" in result.stderr  # header line 1, a blank line 3: as an editor shows
 
 
 @pytest.mark.parametrize("missing", ["import-grids", "import-buildings"])
