@@ -20,6 +20,7 @@ from bot.domain.channels import SIMULATED
 from bot.domain.clock import SystemClock
 from bot.domain.geo import GeoImportError
 from bot.domain.messages import Inbound, Kind, parse_text
+from bot.domain.wording import counted
 from bot.entrypoints import cli_notices
 from bot.services.districts import import_buildings, import_geojson
 from bot.services.mediafiles import MediaRefused, save_photo
@@ -228,7 +229,8 @@ def _import_grids(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         finally:
             await db.close()
-        print(f"imported {count} areas from {args.file} (restart a running server to use them)")
+        print(f"imported {counted(count, 'area')} from {args.file}"
+              " (restart a running server to use them)")
         return 0
 
     return asyncio.run(run())
@@ -250,7 +252,7 @@ def _import_buildings(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         finally:
             await db.close()
-        print(f"imported {count} buildings from {args.file}"
+        print(f"imported {counted(count, 'building')} from {args.file}"
               " (restart a running server to use them)")
         return 0
 
