@@ -22,12 +22,12 @@ from bot.domain.geo import GeoImportError
 from bot.domain.messages import Inbound, Kind, parse_text
 from bot.domain.wording import counted
 from bot.entrypoints import cli_notices
+from bot.services import stats as stats_service
 from bot.services.districts import import_buildings, import_geojson
 from bot.services.mediafiles import MediaRefused, save_photo
 from bot.settings import Settings, SettingsError
 from store import outbox as outbox_store
 from store import staff as staff_store
-from store import stats as stats_store
 from store.db import Database
 
 INVITE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud safely
@@ -116,7 +116,15 @@ def _parser() -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", help="the month's indicators and the appraisal")
     stats.add_argument("--month", required=True, help="YYYY-MM")
     stats.add_argument("--scope", help="a street, community or grid code (default: all)")
-    stats.add_argument("--csv", type=Path, help="also write the table to this CSV file")
+    written = stats.add_mutually_exclusive_group()
+    written.add_argument("--csv-dir", type=Path, metavar="DIR",
+                         help="also write each table as CSV into DIR:"
+                              " indicators-YYYY-MM.csv and appraisal-YYYY-MM.csv")
+    written.add_argument("--csv", type=Path, metavar="FILE",
+                         help="also write the indicators to FILE and the appraisal to"
+                              " FILE-appraisal.csv beside it")
+    stats.add_argument("--json", action="store_true",
+                       help="print one JSON object instead of the tables (docs/cli.md)")
     stats.set_defaults(run=_stats)
     return parser
 
@@ -354,30 +362,57 @@ def _staff_revoke(settings: Settings, args: argparse.Namespace) -> int:
 def _stats(settings: Settings, args: argparse.Namespace) -> int:
     try:
         year, month = (int(part) for part in args.month.split("-"))
-        start_local = datetime(year, month, 1, tzinfo=settings.timezone)
+        first = datetime(year, month, 1, tzinfo=settings.timezone)
     except ValueError:
         print(f"gridbot: --month: use YYYY-MM, got {args.month!r}", file=sys.stderr)
         return 2
-    end_local = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=settings.timezone)
+    start, end = stats_service.month_of(first, settings.timezone)
 
     async def run() -> int:
         db = await Database.open(settings.database)
         try:
-            cases, events = await stats_store.facts(db.conn, start_local, end_local,
-                                                    args.scope)
-            chiefs = await stats_store.chief_names(db.conn, args.scope)
+            found = await stats_service.month_report(db.conn, start, end, args.scope)
         finally:
             await db.close()
-        report = stats.compute(cases, events, start_local, end_local, chiefs)
-        table = stats.table(report, chiefs)
-        print(f"gridbot indicators for {args.month}"
-              f"{' in ' + args.scope if args.scope else ''}")
-        print(stats.format_table(table))
-        if args.csv is not None:
-            with args.csv.open("w", newline="", encoding="utf-8") as out:
-                writer = csv.writer(out)
-                writer.writerows(table)
-            print(f"written to {args.csv}")
+        tables = {"indicators": found.indicator_table(), "appraisal": found.appraisal_table()}
+        try:
+            written = [_write_csv(path, tables[name])
+                       for name, path in _csv_paths(args, found.month).items()]
+        except OSError as exc:
+            print(f"gridbot: cannot write the CSV: {exc}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(found.as_json(), ensure_ascii=False, indent=2))
+        else:
+            print(f"gridbot indicators for {found.month}"
+                  f"{' in ' + args.scope if args.scope else ''}")
+            print(stats.format_table(tables["indicators"]))
+            print()
+            print(f"appraisal: cases handled against the target of {stats.APPRAISAL_TARGET}")
+            print(stats.format_table(tables["appraisal"]))
+        for path in written:
+            print(f"written to {path}", file=sys.stderr if args.json else sys.stdout)
         return 0
 
     return asyncio.run(run())
+
+
+def _csv_paths(args: argparse.Namespace, month: str) -> dict[str, Path]:
+    """Where each table goes: DIR/indicators-MONTH[-SCOPE].csv and DIR/appraisal-… with
+    --csv-dir; with --csv FILE, the indicators in FILE and the appraisal beside it."""
+    if args.csv_dir is not None:
+        suffix = f"{month}{'-' + args.scope if args.scope else ''}.csv"
+        return {name: args.csv_dir / f"{name}-{suffix}" for name in ("indicators", "appraisal")}
+    if args.csv is not None:
+        path: Path = args.csv
+        return {"indicators": path,
+                "appraisal": path.with_name(f"{path.stem}-appraisal{path.suffix or '.csv'}")}
+    return {}
+
+
+def _write_csv(path: Path, rows: list[list[str]]) -> Path:
+    """One table as CSV, UTF-8 with a byte-order mark so that Excel reads the Chinese."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8-sig") as out:
+        csv.writer(out).writerows(rows)
+    return path
