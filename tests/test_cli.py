@@ -55,6 +55,30 @@ def test_piping_a_report_into_chat_ends_with_a_stored_case(tmp_path: Path) -> No
     assert [t[0] for t in trail] == ["submit", "register"]
 
 
+def _readme_piped_example() -> tuple[str, list[str]]:
+    """The README's piped chat example: what printf feeds, and gridbot's arguments."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"^printf '([^']*)' \| \.venv/bin/gridbot (chat[^\n]*)$", readme,
+                      re.MULTILINE)
+    assert found, "README.md has no piped chat example"
+    return found.group(1).replace("\\n", "\n"), found.group(2).split()
+
+
+def test_the_readmes_piped_example_files_a_case_every_time_it_is_run(tmp_path: Path) -> None:
+    script, args = _readme_piped_example()
+    numbers = []
+    for _ in range(3):
+        result = gridbot(tmp_path, *args, stdin=script)
+        assert result.returncode == 0, result.stderr
+        match = re.search(r"事件编号：(\d{6}-\d{3})", result.stdout)
+        assert match, result.stdout
+        numbers.append(match.group(1))
+    assert len(set(numbers)) == 3
+    # Someone else at the same place is offered the open cases there to follow.
+    neighbour = gridbot(tmp_path, *args, "--as", "邻居", stdin=script)
+    assert f"关注 {numbers[-1]}" in neighbour.stdout and "事件编号" not in neighbour.stdout
+
+
 def test_chat_shows_buttons_the_telegram_way(tmp_path: Path) -> None:
     result = gridbot(tmp_path, "chat", stdin="/report\n")
     assert "[1 市容环卫]" in result.stdout
