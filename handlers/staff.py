@@ -14,9 +14,8 @@ from bot.domain import stats, workflow
 from bot.domain.categories import TimeLimit
 from bot.domain.messages import Choice, Kind
 from bot.domain.workflow import Actor, Event, EventKind, Level, Role
-from bot.services import casework
+from bot.services import casework, people
 from bot.services import stats as stats_service
-from bot.services.render import mask_phone
 from handlers.base import Context
 from store import cases as case_store
 from store import media as media_store
@@ -258,17 +257,8 @@ async def show_case(ctx: Context, stored: StoredCase, actors: list[Actor]) -> No
 
 async def _reporter_line(ctx: Context, reporter_id: int, actors: list[Actor]) -> str:
     """Who reported: name and phone, the phone masked below the community level."""
-    person = await people_store.get_person(ctx.conn, reporter_id)
-    if person is None:
-        return ""
-    phone = person.phone
-    if phone is None:
-        sms = [c for c in await people_store.contacts_of(ctx.conn, reporter_id)
-               if c.channel == "sms"]
-        phone = sms[0].address if sms else None
-    masked = all(a.role in MASKED_ROLES for a in actors) and not person.phone_visible
-    shown = mask_phone(phone) if masked else (phone or "")
-    return " ".join(part for part in (person.name or "", shown) if part)
+    return await people.contact_line(ctx.conn, reporter_id,
+                                     masked=all(a.role in MASKED_ROLES for a in actors))
 
 
 async def tasks(ctx: Context) -> None:

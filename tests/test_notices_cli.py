@@ -18,7 +18,7 @@ from bot.domain.clock import FakeClock
 from bot.entrypoints import cli_notices
 from bot.settings import Settings
 from tests.test_app import PNG
-from tests.test_cli import gridbot
+from tests.test_cli import gridbot, undocumented
 
 COMMUNITY_1 = "33010600100100"
 
@@ -89,6 +89,7 @@ def test_meeting_invites_a_building_and_lists_the_answers(tmp_path: Path) -> Non
     assert as_json["scope_name"] == "翠苑一区3幢" and as_json["place"] == "3幢一楼大厅"
     assert as_json["starts_at"] == "2031-01-06T11:00:00+00:00"  # 19:00 in Shanghai, as UTC
     assert (as_json["yes"], as_json["no"], len(as_json["unanswered"])) == ([], [], 1)
+    assert undocumented(as_json) == []
 
 
 def test_one_recipient_is_one_recipient_not_one_recipients(tmp_path: Path) -> None:
@@ -121,6 +122,7 @@ def test_notice_show_json_has_the_counts_per_grid(tmp_path: Path) -> None:
     reminded = json.loads(gridbot(tmp_path, "notice", "--show", "1", "--remind",
                                   "--json").stdout)
     assert reminded["reminded"] == 3
+    assert undocumented([*reminded, *reminded["areas"][0]]) == []
 
 
 def test_the_example_time_in_the_error_is_tomorrow_not_a_fixed_date(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from bot.domain.stats import (
 from bot.services import stats as stats_service
 from store import people as people_store
 from tests.chat import ChatDriver
+from tests.test_cli import undocumented
 from tests.test_report_flow import report_by_menu
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -193,6 +194,7 @@ def test_gridbot_stats_json_has_counts_rates_and_the_appraisal(tmp_path: Path) -
     assert (grid["group"], grid["code"]) == ("grid", "33010600100101")
     person = found["indicators"][2]
     assert person["group"] == "person" and person["name"] == "王丽华"
+    assert undocumented([*found, *total, *grid, *person, *found["appraisal"][0]]) == []
     assert found["appraisal"] == [{"person_id": person["person_id"], "name": "王丽华",
                                    "grid": "33010600100101", "handled": 0, "target": 10,
                                    "met": False}]

@@ -22,6 +22,7 @@ from bot.domain.geo import GeoImportError
 from bot.domain.messages import Inbound, Kind, parse_text
 from bot.domain.wording import counted
 from bot.entrypoints import cli_notices
+from bot.services import casework
 from bot.services import stats as stats_service
 from bot.services.districts import import_buildings, import_geojson
 from bot.services.mediafiles import MediaRefused, save_photo
@@ -112,6 +113,14 @@ def _parser() -> argparse.ArgumentParser:
     revoke = staff_commands.add_parser("revoke", help="end one role (ids from 'staff list')")
     revoke.add_argument("role_id", type=int)
     revoke.set_defaults(run=_staff_revoke)
+
+    case = commands.add_parser("case", help="one case: its card and its timeline")
+    case.add_argument("number", help="the case number, YYMMDD-NNN (261123-001 or 261123001)")
+    case.add_argument("--json", action="store_true",
+                      help="print one JSON object (fields in docs/cli.md)")
+    case.add_argument("--full-phone", action="store_true",
+                      help="show phone numbers in full (default: masked, 139****5678)")
+    case.set_defaults(run=_case)
 
     stats = commands.add_parser("stats", help="the month's indicators and the appraisal")
     stats.add_argument("--month", required=True, help="YYYY-MM")
@@ -357,6 +366,72 @@ def _staff_revoke(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def _case(settings: Settings, args: argparse.Namespace) -> int:
+    number = casework.parse_case_number(args.number)
+    if number is None:
+        print(f"gridbot: case: a case number is YYMMDD-NNN, e.g. 261123-001;"
+              f" got {args.number!r}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        bot = await build(settings)
+        try:
+            view = await casework.case_view(bot.db.conn, bot.reference, number,
+                                            bot.clock.now(), masked=not args.full_phone)
+        finally:
+            await bot.close()
+        if view is None:
+            print(f"gridbot: case: no case {number}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(view.as_json(), ensure_ascii=False, indent=2))
+        else:
+            print(_case_card(bot, view))
+        return 0
+
+    return asyncio.run(run())
+
+
+def _case_card(bot: Gridbot, view: casework.CaseView) -> str:
+    """The case as text for people: the card, then the timeline, oldest first."""
+    locale, tz = bot.reference.default_locale, bot.settings.timezone
+
+    def label(key: str, code: str | None) -> str:
+        return f"{bot.renderer.label(locale, f'{key}.{code}')} ({code})" if code else "-"
+
+    def when(moment: datetime | None) -> str:
+        return f"{moment.astimezone(tz):%Y-%m-%d %H:%M}" if moment else "-"
+
+    place = view.place or (f"{view.lat:.5f}, {view.lon:.5f}"
+                           if view.lat is not None and view.lon is not None else "-")
+    area = view.grid_code or view.community_code or view.street_code
+    lines = [
+        f"case {view.number}: {view.category_name} ({view.category}), {view.urgency},"
+        f" {view.procedure}{', found on patrol' if view.found_on_patrol else ''}",
+        f"  state:       {label('state', view.state)}, at {label('level', view.level)}"
+        f"{' ' + view.department if view.department else ''}",
+        f"  area:        {view.area_name or '-'} ({area or '-'})",
+        f"  place:       {place}{' (' + view.location_note + ')' if view.location_note else ''}",
+        f"  description: {view.description}",
+        f"  reporter:    {view.reporter or '-'} via {view.source_channel or '-'}",
+        f"  in charge:   {view.assignee or '-'}"
+        f"{f' (#{view.assignee_id})' if view.assignee_id is not None else ''}",
+        f"  deadline:    {when(view.deadline)}{' (overdue)' if view.overdue else ''}",
+        f"  photos:      {len(view.photo_ids)}, followers: {view.followers}"
+        f"{f', rating: {view.rating} of 5' if view.rating is not None else ''}"
+        f"{f', reworked {view.rework_count}x' if view.rework_count else ''}"
+        f"{f', merged into {view.merged_into}' if view.merged_into else ''}",
+        "timeline:",
+    ]
+    for entry in view.timeline:
+        who = entry.actor_role if entry.actor_id is None else (
+            f"{entry.actor_role} {entry.actor or '#' + str(entry.actor_id)}")
+        lines.append(f"  {when(entry.at)}  {label('event', entry.event)}"
+                     f" → {bot.renderer.label(locale, f'state.{entry.to_state}')}  by {who}"
+                     f"{'：' + entry.note if entry.note else ''}")
+    return "\n".join(lines)
 
 
 def _stats(settings: Settings, args: argparse.Namespace) -> int:

@@ -27,3 +27,18 @@ async def display_name(conn: aiosqlite.Connection, person_id: int, *,
     if contacts:
         return f"{contacts[0].channel} {contacts[0].address}"
     return f"#{person_id}"
+
+
+async def contact_line(conn: aiosqlite.Connection, person_id: int, *,
+                       masked: bool = True) -> str:
+    """Name and phone, as staff read who reported ("王阿姨 139****5678"): the phone on
+    file or the SMS number, masked unless told otherwise or the person agreed to show it."""
+    person = await people_store.get_person(conn, person_id)
+    if person is None:
+        return ""
+    phone = person.phone
+    if phone is None:
+        phone = next((c.address for c in await people_store.contacts_of(conn, person_id)
+                      if c.channel in PHONE_CHANNELS), None)
+    shown = mask_phone(phone) if masked and not person.phone_visible else (phone or "")
+    return " ".join(part for part in (person.name or "", shown) if part)
