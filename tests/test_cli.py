@@ -39,7 +39,8 @@ def gridbot(tmp_path: Path, *args: str, stdin: str = "",
 def test_help_lists_every_command(tmp_path: Path) -> None:
     result = gridbot(tmp_path, "--help")
     assert result.returncode == 0
-    for command in ("serve", "chat", "import-grids", "import-buildings", "migrate"):
+    for command in ("serve", "chat", "import-grids", "import-buildings", "migrate", "case",
+                    "stats", "notice", "meeting"):
         assert command in result.stdout
 
 
