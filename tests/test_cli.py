@@ -154,6 +154,10 @@ def test_import_buildings_checks_grid_codes(tmp_path: Path) -> None:
     result = gridbot(tmp_path, "import-buildings", str(bad), GRIDBOT_DEMO="false")
     assert result.returncode == 1 and "99999999999999" in result.stderr
     assert "line 4:" in result.stderr  # header line 1, a blank line 3: as an editor shows
+    one = tmp_path / "one.csv"
+    one.write_text("name,address,grid_code\n8幢,某路1号,33010600100101\n", encoding="utf-8")
+    imported = gridbot(tmp_path, "import-buildings", str(one), GRIDBOT_DEMO="false")
+    assert f"imported 1 building from {one}" in imported.stdout, imported.stderr
 
 
 @pytest.mark.parametrize("missing", ["import-grids", "import-buildings"])
