@@ -350,7 +350,10 @@ async def _check_duplicates_then_file(ctx: Context) -> None:
         ctx.conn, ctx.data["category"], ctx.now - timedelta(days=DUPLICATE_DAYS),
         lat=place.lat, lon=place.lon, radius_m=DUPLICATE_RADIUS_M,
         building_id=place.building_id)
-    nearby = [s for s in similar if _is_near(s, place)]
+    # Someone else's case nearby is offered to follow (+1); the person's own is not: they
+    # hear of it already, and following it would change nothing.
+    nearby = [s for s in similar if _is_near(s, place)
+              and s.case.reporter_id != ctx.contact.person_id]
     if nearby:
         ctx.goto(FLOW, "duplicate")
         _ask_duplicate(ctx, [s.case.number for s in nearby], [s.details.description

@@ -8,19 +8,18 @@ the case as it is now, so an old, forged or someone else's button changes nothin
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from bot.domain import stats, workflow
 from bot.domain.categories import TimeLimit
 from bot.domain.messages import Choice, Kind
 from bot.domain.workflow import Actor, Event, EventKind, Level, Role
-from bot.services import casework
-from bot.services.render import mask_phone
+from bot.services import casework, people
+from bot.services import stats as stats_service
 from handlers.base import Context, short_list_size
 from store import cases as case_store
 from store import media as media_store
 from store import people as people_store
-from store import stats as stats_store
 from store.cases import CaseConflict, StoredCase
 
 log = logging.getLogger(__name__)
@@ -258,17 +257,8 @@ async def show_case(ctx: Context, stored: StoredCase, actors: list[Actor]) -> No
 
 async def _reporter_line(ctx: Context, reporter_id: int, actors: list[Actor]) -> str:
     """Who reported: name and phone, the phone masked below the community level."""
-    person = await people_store.get_person(ctx.conn, reporter_id)
-    if person is None:
-        return ""
-    phone = person.phone
-    if phone is None:
-        sms = [c for c in await people_store.contacts_of(ctx.conn, reporter_id)
-               if c.channel == "sms"]
-        phone = sms[0].address if sms else None
-    masked = all(a.role in MASKED_ROLES for a in actors) and not person.phone_visible
-    shown = mask_phone(phone) if masked else (phone or "")
-    return " ".join(part for part in (person.name or "", shown) if part)
+    return await people.contact_line(ctx.conn, reporter_id,
+                                     masked=all(a.role in MASKED_ROLES for a in actors))
 
 
 async def tasks(ctx: Context) -> None:
@@ -322,16 +312,13 @@ async def stats_command(ctx: Context) -> None:
         ctx.say("not_staff")
         return
     scope = scoped[0].scope if scoped else None
-    local = ctx.now.astimezone(ctx.reference.tz)
-    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    end = (start + timedelta(days=32)).replace(day=1)
-    cases, events = await stats_store.facts(ctx.conn, start, end, scope)
-    chiefs = await stats_store.chief_names(ctx.conn, scope)
-    report = stats.compute(cases, events, start, end, chiefs)
-    percent = {k: ("-" if v is None else f"{v * 100:.0f}%" if k != "average_handling_hours"
-                   else f"{v:.1f}") for k, v in report.total.rates().items()}
-    ctx.say("stats_summary", month=start.strftime("%Y-%m"),
+    start, end = stats_service.month_of(ctx.now, ctx.reference.tz)
+    found = await stats_service.month_report(ctx.conn, start, end, scope)
+    report = found.report
+    ctx.say("stats_summary", month=found.month,
             scope=ctx.reference.district.name(scope, ctx.locale) if scope else "",
-            due=report.total.due, closed=report.total.closed, rates=percent,
-            chiefs=[{"name": chiefs[pid][0], "handled": n, "target": stats.APPRAISAL_TARGET}
+            due=report.total.due, closed=report.total.closed,
+            rates=stats.shown_rates(report.total),
+            chiefs=[{"name": found.chiefs[pid][0], "handled": n,
+                     "target": stats.APPRAISAL_TARGET}
                     for pid, n in report.handled_by_chief.items()])

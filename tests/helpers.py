@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -133,3 +134,10 @@ def gridbot(tmp_path: Path, *args: str, stdin: str = "",
                "GRIDBOT_MEDIA_DIR": str(tmp_path / "media"), **env}
     return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, text=True,
                           capture_output=True, cwd=tmp_path, env=environ, timeout=60)
+
+
+def undocumented(fields: Iterable[str]) -> list[str]:
+    """The JSON fields that docs/cli.md does not list (as `field`)."""
+    documented = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text(
+        encoding="utf-8")
+    return [field for field in fields if f"`{field}`" not in documented]

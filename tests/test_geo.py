@@ -234,7 +234,7 @@ def test_broken_area_file_is_refused_naming_feature_and_reason(
 ) -> None:
     with pytest.raises(GeoImportError) as caught:
         parse_areas_geojson(broken(change))
-    assert caught.value.feature == index
+    assert caught.value.feature == index + 1  # counted from 1, as people count
     assert caught.value.code == code
     assert caught.value.reason.startswith(reason)
 
@@ -250,10 +250,11 @@ def test_something_other_than_a_feature_collection_is_refused(data: object) -> N
 
 
 def test_import_error_message_names_feature_code_and_reason() -> None:
+    # set_geom(3, ...) spoils the fourth feature of the list: "feature 4" to a person.
     with pytest.raises(GeoImportError) as caught:
         parse_areas_geojson(broken(set_geom(3, BOWTIE)))
     assert str(caught.value).startswith(
-        "feature 3 (code G1): geometry is not a valid polygon: Self-intersection[")
+        "feature 4 (code G1): geometry is not a valid polygon: Self-intersection[")
     assert isinstance(caught.value, ValueError)
 
 
@@ -263,7 +264,7 @@ def test_import_is_all_or_nothing_even_when_only_the_last_feature_is_bad() -> No
     data["features"][-1]["properties"]["level"] = "gird"
     with pytest.raises(GeoImportError) as caught:
         parse_areas_geojson(data)
-    assert caught.value.feature == 4
+    assert caught.value.feature == 5 == len(data["features"])  # the last one
 
 
 def test_areas_come_back_parents_first_whatever_the_file_order() -> None:
@@ -342,6 +343,18 @@ def test_broken_buildings_csv_is_refused_naming_the_line(text: str, message: str
     with pytest.raises(ValueError) as caught:
         parse_buildings_csv(text)
     assert str(caught.value).startswith(message)
+
+
+def test_buildings_csv_lines_are_numbered_as_an_editor_shows_them() -> None:
+    # Line 1 is the header; line 3 is blank; line 4's quoted address runs onto line 5;
+    # the broken row starts on line 6.
+    text = (HEADER + '1幢,a,G1,30,120\n\n2幢,"古翠路\n88号",G1,30,120\n'
+            '3幢,c,G1,北纬30,120\n')
+    with pytest.raises(ValueError, match="^line 6: lat/lon"):
+        parse_buildings_csv(text)
+    with pytest.raises(ValueError, match="^line 4: grid G7 is not a known grid"):
+        parse_buildings_csv(text.replace(",G1,30,120\n3幢", ",G7,30,120\n3幢"),
+                            known_grids={"G1"})
 
 
 def test_buildings_csv_checks_grid_codes_when_told_the_known_grids() -> None:

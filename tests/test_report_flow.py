@@ -127,17 +127,12 @@ async def test_nearby_open_case_of_same_category_is_offered_to_follow(
     assert number in sms_resident.said
 
 
-async def test_following_your_own_nearby_case_changes_nothing(
+async def test_your_own_nearby_case_is_not_offered_to_follow(
         gridbot: Gridbot, resident: ChatDriver) -> None:
     number = await report_by_menu(resident)
-    await resident.text("/report")
-    await resident.press("市政设施")
-    await resident.text("路灯还是不亮")
-    await resident.location(*GRID_1_POINT)
-    await resident.press("没有照片")
-    await resident.press("确认提交")
-    await resident.press(f"关注 {number}")
-    assert number in resident.said
+    again = await report_by_menu(resident)  # the same person, place and category
+    assert CASE_NUMBER.fullmatch(again) and again != number
+    assert not any("关注" in said.text for said in resident.last)
     stored = await case_store.get_by_number(gridbot.db.conn, number)
     assert stored is not None and stored.case.id is not None
     assert await case_store.follower_count(gridbot.db.conn, stored.case.id) == 0

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.domain.stats import CaseFacts, EventFacts, compute, table
+from wcwidth import wcswidth
+
+from bot.bootstrap import Gridbot
+from bot.domain.stats import (
+    CaseFacts,
+    EventFacts,
+    appraisal_table,
+    compute,
+    format_table,
+    indicator_table,
+    percent,
+    shown_rates,
+)
+from bot.services import stats as stats_service
+from store import people as people_store
+from tests.chat import ChatDriver
+from tests.helpers import report_by_menu, undocumented
 
 TZ = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 1, tzinfo=TZ)
@@ -65,31 +83,120 @@ def test_a_month_with_nothing_due_has_no_rates_rather_than_zeros() -> None:
     assert set(report.total.rates().values()) == {None}
 
 
-def test_the_table_has_a_row_per_grid_person_and_chief() -> None:
+def test_the_tables_have_a_row_per_grid_person_and_chief() -> None:
     report = compute(CASES, EVENTS, START, END, chiefs=[1, 2])
-    rows = table(report, {1: ("王丽华", "G1"), 2: ("陈建国", "G2")})
-    labels = [row[0] for row in rows]
-    assert labels[:4] == ["group", "total", "grid G1", "grid G2"]
-    assert ["王丽华", "G1", "2", "10", "no"] in rows
+    rows = indicator_table(report, {1: "王丽华", 2: "陈建国"})
+    assert [row[0] for row in rows] == ["group", "total", "grid G1", "grid G2",
+                                        "person 1 王丽华", "person 2 陈建国"]
+    assert appraisal_table(report, {1: ("王丽华", "G1"), 2: ("陈建国", "G2")}) == [
+        ["chief", "grid", "handled", "target", "met"],
+        ["王丽华", "G1", "2", "10", "no"], ["陈建国", "G2", "0", "10", "no"]]
 
 
-def test_gridbot_stats_prints_the_month_and_writes_csv(tmp_path: Path) -> None:
-    import os
+def test_rates_print_as_percent_as_in_the_chat() -> None:
+    report = compute(CASES, EVENTS, START, END, chiefs=[1, 2])
+    total = indicator_table(report, {})[1]
+    assert total == ["total", "3", "2", "66.7%", "33.3%", "66.7%", "33.3%", "33.3%", "50.0%",
+                     "37.5"]
+    assert shown_rates(report.total)["closing_rate"] == "66.7%" == percent(2 / 3)
+    assert percent(None) == "-" and percent(1.0) == "100.0%"
 
-    env = {**os.environ, "GRIDBOT_DATABASE": str(tmp_path / "g.db")}
+
+def _starts(line: str, cell: str) -> int:
+    """The display column where a cell starts in a printed line."""
+    return wcswidth(line[:line.index(cell)])
+
+
+def test_columns_stay_straight_with_chinese_names() -> None:
+    rows = [["chief", "grid", "handled"], ["王丽华", "G1", "2"],
+            ["Alice", "G2", "10"], ["欧阳建国", "G3", "0"], ["138****1001", "G4", "1"]]
+    lines = format_table(rows).splitlines()
+    assert len({_starts(line, "G") for line in lines[1:]}) == 1, "\n".join(lines)
+    assert {wcswidth(line) for line in lines[1:]} == {wcswidth(lines[0])}
+    assert lines[2].endswith(" 10") and lines[1].endswith("  2")  # numbers to the right
+
+
+async def test_a_chief_without_a_name_is_shown_by_the_masked_phone(gridbot: Gridbot) -> None:
+    now = gridbot.clock.now()
+    async with gridbot.db.transaction() as conn:
+        contact = await people_store.get_or_create_contact(conn, "sms", "+8613900007777", now)
+        await people_store.grant_role(conn, contact.person_id, "grid_chief", "33010600100104",
+                                      now)
+    start, end = stats_service.month_of(now, gridbot.reference.tz)
+    found = await stats_service.month_report(gridbot.db.conn, start, end)
+    names = [row[0] for row in found.appraisal_table()]
+    assert "139****7777" in names and "" not in names
+    assert "+8613900007777" not in json.dumps(found.as_json())
+
+
+async def test_the_chat_and_the_cli_table_show_the_same_rates(gridbot: Gridbot,
+                                                              resident: ChatDriver) -> None:
+    await report_by_menu(resident)  # registered in grid 1, not yet signed for
+    chief = ChatDriver(gridbot, "sim-telegram", "web:chief-0101")
+    await chief.text("/stats")
+    start, end = stats_service.month_of(gridbot.clock.now(), gridbot.reference.tz)
+    found = await stats_service.month_report(gridbot.db.conn, start, end, "33010600100101")
+    total = dict(zip(found.indicator_table()[0], found.indicator_table()[1], strict=True))
+    assert total["on_time_signing_rate"] == "0.0%" and total["self_handling_rate"] == "0.0%"
+    assert "签收及时率 0.0%" in chief.said and "网格自办率 0.0%" in chief.said
+
+
+def _gridbot(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GRIDBOT_DATABASE": str(tmp_path / "g.db"),
+           "GRIDBOT_MEDIA_DIR": str(tmp_path / "media")}
+    return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, text=True,
+                          capture_output=True, cwd=tmp_path, env=env, timeout=60)
+
+
+def test_gridbot_stats_prints_both_tables_and_writes_a_csv_per_table(tmp_path: Path) -> None:
     script = "/report\n1\n垃圾桶满了\n/loc 30.2801 120.11661\n1\n1\n"
-    subprocess.run([sys.executable, "-m", "bot", "chat", "--channel", "sms"], input=script,
-                   text=True, capture_output=True, cwd=tmp_path, env=env, check=True)
-    month = (datetime.now(TZ) + timedelta(days=0)).strftime("%Y-%m")
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "stats", "--month", month, "--csv",
-         str(tmp_path / "s.csv")], text=True, capture_output=True, cwd=tmp_path, env=env)
+    assert _gridbot(tmp_path, "chat", "--channel", "sms", stdin=script).returncode == 0
+    month = datetime.now(TZ).strftime("%Y-%m")
+    result = _gridbot(tmp_path, "stats", "--month", month, "--csv-dir", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert "closing_rate" in result.stdout and "王丽华" in result.stdout
-    assert (tmp_path / "s.csv").read_text(encoding="utf-8").startswith("group,due,closed")
-    bad = subprocess.run([sys.executable, "-m", "bot", "stats", "--month", "2026-13"],
-                         text=True, capture_output=True, cwd=tmp_path, env=env)
+    lines = result.stdout.splitlines()
+    rows = [line for line in lines if line.startswith(("total", "grid ", "person "))]
+    assert any("王丽华" in row for row in rows)
+    assert len({wcswidth(row) for row in rows}) == 1, result.stdout  # columns line up
+    assert "%" in rows[0] and "0." not in rows[0].replace("0.0%", "")  # rates in %
+    indicators = tmp_path / "out" / f"indicators-{month}.csv"
+    appraisal = tmp_path / "out" / f"appraisal-{month}.csv"
+    assert f"written to {indicators}" in result.stdout
+    # A byte-order mark first, so that Excel takes the file as UTF-8 and shows the Chinese.
+    assert indicators.read_bytes().startswith(b"\xef\xbb\xbfgroup,due,closed,closing_rate")
+    assert appraisal.read_bytes().startswith("\ufeffchief,grid,handled".encode())
+    assert "王丽华,33010600100101,0,10,no" in appraisal.read_text(encoding="utf-8-sig")
+    assert "appraisal" not in indicators.read_text(encoding="utf-8-sig")
+    single = _gridbot(tmp_path, "stats", "--month", month, "--csv", str(tmp_path / "s.csv"))
+    assert single.returncode == 0, single.stderr
+    assert (tmp_path / "s.csv").read_text(encoding="utf-8-sig").startswith("group,due")
+    assert (tmp_path / "s-appraisal.csv").read_text(encoding="utf-8-sig").startswith("chief,")
+    bad = _gridbot(tmp_path, "stats", "--month", "2026-13")
     assert bad.returncode == 2 and "--month" in bad.stderr
+
+
+def test_gridbot_stats_json_has_counts_rates_and_the_appraisal(tmp_path: Path) -> None:
+    script = "/report\n1\n垃圾桶满了\n/loc 30.2801 120.11661\n1\n1\n"
+    assert _gridbot(tmp_path, "chat", "--channel", "sms", stdin=script).returncode == 0
+    month = datetime.now(TZ).strftime("%Y-%m")
+    result = _gridbot(tmp_path, "stats", "--month", month, "--scope", "33010600100101",
+                      "--json")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert (found["month"], found["scope"]) == (month, "33010600100101")
+    total = found["indicators"][0]
+    assert total["group"] == "total" and total["registered"] == 1 and total["assigned"] == 1
+    assert total["self_handling_rate"] == 0.0  # a share, not "0.0%"
+    assert total["closing_rate"] == (0.0 if total["due"] else None)  # due: by its deadline
+    grid = found["indicators"][1]
+    assert (grid["group"], grid["code"]) == ("grid", "33010600100101")
+    person = found["indicators"][2]
+    assert person["group"] == "person" and person["name"] == "王丽华"
+    assert undocumented([*found, *total, *grid, *person, *found["appraisal"][0]]) == []
+    assert found["appraisal"] == [{"person_id": person["person_id"], "name": "王丽华",
+                                   "grid": "33010600100101", "handled": 0, "target": 10,
+                                   "met": False}]
 
 
 def test_gridbot_invite_prints_a_code_that_joins_once(tmp_path: Path) -> None:

@@ -45,7 +45,10 @@ class AreaFeature:
 
 
 class GeoImportError(ValueError):
-    """An area file is refused; names the feature (0-based index), its code and the reason."""
+    """An area file is refused; names the feature, its code and the reason.
+
+    `feature` counts as people do: 1 is the first feature of the file's `features` list.
+    """
 
     def __init__(self, reason: str, feature: int | None = None, code: str | None = None) -> None:
         self.reason = reason
@@ -78,48 +81,48 @@ def parse_areas_geojson(
 
     areas: list[AreaFeature] = []
     seen: set[str] = set()
-    for index, feature in enumerate(features):
-        area = _parse_feature(index, feature)
+    for number, feature in enumerate(features, start=1):
+        area = _parse_feature(number, feature)
         if area.code in seen:
-            raise GeoImportError("duplicate code", index, area.code)
+            raise GeoImportError("duplicate code", number, area.code)
         seen.add(area.code)
         areas.append(area)
 
     levels = dict(known_parents or {})
     levels.update({a.code: a.level for a in areas})
-    for index, area in enumerate(areas):
-        _check_parent(index, area, levels)
+    for number, area in enumerate(areas, start=1):
+        _check_parent(number, area, levels)
 
     return sorted(areas, key=lambda a: (LEVELS.index(a.level), a.code))
 
 
-def _parse_feature(index: int, feature: object) -> AreaFeature:
+def _parse_feature(number: int, feature: object) -> AreaFeature:
     """Check one feature on its own (everything except its parent's existence)."""
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
-        raise GeoImportError("not a GeoJSON Feature object", index)
+        raise GeoImportError("not a GeoJSON Feature object", number)
     props = feature.get("properties")
     if not isinstance(props, dict):
-        raise GeoImportError("missing properties", index)
+        raise GeoImportError("missing properties", number)
 
     code = _code(props.get("code"))
     if code is None:
-        raise GeoImportError("missing or empty code", index)
+        raise GeoImportError("missing or empty code", number)
     name = props.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise GeoImportError("missing or empty name", index, code)
+        raise GeoImportError("missing or empty name", number, code)
     name_en = props.get("name_en")
     if name_en is not None and not isinstance(name_en, str):
-        raise GeoImportError("name_en must be a string", index, code)
+        raise GeoImportError("name_en must be a string", number, code)
     level = props.get("level")
     if level not in LEVELS:
         raise GeoImportError(
-            f"unknown level {level!r} (expected one of {', '.join(LEVELS)})", index, code)
+            f"unknown level {level!r} (expected one of {', '.join(LEVELS)})", number, code)
     raw_parent = props.get("parent")
     parent = _code(raw_parent)
     if raw_parent is not None and parent is None:
-        raise GeoImportError(f"parent {raw_parent!r} is not a code", index, code)
+        raise GeoImportError(f"parent {raw_parent!r} is not a code", number, code)
 
-    geometry = _parse_geometry(index, code, feature.get("geometry"))
+    geometry = _parse_geometry(number, code, feature.get("geometry"))
     return AreaFeature(code=code, name=name.strip(), level=level, parent=parent,
                        geometry=geometry, name_en=(name_en or "").strip() or None)
 
@@ -133,48 +136,48 @@ def _code(value: object) -> str | None:
     return None
 
 
-def _parse_geometry(index: int, code: str, raw: object) -> BaseGeometry:
+def _parse_geometry(number: int, code: str, raw: object) -> BaseGeometry:
     """A valid Polygon or MultiPolygon within WGS84 bounds, or GeoImportError."""
     if not isinstance(raw, dict):
-        raise GeoImportError("missing geometry", index, code)
+        raise GeoImportError("missing geometry", number, code)
     if raw.get("type") not in ("Polygon", "MultiPolygon"):
         raise GeoImportError(
-            f"geometry type {raw.get('type')!r} is not Polygon or MultiPolygon", index, code)
+            f"geometry type {raw.get('type')!r} is not Polygon or MultiPolygon", number, code)
     try:
         geometry = shape(raw)
     except Exception as exc:  # shapely raises several kinds for malformed coordinates
-        raise GeoImportError(f"geometry cannot be read: {exc}", index, code) from exc
+        raise GeoImportError(f"geometry cannot be read: {exc}", number, code) from exc
     if geometry.is_empty:
-        raise GeoImportError("geometry is empty", index, code)
+        raise GeoImportError("geometry is empty", number, code)
     coords = shapely.get_coordinates(geometry)
     lons, lats = coords[:, 0], coords[:, 1]
     if not (((lons >= -180) & (lons <= 180)).all() and ((lats >= -90) & (lats <= 90)).all()):
         raise GeoImportError(
             "coordinates outside lon -180..180 / lat -90..90 (GeoJSON order is lon, lat)",
-            index, code)
+            number, code)
     if not geometry.is_valid:
         raise GeoImportError(
-            f"geometry is not a valid polygon: {explain_validity(geometry)}", index, code)
+            f"geometry is not a valid polygon: {explain_validity(geometry)}", number, code)
     return geometry
 
 
-def _check_parent(index: int, area: AreaFeature, levels: Mapping[str, str]) -> None:
+def _check_parent(number: int, area: AreaFeature, levels: Mapping[str, str]) -> None:
     """The parent exists (in the file or the database) and sits one level up."""
     wanted = PARENT_LEVEL.get(area.level)
     if area.parent is None:
         if area.level in ("district", "street"):
             return
-        raise GeoImportError(f"a {area.level} needs a parent {wanted}", index, area.code)
+        raise GeoImportError(f"a {area.level} needs a parent {wanted}", number, area.code)
     if wanted is None:
-        raise GeoImportError("a district cannot have a parent", index, area.code)
+        raise GeoImportError("a district cannot have a parent", number, area.code)
     parent_level = levels.get(area.parent)
     if parent_level is None:
         raise GeoImportError(
-            f"parent {area.parent} is neither in the file nor already known", index, area.code)
+            f"parent {area.parent} is neither in the file nor already known", number, area.code)
     if parent_level != wanted:
         raise GeoImportError(
             f"parent {area.parent} is a {parent_level}, but a {area.level}'s parent must be"
-            f" a {wanted}", index, area.code)
+            f" a {wanted}", number, area.code)
 
 
 # --- Points --------------------------------------------------------------------------------
@@ -238,7 +241,9 @@ def parse_buildings_csv(text: str, known_grids: Container[str] | None = None) ->
     """Parse `name,address,grid_code[,lat,lon]` CSV; ValueError names the line and problem.
 
     lat and lon are optional columns and optional values (both or neither). When
-    `known_grids` is given, every grid_code must be in it. All rows or none.
+    `known_grids` is given, every grid_code must be in it. All rows or none. Lines are
+    numbered as an editor shows them: the header is line 1, blank lines count, and a row
+    whose quoted field runs over several lines is named by the line it starts on.
     """
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
     header = next(reader, None)
@@ -259,8 +264,9 @@ def parse_buildings_csv(text: str, known_grids: Container[str] | None = None) ->
 
     buildings: list[Building] = []
     seen: set[tuple[str, str]] = set()
+    ended = reader.line_num  # the last line of the header
     for row in reader:
-        line = reader.line_num
+        line, ended = ended + 1, reader.line_num
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(columns):
@@ -270,7 +276,8 @@ def parse_buildings_csv(text: str, known_grids: Container[str] | None = None) ->
             if not values[column]:
                 raise ValueError(f"line {line}: {column} is empty")
         if known_grids is not None and values["grid_code"] not in known_grids:
-            raise ValueError(f"line {line}: grid {values['grid_code']} is not a known grid")
+            raise ValueError(f"line {line}: grid {values['grid_code']} is not a known grid"
+                             " (import the grids first)")
         key = (values["grid_code"], values["name"])
         if key in seen:
             raise ValueError(f"line {line}: building {key[1]!r} appears twice in grid {key[0]}")

@@ -22,9 +22,12 @@ Definitions (domain.md, "Indicators"):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
+
+import wcwidth
 
 APPRAISAL_TARGET = 10
 SIGN_LIMIT = {"U1": timedelta(minutes=15)}
@@ -174,29 +177,47 @@ def compute(cases: Sequence[CaseFacts], events: Iterable[EventFacts], start: dat
 
 COLUMNS = ("due", "closed", "closing_rate", "on_time_closing_rate", "on_time_signing_rate",
            "rework_rate", "self_handling_rate", "satisfaction", "average_handling_hours")
+APPRAISAL_COLUMNS = ("chief", "grid", "handled", "target", "met")
+COUNTS = ("due", "closed", "closed_on_time", "assigned", "signed_on_time", "handled",
+          "reworked", "registered", "self_handled", "ratings", "satisfied")
+
+
+def percent(share: float | None) -> str:
+    """A share as people read it, in the chat and in the CLI alike: 0.6667 → "66.7%"."""
+    return "-" if share is None else f"{share * 100:.1f}%"
+
+
+def hours(value: float | None) -> str:
+    """Hours with one decimal, or "-": 37.5 → "37.5"."""
+    return "-" if value is None else f"{value:.1f}"
+
+
+def shown_rates(figures: Figures) -> dict[str, str]:
+    """The indicators of one group as text: rates in %, the average in hours."""
+    return {key: hours(value) if key == "average_handling_hours" else percent(value)
+            for key, value in figures.rates().items()}
 
 
 def _row(label: str, figures: Figures) -> list[str]:
-    rates = figures.rates()
-    counts = {"due": figures.due, "closed": figures.closed}
-    return [label, *(_cell(counts[c] if c in counts else rates[c]) for c in COLUMNS)]
+    shown = shown_rates(figures)
+    counts = {"due": str(figures.due), "closed": str(figures.closed)}
+    return [label, *(counts.get(c) or shown[c] for c in COLUMNS)]
 
 
-def _cell(value: float | int | None) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.2f}"
-
-
-def table(report: Report, chiefs: dict[int, tuple[str, str]]) -> list[list[str]]:
-    """The report as rows: a header, the total, each grid, each person, the appraisal."""
+def indicator_table(report: Report, names: Mapping[int, str]) -> list[list[str]]:
+    """The indicators as rows: a header, the total, each grid, each person in charge
+    (`names`: person id → how to call them)."""
     rows = [["group", *COLUMNS], _row("total", report.total)]
     rows += [_row(f"grid {code}", figures) for code, figures in sorted(report.by_grid.items())]
-    rows += [_row(f"person {pid} {chiefs.get(pid, ('', ''))[0]}".strip(), figures)
+    rows += [_row(f"person {pid} {names.get(pid, '')}".strip(), figures)
              for pid, figures in sorted(report.by_person.items())]
-    rows.append(["appraisal: chief", "grid", "handled", "target", "met"])
+    return rows
+
+
+def appraisal_table(report: Report, chiefs: Mapping[int, tuple[str, str]]) -> list[list[str]]:
+    """The appraisal as rows: a header, then each grid chief (`chiefs`: person id →
+    (how to call them, grid code)), by grid."""
+    rows = [list(APPRAISAL_COLUMNS)]
     for pid, count in sorted(report.handled_by_chief.items(), key=lambda kv: chiefs[kv[0]][1]):
         name, grid = chiefs[pid]
         rows.append([name, grid, str(count), str(APPRAISAL_TARGET),
@@ -204,8 +225,51 @@ def table(report: Report, chiefs: dict[int, tuple[str, str]]) -> list[list[str]]
     return rows
 
 
-def format_table(rows: list[list[str]]) -> str:
-    """Rows as aligned text columns."""
-    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+def as_json(report: Report, names: Mapping[int, str],
+            chiefs: Mapping[int, tuple[str, str]]) -> dict[str, Any]:
+    """The report for scripts: counts and rates (shares 0-1, None when undefined) per
+    group, and the appraisal (docs/cli.md lists the fields)."""
+
+    def group(kind: str, figures: Figures, **who: Any) -> dict[str, Any]:
+        return {"group": kind, **who, **{c: getattr(figures, c) for c in COUNTS},
+                **figures.rates()}
+
+    return {
+        "indicators": [
+            group("total", report.total),
+            *(group("grid", f, code=code) for code, f in sorted(report.by_grid.items())),
+            *(group("person", f, person_id=pid, name=names.get(pid))
+              for pid, f in sorted(report.by_person.items()))],
+        "appraisal": [
+            {"person_id": pid, "name": chiefs[pid][0], "grid": chiefs[pid][1],
+             "handled": count, "target": APPRAISAL_TARGET, "met": count >= APPRAISAL_TARGET}
+            for pid, count in sorted(report.handled_by_chief.items(),
+                                     key=lambda kv: chiefs[kv[0]][1])],
+    }
+
+
+def display_width(text: str) -> int:
+    """Columns a terminal gives the text: 2 for each Chinese character, 0 for combining."""
+    width = wcwidth.wcswidth(text)
+    if width >= 0:
+        return width
+    return sum(max(wcwidth.wcwidth(ch), 0) for ch in text)  # control characters: none
+
+
+def _numeric(cell: str) -> bool:
+    return cell == "-" or cell.rstrip("%").replace(".", "", 1).isdigit()
+
+
+def format_table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows as aligned text columns, measured in display width (Chinese names take two
+    columns a character); columns of numbers are aligned right."""
+    count = max(len(row) for row in rows)
+    widths = [max(display_width(row[i]) for row in rows if i < len(row)) for i in range(count)]
+    right = [all(_numeric(row[i]) for row in rows[1:] if i < len(row)) for i in range(count)]
+
+    def pad(cell: str, i: int) -> str:
+        space = " " * (widths[i] - display_width(cell))
+        return space + cell if right[i] else cell + space
+
+    return "\n".join("  ".join(pad(cell, i) for i, cell in enumerate(row)).rstrip()
                      for row in rows)

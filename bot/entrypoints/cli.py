@@ -20,14 +20,16 @@ from bot.domain.channels import SIMULATED
 from bot.domain.clock import SystemClock
 from bot.domain.geo import GeoImportError
 from bot.domain.messages import Inbound, Kind, parse_text
+from bot.domain.wording import counted
 from bot.entrypoints import cli_notices
 from bot.runtime import loop
+from bot.services import casework
+from bot.services import stats as stats_service
 from bot.services.districts import import_buildings, import_geojson
 from bot.services.mediafiles import MediaRefused, save_photo
 from bot.settings import Settings, SettingsError
 from store import outbox as outbox_store
 from store import staff as staff_store
-from store import stats as stats_store
 from store.db import Database
 
 INVITE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud safely
@@ -113,10 +115,26 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("role_id", type=int)
     revoke.set_defaults(run=_staff_revoke)
 
+    case = commands.add_parser("case", help="one case: its card and its timeline")
+    case.add_argument("number", help="the case number, YYMMDD-NNN (261123-001 or 261123001)")
+    case.add_argument("--json", action="store_true",
+                      help="print one JSON object (fields in docs/cli.md)")
+    case.add_argument("--full-phone", action="store_true",
+                      help="show phone numbers in full (default: masked, 139****5678)")
+    case.set_defaults(run=_case)
+
     stats = commands.add_parser("stats", help="the month's indicators and the appraisal")
     stats.add_argument("--month", required=True, help="YYYY-MM")
     stats.add_argument("--scope", help="a street, community or grid code (default: all)")
-    stats.add_argument("--csv", type=Path, help="also write the table to this CSV file")
+    written = stats.add_mutually_exclusive_group()
+    written.add_argument("--csv-dir", type=Path, metavar="DIR",
+                         help="also write each table as CSV into DIR:"
+                              " indicators-YYYY-MM.csv and appraisal-YYYY-MM.csv")
+    written.add_argument("--csv", type=Path, metavar="FILE",
+                         help="also write the indicators to FILE and the appraisal to"
+                              " FILE-appraisal.csv beside it")
+    stats.add_argument("--json", action="store_true",
+                       help="print one JSON object instead of the tables (docs/cli.md)")
     stats.set_defaults(run=_stats)
     return parser
 
@@ -229,7 +247,8 @@ def _import_grids(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         finally:
             await db.close()
-        print(f"imported {count} areas from {args.file} (restart a running server to use them)")
+        print(f"imported {counted(count, 'area')} from {args.file}"
+              " (restart a running server to use them)")
         return 0
 
     return loop.run(run())
@@ -251,7 +270,7 @@ def _import_buildings(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         finally:
             await db.close()
-        print(f"imported {count} buildings from {args.file}"
+        print(f"imported {counted(count, 'building')} from {args.file}"
               " (restart a running server to use them)")
         return 0
 
@@ -350,33 +369,124 @@ def _staff_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return loop.run(run())
 
 
+def _case(settings: Settings, args: argparse.Namespace) -> int:
+    number = casework.parse_case_number(args.number)
+    if number is None:
+        print(f"gridbot: case: a case number is YYMMDD-NNN, e.g. 261123-001;"
+              f" got {args.number!r}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        bot = await build(settings)
+        try:
+            view = await casework.case_view(bot.db.conn, bot.reference, number,
+                                            bot.clock.now(), masked=not args.full_phone)
+        finally:
+            await bot.close()
+        if view is None:
+            print(f"gridbot: case: no case {number}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(view.as_json(), ensure_ascii=False, indent=2))
+        else:
+            print(_case_card(bot, view))
+        return 0
+
+    return loop.run(run())
+
+
+def _case_card(bot: Gridbot, view: casework.CaseView) -> str:
+    """The case as text for people: the card, then the timeline, oldest first."""
+    locale, tz = bot.reference.default_locale, bot.settings.timezone
+
+    def label(key: str, code: str | None) -> str:
+        return f"{bot.renderer.label(locale, f'{key}.{code}')} ({code})" if code else "-"
+
+    def when(moment: datetime | None) -> str:
+        return f"{moment.astimezone(tz):%Y-%m-%d %H:%M}" if moment else "-"
+
+    place = view.place or (f"{view.lat:.5f}, {view.lon:.5f}"
+                           if view.lat is not None and view.lon is not None else "-")
+    area = view.grid_code or view.community_code or view.street_code
+    lines = [
+        f"case {view.number}: {view.category_name} ({view.category}), {view.urgency},"
+        f" {view.procedure}{', found on patrol' if view.found_on_patrol else ''}",
+        f"  state:       {label('state', view.state)}, at {label('level', view.level)}"
+        f"{' ' + view.department if view.department else ''}",
+        f"  area:        {view.area_name or '-'} ({area or '-'})",
+        f"  place:       {place}{' (' + view.location_note + ')' if view.location_note else ''}",
+        f"  description: {view.description}",
+        f"  reporter:    {view.reporter or '-'} via {view.source_channel or '-'}",
+        f"  in charge:   {view.assignee or '-'}"
+        f"{f' (#{view.assignee_id})' if view.assignee_id is not None else ''}",
+        f"  deadline:    {when(view.deadline)}{' (overdue)' if view.overdue else ''}",
+        f"  photos:      {len(view.photo_ids)}, followers: {view.followers}"
+        f"{f', rating: {view.rating} of 5' if view.rating is not None else ''}"
+        f"{f', reworked {view.rework_count}x' if view.rework_count else ''}"
+        f"{f', merged into {view.merged_into}' if view.merged_into else ''}",
+        "timeline:",
+    ]
+    for entry in view.timeline:
+        who = entry.actor_role if entry.actor_id is None else (
+            f"{entry.actor_role} {entry.actor or '#' + str(entry.actor_id)}")
+        lines.append(f"  {when(entry.at)}  {label('event', entry.event)}"
+                     f" → {bot.renderer.label(locale, f'state.{entry.to_state}')}  by {who}"
+                     f"{'：' + entry.note if entry.note else ''}")
+    return "\n".join(lines)
+
+
 def _stats(settings: Settings, args: argparse.Namespace) -> int:
     try:
         year, month = (int(part) for part in args.month.split("-"))
-        start_local = datetime(year, month, 1, tzinfo=settings.timezone)
+        first = datetime(year, month, 1, tzinfo=settings.timezone)
     except ValueError:
         print(f"gridbot: --month: use YYYY-MM, got {args.month!r}", file=sys.stderr)
         return 2
-    end_local = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=settings.timezone)
+    start, end = stats_service.month_of(first, settings.timezone)
 
     async def run() -> int:
         db = await Database.open(settings.database)
         try:
-            cases, events = await stats_store.facts(db.conn, start_local, end_local,
-                                                    args.scope)
-            chiefs = await stats_store.chief_names(db.conn, args.scope)
+            found = await stats_service.month_report(db.conn, start, end, args.scope)
         finally:
             await db.close()
-        report = stats.compute(cases, events, start_local, end_local, chiefs)
-        table = stats.table(report, chiefs)
-        print(f"gridbot indicators for {args.month}"
-              f"{' in ' + args.scope if args.scope else ''}")
-        print(stats.format_table(table))
-        if args.csv is not None:
-            with args.csv.open("w", newline="", encoding="utf-8") as out:
-                writer = csv.writer(out)
-                writer.writerows(table)
-            print(f"written to {args.csv}")
+        tables = {"indicators": found.indicator_table(), "appraisal": found.appraisal_table()}
+        try:
+            written = [_write_csv(path, tables[name])
+                       for name, path in _csv_paths(args, found.month).items()]
+        except OSError as exc:
+            print(f"gridbot: cannot write the CSV: {exc}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(found.as_json(), ensure_ascii=False, indent=2))
+        else:
+            print(f"gridbot indicators for {found.month}"
+                  f"{' in ' + args.scope if args.scope else ''}")
+            print(stats.format_table(tables["indicators"]))
+            print()
+            print(f"appraisal: cases handled against the target of {stats.APPRAISAL_TARGET}")
+            print(stats.format_table(tables["appraisal"]))
+        for path in written:
+            print(f"written to {path}", file=sys.stderr if args.json else sys.stdout)
         return 0
 
     return loop.run(run())
+
+
+def _csv_paths(args: argparse.Namespace, month: str) -> dict[str, Path]:
+    """Where each table goes: DIR/indicators-MONTH[-SCOPE].csv and DIR/appraisal-… with
+    --csv-dir; with --csv FILE, the indicators in FILE and the appraisal beside it."""
+    if args.csv_dir is not None:
+        suffix = f"{month}{'-' + args.scope if args.scope else ''}.csv"
+        return {name: args.csv_dir / f"{name}-{suffix}" for name in ("indicators", "appraisal")}
+    if args.csv is not None:
+        path: Path = args.csv
+        return {"indicators": path,
+                "appraisal": path.with_name(f"{path.stem}-appraisal{path.suffix or '.csv'}")}
+    return {}
+def _write_csv(path: Path, rows: list[list[str]]) -> Path:
+    """One table as CSV, UTF-8 with a byte-order mark so that Excel reads the Chinese."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8-sig") as out:
+        csv.writer(out).writerows(rows)
+    return path

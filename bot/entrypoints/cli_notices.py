@@ -4,19 +4,23 @@ Both print a preview (recipients per channel) and ask before anything is stored,
 `--yes`. A notice without `--at` is queued at once, in this process, in one transaction;
 the server's senders deliver it. With `--at` it is stored and the server's scheduler sends
 it then. `--show ID` prints the acknowledgements per grid (or a meeting's answers) and
-`--remind` queues the notice again for those who have not acknowledged.
+`--remind` queues the notice again for those who have not acknowledged; with `--json` the
+same as one JSON object (fields in docs/cli.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.bootstrap import Gridbot, build
+from bot.domain.clock import iso
+from bot.domain.wording import counted, plural
 from bot.runtime import loop
 from bot.services import meetings, notices
 from bot.services.mediafiles import MediaRefused, save_photo
@@ -57,6 +61,8 @@ def _audience_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", choices=notices.AUDIENCES, help="who receives it")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--show", type=int, metavar="ID", help="show one sent before")
+    parser.add_argument("--json", action="store_true",
+                        help="with --show: print one JSON object (fields in docs/cli.md)")
 
 
 Command = Callable[[Gridbot, argparse.Namespace, TextIO, TextIO], Awaitable[int]]
@@ -85,6 +91,13 @@ def _confirmed(args: argparse.Namespace, source: TextIO, out: TextIO) -> bool:
     return source.readline().strip().lower() in ("y", "yes", "是", "好")
 
 
+def example_time(bot: Gridbot, at: str) -> str:
+    """A future local time in the --at format, for an error message: tomorrow at `at`
+    (HH:MM), by the bot's clock."""
+    tomorrow = bot.clock.now().astimezone(bot.settings.timezone) + timedelta(days=1)
+    return f"{tomorrow:%Y-%m-%d} {at}"
+
+
 def _time(bot: Gridbot, text: str | None) -> datetime | None:
     if text is None:
         return None
@@ -104,13 +117,23 @@ async def _preview(bot: Gridbot, args: argparse.Namespace, out: TextIO,
         return None
     counted = await notices.preview(bot.db.conn, scope, args.to)
     channels = ", ".join(f"{name} {count}" for name, count in counted.channels.items())
-    print(f"{scope.name(district, 'zh_CN')} ({scope.code}), {args.to}: {counted.total}"
-          f" recipients{f' ({channels})' if channels else ''}", file=out)
+    print(f"{scope.name(district, 'zh_CN')} ({scope.code}), {args.to}:"
+          f" {_recipients(counted.total)}{f' ({channels})' if channels else ''}", file=out)
     if photo and counted.text_only:
-        print(f"  {counted.text_only} of them on SMS get the text only, without the photo",
-              file=out)
+        print(f"  {counted.text_only} of them on SMS {plural(counted.text_only, 'gets')} the"
+              " text only, without the photo", file=out)
     issuer = district.ancestor(scope.area, "street") or scope.area
     return scope, issuer
+
+
+def _scope_name(bot: Gridbot, code: str) -> str:
+    """How people read a stored scope (an area or "building:ID"); the code if unknown."""
+    scope = notices.resolve_scope(bot.reference.district, code)
+    return scope.name(bot.reference.district, "zh_CN") if scope else code
+
+
+def _recipients(count: int) -> str:
+    return counted(count, "recipient")
 
 
 async def _notice(bot: Gridbot, args: argparse.Namespace, source: TextIO, out: TextIO) -> int:
@@ -124,7 +147,8 @@ async def _notice(bot: Gridbot, args: argparse.Namespace, source: TextIO, out: T
     now = bot.clock.now()
     send_at = _time(bot, args.at) if args.at else now
     if send_at is None or send_at < now:
-        return _fail('notice: --at must be a future local time like "2026-11-24 09:00"')
+        return _fail(f'notice: --at must be a future local time like'
+                     f' "{example_time(bot, "09:00")}"')
     photo = None
     if args.photo is not None:
         try:
@@ -153,7 +177,7 @@ async def _notice(bot: Gridbot, args: argparse.Namespace, source: TextIO, out: T
     if count is None:
         print(f"notice {notice_id} scheduled; the server sends it at its time", file=out)
     else:
-        print(f"notice {notice_id} queued for {count} recipients", file=out)
+        print(f"notice {notice_id} queued for {_recipients(count)}", file=out)
     return 0
 
 
@@ -163,38 +187,41 @@ async def _show_notice(bot: Gridbot, args: argparse.Namespace, out: TextIO) -> i
         return _fail(f"notice: no notice {args.show}")
     district = bot.reference.district
     counts = await notice_store.ack_counts(bot.db.conn, notice.id)
-    acked = sum(a for _, _, a in counts)
-    print(f"notice {notice.id} ({notice.status}, {notice.audience} of {notice.scope}):"
-          f" {acked} of {notice.recipients} acknowledged", file=out)
-    for area, total, done in counts:
-        print(f"  {district.name(area, 'zh_CN') if area else '-'} ({area}): {done} / {total}",
-              file=out)
+    view: dict[str, Any] = {
+        "id": notice.id, "status": notice.status, "scope": notice.scope,
+        "scope_name": _scope_name(bot, notice.scope), "audience": notice.audience,
+        "text": notice.body, "send_at": iso(notice.send_at), "recipients": notice.recipients,
+        "acknowledged": sum(done for _, _, done in counts),
+        "areas": [{"code": area, "name": district.name(area, "zh_CN") if area else None,
+                   "recipients": total, "acknowledged": done} for area, total, done in counts],
+    }
     if args.remind:
         outreach = notices.Outreach(bot.renderer, bot.reference, bot.settings.quiet_hours)
         async with bot.db.transaction() as conn:
-            count = await notices.remind(conn, outreach, notice, bot.clock.now())
-        print(f"reminder queued for {count} recipients", file=out)
+            view["reminded"] = await notices.remind(conn, outreach, notice, bot.clock.now())
+    if args.json:
+        print(json.dumps(view, ensure_ascii=False, indent=2), file=out)
+        return 0
+    print(f"notice {notice.id} ({notice.status}, {notice.audience} of {notice.scope}):"
+          f" {view['acknowledged']} of {notice.recipients} acknowledged", file=out)
+    for area in view["areas"]:
+        print(f"  {area['name'] or '-'} ({area['code']}): {area['acknowledged']} /"
+              f" {area['recipients']}", file=out)
+    if args.remind:
+        print(f"reminder queued for {_recipients(view['reminded'])}", file=out)
     return 0
 
 
 async def _meeting(bot: Gridbot, args: argparse.Namespace, source: TextIO, out: TextIO) -> int:
     if args.show is not None:
-        found_meeting = await meeting_store.get(bot.db.conn, args.show)
-        if found_meeting is None:
-            return _fail(f"meeting: no meeting {args.show}")
-        answers = await meetings.summary(bot.db.conn, found_meeting.id)
-        print(f"meeting {found_meeting.id} {found_meeting.title}: {answers['invited']} invited",
-              file=out)
-        for key in ("yes", "no", "unanswered"):
-            names = answers[key]
-            print(f"  {key}: {len(names)}{': ' + ', '.join(names) if names else ''}", file=out)
-        return 0
+        return await _show_meeting(bot, args, out)
     if not (args.scope and args.to and args.title and args.place and args.at):
         return _fail("meeting: --scope, --to, --title, --place and --at are required")
     now = bot.clock.now()
     starts_at = _time(bot, args.at)
     if starts_at is None or starts_at <= now:
-        return _fail('meeting: --at must be a future local time like "2026-11-25 14:30"')
+        return _fail(f'meeting: --at must be a future local time like'
+                     f' "{example_time(bot, "14:30")}"')
     found = await _preview(bot, args, out)
     if found is None:
         return _fail(f"meeting: unknown area or building {args.scope!r}")
@@ -212,5 +239,27 @@ async def _meeting(bot: Gridbot, args: argparse.Namespace, source: TextIO, out: 
         meeting = await meeting_store.get(conn, meeting_id)
         assert meeting is not None
         count = await meetings.invite(conn, outreach, meeting, now)
-    print(f"meeting {meeting_id}: invitations queued for {count} people", file=out)
+    print(f"meeting {meeting_id}: invitations queued for {counted(count, 'person')}",
+          file=out)
+    return 0
+
+
+async def _show_meeting(bot: Gridbot, args: argparse.Namespace, out: TextIO) -> int:
+    meeting = await meeting_store.get(bot.db.conn, args.show)
+    if meeting is None:
+        return _fail(f"meeting: no meeting {args.show}")
+    answers = await meetings.summary(bot.db.conn, meeting.id)
+    if args.json:
+        view = {"id": meeting.id, "title": meeting.title, "place": meeting.place,
+                "starts_at": iso(meeting.starts_at), "scope": meeting.scope,
+                "scope_name": _scope_name(bot, meeting.scope),
+                "audience": meeting.audience, "status": meeting.status,
+                "invited": answers["invited"], "yes": answers["yes"], "no": answers["no"],
+                "unanswered": answers["unanswered"]}
+        print(json.dumps(view, ensure_ascii=False, indent=2), file=out)
+        return 0
+    print(f"meeting {meeting.id} {meeting.title}: {answers['invited']} invited", file=out)
+    for key in ("yes", "no", "unanswered"):
+        names = answers[key]
+        print(f"  {key}: {len(names)}{': ' + ', '.join(names) if names else ''}", file=out)
     return 0

@@ -7,16 +7,20 @@ saved with its audit record in the caller's transaction.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from enum import Enum
+from typing import Any
 
 import aiosqlite
 
 from bot.domain import workflow
+from bot.domain.clock import iso
 from bot.domain.messages import Choice, Reply
 from bot.domain.workflow import Actor, Case, Event, EventKind, Level, Role, State
 from bot.services.districts import Place
 from bot.services.notify import PersonalMessage
+from bot.services.people import contact_line, display_name
 from bot.services.reference import ReferenceData
 from store import cases as case_store
 from store import media as media_store
@@ -279,3 +283,132 @@ async def move_followers(conn: aiosqlite.Connection, merged: Case, target_number
     for person_id in people:
         if person_id != target.case.reporter_id:
             await case_store.add_follower(conn, target.case.id, person_id, now)
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of a case's audit trail, with who did it named."""
+
+    at: datetime
+    event: str
+    actor_id: int | None
+    actor_role: str
+    actor: str | None  # the actor's name or masked contact; None for the system
+    from_state: str
+    to_state: str
+    note: str
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """Everything about one case that an operator reads: the card and the timeline."""
+
+    number: str
+    category: str
+    category_name: str
+    subcategory: str | None
+    urgency: str
+    procedure: str
+    state: str
+    level: str
+    grid_code: str | None
+    community_code: str | None
+    street_code: str | None
+    area_name: str
+    department: str | None
+    place: str | None
+    lat: float | None
+    lon: float | None
+    location_note: str | None
+    description: str
+    source_channel: str | None
+    found_on_patrol: bool
+    reporter_id: int | None
+    reporter: str  # name and phone, the phone masked unless asked otherwise or agreed
+    assignee_id: int | None
+    assignee: str | None
+    created_at: datetime
+    registered_at: datetime | None
+    deadline: datetime | None
+    overdue: bool
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    closed_by_level: str | None
+    rating: int | None
+    rework_count: int
+    merged_into: str | None
+    followers: int
+    photo_ids: list[int]
+    timeline: list[TimelineEntry]
+
+    def as_json(self) -> dict[str, Any]:
+        """The view as JSON-ready data: times as ISO 8601 in UTC (docs/cli.md)."""
+        def plain(value: Any) -> Any:
+            if isinstance(value, datetime):
+                return iso(value)
+            if isinstance(value, Enum):
+                return value.value
+            if isinstance(value, list):
+                return [plain(v) for v in value]
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            return value
+
+        return {key: plain(value) for key, value in asdict(self).items()}
+
+
+async def case_view(conn: aiosqlite.Connection, reference: ReferenceData, number: str,
+                    now: datetime, *, masked: bool = True,
+                    locale: str | None = None) -> CaseView | None:
+    """One case by number as staff read it, with its audit trail; None if there is none.
+
+    Phones are masked as a grid chief sees them unless `masked` is False (the street
+    office sees them in full); a resident who agreed to show theirs is shown in full.
+    """
+    stored = await case_store.get_by_number(conn, number)
+    case_id = stored.case.id if stored is not None else None
+    if stored is None or case_id is None:
+        return None
+    case, details = stored.case, stored.details
+    locale = locale or reference.default_locale
+    try:
+        category_name = reference.catalog.get(case.category).name(locale)
+    except KeyError:
+        category_name = case.category
+    names: dict[int, str] = {}
+
+    async def name_of(person_id: int | None) -> str | None:
+        if person_id is None:
+            return None
+        if person_id not in names:
+            names[person_id] = await display_name(conn, person_id, masked=masked)
+        return names[person_id]
+
+    timeline = [TimelineEntry(e.at, e.event, e.actor_id, e.actor_role, await name_of(e.actor_id),
+                              e.from_state, e.to_state, e.note)
+                for e in await case_store.events(conn, case_id)]
+    area = case.grid_code or case.community_code or case.street_code
+    return CaseView(
+        number=case.number, category=case.category, category_name=category_name,
+        subcategory=details.subcategory, urgency=case.urgency,
+        procedure=case.procedure.value, state=case.state.value, level=case.level.value,
+        grid_code=case.grid_code, community_code=case.community_code,
+        street_code=case.street_code,
+        area_name=reference.district.name(area, locale) if area else "",
+        department=case.department, place=details.address, lat=details.lat, lon=details.lon,
+        location_note=details.location_note, description=details.description,
+        source_channel=details.source_channel, found_on_patrol=case.found_on_patrol,
+        reporter_id=case.reporter_id,
+        reporter=(await contact_line(conn, case.reporter_id, masked=masked)
+                  or await display_name(conn, case.reporter_id, masked=masked)
+                  if case.reporter_id is not None else ""),
+        assignee_id=case.assignee_id, assignee=await name_of(case.assignee_id),
+        created_at=case.created_at, registered_at=case.registered_at, deadline=case.deadline,
+        overdue=(case.deadline is not None and case.deadline < now
+                 and case.state.value in case_store.OPEN_STATES),
+        resolved_at=case.resolved_at, closed_at=case.closed_at,
+        closed_by_level=case.closed_by_level.value if case.closed_by_level else None,
+        rating=case.rating, rework_count=case.rework_count, merged_into=case.merged_into,
+        followers=await case_store.follower_count(conn, case_id),
+        photo_ids=[m.id for m in await media_store.for_case(conn, case_id)],
+        timeline=timeline)

@@ -127,12 +127,8 @@ async def import_geojson(db: Database, data: object, now: datetime) -> int:
 
 async def import_buildings(db: Database, text: str) -> int:
     """Import buildings from CSV text (name,address,grid_code,lat,lon); return a count."""
-    buildings = geo.parse_buildings_csv(text)
     grids = {a.code for a in await area_store.all_areas(db.conn) if a.level == "grid"}
-    for number, b in enumerate(buildings, start=2):
-        if b.grid_code not in grids:
-            raise ValueError(f"line {number}: unknown grid code {b.grid_code!r}"
-                             " (import the grids first)")
+    buildings = geo.parse_buildings_csv(text, known_grids=grids)
     async with db.transaction() as conn:
         await area_store.upsert_buildings(
             conn, [(b.name, b.address, b.grid_code, b.lat, b.lon) for b in buildings])
