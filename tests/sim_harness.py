@@ -12,7 +12,7 @@ import uvicorn
 
 from bot.bootstrap import Gridbot, build
 from bot.domain.clock import FakeClock
-from bot.entrypoints.http import create_app
+from bot.entrypoints.http import Server, create_app
 from bot.settings import Settings
 from tests.fake_telegram import listening_socket
 
@@ -32,8 +32,8 @@ async def serving(settings: Settings, clock: FakeClock) -> AsyncIterator[LiveSim
     await bot.start()
     app = create_app(settings, bot)
     app.state.gridbot = bot
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning",
-                                           access_log=False, timeout_graceful_shutdown=1))
+    server = Server(uvicorn.Config(app, lifespan="off", log_level="warning",
+                                           access_log=False))
     sock = listening_socket()
     serving_task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -125,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bot.entrypoints.http import create_app
+    from bot.entrypoints.http import Server, create_app
     from bot.entrypoints.sim import sim_access
 
     host, port = settings.host, settings.port  # --host/--port are in the settings
@@ -138,9 +138,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     print(f"gridbot: serving on http://{host}:{port} (health: /healthz),"
           f" database {settings.database}", flush=True)
     print(f"gridbot: {sim.start_line(settings)}", flush=True)
-    # A long-poll of the simulator holds its request up to 25 s: do not wait for it to stop.
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, sim=sim), host=host, port=port,
-                                           log_level="info", timeout_graceful_shutdown=5))
+    server = Server(uvicorn.Config(create_app(settings, sim=sim), host=host, port=port,
+                                   log_level="info", timeout_graceful_shutdown=5))
     with sock:
         server.run(sockets=[sock])
     return 0 if server.started else 3  # 3: the start failed (uvicorn's own exit status)

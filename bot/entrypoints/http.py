@@ -10,8 +10,10 @@ Webhook routes are mounted from the settings; their endpoints find their channel
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -19,8 +21,8 @@ from starlette.routing import BaseRoute, Route
 
 from bot.bootstrap import Gridbot, build
 from bot.channels.registry import webhook_routes
-from bot.entrypoints.sim import SimAccess, quiet_polling_in_access_log, sim_access
-from bot.entrypoints.sim import routes as sim_routes
+from bot.entrypoints.sim import SimAccess, sim_access, stop_polls
+from bot.entrypoints.sim import install as install_simulator
 from bot.services.links import routes as media_routes
 from bot.settings import Settings
 
@@ -45,14 +47,22 @@ def create_app(settings: Settings, gridbot: Gridbot | None = None,
 
     routes: list[BaseRoute] = [Route("/healthz", healthz), *media_routes(),
                               *webhook_routes(settings)]
-    if sim.on:
-        routes += sim_routes(sim)
-        quiet_polling_in_access_log()
-    else:
+    if not sim.on:
         routes.append(Route("/", front_page))
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.sim_access = sim
+    install_simulator(app, sim)
     return app
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, answering the simulator's waiting long-polls as it stops, so that
+    they do not hold the shutdown."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Answer the long-polls, then shut down as uvicorn does."""
+        if isinstance(self.config.app, Starlette):
+            stop_polls(self.config.app)
+        await super().shutdown(sockets)
 
 
 def _bot(request: Request) -> Gridbot:

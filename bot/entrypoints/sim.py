@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
@@ -115,10 +116,17 @@ def sim_access(settings: Settings) -> SimAccess:
     return SimAccess(True, reason, token=token, residents_only=bool(real))
 
 
-def routes(access: SimAccess) -> list[BaseRoute]:
-    """The simulator's page, its static files and its JSON API (none when it is off)."""
-    if not access.on:
-        return []
+def install(app: Starlette, access: SimAccess) -> None:
+    """Serve the simulator on `app` when `access` says it is on."""
+    app.state.sim_access = access
+    app.state.sim_arrivals = Arrivals()
+    if access.on:
+        app.router.routes.extend(routes())
+        quiet_polling_in_access_log()
+
+
+def routes() -> list[BaseRoute]:
+    """The simulator's page, its static files and its JSON API."""
     return [
         Route("/", lambda request: RedirectResponse("/sim")),
         Route("/sim", sim_page),
@@ -151,10 +159,13 @@ def quiet_polling_in_access_log() -> None:
 
 
 class Arrivals:
-    """Wakes the long-polls whenever messages were queued (an engine/scheduler hook)."""
+    """Wakes the long-polls whenever messages were queued (an engine/scheduler hook), and
+    all of them at once when the server stops, so that no poll holds the shutdown."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.hooked: Gridbot | None = None  # the gridbot whose hooks call `tell`
+        self.closed = False
 
     def tell(self) -> None:
         """Messages were queued: wake everyone waiting, and start a new round."""
@@ -164,6 +175,19 @@ class Arrivals:
     def current(self) -> asyncio.Event:
         """The event the next arrival sets; take it before looking in the database."""
         return self._event
+
+    def close(self) -> None:
+        """The server is stopping: answer every waiting poll now, and the next at once."""
+        self.closed = True
+        self._event.set()
+
+
+def stop_polls(app: Starlette) -> None:
+    """Answer the simulator's waiting long-polls now (call it when the server is told to
+    exit, from the event loop's thread)."""
+    arrivals: Arrivals | None = getattr(app.state, "sim_arrivals", None)
+    if arrivals is not None:
+        arrivals.close()
 
 
 # --- access -----------------------------------------------------------------------------
@@ -350,11 +374,10 @@ async def sim_photo(request: Request) -> Response:
 def _arrivals(request: Request) -> Arrivals:
     """The app's `Arrivals`, hooked to the engine and scheduler on first use (the app may
     be given a gridbot that was started without its lifespan)."""
-    state = request.app.state
-    arrivals: Arrivals | None = getattr(state, "sim_arrivals", None)
-    if arrivals is None:
-        bot = _bot(request)
-        arrivals = state.sim_arrivals = Arrivals()
+    arrivals: Arrivals = request.app.state.sim_arrivals
+    bot = _bot(request)
+    if arrivals.hooked is not bot:
+        arrivals.hooked = bot
         bot.engine.on_queued.append(arrivals.tell)
         if bot.scheduler is not None:
             bot.scheduler.on_queued.append(arrivals.tell)
@@ -388,7 +411,7 @@ async def sim_messages(request: Request) -> Response:
         arrived = arrivals.current()
         rows = await outbox_store.for_address(bot.db.conn, channel, address, int(after))
         left = deadline - loop.time()
-        if rows or left <= 0:
+        if rows or left <= 0 or arrivals.closed:
             break
         try:
             await asyncio.wait_for(arrived.wait(), left)

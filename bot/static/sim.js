@@ -53,6 +53,21 @@ function addPane(name, channel) {
 
   const target = () => ({channel: q('.channel').value, address: 'web:' + q('.who').value.trim()});
 
+  // The log stays at its newest message while it is read there, also when the pane is
+  // resized (a pane added beside it rewraps every bubble).
+  let stuck = true;
+  log.addEventListener('scroll', () => {
+    stuck = log.scrollTop + log.clientHeight >= log.scrollHeight - 24;
+  });
+  new ResizeObserver(() => { if (stuck) log.scrollTop = log.scrollHeight; }).observe(log);
+
+  // Again after the layout settled (buttons, fonts), so the newest message shows whole.
+  function scrollDown() {
+    stuck = true;
+    log.scrollTop = log.scrollHeight;
+    requestAnimationFrame(() => { log.scrollTop = log.scrollHeight; });
+  }
+
   function bubble(cls, text, time) {
     const div = document.createElement('div');
     div.className = 'msg ' + cls;
@@ -66,7 +81,7 @@ function addPane(name, channel) {
       div.appendChild(stamp);
     }
     log.appendChild(div);
-    log.scrollTop = log.scrollHeight;
+    scrollDown();
     return div;
   }
 
@@ -74,7 +89,7 @@ function addPane(name, channel) {
     const img = document.createElement('img');
     img.src = src;
     img.alt = alt;
-    img.onload = () => { log.scrollTop = log.scrollHeight; };
+    img.onload = scrollDown;
     div.insertBefore(img, div.querySelector('time'));
   }
 
@@ -106,6 +121,7 @@ function addPane(name, channel) {
       row.appendChild(b);
     }
     div.insertBefore(row, div.querySelector('time'));
+    scrollDown();
   }
 
   function show(m) {
