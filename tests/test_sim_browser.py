@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -233,7 +232,3 @@ async def test_on_a_phone_one_pane_fills_the_width_and_nothing_sticks_out(
     await expect(resident.locator(".close")).to_be_in_viewport()
     await phone.screenshot(path=str(shots_folder(tmp_path) / "sim-390.png"))
 
-
-def test_the_fake_clock_is_a_weekday_morning(clock: FakeClock) -> None:
-    """The screenshots' times (10:00) come from the fake clock, not the machine's."""
-    assert clock.now() == datetime.fromisoformat("2026-11-23T02:00:00+00:00")
