@@ -6,6 +6,7 @@ with one line that names the setting and what is wrong (`SettingsError`).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -39,7 +40,10 @@ class Settings:
     holidays: Path = PACKAGE_DATA / "holidays.toml"
     media_dir: Path = Path("var/media")
     demo: bool = True
-    simulators: bool = True
+    # The web simulator: None lets gridbot decide (on only for a local demo: no real
+    # channel, listening on loopback); see bot.entrypoints.http.sim_access.
+    simulators: bool | None = None
+    sim_token: str | None = None  # the simulator's secret (else one is made at start)
     # Telegram (off without a token)
     telegram_token: str | None = None
     telegram_webhook_secret: str | None = None
@@ -73,6 +77,22 @@ class Settings:
     def twilio_enabled(self) -> bool:
         """SMS runs when a Twilio account, its token and a sender are set."""
         return self.twilio_account_sid is not None
+
+    @property
+    def real_channels(self) -> list[str]:
+        """The names of the configured channels that reach real people."""
+        return [name for name, on in (("Telegram", self.telegram_enabled),
+                                      ("SMS (Twilio)", self.twilio_enabled)) if on]
+
+    @property
+    def listens_beyond_loopback(self) -> bool:
+        """Whether the server can be reached from other machines (not 127.x, ::1, localhost)."""
+        if self.host.lower() == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:  # a host name: it may resolve to anything
+            return True
 
     @classmethod
     def from_env(
@@ -150,7 +170,8 @@ class Settings:
             or defaults.holidays,
             media_dir=Path(get("GRIDBOT_MEDIA_DIR") or defaults.media_dir),
             demo=_flag("GRIDBOT_DEMO", get("GRIDBOT_DEMO"), defaults.demo),
-            simulators=_flag("GRIDBOT_SIMULATORS", get("GRIDBOT_SIMULATORS"), defaults.simulators),
+            simulators=_optional_flag("GRIDBOT_SIMULATORS", get("GRIDBOT_SIMULATORS")),
+            sim_token=_sim_token(get("GRIDBOT_SIM_TOKEN")),
             tick_seconds=_tick(get("GRIDBOT_TICK_SECONDS"), defaults.tick_seconds),
             digest_morning=_clock_time("GRIDBOT_DIGEST_MORNING", get("GRIDBOT_DIGEST_MORNING"),
                                        defaults.digest_morning),
@@ -249,6 +270,21 @@ def _flag(setting: str, raw: str | None, default: bool) -> bool:
     raise SettingsError(f"{setting}: must be true or false, got {raw!r}")
 
 
+def _optional_flag(setting: str, raw: str | None) -> bool | None:
+    """true/false, or None when not set or `auto`: gridbot decides."""
+    if raw is None or raw.lower() == "auto":
+        return None
+    return _flag(setting, raw, False)
+
+
+def _sim_token(raw: str | None) -> str | None:
+    if raw is not None and not _SIM_TOKEN.fullmatch(raw):
+        raise SettingsError("GRIDBOT_SIM_TOKEN: use 16-256 characters A-Z, a-z, 0-9, _ and -"
+                            " (e.g. `openssl rand -hex 16`)")
+    return raw
+
+
+_SIM_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,256}")
 _OFF = ("off", "none", "no", "false", "0")
 _CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 _CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -58,7 +58,8 @@ def test_healthz_answers_with_the_database_reachable(client: TestClient) -> None
 def test_sim_page_is_served(client: TestClient) -> None:
     response = client.get("/sim")
     assert response.status_code == 200
-    assert "gridbot" in response.text and "/sim/api/send" in response.text
+    assert "gridbot" in response.text and '<script src="/sim/static/sim.js"' in response.text
+    assert "/sim/api/send" in client.get("/sim/static/sim.js").text
 
 
 def test_the_servers_own_address_leads_to_the_simulator(client: TestClient) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import errno
 import json
 import os
 import secrets
+import socket
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -142,13 +144,49 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bot.entrypoints.http import create_app
+    from bot.entrypoints.http import Server, create_app
+    from bot.entrypoints.sim import sim_access
 
     host, port = settings.host, settings.port  # --host/--port are in the settings
-    print(f"gridbot: serving on http://{host}:{port} (simulator: /sim, health: /healthz),"
+    try:  # before anything starts: a second server must not touch the database
+        sock = listening_socket(host, port)
+    except OSError as exc:
+        print(f"gridbot: {cannot_listen(host, port, exc)}", file=sys.stderr)
+        return 1
+    sim = sim_access(settings)
+    print(f"gridbot: serving on http://{host}:{port} (health: /healthz),"
           f" database {settings.database}", flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
-    return 0
+    print(f"gridbot: {sim.start_line(settings)}", flush=True)
+    server = Server(uvicorn.Config(create_app(settings, sim=sim), host=host, port=port,
+                                   log_level="info", timeout_graceful_shutdown=5))
+    with sock:
+        server.run(sockets=[sock])
+    return 0 if server.started else 3  # 3: the start failed (uvicorn's own exit status)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port and listening (raises OSError when it cannot be)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """One line saying why the server cannot listen, and what to do."""
+    if exc.errno == errno.EADDRINUSE:
+        return (f"port {port} on {host} is already in use (another gridbot serve?);"
+                " stop that one or choose another port with --port or GRIDBOT_PORT")
+    if exc.errno == errno.EACCES:
+        return (f"no permission to listen on {host}:{port}; ports below 1024 need"
+                " privileges: choose another with --port or GRIDBOT_PORT")
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
 def _chat(settings: Settings, args: argparse.Namespace) -> int:
