@@ -16,18 +16,19 @@ run: $(STAMP)
 	$(BIN)/gridbot serve
 
 test: $(STAMP)
-	$(BIN)/ruff check bot handlers store tests
+	$(BIN)/ruff check bot handlers store tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot handlers store tests
+	$(BIN)/ruff check bot handlers store tests benchmarks
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python -m tests.bench
-	$(BIN)/python -m tests.bench_telegram
-	$(BIN)/python -m tests.bench_outbox
+	$(BIN)/python -m benchmarks.bench
+	$(BIN)/python -m benchmarks.bench_telegram
+	$(BIN)/python -m benchmarks.bench_outbox
+	$(BIN)/python -m benchmarks.bench_replies
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
