@@ -28,9 +28,10 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 bench: $(STAMP)
-	$(BIN)/python -m tests.bench
-	$(BIN)/python -m tests.bench_telegram
-	$(BIN)/python -m tests.bench_outbox
+	$(BIN)/python -m benchmarks.bench
+	$(BIN)/python -m benchmarks.bench_telegram
+	$(BIN)/python -m benchmarks.bench_outbox
+	$(BIN)/python -m benchmarks.bench_replies
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

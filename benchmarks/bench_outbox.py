@@ -19,7 +19,7 @@ drains. The fake stamps each message's arrival: the rate over ~20 s (goal: withi
 30/s) and the most in any one-second window (goal: never over 30). The server's peak
 memory (VmHWM from /proc, goal < 250 MB) covers all of this.
 
-Run: python -m tests.bench_outbox  (BENCH_RESIDENTS, BENCH_CASES, BENCH_DRAIN_SECONDS)
+Run: python -m benchmarks.bench_outbox  (BENCH_RESIDENTS, BENCH_CASES, BENCH_DRAIN_SECONDS)
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ answered). The updates are posted over Telegram's default of 40 keep-alive conne
 The clock runs from the first post until every update is processed (inbox row, parser,
 engine, replies queued); replies go out meanwhile through the outbox worker at Telegram's
 30 messages per second, so their delivery is reported, not waited for.
-Engine: `tests.bench.engine_run`, the same dialogues straight into `Engine.handle`.
+Engine: `benchmarks.bench.engine_run`, the same dialogues straight into `Engine.handle`.
 Rounds alternate the two in one run; the ratio is of the medians.
 
-Run: python -m tests.bench_telegram  (BENCH_CONVERSATIONS, BENCH_ROUNDS, BENCH_CONNECTIONS)
+Run: python -m benchmarks.bench_telegram  (BENCH_CONVERSATIONS, BENCH_ROUNDS, BENCH_CONNECTIONS)
 """
 
 from __future__ import annotations
@@ -124,8 +124,9 @@ class WebhookResult:
     server_cpu: float | None  # CPU seconds the gridbot process used in the timed part
 
 
-def _serve(folder: Path, fake: FakeTelegram, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ,
+def _serve(folder: Path, fake: FakeTelegram, port: int,
+           **extra: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **extra,
            "GRIDBOT_DATABASE": str(folder / "webhook.db"),
            "GRIDBOT_MEDIA_DIR": str(folder / "media"),
            "GRIDBOT_HOST": "127.0.0.1", "GRIDBOT_PORT": str(port),
@@ -133,7 +134,7 @@ def _serve(folder: Path, fake: FakeTelegram, port: int) -> subprocess.Popen[byte
            "GRIDBOT_SIMULATORS": "false",
            "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_WEBHOOK_SECRET": SECRET,
            "TELEGRAM_API_BASE_URL": fake.base_url}
-    return subprocess.Popen([sys.executable, "-m", "tests.bench_telegram", "serve"], env=env)
+    return subprocess.Popen([sys.executable, "-m", "benchmarks.bench_telegram", "serve"], env=env)
 
 
 async def _wait_healthy(port: int, server: subprocess.Popen[bytes]) -> None:

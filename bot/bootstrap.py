@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from bot.channels.base import Channel
 from bot.channels.registry import configured_channels
+from bot.channels.telegram import TelegramChannel
 from bot.domain.categories import Catalog
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.departments import load_departments
@@ -13,6 +14,7 @@ from bot.domain.worktime import WorkCalendar
 from bot.runtime.engine import Engine
 from bot.runtime.outbox import OutboxWorker
 from bot.runtime.scheduler import Scheduler
+from bot.runtime.supervisor import Health, Supervisor
 from bot.services import links
 from bot.services.districts import District, load_demo
 from bot.services.reference import ReferenceData
@@ -36,6 +38,14 @@ class Gridbot:
     channels: list[Channel] = field(default_factory=list)
     workers: list[OutboxWorker] = field(default_factory=list)
     scheduler: Scheduler | None = None
+    # Every background worker reports here (/healthz shows it); the supervisor restarts
+    # a worker that dies.
+    health: Health = field(init=False)
+    supervisor: Supervisor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.health = Health(self.clock)
+        self.supervisor = Supervisor(self.health)
 
     def channel(self, name: str) -> Channel:
         """The running channel of that name (its webhook endpoints use this)."""
@@ -52,7 +62,7 @@ class Gridbot:
         for channel in self.channels:
             await channel.start()
         for worker in self.workers:
-            worker.start()
+            worker.start(self.supervisor)
         if self.scheduler is not None:
             self.scheduler.start()
 
@@ -65,6 +75,7 @@ class Gridbot:
         await self.engine.stop()  # before the channels: a parser may still fetch a photo
         for channel in reversed(self.channels):
             await channel.stop()
+        await self.supervisor.stop_all()
 
     async def close(self) -> None:
         """Close the database; nothing else runs on it after this."""
@@ -93,11 +104,16 @@ async def build(settings: Settings, clock: Clock | None = None) -> Gridbot:
                                                                             locale)
     engine = Engine(db, reference, renderer, clock)
     bot = Gridbot(settings, db, reference, renderer, engine, clock)
-    bot.scheduler = Scheduler(db, reference, renderer, clock, settings)
+    bot.scheduler = Scheduler(db, reference, renderer, clock, settings,
+                              health=bot.health.reporter("scheduler"))
     engine.on_queued.append(bot.scheduler.poke)  # a confirmed notice goes out at once
     for channel in configured_channels(settings, engine, clock):
         engine.parsers[channel.name] = channel.parser()
-        worker = OutboxWorker(db, channel.sender(), clock)
+        sender = channel.sender()
+        worker = OutboxWorker(db, sender, clock,
+                              health=bot.health.reporter(f"outbox-{sender.channel}"))
+        if isinstance(channel, TelegramChannel):
+            channel.menus.health = bot.health.reporter("telegram-menus")
         engine.on_queued.append(worker.wake.set)
         bot.scheduler.on_queued.append(worker.wake.set)
         bot.channels.append(channel)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,6 +45,7 @@ class StoredOutbound:
     payload: dict[str, Any]
     status: str
     created_at: str
+    priority: int = PRIORITY_REPLY
 
 
 async def enqueue(
@@ -90,37 +91,56 @@ async def mark_sent(conn: aiosqlite.Connection, ids: Sequence[int], now: datetim
 
 
 async def claim(
-    conn: aiosqlite.Connection, channel: str, now: datetime, limit: int
+    conn: aiosqlite.Connection, channel: str, now: datetime, limit: int,
+    skip: Collection[str] = (), per_address: int | None = None,
 ) -> list[StoredOutbound]:
     """Take up to `limit` due messages of a channel for sending (status 'sending').
 
     Replies and assignments (low priority number) come before bulk notices; messages to
     contacts who opted out are marked failed instead of being taken (except the one
     confirmation of the stop itself, `PRIORITY_STOP_CONFIRMATION`); expired ones expire.
+    Addresses in `skip` (the sender still holds messages for them) are left for later,
+    and at most `per_address` messages are taken for one address, so that one chat's
+    burst does not fill the claim.
     """
     # Only the head of the queue is looked at: a long queue (a notice to 100,000 people)
     # costs the same per claim as a short one.
+    skipped = json.dumps(sorted(skip)) if skip else None
+    scan = limit if per_address is None else limit * 4
     for _ in range(10):  # a head that was all expired or stopped: look further
-        taken = await _claim_head(conn, channel, iso(now), limit)
+        taken = await _claim_head(conn, channel, iso(now), limit, scan, skipped, per_address)
         if taken is not None:
             return taken
     return []
 
 
-async def _claim_head(conn: aiosqlite.Connection, channel: str, stamp: str,
-                      limit: int) -> list[StoredOutbound] | None:
-    """Claim from the first `limit` due rows; None if they were all expired or stopped."""
+async def _claim_head(conn: aiosqlite.Connection, channel: str, stamp: str, limit: int,
+                      scan: int, skip: str | None,
+                      per_address: int | None) -> list[StoredOutbound] | None:
+    """Claim from the first `scan` due rows; None if they were all expired or stopped."""
     head = await fetch(
-        conn, "SELECT o.id, o.expires_at, o.priority, coalesce(c.opted_out, 0) FROM outbox o"
+        conn, "SELECT o.id, o.expires_at, o.priority, coalesce(c.opted_out, 0), o.address"
+        " FROM outbox o"
         " LEFT JOIN contacts c ON c.channel = o.channel AND c.address = o.address"
         " WHERE o.channel = ? AND o.status = 'queued'"
         " AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= ?)"
-        " ORDER BY o.priority, o.id LIMIT ?", (channel, stamp, limit))
+        + (" AND o.address NOT IN (SELECT value FROM json_each(?))" if skip else "")
+        + " ORDER BY o.priority, o.id LIMIT ?",
+        (channel, stamp, *((skip,) if skip else ()), scan))
     expired = [r[0] for r in head if r[1] is not None and r[1] <= stamp]
     stopped = [r[0] for r in head if r[1] is None or r[1] > stamp if r[3] and r[2] >= 0]
     skipped = {*expired, *stopped}
     priorities = {int(r[0]): int(r[2]) for r in head}
-    taken = [r[0] for r in head if r[0] not in skipped]
+    taken: list[int] = []
+    per: dict[str, int] = {}
+    for r in head:
+        if r[0] in skipped or len(taken) >= limit:
+            continue
+        if per_address is not None:
+            if per.get(r[4], 0) >= per_address:
+                continue
+            per[r[4]] = per.get(r[4], 0) + 1
+        taken.append(r[0])
     if expired:
         await conn.execute("UPDATE outbox SET status = 'expired' WHERE id IN"
                            " (SELECT value FROM json_each(?))", (json.dumps(expired),))
@@ -129,13 +149,13 @@ async def _claim_head(conn: aiosqlite.Connection, channel: str, stamp: str,
                            " WHERE id IN (SELECT value FROM json_each(?))",
                            (json.dumps(stopped),))
     if not taken:
-        return None if len(head) == limit else []
+        return None if len(head) == scan else []
     rows = await fetch(
         conn, "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id IN"
         " (SELECT value FROM json_each(?))"
-        " RETURNING id, channel, address, body, payload, status, created_at",
+        " RETURNING id, channel, address, body, payload, status, created_at, priority",
         (json.dumps(taken),))
-    claimed = [StoredOutbound(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6])
+    claimed = [StoredOutbound(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7])
                for r in rows]
     return sorted(claimed, key=lambda m: (priorities[m.id], m.id))
 

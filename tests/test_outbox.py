@@ -16,7 +16,6 @@ from bot.bootstrap import Gridbot
 from bot.domain.clock import FakeClock
 from bot.runtime.outbox import (
     MAX_ATTEMPTS,
-    AddressPacer,
     Delivery,
     Limits,
     OutboxWorker,
@@ -55,7 +54,9 @@ class FakeTime:
                 target = self.sleepers[0][0]
                 self.now = max(self.now, target)
                 while self.sleepers and self.sleepers[0][0] <= self.now:
-                    heapq.heappop(self.sleepers)[2].set_result(None)
+                    wake = heapq.heappop(self.sleepers)[2]
+                    if not wake.done():  # a nap cut short by a wake-up is cancelled
+                        wake.set_result(None)
         return task.result()
 
 
@@ -97,10 +98,10 @@ class Worker:
 
     def __init__(self, bot: Gridbot, sender: FakeSender, timer: FakeTime | None = None) -> None:
         self.timer = timer or FakeTime()
-        self.outbox = OutboxWorker(bot.db, sender, bot.clock)
+        self.outbox = OutboxWorker(bot.db, sender, bot.clock, timer=self.timer,
+                                   sleep=self.timer.sleep)
         self.outbox.limiter = RateLimiter(sender.limits.per_second, timer=self.timer,
                                           sleep=self.timer.sleep)
-        self.outbox.pacer = AddressPacer(sender.limits, timer=self.timer, sleep=self.timer.sleep)
 
     async def drain_once(self) -> int:
         """One batch, time moving on whenever the worker only waits for it."""
@@ -274,3 +275,117 @@ async def test_stopping_records_what_was_handed_over_and_requeues_what_waited(
     async with gridbot.db.transaction() as conn:
         assert await outbox_store.requeue_in_flight(conn) == 1
     assert (await status(gridbot, "second"))[0] == "queued"
+
+
+# --- fairness: one chat's burst, short bursts in a private chat ------------------------------
+
+TELEGRAM = Limits(per_second=30, per_address_per_second=1, concurrency=8,
+                  per_group_per_minute=20, group_prefix="-", per_address_burst=3)
+
+
+class Recorder(FakeSender):
+    """A sender that notes when each message started, and says when `expected` have."""
+
+    def __init__(self, limits: Limits, timer: FakeTime, expected: int) -> None:
+        super().__init__(limits, timer=timer)
+        self.started: list[tuple[str, str, float]] = []  # (address, body, virtual time)
+        self.expected = expected
+        self.all_started = asyncio.Event()
+
+    async def send(self, message: StoredOutbound) -> Delivery:
+        self.started.append((message.address, message.body, self.timer() if self.timer
+                             else 0.0))
+        if len(self.started) >= self.expected:
+            self.all_started.set()
+        return Delivery("sent", provider_id=str(message.id))
+
+
+async def run_until_all_started(work: Worker, sender: Recorder) -> None:
+    """The worker's own background loop, on virtual time, until every message started."""
+    async def started() -> int:
+        await sender.all_started.wait()
+        return len(sender.started)
+
+    work.outbox.start()
+    try:
+        await work.timer.run(started())
+    finally:
+        await work.outbox.stop()
+
+
+def busiest_second(moments: list[float]) -> int:
+    ordered = sorted(moments)
+    return max(sum(1 for t in ordered[i:] if t < start + 1.0 - 1e-6)
+               for i, start in enumerate(ordered))
+
+
+async def test_one_chats_burst_does_not_hold_up_the_other_chats(gridbot: Gridbot) -> None:
+    timer = FakeTime()
+    sender = Recorder(TELEGRAM, timer, expected=70)
+    await queue(gridbot, *(row("1001", f"burst {i}") for i in range(50)))
+    await queue(gridbot, *(row(str(2000 + i), f"help {i}") for i in range(20)))
+    await run_until_all_started(Worker(gridbot, sender, timer), sender)
+    first = min(t for _, _, t in sender.started)
+    others = [t - first for address, _, t in sender.started if address != "1001"]
+    assert len(others) == 20
+    assert max(others) < 1.0  # not ~29 s behind the burst
+    burst = [t for address, _, t in sender.started if address == "1001"]
+    assert [b for a, b, _ in sender.started if a == "1001"] == [f"burst {i}" for i in range(50)]
+    # The burst chat itself: three at once, then one a second (a token bucket of 3).
+    assert all(burst[j] - burst[i] >= (j - i + 1) - 3 - 1e-6
+               for i in range(len(burst)) for j in range(i + 1, len(burst)))
+    assert burst[-1] - burst[0] >= 46.9
+    assert busiest_second([t for _, _, t in sender.started]) <= 30
+
+
+async def test_a_short_reply_to_a_private_chat_goes_at_once_a_longer_one_is_paced(
+        gridbot: Gridbot) -> None:
+    timer = FakeTime()
+    sender = Recorder(TELEGRAM, timer, expected=6)
+    await queue(gridbot, row("42", "地点：翠苑一区3幢"), row("42", "请发送现场照片"))
+    await queue(gridbot, *(row("43", f"part {i}") for i in range(4)))
+    await run_until_all_started(Worker(gridbot, sender, timer), sender)
+    at = {body: t for _, body, t in sender.started}
+    assert at["请发送现场照片"] - at["地点：翠苑一区3幢"] < 0.2  # not a second apart
+    assert at["part 2"] - at["part 0"] < 0.2
+    assert at["part 3"] - at["part 0"] >= 1.0  # the fourth waits for the chat's turn
+
+
+async def test_a_group_gets_no_burst(gridbot: Gridbot) -> None:
+    timer = FakeTime()
+    sender = Recorder(TELEGRAM, timer, expected=3)
+    await queue(gridbot, *(row("-100777", f"g{i}") for i in range(3)))
+    await run_until_all_started(Worker(gridbot, sender, timer), sender)
+    group = [t for _, _, t in sender.started]
+    assert all(b - a >= 3.0 for a, b in zip(group, group[1:], strict=False))
+
+
+async def test_a_reply_goes_before_bulk_that_is_already_claimed(gridbot: Gridbot) -> None:
+    timer = FakeTime()
+    sender = Recorder(Limits(per_second=30, concurrency=8), timer, expected=201)
+    await queue(gridbot, *(row(f"r{i}", f"bulk {i}", PRIORITY_BULK) for i in range(200)))
+    work = Worker(gridbot, sender, timer)
+    bulk_send = sender.send
+
+    async def send(message: StoredOutbound) -> Delivery:
+        if message.body == "bulk 40":  # the sender is well into the notice by now
+            await queue(gridbot, row("chief", "new case"))
+            work.outbox.wake.set()
+        return await bulk_send(message)
+
+    sender.send = send  # type: ignore[method-assign]
+    await run_until_all_started(work, sender)
+    order = [body for _, body, _ in sender.started]
+    assert order.index("new case") - order.index("bulk 40") <= 2
+
+
+async def test_messages_to_addresses_without_a_limit_take_turns(gridbot: Gridbot) -> None:
+    """SMS has no per-number limit, only the overall rate: one number's ten messages
+    still do not all go before another number's one."""
+    timer = FakeTime()
+    sender = Recorder(Limits(per_second=1, concurrency=1), timer, expected=11)
+    await queue(gridbot, *(row("+8613900000001", f"long {i}") for i in range(10)))
+    await queue(gridbot, row("+8613900000002", "short"))
+    await run_until_all_started(Worker(gridbot, sender, timer), sender)
+    order = [body for _, body, _ in sender.started]
+    assert order.index("short") <= 2

@@ -493,7 +493,8 @@ async def test_a_keyboard_removal_that_did_not_go_out_is_tried_again(gridbot: Gr
 async def test_the_sender_keeps_to_telegrams_limits(gridbot: Gridbot) -> None:
     sender = TelegramSender(Bot("1:x"), gridbot.db, gridbot.settings.media_dir)
     assert sender.limits == Limits(per_second=30, per_address_per_second=1,
-                                   per_group_per_minute=20, group_prefix="-")
+                                   per_group_per_minute=20, group_prefix="-",
+                                   per_address_burst=3)
 
 
 @pytest.mark.parametrize(("error", "status"), [

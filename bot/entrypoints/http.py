@@ -77,11 +77,18 @@ async def front_page(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    """200 when the database answers, 503 when it does not."""
+    """200 when the database answers and every background worker is well; 503 naming the
+    workers failing or down otherwise. Each worker's state and last successful run."""
+    bot = _bot(request)
     try:
-        ok = await _bot(request).db.ping()
+        ok = await bot.db.ping()
     except Exception:  # noqa: BLE001 - any failure means unhealthy
         ok = False
-    return JSONResponse({"status": "ok" if ok else "error",
-                         "database": "ok" if ok else "unreachable"},
-                        status_code=200 if ok else 503)
+    troubled = bot.health.unhealthy()
+    healthy = ok and not troubled
+    return JSONResponse({"status": "ok" if healthy else "error",
+                         "database": "ok" if ok else "unreachable",
+                         "unhealthy": troubled,
+                         "workers": bot.health.as_json()},
+                        status_code=200 if healthy else 503)
+

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from bot.domain.clock import Clock
+from bot.runtime.supervisor import TRANSIENT_ERRORS, Health, Reporter, Supervisor
 from store import outbox as outbox_store
 from store import people as people_store
 from store.db import Database
@@ -32,6 +36,8 @@ MAX_BACKOFF_SECONDS = 600.0
 # Starts are spaced this much wider than the rate says, so that arrivals at the provider,
 # jittered by the network and the event loop, stay within its limit too (30/s: 28.8/s).
 RATE_MARGIN = 0.04
+MAX_HELD = 2000  # claimed messages waiting in memory for their address's turn, at most
+STOPPING_RECORD_TRIES = 3  # when stopping, an outcome the database refuses is given up
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,10 @@ class Delivery:
 class Limits:
     """How fast a channel may send: overall, to one address, and to one group chat.
 
+    One address gets a token bucket: `per_address_burst` messages at once, then one every
+    1/`per_address_per_second` seconds; a group chat one every 60/`per_group_per_minute`
+    seconds, never in a burst.
+
     `concurrency` is also the crash bound: at most that many messages can be in flight
     (handed to the provider, outcome not yet recorded) when the process dies, and only
     those can be sent a second time after the restart.
@@ -58,13 +68,20 @@ class Limits:
     concurrency: int = 8
     per_group_per_minute: float | None = None  # Telegram: 20 a minute into one group
     group_prefix: str | None = None  # addresses of group chats start with it ("-")
+    per_address_burst: int = 1
 
-    def gap(self, address: str) -> float:
-        """Seconds to leave between two messages to this address (0: no limit)."""
+    def turn(self, address: str) -> tuple[float, int]:
+        """(seconds between two messages to this address, burst); (0, 0): no limit."""
         if self.group_prefix and self.per_group_per_minute and address.startswith(
                 self.group_prefix):
-            return 60.0 / self.per_group_per_minute
-        return 1.0 / self.per_address_per_second if self.per_address_per_second else 0.0
+            return 60.0 / self.per_group_per_minute, 1
+        if self.per_address_per_second:
+            return 1.0 / self.per_address_per_second, max(1, self.per_address_burst)
+        return 0.0, 0
+
+    def gap(self, address: str) -> float:
+        """Seconds to leave between two messages to this address after a burst (0: none)."""
+        return self.turn(address)[0]
 
 
 class ChannelSender(Protocol):
@@ -116,44 +133,46 @@ class RateLimiter:
             await self.sleep(planned - now)
 
 
-class AddressPacer:
-    """Spaces the messages to one address (a chat, a group) by its gap.
+class AddressTurns:
+    """A token bucket per address: who may start now, and when the others may.
 
-    Messages to one address take turns (a lock per address, waited for without holding a
-    send slot); each waits until the gap has passed since the previous one really started.
+    An address's bucket holds up to `burst` starts and refills one every `gap` seconds
+    (`Limits.turn`); a start takes one. So a private chat can get a short reply of two or
+    three messages at once, then one a second; a group gets one every three seconds.
     """
 
-    def __init__(self, limits: Limits, timer: Timer = time.monotonic,
-                 sleep: Sleeper = asyncio.sleep) -> None:
+    def __init__(self, limits: Limits, timer: Timer = time.monotonic) -> None:
         self.limits = limits
-        self.started: dict[str, float] = {}
-        self.locks: dict[str, asyncio.Lock] = {}
         self.timer = timer
-        self.sleep = sleep
+        self.buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, as of)
 
-    @contextlib.asynccontextmanager
-    async def turn(self, address: str) -> AsyncIterator[None]:
-        """Hold this address's turn: wait out its gap, then send within the block."""
-        gap = self.limits.gap(address)
+    def _tokens(self, address: str, gap: float, burst: int, now: float) -> float:
+        state = self.buckets.get(address)
+        if state is None:
+            return float(burst)
+        tokens, at = state
+        return min(float(burst), tokens + (now - at) / gap)
+
+    def ready_at(self, address: str) -> float:
+        """When the next message to this address may start: now, or a moment later."""
+        gap, burst = self.limits.turn(address)
+        now = self.timer()
         if not gap:
-            yield
-            return
-        lock = self.locks.setdefault(address, asyncio.Lock())
-        async with lock:
-            last = self.started.get(address)
-            if last is not None and last + gap > self.timer():
-                await self.sleep(last + gap - self.timer())
-            yield
-        if len(self.locks) > 10_000:  # forget addresses nobody waits for
-            now = self.timer()
-            self.locks = {a: k for a, k in self.locks.items() if k.locked()}
-            self.started = {a: t for a, t in self.started.items()
-                            if a in self.locks or now - t < self.limits.gap(a)}
+            return now
+        tokens = self._tokens(address, gap, burst, now)
+        return now if tokens >= 1 - 1e-9 else now + (1 - tokens) * gap
 
-    def mark(self, address: str) -> None:
-        """Note that a message to this address starts now."""
-        if self.limits.gap(address):
-            self.started[address] = self.timer()
+    def take(self, address: str) -> None:
+        """A message to this address starts now."""
+        gap, burst = self.limits.turn(address)
+        if not gap:
+            return
+        now = self.timer()
+        self.buckets[address] = (self._tokens(address, gap, burst, now) - 1, now)
+        if len(self.buckets) > 10_000:  # forget the full buckets: they start full anyway
+            self.buckets = {a: (t, at) for a, (t, at) in self.buckets.items()
+                            if self._tokens(a, *self.limits.turn(a), now)
+                            < self.limits.turn(a)[1]}
 
 
 def backoff(attempts: int, retry_after: float | None) -> float:
@@ -164,120 +183,228 @@ def backoff(attempts: int, retry_after: float | None) -> float:
 
 
 class OutboxWorker:
-    """Drains one channel's queue until stopped."""
+    """Drains one channel's queue until stopped: each address in its turn, the best first.
+
+    Claimed messages wait in memory by address (`held`, still `sending` in the database,
+    so a restart queues them again). Only each address's first message competes for a
+    start: at once when its address's bucket allows, else at the moment it will. Among
+    those, replies and assignments go before bulk, and addresses take turns (start-time
+    fair queuing: an address's k-th message goes after the others' first ones). A chat
+    waiting for its turn is skipped by the next claims, so one chat's burst never holds up
+    the messages to anyone else, and the channel's overall rate and concurrency (the
+    crash bound) hold for the whole.
+
+    A database error (locked, busy) neither loses a message nor stops the worker: it is
+    reported to the health registry, and the claim or the record is tried again after a
+    growing pause; a delivery's outcome is kept in memory until it is recorded.
+    """
 
     def __init__(self, db: Database, sender: ChannelSender, clock: Clock,
-                 poll_seconds: float = 1.0) -> None:
+                 poll_seconds: float = 1.0, health: Reporter | None = None,
+                 timer: Timer = time.monotonic, sleep: Sleeper = asyncio.sleep) -> None:
         self.db = db
         self.sender = sender
         self.clock = clock
         self.poll_seconds = poll_seconds
-        self.limiter = RateLimiter(sender.limits.per_second, margin=RATE_MARGIN)
-        self.pacer = AddressPacer(sender.limits)
+        self.name = f"outbox-{sender.channel}"
+        self.health = health or Health(clock).reporter(self.name)
+        self.timer = timer
+        self.sleep = sleep
+        self.limiter = RateLimiter(sender.limits.per_second, margin=RATE_MARGIN, timer=timer,
+                                   sleep=sleep)
+        self.turns = AddressTurns(sender.limits, timer)
         self.wake = asyncio.Event()
-        # Shared by every batch: at most `concurrency` messages are ever in flight.
+        # Shared by every send: at most `concurrency` messages are ever in flight.
         self.gate = asyncio.Semaphore(sender.limits.concurrency)
-        self.stopped: set[str] = set()  # addresses that said stop since the last claim
+        self.stopped: set[str] = set()  # addresses that said stop, while messages to them wait
+        self.held: dict[str, deque[StoredOutbound]] = {}  # claimed, not started, by address
+        self._held = 0
+        self._ready: list[tuple[int, int, int, str]] = []  # (priority, turn, id, address)
+        self._later: list[tuple[float, int, str]] = []  # (when its turn comes, seq, address)
+        self._order = itertools.count()
+        self._round = 0  # the fair-queuing turn of the latest start
+        self._rounds: dict[str, int] = {}  # address -> the turn of its latest message
+        self._flying: Counter[str] = Counter()  # addresses with a message in flight
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._more = True  # the latest claim may have left due messages behind
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self._tails: set[asyncio.Future[list[None]]] = set()
-        # Sends of the current batches: still waiting for their turn, or handed over.
-        self._waiting: set[asyncio.Task[Any]] = set()
-        self._handed_over: set[asyncio.Task[Any]] = set()
 
-    def start(self) -> None:
-        """Run in the background."""
-        self._task = asyncio.create_task(self.run(), name=f"outbox-{self.sender.channel}")
+    @property
+    def batch(self) -> int:
+        """How many messages to claim at a time: about a second's worth."""
+        return min(200, max(10, int(self.sender.limits.per_second)))
+
+    def start(self, supervisor: Supervisor | None = None) -> None:
+        """Run in the background (under the supervisor, which restarts it should it die)."""
+        self._stopping = False
+        if supervisor is not None:
+            self._task = supervisor.start(self.name, self.run)
+        else:
+            self._task = asyncio.create_task(self.run(), name=self.name)
 
     async def stop(self) -> None:
         """Stop sending: what was handed to the provider is recorded first; what still
         waited for its turn stays `sending` and is queued again at the next start."""
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for waiting in list(self._waiting):
-            waiting.cancel()
-        if self._handed_over:  # a cut here would send them again after the restart
-            await asyncio.wait(list(self._handed_over))
-        if self._tails:
-            await asyncio.gather(*self._tails, return_exceptions=True)
+            self._task = None
+        if self._in_flight:  # a cut here would send them again after the restart
+            await asyncio.wait(list(self._in_flight))
 
     async def run(self) -> None:
-        """Claim and send due messages; sleep until woken or the next poll.
-
-        The next batch is claimed as soon as every message of the current one has started
-        (the last ones are still under way), so the rate does not dip between batches.
-        """
+        """Claim due messages and start each as its turn comes; sleep until woken, the
+        next turn or the next poll. Database errors are reported and waited out."""
+        self._more = True
+        poll_at = self.timer()
         while True:
-            sent = await self._drain(None, wait=False)
-            if sent == 0:
+            if (self.wake.is_set() or self.timer() >= poll_at
+                    or (self._more and len(self._ready) < self.batch)):
                 self.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
+                try:
+                    await self._claim(self.batch)
+                except TRANSIENT_ERRORS as exc:
+                    self._more = True
+                    await self.sleep(self.health.failed(exc))
+                    continue
+                self.health.ok()
+                poll_at = self.timer() + self.poll_seconds
+            if await self._start_next():
+                continue
+            until = min(poll_at, self._later[0][0]) if self._later else poll_at
+            await self._nap(until - self.timer())
 
     async def drain_once(self, batch: int | None = None) -> int:
-        """Send what is due now, up to `batch` messages (default: about a second's worth,
-        so a reply never waits long behind bulk), and record every outcome; return how
-        many were tried."""
-        return await self._drain(batch, wait=True)
+        """Send what is due now, up to `batch` messages (default: about a second's worth),
+        each address in its turn, and record every outcome; return how many were tried."""
+        limit = batch or self.batch
+        tried = 0
+        self._more = True
+        while tried < limit:
+            if self._more and self._held < limit - tried:
+                await self._claim(limit - tried - self._held)
+            if await self._start_next():
+                tried += 1
+            elif self._later:
+                await self.sleep(self._later[0][0] - self.timer())
+            else:
+                break
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight))
+        return tried
 
-    async def _drain(self, batch: int | None, *, wait: bool) -> int:
-        size = batch or min(200, max(10, int(self.sender.limits.per_second)))
-        self.pacer.limits = self.sender.limits  # a test may have lifted them
+    # --- claiming and taking turns -------------------------------------------------------
+
+    async def _claim(self, size: int) -> int:
+        """Claim due messages for addresses not already waiting; return how many."""
+        limits = self.sender.limits
+        self.turns.limits = limits  # a test may have lifted them
+        room = min(size, MAX_HELD - self._held)
+        if room <= 0:
+            return 0
+        # Who said stop is known to the claim's query once nothing to them is under way.
+        self.stopped = {a for a in self.stopped if a in self.held or self._flying[a]}
+        per_address = max(1, limits.per_address_burst) if limits.per_address_per_second \
+            else None
         async with self.db.transaction() as conn:
             messages = await outbox_store.claim(conn, self.sender.channel, self.clock.now(),
-                                                size)
-        if not messages:
-            return 0
-        if not self._tails:  # the claim left out whoever stopped before it
-            self.stopped.clear()
-        waiting = len(messages)
-        all_started = asyncio.Event()
-
-        def started() -> None:
-            nonlocal waiting
-            waiting -= 1
-            if waiting == 0:
-                all_started.set()
-
-        async def one(message: StoredOutbound) -> None:
-            me = asyncio.current_task()
-            assert me is not None
-            self._waiting.add(me)
-            try:
-                # The address's turn is waited for before taking a slot: others go on.
-                async with self.pacer.turn(message.address), self.gate:
-                    if message.address in self.stopped:
-                        started()
-                        await self._record(message, Delivery("failed",
-                                                             error="recipient opted out"))
-                        return
-                    await self.limiter.acquire()
-                    # Handed over from here: stop() waits for the outcome to be recorded.
-                    self._waiting.discard(me)
-                    self._handed_over.add(me)
-                    started()
-                    self.pacer.mark(message.address)
-                    await self._send_and_record(message)
-            finally:
-                self._waiting.discard(me)
-                self._handed_over.discard(me)
-
-        batch_done = asyncio.gather(*(one(m) for m in messages))
-        if wait:
-            await batch_done
-            return len(messages)
-        self._tails.add(batch_done)
-        batch_done.add_done_callback(self._tail_done)
-        begun: asyncio.Future[Any] = asyncio.ensure_future(all_started.wait())
-        either: set[asyncio.Future[Any]] = {batch_done, begun}
-        try:
-            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            begun.cancel()
+                                                room, skip=self.held.keys(),
+                                                per_address=per_address)
+        self._more = len(messages) >= room
+        for message in messages:
+            queue = self.held.get(message.address)
+            if queue is None:
+                self.held[message.address] = deque([message])
+                self._schedule(message.address)
+            else:
+                queue.append(message)
+            self._held += 1
         return len(messages)
 
-    async def _send_and_record(self, message: StoredOutbound) -> None:
+    def _schedule(self, address: str) -> None:
+        """Put the address's first waiting message where it belongs: ready, or later."""
+        at = self.turns.ready_at(address)
+        if at > self.timer():
+            heapq.heappush(self._later, (at, next(self._order), address))
+        else:
+            self._make_ready(address)
+
+    def _make_ready(self, address: str) -> None:
+        head = self.held[address][0]
+        turn = max(self._round, self._rounds.get(address, 0)) + 1
+        self._rounds[address] = turn
+        heapq.heappush(self._ready, (head.priority, turn, head.id, address))
+
+    def _promote(self) -> None:
+        """Make ready the addresses whose turn has come."""
+        now = self.timer()
+        while self._later and self._later[0][0] <= now:
+            self._make_ready(heapq.heappop(self._later)[2])
+
+    async def _start_next(self) -> bool:
+        """Start the best message whose turn has come, within the rate and concurrency;
+        False when none may start now."""
+        self._promote()
+        if not self._ready:
+            return False
+        await self.gate.acquire()
+        try:
+            await self.limiter.acquire()
+        except BaseException:
+            self.gate.release()
+            raise
+        self._promote()  # time went on: a better one may be ready now
+        _, turn, _, address = heapq.heappop(self._ready)
+        queue = self.held[address]
+        message = queue.popleft()
+        self._held -= 1
+        self._round = max(self._round, turn)
+        if address not in self.stopped:
+            self.turns.take(address)
+        if queue:
+            self._schedule(address)
+        else:  # the next claim may take this address's further messages
+            del self.held[address]
+            self._rounds.pop(address, None)
+            self._more = True
+        self._flying[address] += 1
+        task = asyncio.create_task(self._deliver(message), name=f"{self.name}-{message.id}")
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return True
+
+    async def _nap(self, seconds: float) -> None:
+        """Wait that long, or until woken."""
+        if seconds <= 0 or self.wake.is_set():
+            return
+        woken = asyncio.ensure_future(self.wake.wait())
+        slept = asyncio.ensure_future(self.sleep(seconds))
+        try:
+            await asyncio.wait({woken, slept}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            slept.cancel()
+
+    # --- sending and recording -----------------------------------------------------------
+
+    async def _deliver(self, message: StoredOutbound) -> None:
+        """One attempt (unless the address said stop meanwhile), its outcome recorded."""
+        try:
+            if message.address in self.stopped:
+                delivery = Delivery("failed", error="recipient opted out")
+            else:
+                delivery = await self._attempt(message)
+            await self._record_surely(message, delivery)
+        finally:
+            self._flying[message.address] -= 1
+            if self._flying[message.address] <= 0:
+                del self._flying[message.address]
+            self.gate.release()
+
+    async def _attempt(self, message: StoredOutbound) -> Delivery:
         try:
             delivery = await self.sender.send(message)
         except Exception as exc:  # noqa: BLE001 - a sender bug must not stop sending
@@ -285,17 +412,27 @@ class OutboxWorker:
             delivery = Delivery("retry", error=f"{type(exc).__name__}: {exc}")
         if delivery.status == "stopped":
             self.stopped.add(message.address)
-        await self._record(message, delivery)
+        return delivery
 
-    def _tail_done(self, tail: asyncio.Future[list[None]]) -> None:
-        self._tails.discard(tail)
-        if tail.cancelled():
+    async def _record_surely(self, message: StoredOutbound, delivery: Delivery) -> None:
+        """Record the outcome, waiting out database errors: the provider has the message,
+        so forgetting the outcome would send it again after the next restart."""
+        failures = 0
+        while True:
+            try:
+                await self._record(message, delivery)
+            except TRANSIENT_ERRORS as exc:
+                failures += 1
+                delay = self.health.failed(exc)
+                if self._stopping and failures >= STOPPING_RECORD_TRIES:
+                    log.error("the outcome of outbox %s (%s) could not be recorded; it is"
+                              " queued again at the next start", message.id, delivery.status)
+                    return
+                await self.sleep(min(delay, 1.0) if self._stopping else delay)
+                continue
+            if failures:
+                self.health.ok()
             return
-        error = tail.exception()
-        # Stopping cancels the sends under way: gather reports that as an exception.
-        if error is not None and not isinstance(error, asyncio.CancelledError):
-            log.error("sending a batch on %s failed", self.sender.channel,
-                      exc_info=error)
 
     async def _record(self, message: StoredOutbound, delivery: Delivery) -> None:
         now = self.clock.now()

@@ -31,6 +31,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.domain.clock import Clock, iso
+from bot.runtime.supervisor import TRANSIENT_ERRORS, Health, Reporter, backoff_delay
 from bot.services import meetings, notices
 from bot.services.deadlines import Deadlines
 from bot.services.digests import Digests
@@ -70,7 +71,7 @@ class Scheduler:
     """Everything that happens because time passes."""
 
     def __init__(self, db: Database, reference: ReferenceData, renderer: Renderer, clock: Clock,
-                 settings: Settings) -> None:
+                 settings: Settings, health: Reporter | None = None) -> None:
         self.db = db
         self.reference = reference
         self.renderer = renderer
@@ -85,6 +86,8 @@ class Scheduler:
         self._aps: AsyncIOScheduler | None = None
         self._poked: asyncio.Task[None] | None = None
         self._ran: dict[str, str] = {}  # job -> latest period known to have run
+        self.health = health or Health(clock).reporter("scheduler")
+        self._retry: asyncio.Task[None] | None = None  # an early tick after a database error
 
     # --- the clock ---------------------------------------------------------------------
 
@@ -105,10 +108,11 @@ class Scheduler:
         if self._aps is not None:
             self._aps.shutdown(wait=False)
             self._aps = None
-        if self._poked is not None:
-            self._poked.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poked
+        for task in (self._poked, self._retry):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         async with self._lock:
             pass
 
@@ -123,11 +127,18 @@ class Scheduler:
     async def _send_pending_now(self) -> None:
         try:
             await self.send_pending(self.clock.now())
+        except TRANSIENT_ERRORS as exc:  # the next tick tries again
+            self.health.failed(exc, retry_in=self.settings.tick_seconds)
         except Exception:  # noqa: BLE001 - the next tick tries again
             log.exception("sending pending notices failed")
 
     async def tick(self) -> dict[str, int]:
-        """Do everything that is due now; return how many messages each step queued."""
+        """Do everything that is due now; return how many messages each step queued.
+
+        A step that fails on a bug is logged and the others go on. A transient database
+        error (locked, busy) ends the tick: the later steps would only wait for the same
+        lock. It is reported to the health registry, and the clock ticks again early.
+        """
         async with self._lock:
             now = self.clock.now()
             done: dict[str, int] = {}
@@ -135,16 +146,39 @@ class Scheduler:
                 ("notices", self.send_pending), ("breaches", self.sweep_breaches),
                 ("warnings", self.sweep_warnings), ("meetings", self.remind_meetings),
                 ("ratings", self.remind_ratings), ("jobs", self.run_jobs)]
+            trouble: BaseException | None = None
             for name, step in steps:
                 try:
                     done[name] = await step(now)
+                except TRANSIENT_ERRORS as exc:
+                    trouble = exc
+                    done[name] = 0
+                    break
                 except Exception:  # noqa: BLE001 - one failing step must not stop the others
                     log.exception("scheduler step %s failed", name)
                     done[name] = 0
+            if trouble is None:
+                self.health.ok()
+            else:
+                delay = min(backoff_delay(self.health.status.failures + 1),
+                            self.settings.tick_seconds)
+                self.health.failed(trouble, retry_in=delay)
+                self._tick_again(delay)
             if any(done.values()):
                 for callback in self.on_queued:
                     callback()
             return done
+
+    def _tick_again(self, delay: float) -> None:
+        """Tick once more after `delay` (while the clock runs), not only at the next tick."""
+        if self._aps is None or (self._retry is not None and not self._retry.done()):
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            await self.tick()
+
+        self._retry = asyncio.get_running_loop().create_task(later(), name="scheduler-retry")
 
     # --- notices and meetings ------------------------------------------------------------
 

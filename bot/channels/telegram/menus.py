@@ -22,6 +22,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter
 
 from bot.channels.telegram.send import retry_seconds
 from bot.domain.clock import Clock
+from bot.runtime.supervisor import TRANSIENT_ERRORS, Health
 from bot.services.render import Renderer
 from handlers.chief import staff_menu
 from store import menus as menu_store
@@ -44,6 +45,7 @@ class StaffMenus:
         self.clock = clock
         self.default_locale = default_locale
         self.pace = pace
+        self.health = Health(clock).reporter("telegram-menus")  # the app's registry: bootstrap
 
     async def sync(self) -> int:
         """Set or clear the menus that differ from what was recorded; return the calls made."""
@@ -62,15 +64,21 @@ class StaffMenus:
         return calls
 
     async def run(self) -> None:
-        """Sync now and then every SYNC_SECONDS, until cancelled; errors wait for the next."""
+        """Sync now and then every SYNC_SECONDS, until cancelled; errors wait for the next
+        (a transient database error is reported to the health registry in one line)."""
         while True:
             try:
                 await self.sync()
             except RetryAfter as exc:
                 await asyncio.sleep(retry_seconds(exc))
                 continue
+            except TRANSIENT_ERRORS as exc:
+                await asyncio.sleep(self.health.failed(exc))
+                continue
             except Exception:  # noqa: BLE001 - a menu is not worth stopping the bot for
                 log.exception("syncing the staff command menus failed")
+            else:
+                self.health.ok()
             await asyncio.sleep(SYNC_SECONDS)
 
     def _menu(self, locale: str | None, roles: list[str]) -> str:

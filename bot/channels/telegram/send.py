@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 MAX_TEXT = 4096  # characters (UTF-16 code units) in one message
+PRIVATE_CHAT_BURST = 3  # messages to one private chat at once, before one a second
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 Part = Callable[[], Awaitable[Message]]
 _ENTITY_START = re.compile(r"&[#0-9A-Za-z]{0,10}$")
@@ -129,10 +130,12 @@ class TelegramSender:
 
     def __init__(self, bot: Bot, db: Database, media_dir: Path, rate: float = 30.0) -> None:
         # Telegram's limits: 30 messages a second overall (GRIDBOT_TELEGRAM_RATE, raised
-        # only against a test gateway), about one a second to the same chat, 20 a minute
-        # into one group (group chat ids are negative).
+        # only against a test gateway), about one a second to the same chat, "short bursts
+        # that go over this limit" allowed (a reply of up to three messages goes at once),
+        # 20 a minute into one group (group chat ids are negative), without bursts.
         self.limits = Limits(per_second=rate, per_address_per_second=1,
-                             per_group_per_minute=20, group_prefix="-")
+                             per_group_per_minute=20, group_prefix="-",
+                             per_address_burst=PRIVATE_CHAT_BURST)
         self.bot = bot
         self.db = db
         self.media_dir = media_dir
