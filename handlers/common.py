@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.domain.messages import Choice
+from bot.services.casework import parse_case_number
 from handlers.base import Context
 from store import people as people_store
 
@@ -87,3 +88,16 @@ async def share_phone(ctx: Context) -> None:
     visible = choice in ("on", "开")
     await people_store.set_phone_visible(ctx.conn, ctx.contact.person_id, visible)
     ctx.say("sharephone_set", visible=visible)
+
+
+def case_number(ctx: Context, typed: str) -> str | None:
+    """The case number typed after a command, or None after saying what is wrong: nothing
+    written (how to use it), or something that is no case number ("999": the format)."""
+    number = parse_case_number(typed)
+    if number is None:
+        given = typed.strip()
+        if given:
+            ctx.say("case_number_invalid", given=given[:20])
+        else:
+            ctx.say("case_usage")
+    return number

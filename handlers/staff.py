@@ -16,6 +16,7 @@ from bot.domain.messages import Choice, Kind
 from bot.domain.workflow import Actor, Event, EventKind, Level, Role
 from bot.services import casework
 from bot.services.render import mask_phone
+from handlers import common
 from handlers.base import Context
 from store import cases as case_store
 from store import media as media_store
@@ -309,9 +310,8 @@ def _desk(actor: Actor) -> tuple[str, str, str] | None:
 
 async def quick_action(ctx: Context, kind: EventKind) -> None:
     """SMS shortcuts: ACCEPT N, DONE N, ESC N."""
-    number = casework.parse_case_number(ctx.msg.args)
+    number = common.case_number(ctx, ctx.msg.args)
     if number is None:
-        ctx.say("case_usage")
         return
     await start_action(ctx, number, kind.value)
 

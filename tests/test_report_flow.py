@@ -257,3 +257,17 @@ async def test_messages_of_many_people_in_parallel_each_get_their_own_case(
     assert len(set(numbers)) == 30
     rows = await gridbot.db.fetchall("SELECT count(*), count(DISTINCT reporter_id) FROM cases")
     assert tuple(rows[0]) == (30, 30)
+
+
+async def test_case_with_something_that_is_no_case_number_says_so(
+        resident: ChatDriver, sms_resident: ChatDriver) -> None:
+    await resident.text("/case 999")
+    assert "没有编号为 999 的事件" in resident.said and "261122-001" in resident.said
+    assert "后面写上" not in resident.said  # a number was written: no "write a number"
+    await resident.text("/case")
+    assert "后面写上事件编号" in resident.said
+    await resident.text("/lang en")
+    await resident.text("/case 999")
+    assert "There is no case 999" in resident.said and "YYMMDD-NNN" in resident.said
+    await sms_resident.text("查询 999")
+    assert "没有事件999" in sms_resident.said

@@ -162,6 +162,7 @@ def _sample(locale: str) -> dict[str, Any]:
         "yes": ["王丽华", "陈建国"], "no": ["李秀英"], "unanswered": ["张伟"],
         "home": "翠苑一区3幢（翠苑一区第1网格）" if zh else "Bldg 3 (Cuiyuan Area 1 Grid 1)",
         "current": "翠苑一区3幢" if zh else "Bldg 3",
+        "given": "2611230121",  # /case with something that is no case number
     }
 
 
