@@ -106,7 +106,7 @@ async def intercept(ctx: Context, reprompt: Prompt) -> bool:
         if ctx.conv.flow:
             await reprompt(ctx)
     elif keyword.kind == "help":
-        ctx.say("help")
+        await common.help_(ctx)
     elif keyword.kind == "status":
         await _status(ctx, keyword.arg)
     elif keyword.kind == "media":

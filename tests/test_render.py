@@ -46,6 +46,7 @@ SAMPLE = {
     "title": "本周网格工作例会", "starts_at": NOW, "soon": True, "attend": True,
     "yes": ["王丽华"], "no": [], "unanswered": ["陈建国"], "invited": 2, "home": "翠苑一区3幢",
     "current": "翠苑一区3幢", "given": "999",
+    "commands": [{"name": "tasks", "label": "我的待办"}, {"name": "patrol", "label": "巡查"}],
 }
 renderer = Renderer(ZoneInfo("Asia/Shanghai"))
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

@@ -163,6 +163,9 @@ def _sample(locale: str) -> dict[str, Any]:
         "home": "翠苑一区3幢（翠苑一区第1网格）" if zh else "Bldg 3 (Cuiyuan Area 1 Grid 1)",
         "current": "翠苑一区3幢" if zh else "Bldg 3",
         "given": "2611230121",  # /case with something that is no case number
+        # a grid chief's help: every command of the Telegram staff menu beyond a resident's
+        "commands": [{"name": n, "label": n} for n in ("tasks", "patrol", "visit", "notice",
+                                                         "meeting", "stats", "contact")],
     }
 
 

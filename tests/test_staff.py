@@ -456,3 +456,21 @@ async def test_long_case_lists_stay_within_two_sms_segments(gridbot: Gridbot) ->
     sms_chief = await join_as(gridbot, "many-chief", "grid_chief", GRID_1, channel="sim-sms")
     await sms_chief.text("/tasks")
     assert segments(sms_chief.said) <= 2, sms_chief.said
+
+
+async def test_help_lists_the_commands_of_the_persons_roles(
+        gridbot: Gridbot, resident: ChatDriver, chief: ChatDriver) -> None:
+    from handlers.chief import staff_menu
+
+    await resident.text("/help")
+    assert "/report" in resident.said and "/tasks" not in resident.said
+    await chief.text("/help")
+    for command in staff_menu(["grid_chief"]):  # the chief's Telegram command menu
+        assert f"/{command}" in chief.said, (command, chief.said)
+    assert "/report" in chief.said and "/mycases" in chief.said  # and a resident's too
+    await chief.text("/lang en")
+    await chief.text("/help")
+    assert "Staff commands" in chief.said and "/patrol" in chief.said
+    sms_chief = await join_as(gridbot, "sms-chief", "grid_chief", GRID_2, channel="sim-sms")
+    await sms_chief.text("帮助")
+    assert "/tasks" in sms_chief.said and "签收" in sms_chief.said

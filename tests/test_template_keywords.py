@@ -26,8 +26,9 @@ SLASH = re.compile(r"(?<![\w/.:])/([a-z]+)\b")
 QUOTED = re.compile(r"(?:回复|发送|发|输入|[Tt]ext|[Rr]eply|[Ss]end)\s*[“\"]"
                     r"([^”\"{}]+?)(?:\s*\{\{[^}]*\}\})?[”\"]")
 CAPS = re.compile(r"(?:[Tt]ext|[Rr]eply|[Ss]end)\s+([A-Z]{2,})\b")
-HELP_LINE = re.compile(r"(?:^|[；;]\s*)([^\s：:；;/]{1,6}|[A-Z]{2,})(?: 编号| number)?[：:]",
-                       re.MULTILINE)
+# "查询 编号：查进度", "STOP: no more texts"; not a heading listing commands ("工作人员：…").
+HELP_LINE = re.compile(r"(?:^|[；;]\s*)([^\s：:；;/]{1,6}|[A-Z]{2,})(?: 编号| number)?[：:]"
+                       r"(?!\s*\{%)", re.MULTILINE)
 # Commands whose whole point is to start a report.
 STARTS_A_REPORT = {"/report", "/patrol"}
 # Answers to one question, which the template asking it means (tested in that dialogue).
@@ -49,7 +50,7 @@ def advertised() -> dict[str, set[str]]:
         words = {f"/{w}" for w in SLASH.findall(text)}
         words |= set(QUOTED.findall(text)) | set(CAPS.findall(text))
         sms = path.parent.name == "sms"
-        if sms and path.stem == "help":
+        if sms and path.stem.startswith("help"):
             words |= set(HELP_LINE.findall(text))
         found["sim-sms" if sms else "sim-telegram"] |= {w.strip() for w in words}
     return found
