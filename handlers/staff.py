@@ -214,7 +214,7 @@ async def _apply(ctx: Context, stored: StoredCase, event: Event, actor: Actor,
         return
     try:
         case, notices = await casework.apply_event(ctx.conn, ctx.reference, stored, event,
-                                                   actor, ctx.now)
+                                                   actor, ctx.now, after_photos=after_photos)
     except workflow.TransitionRefused as refused:
         ctx.say("action_refused", reason=refused.message)
         return
@@ -224,8 +224,6 @@ async def _apply(ctx: Context, stored: StoredCase, event: Event, actor: Actor,
                 state=ctx.label(f"state.{fresh.case.state.value}") if fresh else "")
         return
     assert case.id is not None
-    if after_photos:
-        await media_store.attach(ctx.conn, after_photos, case.id)
     if event.kind == EventKind.MERGE and event.merged_into:
         await casework.move_followers(ctx.conn, case, event.merged_into, ctx.now)
     ctx.notices.extend(notices)

@@ -474,3 +474,33 @@ async def test_help_lists_the_commands_of_the_persons_roles(
     sms_chief = await join_as(gridbot, "sms-chief", "grid_chief", GRID_2, channel="sim-sms")
     await sms_chief.text("帮助")
     assert "/tasks" in sms_chief.said and "签收" in sms_chief.said
+
+
+async def test_the_closing_message_shows_only_the_photo_of_the_result(
+        gridbot: Gridbot, resident: ChatDriver, chief: ChatDriver) -> None:
+    from store import media as media_store
+
+    number = await report_by_menu(resident)  # with two photos of the problem
+    await chief.inbox()
+    await chief.press("签收")
+    await chief.press("已处置")
+    await chief.text("完成")  # no after-photo
+    await chief.press("核查通过")
+    await resident.inbox()
+    closing = next(s for s in resident.last if "已办结" in s.text)
+    assert not closing.payload.get("photos"), "the resident's own photo is not the result"
+
+    second = await report_by_menu(resident, description="路灯又不亮了")
+    await chief.inbox()
+    await chief.press("签收")
+    await chief.press("已处置")
+    await chief.photo("ee" * 32)
+    await chief.text("换了灯泡")
+    await chief.press("核查通过")
+    await resident.inbox()
+    closing = next(s for s in resident.last if "已办结" in s.text)
+    stored = await case_store.get_by_number(gridbot.db.conn, second)
+    assert stored is not None and stored.case.id is not None and number != second
+    media = await media_store.for_case(gridbot.db.conn, stored.case.id)
+    assert [m.role for m in media] == ["before", "before", "after"]
+    assert closing.payload["photos"] == [media[-1].id]

@@ -134,10 +134,11 @@ LEVEL_ROLES = {
 
 async def apply_event(
     conn: aiosqlite.Connection, reference: ReferenceData, stored: case_store.StoredCase,
-    event: Event, actor: Actor, now: datetime,
+    event: Event, actor: Actor, now: datetime, *, after_photos: Sequence[int] = (),
 ) -> tuple[Case, list[PersonalMessage]]:
     """Apply one workflow event to a stored case: save it (version-checked), append the
-    audit record, and turn the workflow's effects into notices for people.
+    audit record, attach the photos of the result it came with, and turn the workflow's
+    effects into notices for people.
 
     Raises `workflow.TransitionRefused` when the actor may not, and
     `store.cases.CaseConflict` when someone changed the case since it was loaded.
@@ -147,6 +148,8 @@ async def apply_event(
     assert case.id is not None
     await case_store.update_case(conn, case, stored.case.version)
     await case_store.add_events(conn, case.id, [transition.audit])
+    if after_photos:
+        await media_store.attach(conn, after_photos, case.id, media_store.AFTER)
     notices = await notices_for(conn, case, stored.details, transition.effects, actor,
                                 note=transition.audit.note)
     return case, notices
@@ -163,11 +166,12 @@ async def notices_for(
     """
     notices: list[PersonalMessage] = []
     seen: set[tuple[int, str]] = set()
-    # The closing message shows the result: the last photo on the case (the after-photo).
+    # The closing message shows the result: the photos staff took of the work done, never
+    # the resident's own (with none, it has no photo).
     after_photo: tuple[int, ...] = ()
     if case.state == State.CLOSED and case.id is not None:
-        media = await media_store.for_case(conn, case.id)
-        after_photo = (media[-1].id,) if media else ()
+        after_photo = tuple(m.id for m in await media_store.for_case(conn, case.id)
+                            if m.role == media_store.AFTER)
     for effect in effects:
         if effect.kind != "notify" or effect.template is None:
             continue
