@@ -21,6 +21,7 @@ from store import people as people_store
 from store.db import Database
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
+NEAR_BUILDING_M = 200.0  # a pin this close to a known building is "near" it
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ class District:
         self.buildings = {b.id: b for b in buildings}
         self._building_ids = {(b.grid_code, b.name): b.id for b in buildings}
         self.matcher = geo.BuildingMatcher(
-            [geo.Building(b.name, b.address, b.grid_code, b.lat, b.lon) for b in buildings])
+            [geo.Building(b.name, b.address, b.grid_code, b.lat, b.lon, b.name_en,
+                          b.address_en) for b in buildings])
 
     @classmethod
     async def load(cls, db: Database) -> District:
@@ -101,17 +103,51 @@ class District:
         return Place(self.index.locate(lat, lon), lat=lat, lon=lon)
 
     def locate_text(self, text: str) -> Place | None:
-        """A grid code or a known building named in typed text, else None."""
+        """A grid code or the one known building named in typed text, else None (also
+        when several buildings match about equally well: see `find_text`)."""
+        found = self.find_text(text)
+        return found[0] if len(found) == 1 else None
+
+    def find_text(self, text: str) -> list[Place]:
+        """The places typed text may mean: a grid code, or the buildings that match it
+        best (several when it is ambiguous, e.g. "3号楼"); empty when none."""
         code = text.strip()
         if code in self.areas and self.areas[code].level == "grid":
-            return Place(code, address=code)
-        building = self.matcher.match(text)
-        if building is None:
-            return None
-        return Place(building.grid_code, lat=building.lat, lon=building.lon,
-                     address=building.address,
-                     building_id=self._building_ids.get((building.grid_code, building.name)),
-                     building_name=building.name)
+            return [Place(code, address=code)]
+        return [self.building_place(self._building_ids[(b.grid_code, b.name)])
+                for b in self.matcher.candidates(text)]
+
+    def building_place(self, building_id: int) -> Place:
+        """The place of a known building."""
+        b = self.buildings[building_id]
+        return Place(b.grid_code, lat=b.lat, lon=b.lon, address=b.address,
+                     building_id=b.id, building_name=b.name)
+
+    def building_name(self, building_id: int | None, locale: str) -> str:
+        """A building's name in a locale (English falls back to Chinese); "" if unknown."""
+        b = self.buildings.get(building_id) if building_id is not None else None
+        if b is None:
+            return ""
+        return b.name_en or b.name if locale.startswith("en") else b.name
+
+    def building_address(self, building_id: int | None, locale: str) -> str:
+        """A building's address in a locale (English falls back to Chinese); "" if unknown."""
+        b = self.buildings.get(building_id) if building_id is not None else None
+        if b is None:
+            return ""
+        return b.address_en or b.address if locale.startswith("en") else b.address
+
+    def nearest_building(self, lat: float, lon: float,
+                         within_m: float = NEAR_BUILDING_M) -> area_store.BuildingRow | None:
+        """The known building closest to a point, if one is within `within_m` metres."""
+        best: tuple[float, area_store.BuildingRow] | None = None
+        for b in self.buildings.values():
+            if b.lat is None or b.lon is None:
+                continue
+            distance = geo.distance_m(lat, lon, b.lat, b.lon)
+            if distance <= within_m and (best is None or distance < best[0]):
+                best = (distance, b)
+        return best[1] if best else None
 
 
 async def import_geojson(db: Database, data: object, now: datetime) -> int:
@@ -126,7 +162,8 @@ async def import_geojson(db: Database, data: object, now: datetime) -> int:
 
 
 async def import_buildings(db: Database, text: str) -> int:
-    """Import buildings from CSV text (name,address,grid_code,lat,lon); return a count."""
+    """Import buildings from CSV text (name,address,grid_code,lat,lon, optionally
+    name_en,address_en); return a count."""
     buildings = geo.parse_buildings_csv(text)
     grids = {a.code for a in await area_store.all_areas(db.conn) if a.level == "grid"}
     for number, b in enumerate(buildings, start=2):
@@ -135,7 +172,8 @@ async def import_buildings(db: Database, text: str) -> int:
                              " (import the grids first)")
     async with db.transaction() as conn:
         await area_store.upsert_buildings(
-            conn, [(b.name, b.address, b.grid_code, b.lat, b.lon) for b in buildings])
+            conn, [(b.name, b.address, b.grid_code, b.lat, b.lon, b.name_en, b.address_en)
+                   for b in buildings])
     return len(buildings)
 
 
