@@ -230,26 +230,32 @@ async def _apply(ctx: Context, stored: StoredCase, event: Event, actor: Actor,
     ctx.say("action_done", number=case.number, action=ctx.label(f"act.{event.kind.value}"),
             state=ctx.label(f"state.{case.state.value}"))
     refreshed = await case_store.get_by_number(ctx.conn, case.number)
-    if refreshed is not None:
+    if refreshed is not None:  # again with the photos when the action added some
         await show_case(ctx, refreshed,
-                        await casework.staff_actors(ctx.conn, ctx.contact.person_id))
+                        await casework.staff_actors(ctx.conn, ctx.contact.person_id),
+                        media=bool(after_photos))
 
 
-async def show_case(ctx: Context, stored: StoredCase, actors: list[Actor]) -> None:
-    """The staff card of a case with the actions this person may take now."""
+async def show_case(ctx: Context, stored: StoredCase, actors: list[Actor],
+                    media: bool = True) -> None:
+    """The staff card of a case with the actions this person may take now; with `media`,
+    its photos (the problem, then the result) and its place on a map."""
     case = stored.case
     choices = casework.action_choices(case, actors)
     reporter = ""
     if case.reporter_id is not None:
         reporter = await _reporter_line(ctx, case.reporter_id, actors)
     photos = [m.id for m in await media_store.for_case(ctx.conn, case.id or 0)]
-    ctx.say("staff_case", choices, attach=photos[:1], number=case.number,
+    place, short, location = casework.case_place(ctx.reference.district, case, stored.details)
+    ctx.say("staff_case", choices, attach=photos[:casework.MAX_CASE_PHOTOS] if media else (),
+            location=location if media else None, number=case.number,
             category=case.category, urgency=case.urgency,
             state_label=ctx.label(f"state.{case.state.value}"),
             level_label=ctx.label(f"level.{case.level.value}"),
             area=ctx.reference.district.name(case.grid_code or case.community_code
                                             or case.street_code, ctx.locale),
-            place=stored.details.address or "", description=stored.details.description,
+            place=place.text(ctx.locale), place_short=short.text(ctx.locale),
+            photos=len(photos), description=stored.details.description,
             reporter=reporter, deadline=case.deadline,
             overdue=case.deadline is not None and case.deadline < ctx.now,
             actions=bool(choices))

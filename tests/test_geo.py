@@ -475,3 +475,15 @@ def test_parsed_geometry_is_independent_of_the_input_dict() -> None:
     original = copy.deepcopy(data)
     parse_areas_geojson(data)
     assert data == original
+
+
+def test_a_map_link_is_a_short_openstreetmap_link_with_a_marker_on_the_point() -> None:
+    from osm_shortlink import shortlink_decode
+
+    from bot.domain.geo import map_link
+
+    link = map_link(30.27812, 120.1264)
+    assert link.startswith("https://osm.org/go/") and link.endswith("?m=")
+    assert len(link) <= 32  # an SMS carries it with the place within two segments
+    lon, lat, zoom = shortlink_decode(link.removeprefix("https://osm.org/go/")[:-3])
+    assert distance_m(lat, lon, 30.27812, 120.1264) < 2 and zoom == 17

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import shapely
+from osm_shortlink import shortlink_encode
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
@@ -197,6 +198,16 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dlambda = math.radians(lon2 - lon1)
     a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlambda / 2) ** 2
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+MAP_ZOOM = 17  # streets and building outlines
+
+
+def map_link(lat: float, lon: float) -> str:
+    """A short OpenStreetMap link with a marker on the point (about 30 characters, no
+    tracking service): https://osm.org/go/CODE?m="""
+    validate_point(lat, lon)
+    return f"https://osm.org/go/{shortlink_encode(lon, lat, MAP_ZOOM)}?m="
 
 
 class GridIndex:

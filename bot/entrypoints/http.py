@@ -175,4 +175,5 @@ async def sim_messages(request: Request) -> Response:
     return JSONResponse({"messages": [
         {"id": r.id, "text": r.body, "buttons": r.payload.get("buttons", []),
          "request_location": r.payload.get("request_location"),
-         "photos": r.payload.get("photos", [])} for r in rows]})
+         "photos": r.payload.get("photos", []),
+         "location": r.payload.get("location")} for r in rows]})

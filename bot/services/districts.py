@@ -16,6 +16,7 @@ from pathlib import Path
 from shapely.geometry import mapping, shape
 
 from bot.domain import geo
+from bot.domain.messages import Localized, Location
 from store import areas as area_store
 from store import people as people_store
 from store.db import Database
@@ -136,6 +137,41 @@ class District:
         if b is None:
             return ""
         return b.address_en or b.address if locale.startswith("en") else b.address
+
+    def describe(self, grid_code: str | None, *, building_id: int | None = None,
+                 lat: float | None = None, lon: float | None = None,
+                 address: str | None = None) -> tuple[Localized, Localized, Location | None]:
+        """Where a case is, for the person who must go there: the full text (building or
+        the one nearest a pin, its address, the grid's name and code), a short one (the
+        building, or the address typed), and the point to show on a map, if known."""
+        near = False
+        building = self.buildings.get(building_id) if building_id is not None else None
+        if building is None and lat is not None and lon is not None:
+            building, near = self.nearest_building(lat, lon), True
+        if building is not None and (lat is None or lon is None):
+            lat, lon = building.lat, building.lon
+        texts: dict[str, tuple[str, str, str]] = {}
+        for locale in ("zh_CN", "en"):
+            title, where = "", ""
+            if building is not None:
+                name = self.building_name(building.id, locale)
+                title = (f"{name}附近" if locale == "zh_CN" else f"near {name}") if near else name
+                where = self.building_address(building.id, locale)
+            elif address:
+                title = address
+            elif lat is not None and lon is not None:
+                title = f"{lat:.5f}, {lon:.5f}"
+            grid = f"{self.name(grid_code, locale)} {grid_code}" if grid_code else ""
+            full = ", ".join(part for part in (title, where) if part)
+            if grid:
+                full = f"{full} ({grid})" if full else grid
+            texts[locale] = (full, title, ", ".join(p for p in (where, grid) if p))
+        location = None
+        if lat is not None and lon is not None:
+            location = Location(lat, lon, Localized(texts["zh_CN"][1], texts["en"][1]),
+                                Localized(texts["zh_CN"][2], texts["en"][2]))
+        return (Localized(texts["zh_CN"][0], texts["en"][0]),
+                Localized(texts["zh_CN"][1], texts["en"][1]), location)
 
     def nearest_building(self, lat: float, lon: float,
                          within_m: float = NEAR_BUILDING_M) -> area_store.BuildingRow | None:
