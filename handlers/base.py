@@ -15,7 +15,7 @@ from typing import Any
 import aiosqlite
 
 from bot.domain.channels import spec_for
-from bot.domain.messages import Choice, Inbound, Reply
+from bot.domain.messages import Choice, Inbound, Location, Reply
 from bot.services.notify import PersonalMessage
 from bot.services.reference import ReferenceData
 from store.conversations import Conversation
@@ -54,10 +54,12 @@ class Context:
         return self.labeler(self.locale, key, **values)
 
     def say(self, template: str, choices: Sequence[Choice] = (), *,
-            ask_location: bool = False, attach: Sequence[int] = (), **context: Any) -> None:
-        """Queue a reply to the sender; `attach` lists media ids to show with it."""
+            ask_location: bool = False, attach: Sequence[int] = (),
+            location: Location | None = None, **context: Any) -> None:
+        """Queue a reply to the sender; `attach` lists media ids to show with it, and
+        `location` a place to show on a map."""
         self.replies.append(Reply(template, context, tuple(choices), ask_location,
-                                  tuple(attach)))
+                                  tuple(attach), location))
 
     def notify(self, person_id: int, template: str, choices: Sequence[Choice] = (),
                **context: Any) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from bot.domain.messages import Choice
+from bot.services.casework import STAFF_ROLES, parse_case_number
 from handlers.base import Context
+from handlers.chief import staff_menu
 from store import people as people_store
 
 LANGUAGES = (("zh_CN", "中文"), ("en", "English"))
+STAFF_ROLE_NAMES = frozenset(role.value for role in STAFF_ROLES)
 
 
 async def start(ctx: Context) -> None:
@@ -32,9 +35,22 @@ def _card(person: people_store.Person) -> dict[str, str]:
             "duties": person.duties or ""}
 
 
+# The commands every person has, listed by the help template itself.
+RESIDENT_COMMANDS = frozenset({"report", "mycases", "case", "cancel", "lang", "home", "mute",
+                               "unmute", "help"})
+
+
 async def help_(ctx: Context) -> None:
-    """List what a person can type."""
-    ctx.say("help")
+    """List what a person can type: staff see their roles' commands (the same list as
+    their Telegram command menu) before the residents' ones."""
+    roles = [role for role, _ in await people_store.roles_of(ctx.conn, ctx.contact.person_id)
+             if role in STAFF_ROLE_NAMES]
+    if not roles:
+        ctx.say("help")
+        return
+    commands = [{"name": name, "label": ctx.label(f"command.{name}")}
+                for name in staff_menu(roles) if name not in RESIDENT_COMMANDS]
+    ctx.say("help_staff", commands=commands)
 
 
 async def cancel(ctx: Context) -> None:
@@ -87,3 +103,16 @@ async def share_phone(ctx: Context) -> None:
     visible = choice in ("on", "开")
     await people_store.set_phone_visible(ctx.conn, ctx.contact.person_id, visible)
     ctx.say("sharephone_set", visible=visible)
+
+
+def case_number(ctx: Context, typed: str) -> str | None:
+    """The case number typed after a command, or None after saying what is wrong: nothing
+    written (how to use it), or something that is no case number ("999": the format)."""
+    number = parse_case_number(typed)
+    if number is None:
+        given = typed.strip()
+        if given:
+            ctx.say("case_number_invalid", given=given[:20])
+        else:
+            ctx.say("case_usage")
+    return number

@@ -31,7 +31,8 @@ def _home_name(ctx: Context, grid: str | None, building_id: int | None) -> str:
     district = ctx.reference.district
     building = district.buildings.get(building_id) if building_id is not None else None
     if building is not None:
-        return f"{building.name}（{district.name(building.grid_code, ctx.locale)}）"
+        return (f"{district.building_name(building.id, ctx.locale)}"
+                f"（{district.name(building.grid_code, ctx.locale)}）")
     return district.name(grid, ctx.locale) if grid else ""
 
 

@@ -6,8 +6,7 @@ from bot.domain import workflow
 from bot.domain.messages import Choice, Kind
 from bot.domain.workflow import Actor, Event, EventKind, Role
 from bot.services import casework
-from bot.services.casework import parse_case_number
-from handlers import staff
+from handlers import common, staff
 from handlers.base import Context, short_list_size
 from store import cases as case_store
 from store import media as media_store
@@ -36,11 +35,9 @@ async def open_case(ctx: Context) -> None:
 
 async def show_case(ctx: Context) -> None:
     """/case N: a case's state and timeline, for its reporter and followers."""
-    number = parse_case_number(ctx.msg.args)
-    if number is None:
-        ctx.say("case_usage")
-        return
-    await _show(ctx, number)
+    number = common.case_number(ctx, ctx.msg.args)
+    if number is not None:
+        await _show(ctx, number)
 
 
 async def _show(ctx: Context, number: str) -> None:

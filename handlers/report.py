@@ -24,6 +24,7 @@ MAX_DESCRIPTION = 1000
 MAX_PHOTOS = 5
 DUPLICATE_RADIUS_M = 100.0
 DUPLICATE_DAYS = 7
+MAX_PLACE_CHOICES = 4  # buildings offered when a typed place is ambiguous (SMS: 2 segments)
 DONE_WORDS = {"完成", "好了", "跳过", "没有", "done", "skip", "no", "none"}
 
 
@@ -71,10 +72,12 @@ async def _suggest(ctx: Context, text: str) -> None:
         _set_description(ctx, text)
     place_note = ""
     if not ctx.data.get("place"):
-        place = ctx.reference.district.locate_text(text)
-        if place is not None:
-            ctx.data["place"] = asdict(place)
-            place_note = _place_text(ctx, place)
+        found = ctx.reference.district.find_text(text)
+        if len(found) == 1:
+            ctx.data["place"] = asdict(found[0])
+            place_note = _place_text(ctx, found[0])
+        elif found:  # "3号楼" of several estates: asked at the location step
+            _offer_places(ctx, text, found)
     suggestions = ctx.reference.catalog.suggest(text, limit=3)
     if not suggestions:
         _ask_category(ctx, "report_category_unclear")
@@ -141,7 +144,22 @@ async def _on_description(ctx: Context) -> None:
 # --- location ---------------------------------------------------------------------------
 
 def _ask_location(ctx: Context) -> None:
+    offered = ctx.data.get("place_options")
+    if offered:
+        district = ctx.reference.district
+        choices = [Choice(f"loc:b:{b}", _place_text(ctx, district.building_place(b), True))
+                   for b in offered["ids"] if b in district.buildings]
+        choices.append(Choice("loc:none", ctx.label("btn.none_of_these")))
+        ctx.say("report_location_which", choices, place=offered["text"])
+        return
     ctx.say("report_location", ask_location=True)
+
+
+def _offer_places(ctx: Context, text: str, found: list[Place]) -> None:
+    """Remember the buildings an ambiguous text may mean, to ask which one."""
+    ids = [p.building_id for p in found if p.building_id is not None][:MAX_PLACE_CHOICES]
+    typed = text.strip()  # quoted when it is just the place ("3号楼"), not a whole report
+    ctx.data["place_options"] = {"text": typed if len(typed) <= 16 else "", "ids": ids}
 
 
 def valid_point(lat: float | None, lon: float | None) -> bool:
@@ -167,6 +185,18 @@ async def _on_location(ctx: Context) -> None:
     if ctx.option == "loc:retry":
         _ask_location(ctx)
         return
+    if ctx.option == "loc:none":
+        ctx.data.pop("place_options", None)
+        _ask_location(ctx)
+        return
+    if ctx.option and ctx.option.startswith("loc:b:"):
+        building_id = int(ctx.option[len("loc:b:"):])
+        if building_id in ctx.reference.district.buildings:
+            place = ctx.reference.district.building_place(building_id)
+            _set_place(ctx, place)
+            _say_place(ctx, place)
+            await _next(ctx)
+            return
     if ctx.msg.kind == Kind.LOCATION:
         if not valid_point(ctx.msg.lat, ctx.msg.lon):
             ctx.say("report_location_invalid")
@@ -182,7 +212,12 @@ async def _on_location(ctx: Context) -> None:
         if not text:
             _ask_location(ctx)
             return
-        found = ctx.reference.district.locate_text(text)
+        candidates = ctx.reference.district.find_text(text)
+        if len(candidates) > 1:
+            _offer_places(ctx, text, candidates)
+            _ask_location(ctx)
+            return
+        found = candidates[0] if candidates else None
         if found is None:
             ctx.data["typed_address"] = text[:200]
             ctx.say("report_location_unknown", [
@@ -202,6 +237,7 @@ async def _on_location(ctx: Context) -> None:
 def _set_place(ctx: Context, place: Place) -> None:
     ctx.data["place"] = asdict(place)
     ctx.data.pop("typed_address", None)
+    ctx.data.pop("place_options", None)
 
 
 def _say_place(ctx: Context, place: Place) -> None:
@@ -211,11 +247,15 @@ def _say_place(ctx: Context, place: Place) -> None:
         ctx.say("report_location_found", place=_place_text(ctx, place))
 
 
-def _place_text(ctx: Context, place: Place) -> str:
+def _place_text(ctx: Context, place: Place, with_address: bool = False) -> str:
+    """The place as the person reads it: building (and its address), or what was typed,
+    or the pin; with the grid."""
     district = ctx.reference.district
     parts = []
-    if place.building_name:
-        parts.append(place.building_name)
+    building = district.building_name(place.building_id, ctx.locale) or place.building_name
+    if building:
+        address = district.building_address(place.building_id, ctx.locale)
+        parts.append(f"{building}, {address}" if with_address and address else building)
     elif place.address:
         parts.append(place.address)
     elif place.lat is not None and place.lon is not None:

@@ -86,6 +86,10 @@ TEXT_COMMANDS = {
     "我的": "mycases", "我的事件": "mycases",
     "语言": "lang", "language": "lang",
     "收到": "ack", "received": "ack",
+    "免打扰": "mute", "mute": "mute",
+    "恢复通知": "unmute", "取消免打扰": "unmute", "unmute": "unmute",
+    # The word alone: how to use it (with a code it is a WORD_COMMAND).
+    "加入": "join", "join": "join",
 }
 
 FLOWS: dict[str, Step] = {

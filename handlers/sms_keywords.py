@@ -24,8 +24,7 @@ from dataclasses import dataclass, replace
 
 from bot.domain.channels import spec_for
 from bot.domain.messages import Inbound, Kind
-from bot.services.casework import parse_case_number
-from handlers import mycases
+from handlers import common, mycases
 from handlers.base import Context
 from store import people as people_store
 
@@ -107,7 +106,7 @@ async def intercept(ctx: Context, reprompt: Prompt) -> bool:
         if ctx.conv.flow:
             await reprompt(ctx)
     elif keyword.kind == "help":
-        ctx.say("help")
+        await common.help_(ctx)
     elif keyword.kind == "status":
         await _status(ctx, keyword.arg)
     elif keyword.kind == "media":
@@ -117,9 +116,8 @@ async def intercept(ctx: Context, reprompt: Prompt) -> bool:
 
 async def _status(ctx: Context, arg: str) -> None:
     """STATUS N: the case's status, as /case N shows it."""
-    number = parse_case_number(arg)
+    number = common.case_number(ctx, arg)
     if number is None:
-        ctx.say("case_usage")
         return
     ctx.msg = replace(ctx.msg, kind=Kind.COMMAND, command="case", args=number)
     before = len(ctx.replies)

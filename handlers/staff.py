@@ -16,6 +16,7 @@ from bot.domain.messages import Choice, Kind
 from bot.domain.workflow import Actor, Event, EventKind, Level, Role
 from bot.services import casework, people
 from bot.services import stats as stats_service
+from handlers import common
 from handlers.base import Context, short_list_size
 from store import cases as case_store
 from store import media as media_store
@@ -212,7 +213,7 @@ async def _apply(ctx: Context, stored: StoredCase, event: Event, actor: Actor,
         return
     try:
         case, notices = await casework.apply_event(ctx.conn, ctx.reference, stored, event,
-                                                   actor, ctx.now)
+                                                   actor, ctx.now, after_photos=after_photos)
     except workflow.TransitionRefused as refused:
         ctx.say("action_refused", reason=refused.message)
         return
@@ -222,34 +223,38 @@ async def _apply(ctx: Context, stored: StoredCase, event: Event, actor: Actor,
                 state=ctx.label(f"state.{fresh.case.state.value}") if fresh else "")
         return
     assert case.id is not None
-    if after_photos:
-        await media_store.attach(ctx.conn, after_photos, case.id)
     if event.kind == EventKind.MERGE and event.merged_into:
         await casework.move_followers(ctx.conn, case, event.merged_into, ctx.now)
     ctx.notices.extend(notices)
     ctx.say("action_done", number=case.number, action=ctx.label(f"act.{event.kind.value}"),
             state=ctx.label(f"state.{case.state.value}"))
     refreshed = await case_store.get_by_number(ctx.conn, case.number)
-    if refreshed is not None:
+    if refreshed is not None:  # again with the photos when the action added some
         await show_case(ctx, refreshed,
-                        await casework.staff_actors(ctx.conn, ctx.contact.person_id))
+                        await casework.staff_actors(ctx.conn, ctx.contact.person_id),
+                        media=bool(after_photos))
 
 
-async def show_case(ctx: Context, stored: StoredCase, actors: list[Actor]) -> None:
-    """The staff card of a case with the actions this person may take now."""
+async def show_case(ctx: Context, stored: StoredCase, actors: list[Actor],
+                    media: bool = True) -> None:
+    """The staff card of a case with the actions this person may take now; with `media`,
+    its photos (the problem, then the result) and its place on a map."""
     case = stored.case
     choices = casework.action_choices(case, actors)
     reporter = ""
     if case.reporter_id is not None:
         reporter = await _reporter_line(ctx, case.reporter_id, actors)
     photos = [m.id for m in await media_store.for_case(ctx.conn, case.id or 0)]
-    ctx.say("staff_case", choices, attach=photos[:1], number=case.number,
+    place, short, location = casework.case_place(ctx.reference.district, case, stored.details)
+    ctx.say("staff_case", choices, attach=photos[:casework.MAX_CASE_PHOTOS] if media else (),
+            location=location if media else None, number=case.number,
             category=case.category, urgency=case.urgency,
             state_label=ctx.label(f"state.{case.state.value}"),
             level_label=ctx.label(f"level.{case.level.value}"),
             area=ctx.reference.district.name(case.grid_code or case.community_code
                                             or case.street_code, ctx.locale),
-            place=stored.details.address or "", description=stored.details.description,
+            place=place.text(ctx.locale), place_short=short.text(ctx.locale),
+            photos=len(photos), description=stored.details.description,
             reporter=reporter, deadline=case.deadline,
             overdue=case.deadline is not None and case.deadline < ctx.now,
             actions=bool(choices))
@@ -297,9 +302,8 @@ def _desk(actor: Actor) -> tuple[str, str, str] | None:
 
 async def quick_action(ctx: Context, kind: EventKind) -> None:
     """SMS shortcuts: ACCEPT N, DONE N, ESC N."""
-    number = casework.parse_case_number(ctx.msg.args)
+    number = common.case_number(ctx, ctx.msg.args)
     if number is None:
-        ctx.say("case_usage")
         return
     await start_action(ctx, number, kind.value)
 

@@ -36,6 +36,12 @@ class BuildingRow:
     grid_code: str
     lat: float | None
     lon: float | None
+    name_en: str | None = None
+    address_en: str | None = None
+
+
+# name, address, grid_code, lat, lon, name_en, address_en
+BuildingValues = tuple[str, str, str, float | None, float | None, str | None, str | None]
 
 
 async def upsert_areas(conn: aiosqlite.Connection, areas: Sequence[AreaRow], now: datetime) -> None:
@@ -66,17 +72,21 @@ async def count_areas(conn: aiosqlite.Connection) -> int:
 
 async def upsert_buildings(
     conn: aiosqlite.Connection,
-    buildings: Sequence[tuple[str, str, str, float | None, float | None]],
+    buildings: Sequence[BuildingValues],
 ) -> None:
-    """Insert or update buildings given as (name, address, grid_code, lat, lon)."""
+    """Insert or update buildings given as (name, address, grid_code, lat, lon, name_en,
+    address_en)."""
     await conn.executemany(
-        "INSERT INTO buildings (name, address, grid_code, lat, lon) VALUES (?, ?, ?, ?, ?)"
+        "INSERT INTO buildings (name, address, grid_code, lat, lon, name_en, address_en)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (grid_code, name) DO UPDATE SET address = excluded.address,"
-        " lat = excluded.lat, lon = excluded.lon", buildings)
+        " lat = excluded.lat, lon = excluded.lon, name_en = excluded.name_en,"
+        " address_en = excluded.address_en", buildings)
 
 
 async def all_buildings(conn: aiosqlite.Connection) -> list[BuildingRow]:
     """Every building."""
     rows = await fetch(conn,
-        "SELECT id, name, address, grid_code, lat, lon FROM buildings ORDER BY id")
+        "SELECT id, name, address, grid_code, lat, lon, name_en, address_en FROM buildings"
+        " ORDER BY id")
     return [BuildingRow(*r) for r in rows]

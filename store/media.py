@@ -11,6 +11,10 @@ import aiosqlite
 from bot.domain.clock import iso
 from store.db import fetch
 
+BEFORE = "before"
+AFTER = "after"
+_COLUMNS = "id, case_id, channel, provider_ref, path, sha256, content_type, role"
+
 
 @dataclass(frozen=True)
 class MediaRow:
@@ -23,6 +27,7 @@ class MediaRow:
     path: str | None
     sha256: str | None
     content_type: str | None
+    role: str | None = None  # on a case: BEFORE (the problem) or AFTER (the result)
 
 
 async def add(
@@ -38,17 +43,17 @@ async def add(
     return cursor.lastrowid
 
 
-async def attach(conn: aiosqlite.Connection, media_ids: Sequence[int], case_id: int) -> None:
-    """Attach media files to a case."""
-    await conn.executemany("UPDATE media SET case_id = ? WHERE id = ?",
-                           [(case_id, m) for m in media_ids])
+async def attach(conn: aiosqlite.Connection, media_ids: Sequence[int], case_id: int,
+                 role: str = BEFORE) -> None:
+    """Attach media files to a case, as showing the problem (BEFORE) or the result (AFTER)."""
+    await conn.executemany("UPDATE media SET case_id = ?, role = ? WHERE id = ?",
+                           [(case_id, role, m) for m in media_ids])
 
 
 async def for_case(conn: aiosqlite.Connection, case_id: int) -> list[MediaRow]:
     """The media files of a case, in the order received."""
     rows = await fetch(conn,
-        "SELECT id, case_id, channel, provider_ref, path, sha256, content_type FROM media"
-        " WHERE case_id = ? ORDER BY id", (case_id,))
+        f"SELECT {_COLUMNS} FROM media WHERE case_id = ? ORDER BY id", (case_id,))
     return [MediaRow(*r) for r in rows]
 
 
@@ -64,7 +69,6 @@ async def get_many(conn: aiosqlite.Connection, media_ids: Sequence[int]) -> list
         return []
     marks = ", ".join("?" * len(media_ids))
     rows = await fetch(conn,
-        "SELECT id, case_id, channel, provider_ref, path, sha256, content_type FROM media"
-        f" WHERE id IN ({marks})", list(media_ids))
+        f"SELECT {_COLUMNS} FROM media WHERE id IN ({marks})", list(media_ids))
     by_id = {r[0]: MediaRow(*r) for r in rows}
     return [by_id[m] for m in media_ids if m in by_id]

@@ -449,7 +449,7 @@ class FakeTelegram:
                 return _error(400, "Bad Request: invalid file_id")
             return {"file_id": stored.file_id, "file_unique_id": stored.unique_id,
                     "file_size": len(stored.data), "file_path": stored.path}
-        if method in ("sendMessage", "sendPhoto"):
+        if method in ("sendMessage", "sendPhoto", "sendVenue", "sendLocation"):
             return self._message(params)
         if method in ("setWebhook", "deleteWebhook", "setMyCommands", "answerCallbackQuery"):
             return True
@@ -463,6 +463,12 @@ class FakeTelegram:
                                    "chat": chat, "from": BOT_USER}
         if "text" in params:
             message["text"] = params["text"]
+        if "latitude" in params:
+            message["location"] = {"latitude": params["latitude"],
+                                   "longitude": params["longitude"]}
+            if "title" in params:
+                message["venue"] = {"location": message["location"], "title": params["title"],
+                                    "address": params["address"]}
         if "photo" in params:
             message["photo"] = [{"file_id": f"sent-{message['message_id']}",
                                  "file_unique_id": f"u{message['message_id']}",

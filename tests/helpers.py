@@ -77,7 +77,8 @@ SAMPLE = {
     "grids": [{"area": "翠苑一区第1网格", "total": 60, "acked": 50}], "status": "已发送",
     "title": "本周网格工作例会", "starts_at": NOW, "soon": True, "attend": True,
     "yes": ["王丽华"], "no": [], "unanswered": ["陈建国"], "invited": 2, "home": "翠苑一区3幢",
-    "current": "翠苑一区3幢",
+    "current": "翠苑一区3幢", "given": "999", "place_short": "3号楼",
+    "commands": [{"name": "tasks", "label": "我的待办"}, {"name": "patrol", "label": "巡查"}],
 }
 
 

@@ -117,12 +117,46 @@ def test_demo_staff_has_one_chief_per_grid(demo_areas: list[AreaFeature]) -> Non
         assert len(row["phone"]) == 11 and row["phone"].startswith("1")
 
 
-def test_demo_matcher_finds_the_short_named_building(demo_buildings: list[Building]) -> None:
+def test_demo_matcher_asks_which_building_3_and_finds_a_full_name(
+        demo_buildings: list[Building]) -> None:
     matcher = BuildingMatcher(demo_buildings)
-    found = matcher.match("3号楼门口垃圾堆了三天")
-    assert found is not None and found.grid_code == "33010600100204"
+    # 3号楼 (古翠路 88 号), 翠苑一区3幢 and 翠苑二区3号楼 all match about equally well.
+    assert matcher.match("3号楼门口垃圾堆了三天") is None
+    assert sorted(b.name for b in matcher.candidates("3号楼门口垃圾堆了三天")) == [
+        "3号楼", "翠苑一区3幢", "翠苑二区3号楼"]
     found = matcher.match("翠苑一区3号楼门口垃圾堆了三天")
     assert found is not None and found.name == "翠苑一区3幢"
+    found = matcher.match("古翠路88号3号楼")
+    assert found is not None and found.grid_code == "33010600100204"
+
+
+def test_demo_buildings_are_found_by_their_english_names(
+        demo_buildings: list[Building]) -> None:
+    matcher = BuildingMatcher(demo_buildings)
+    assert sorted(b.name for b in matcher.candidates("the lamp at building 7 is out")) == [
+        "翠苑一区7幢", "翠苑二区7号楼"]
+    found = matcher.match("Cuiyuan Area 2, Bldg. 7")
+    assert found is not None and found.name == "翠苑二区7号楼"
+    found = matcher.match("rubbish at 105 Gucui Road")
+    assert found is not None and found.name == "翠苑二区8号楼"
+    assert all(b.name_en and b.address_en for b in demo_buildings)
+
+
+def test_english_building_words_normalize_like_chinese_ones() -> None:
+    assert normalize_address("Building 3") == normalize_address("3号楼") == "3#"
+    assert normalize_address("bldg. 12A") == "12a#"
+    assert normalize_address("Area 1 Building 3") == "area 1 3#"  # not building 13
+    assert normalize_address("103 Xueyuan Road") == normalize_address("103 xueyuan rd.")
+
+
+def test_buildings_csv_takes_optional_english_name_and_address() -> None:
+    [one, two] = parse_buildings_csv(
+        "name,address,grid_code,name_en,address_en\n"
+        "3号楼,文三路 123 号,G1,Building 3,123 Wensan Rd\n"
+        "综合楼,文三路 125 号,G1,,\n")
+    assert (one.name_en, one.address_en) == ("Building 3", "123 Wensan Rd")
+    assert (two.name_en, two.address_en) == (None, None)
+    assert one.display("en") == "Building 3" and two.display("en") == "综合楼"
 
 
 # --- locating points ---------------------------------------------------------------------------
@@ -409,7 +443,8 @@ def test_matcher_prefers_exact_and_longest_names() -> None:
     matcher = BuildingMatcher([long_name, short_name])
     assert matcher.match("翠苑一区3幢") == long_name
     assert matcher.match("翠苑一区 3 栋门口垃圾堆了三天") == long_name
-    assert matcher.match("3号楼") == short_name
+    # "3号楼" is the short name exactly, and the long name's number: ask which.
+    assert matcher.candidates("3号楼") == [long_name, short_name]
 
 
 def test_matcher_matches_addresses_despite_a_district_and_street_prefix() -> None:
@@ -453,3 +488,15 @@ def test_parsed_geometry_is_independent_of_the_input_dict() -> None:
     original = copy.deepcopy(data)
     parse_areas_geojson(data)
     assert data == original
+
+
+def test_a_map_link_is_a_short_openstreetmap_link_with_a_marker_on_the_point() -> None:
+    from osm_shortlink import shortlink_decode
+
+    from bot.domain.geo import map_link
+
+    link = map_link(30.27812, 120.1264)
+    assert link.startswith("https://osm.org/go/") and link.endswith("?m=")
+    assert len(link) <= 32  # an SMS carries it with the place within two segments
+    lon, lat, zoom = shortlink_decode(link.removeprefix("https://osm.org/go/")[:-3])
+    assert distance_m(lat, lon, 30.27812, 120.1264) < 2 and zoom == 17

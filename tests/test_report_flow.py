@@ -54,14 +54,17 @@ async def test_case_numbers_count_up_within_a_day(resident: ChatDriver,
     assert second == "261123-002"
 
 
-async def test_one_message_report_suggests_category_and_finds_the_building(
+async def test_one_message_report_suggests_category_and_asks_which_building(
         gridbot: Gridbot, sms_resident: ChatDriver) -> None:
     said = await sms_resident.text("3号楼门口垃圾堆了三天")
     text = "\n".join(s.text for s in said)
     assert "市容环卫" in text
-    assert "3号楼" in text  # the place was found in the same message
     assert "回复 1" in text  # SMS shows numbered choices
     await sms_resident.text("1")  # the suggested category
+    # Three buildings are called 3号楼 or 3幢: which one, with "none of these".
+    for building in ("3号楼, 古翠路 88 号", "翠苑一区3幢", "翠苑二区3号楼", "都不是"):
+        assert building in sms_resident.said, sms_resident.said
+    await sms_resident.press("古翠路 88 号")
     assert "照片" in sms_resident.said  # description and place known: photos next
     await sms_resident.text("1")  # no photos
     assert "请确认" in sms_resident.said
@@ -233,3 +236,51 @@ async def test_messages_of_many_people_in_parallel_each_get_their_own_case(
     assert len(set(numbers)) == 30
     rows = await gridbot.db.fetchall("SELECT count(*), count(DISTINCT reporter_id) FROM cases")
     assert tuple(rows[0]) == (30, 30)
+
+
+async def test_case_with_something_that_is_no_case_number_says_so(
+        resident: ChatDriver, sms_resident: ChatDriver) -> None:
+    await resident.text("/case 999")
+    assert "没有编号为 999 的事件" in resident.said and "261122-001" in resident.said
+    assert "后面写上" not in resident.said  # a number was written: no "write a number"
+    await resident.text("/case")
+    assert "后面写上事件编号" in resident.said
+    await resident.text("/lang en")
+    await resident.text("/case 999")
+    assert "There is no case 999" in resident.said and "YYMMDD-NNN" in resident.said
+    await sms_resident.text("查询 999")
+    assert "没有事件999" in sms_resident.said
+
+
+async def test_an_ambiguous_typed_building_is_asked_about_and_none_of_these_asks_again(
+        gridbot: Gridbot, resident: ChatDriver) -> None:
+    await resident.text("/report")
+    await resident.press("市容环卫")
+    await resident.text("垃圾没人清运")
+    await resident.text("3号楼")
+    assert "“3号楼”有几处" in resident.said
+    assert [label for label, _ in resident.last[-1].buttons] == [
+        "翠苑一区3幢, 学院路 107 号 (翠苑一区第1网格)",
+        "翠苑二区3号楼, 文三路 105 号 (翠苑二区第1网格)",
+        "3号楼, 古翠路 88 号 (翠苑二区第4网格)", "都不是"]
+    await resident.press("都不是")
+    assert "位置" in resident.said and resident.last[-1].payload.get("request_location")
+    await resident.text("翠苑二区3号楼")  # the full name is not ambiguous
+    assert "地点：翠苑二区3号楼" in resident.said
+
+
+async def test_an_english_building_name_is_found(gridbot: Gridbot, resident: ChatDriver) -> None:
+    await resident.text("/lang en")
+    await resident.text("/report")
+    await resident.press("Sanitation")
+    await resident.text("Rubbish has not been collected")
+    await resident.text("building 7")
+    assert "Several places match “building 7”" in resident.said
+    await resident.press("Cuiyuan Area 2 Building 7")
+    assert "Cuiyuan Area 2 Building 7" in resident.said
+    await resident.press("No photos")
+    await resident.press("Submit")
+    number = CASE_NUMBER.search(resident.said)
+    assert number, resident.said
+    stored = await case_store.get_by_number(gridbot.db.conn, number.group(0))
+    assert stored is not None and stored.case.grid_code == "33010600100202"

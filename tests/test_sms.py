@@ -37,7 +37,7 @@ CASE_NUMBER = re.compile(r"\d{6}-\d{3,4}")
 
 
 async def report_by_sms(sms: SmsHarness, sender: str = RESIDENT,
-                        text: str = "3号楼门口垃圾堆了三天", place: str = "3号楼") -> str:
+                        text: str = "古翠路88号3号楼门口垃圾堆了三天", place: str = "3号楼") -> str:
     """The one-message report, confirmed with numbers; return the case number."""
     said = await sms.text(text, sender)
     assert "市容环卫" in said and place in said and "回复 1" in said, said
@@ -83,7 +83,7 @@ async def test_a_signed_message_is_stored_answered_with_empty_twiml_and_replied_
 @pytest.mark.parametrize("how", ["forged", "missing", "wrong url", "tampered body"])
 async def test_unsigned_or_wrongly_signed_posts_get_403_and_nothing_is_stored(
         sms: SmsHarness, twilio: FakeTwilio, how: str) -> None:
-    form = inbound_form("3号楼门口垃圾堆了三天")
+    form = inbound_form("古翠路88号3号楼门口垃圾堆了三天")
     if how == "forged":
         response = await sms.post(form, signature="bm90IGEgc2lnbmF0dXJl")
     elif how == "missing":
@@ -154,7 +154,7 @@ async def test_a_whole_report_by_sms_ends_with_a_case_number(sms: SmsHarness) ->
     assert stored is not None
     assert stored.case.grid_code == "33010600100204"
     assert stored.details.source_channel == "sms"
-    assert stored.details.description == "3号楼门口垃圾堆了三天"
+    assert stored.details.description == "古翠路88号3号楼门口垃圾堆了三天"
     reporter = await people_store.find_contact(sms.bot.db.conn, "sms", RESIDENT)
     assert reporter is not None and stored.case.reporter_id == reporter.person_id
     assert await sms.count("SELECT count(*) FROM outbox WHERE channel = 'sms'"
@@ -164,7 +164,7 @@ async def test_a_whole_report_by_sms_ends_with_a_case_number(sms: SmsHarness) ->
 async def test_an_mms_photo_is_downloaded_with_the_account_and_attached_to_the_case(
         sms: SmsHarness, twilio: FakeTwilio) -> None:
     url = twilio.add_media(PNG, "image/png")
-    said = await sms.text("3号楼门口垃圾堆了三天", media=[(url, "image/png")])
+    said = await sms.text("古翠路88号3号楼门口垃圾堆了三天", media=[(url, "image/png")])
     assert "已收到照片" in said and "市容环卫" in said
     assert twilio.media_fetches == [url] and twilio.refused_auth == 0
     await sms.text("1")  # the suggested category (the menu held through the photo)
@@ -242,7 +242,7 @@ async def test_stop_then_a_notice_is_not_sent_and_start_sends_again(
     rows = await sms.bot.db.fetchall("SELECT status, error FROM outbox WHERE body LIKE ?",
                                      ["%停水%"])
     assert [tuple(r) for r in rows] == [("failed", "recipient opted out")]
-    assert await sms.text("3号楼门口垃圾堆了三天") == ""  # nothing is queued for it
+    assert await sms.text("古翠路88号3号楼门口垃圾堆了三天") == ""  # nothing is queued for it
     assert "已恢复" in await sms.text("START")
     assert not await opted_out(sms)
     await queue_notice(sms, "【翠苑街道】周六社区义诊")
@@ -262,7 +262,7 @@ async def test_tuiding_gets_one_confirmation_and_then_nothing(sms: SmsHarness) -
 
 async def test_cancel_is_a_twilio_stop_word_and_keeps_the_dialogue_for_later(
         sms: SmsHarness) -> None:
-    await sms.text("3号楼门口垃圾堆了三天")
+    await sms.text("古翠路88号3号楼门口垃圾堆了三天")
     assert await sms.text("cancel") == ""  # Twilio unsubscribes on CANCEL: so do we
     assert await opted_out(sms)
     said = await sms.text("UNSTOP")
@@ -394,7 +394,7 @@ def test_sms_senders_are_known_by_e164() -> None:
 
 
 async def test_the_conversation_survives_a_stop_and_start(sms: SmsHarness) -> None:
-    await sms.text("3号楼门口垃圾堆了三天")
+    await sms.text("古翠路88号3号楼门口垃圾堆了三天")
     await sms.text("STOP")
     found = await conversation_store.load_by_address(sms.bot.db.conn, "sms", RESIDENT)
     assert found is not None and found[1].flow == "report"

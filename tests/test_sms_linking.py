@@ -21,7 +21,7 @@ PHONE = "+8613912345678"
 TELEGRAM_CHAT = "424242"
 
 
-async def sms_report(chat: ChatDriver, text: str = "3号楼门口垃圾堆了三天") -> str:
+async def sms_report(chat: ChatDriver, text: str = "古翠路88号3号楼门口垃圾堆了三天") -> str:
     await chat.text(text)
     await chat.text("1")
     await chat.text("1")

@@ -162,6 +162,15 @@ def _sample(locale: str) -> dict[str, Any]:
         "yes": ["王丽华", "陈建国"], "no": ["李秀英"], "unanswered": ["张伟"],
         "home": "翠苑一区3幢（翠苑一区第1网格）" if zh else "Bldg 3 (Cuiyuan Area 1 Grid 1)",
         "current": "翠苑一区3幢" if zh else "Bldg 3",
+        "given": "2611230121",  # /case with something that is no case number
+        # the first SMS of a case handed to staff: its place and a map link (place_map)
+        "place_short": "翠苑二区3号楼附近" if zh else "near Cuiyuan Area 2 Building 3",
+        "address": ("文三路 105 号, 翠苑二区第1网格 33010600100201" if zh else
+                    "105 Wensan Rd, Cuiyuan Area 2 Grid 1 33010600100201"),
+        "map_url": "https://osm.org/go/5mcpiwJ4P-?m=",
+        # a grid chief's help: every command of the Telegram staff menu beyond a resident's
+        "commands": [{"name": n, "label": n} for n in ("tasks", "patrol", "visit", "notice",
+                                                         "meeting", "stats", "contact")],
     }
 
 
@@ -174,9 +183,14 @@ def _suggested(locale: str) -> list[str]:
 
 
 def _staff_overrides(locale: str) -> dict[str, Any]:
-    """Notices to staff carry the category code and the address as stored on the case."""
+    """Notices to staff carry the category code and the place of the case (in SMS texts
+    the short one: the building; the full one goes first, with a map link: place_map)."""
+    zh = locale == "zh_CN"
     return {"category": "sanitation",
-            "place": "学院路 103 号" if locale == "zh_CN" else "103 Xueyuan Rd"}
+            "place": ("翠苑二区3号楼附近, 文三路 105 号 (翠苑二区第1网格 33010600100201)" if zh
+                      else "near Cuiyuan Area 2 Building 3, 105 Wensan Rd"
+                      " (Cuiyuan Area 2 Grid 1 33010600100201)"),
+            "place_short": "翠苑二区3号楼附近" if zh else "near Cuiyuan Area 2 Building 3"}
 
 
 STAFF_NOTICES = frozenset({

@@ -456,3 +456,51 @@ async def test_long_case_lists_stay_within_two_sms_segments(gridbot: Gridbot) ->
     sms_chief = await join_as(gridbot, "many-chief", "grid_chief", GRID_1, channel="sim-sms")
     await sms_chief.text("/tasks")
     assert segments(sms_chief.said) <= 2, sms_chief.said
+
+
+async def test_help_lists_the_commands_of_the_persons_roles(
+        gridbot: Gridbot, resident: ChatDriver, chief: ChatDriver) -> None:
+    from handlers.chief import staff_menu
+
+    await resident.text("/help")
+    assert "/report" in resident.said and "/tasks" not in resident.said
+    await chief.text("/help")
+    for command in staff_menu(["grid_chief"]):  # the chief's Telegram command menu
+        assert f"/{command}" in chief.said, (command, chief.said)
+    assert "/report" in chief.said and "/mycases" in chief.said  # and a resident's too
+    await chief.text("/lang en")
+    await chief.text("/help")
+    assert "Staff commands" in chief.said and "/patrol" in chief.said
+    sms_chief = await join_as(gridbot, "sms-chief", "grid_chief", GRID_2, channel="sim-sms")
+    await sms_chief.text("帮助")
+    assert "/tasks" in sms_chief.said and "签收" in sms_chief.said
+
+
+async def test_the_closing_message_shows_only_the_photo_of_the_result(
+        gridbot: Gridbot, resident: ChatDriver, chief: ChatDriver) -> None:
+    from store import media as media_store
+
+    number = await report_by_menu(resident)  # with two photos of the problem
+    await chief.inbox()
+    await chief.press("签收")
+    await chief.press("已处置")
+    await chief.text("完成")  # no after-photo
+    await chief.press("核查通过")
+    await resident.inbox()
+    closing = next(s for s in resident.last if "已办结" in s.text)
+    assert not closing.payload.get("photos"), "the resident's own photo is not the result"
+
+    second = await report_by_menu(resident, description="路灯又不亮了")
+    await chief.inbox()
+    await chief.press("签收")
+    await chief.press("已处置")
+    await chief.photo("ee" * 32)
+    await chief.text("换了灯泡")
+    await chief.press("核查通过")
+    await resident.inbox()
+    closing = next(s for s in resident.last if "已办结" in s.text)
+    stored = await case_store.get_by_number(gridbot.db.conn, second)
+    assert stored is not None and stored.case.id is not None and number != second
+    media = await media_store.for_case(gridbot.db.conn, stored.case.id)
+    assert [m.role for m in media] == ["before", "before", "after"]
+    assert closing.payload["photos"] == [media[-1].id]

@@ -747,3 +747,22 @@ async def test_a_menu_that_failed_for_a_passing_reason_is_tried_again(tg: Harnes
     assert await tg.bot.db.fetchall("SELECT * FROM telegram_menus") == []
     assert await tg.channel.menus.sync() == 1
     assert "tasks" in (menus_by_chat(tg.fake)[810_004] or [])
+
+
+async def test_a_case_handed_over_shows_its_place_as_a_venue_then_its_photos_then_the_text(
+        tg: Harness, fake: FakeTelegram) -> None:
+    async with tg.bot.db.transaction() as conn:
+        photo = await media_store.add(conn, "telegram", tg.clock.now(), provider_ref="AgAC-9")
+    where = {"lat": 30.27812, "lon": 120.1264, "title": "3号楼附近",
+             "address": "古翠路 88 号, 翠苑二区第4网格 33010600100204"}
+    await queue(tg, str(RESIDENT), "事件 261123-001（市容环卫）", photos=[photo],
+                location=where)
+    await tg.deliver()
+    await queue(tg, str(RESIDENT), "没有楼栋的地点", location={"lat": 30.2, "lon": 120.1})
+    await tg.deliver()
+    sent = [c for c in fake.calls if c.method.startswith("send")]
+    assert [c.method for c in sent] == ["sendVenue", "sendPhoto", "sendMessage",
+                                        "sendLocation", "sendMessage"]
+    venue = sent[0].params
+    assert (venue["latitude"], venue["longitude"]) == (30.27812, 120.1264)
+    assert venue["title"] == "3号楼附近" and "33010600100204" in venue["address"]

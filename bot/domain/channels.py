@@ -23,14 +23,15 @@ class ChannelSpec:
     # Writing again undoes a stop (Telegram: the person unblocked the bot). On SMS only
     # START does, as carriers require.
     resume_on_write: bool = True
+    location_out: bool = False  # can show a place on a map (a venue); otherwise a map link
 
 
 TELEGRAM = ChannelSpec("telegram", buttons=True, max_length=4096, location_button=True,
-                       photos_out=True, variant=None, html=True)
+                       photos_out=True, variant=None, html=True, location_out=True)
 SMS = ChannelSpec("sms", buttons=False, max_length=335, location_button=False,
                   photos_out=False, variant="sms", resume_on_write=False)
 SIM_TELEGRAM = ChannelSpec("sim-telegram", buttons=True, max_length=4096, location_button=True,
-                           photos_out=True, variant=None)
+                           photos_out=True, variant=None, location_out=True)
 SIM_SMS = ChannelSpec("sim-sms", buttons=False, max_length=335, location_button=False,
                       photos_out=False, variant="sms")
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import shapely
+from osm_shortlink import shortlink_encode
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
@@ -202,6 +203,16 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
+MAP_ZOOM = 17  # streets and building outlines
+
+
+def map_link(lat: float, lon: float) -> str:
+    """A short OpenStreetMap link with a marker on the point (about 30 characters, no
+    tracking service): https://osm.org/go/CODE?m="""
+    validate_point(lat, lon)
+    return f"https://osm.org/go/{shortlink_encode(lon, lat, MAP_ZOOM)}?m="
+
+
 class GridIndex:
     """Finds the grid a point falls in (only areas of level "grid" are indexed)."""
 
@@ -225,25 +236,37 @@ class GridIndex:
 
 @dataclass(frozen=True)
 class Building:
-    """A building in a grid; lat/lon are optional."""
+    """A building in a grid; lat/lon and the English name and address are optional."""
 
     name: str
     address: str
     grid_code: str
     lat: float | None
     lon: float | None
+    name_en: str | None = None
+    address_en: str | None = None
+
+    def display(self, locale: str) -> str:
+        """The building's name in a locale (English falls back to the Chinese name)."""
+        return self.name_en or self.name if locale.startswith("en") else self.name
+
+    def display_address(self, locale: str) -> str:
+        """The building's address in a locale (English falls back to the Chinese one)."""
+        return self.address_en or self.address if locale.startswith("en") else self.address
 
 
-BUILDING_COLUMNS = ("name", "address", "grid_code", "lat", "lon")
+BUILDING_COLUMNS = ("name", "address", "grid_code", "lat", "lon", "name_en", "address_en")
 
 
 def parse_buildings_csv(text: str, known_grids: Container[str] | None = None) -> list[Building]:
-    """Parse `name,address,grid_code[,lat,lon]` CSV; ValueError names the line and problem.
+    """Parse `name,address,grid_code[,lat,lon][,name_en,address_en]` CSV; ValueError names
+    the line and problem.
 
-    lat and lon are optional columns and optional values (both or neither). When
-    `known_grids` is given, every grid_code must be in it. All rows or none. Lines are
-    numbered as an editor shows them: the header is line 1, blank lines count, and a row
-    whose quoted field runs over several lines is named by the line it starts on.
+    lat and lon are optional columns and optional values (both or neither); so are the
+    English name and address. When `known_grids` is given, every grid_code must be in it.
+    All rows or none. Lines are numbered as an editor shows them: the header is line 1,
+    blank lines count, and a row whose quoted field runs over several lines is named by
+    the line it starts on.
     """
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
     header = next(reader, None)
@@ -284,7 +307,8 @@ def parse_buildings_csv(text: str, known_grids: Container[str] | None = None) ->
         seen.add(key)
         lat, lon = _parse_lat_lon(line, values.get("lat", ""), values.get("lon", ""))
         buildings.append(Building(values["name"], values["address"], values["grid_code"],
-                                  lat, lon))
+                                  lat, lon, values.get("name_en") or None,
+                                  values.get("address_en") or None))
     return buildings
 
 
@@ -310,14 +334,27 @@ def _parse_lat_lon(line: int, lat_text: str, lon_text: str) -> tuple[float | Non
 
 # "3号楼", "3栋", "3幢", "3号", "3#", "A座" all name building 3 / A: one token "#".
 _UNIT = re.compile(r"([0-9a-z])(?:号楼|号|栋|幢|座|#)")
+# In English: "building 3", "Bldg. 3", "block 3a", "tower #3" name it too.
+_UNIT_EN = re.compile(r"\b(?:building|bldg|block|blk|tower)\b\.?\s*#?\s*([0-9]+[a-z]?)\b")
+_STREET_EN = {"road": "rd", "street": "st", "avenue": "ave", "lane": "ln"}
+_STREET_EN_WORD = re.compile(r"\b(?:road|street|avenue|lane)\b")
 
 
 def normalize_address(text: str) -> str:
-    """A tolerant matching key: NFKC, lowercase, no spaces/punctuation, 号楼/栋/幢/座/# as "#"."""
+    """A tolerant matching key: NFKC, lowercase, no punctuation, 号楼/栋/幢/座/# and the
+    English "building 3" as "3#", "road" as "rd"; spaces go, except one between two
+    ASCII words or numbers ("area 1 3#" is not "area 13#")."""
     text = unicodedata.normalize("NFKC", text).lower()
-    text = "".join(
-        ch for ch in text if ch == "#" or unicodedata.category(ch)[0] not in "PSZC")
-    return _UNIT.sub(r"\1#", text)
+    text = _UNIT_EN.sub(r"\1#", text)
+    text = _STREET_EN_WORD.sub(lambda m: _STREET_EN[m.group(0)], text)
+    kept = "".join(ch for ch in text
+                   if ch == "#" or ch.isspace() or unicodedata.category(ch)[0] not in "PSZC")
+    words = kept.split()
+    joined = words[0] if words else ""
+    for word in words[1:]:
+        between = _is_ascii_alnum(joined[-1]) and _is_ascii_alnum(word[0])
+        joined += (" " if between else "") + word
+    return _UNIT.sub(r"\1#", joined)
 
 
 def _contains(text: str, key: str) -> bool:
@@ -335,34 +372,52 @@ def _contains(text: str, key: str) -> bool:
     return False
 
 
+def _number_match(text: str, key: str) -> int:
+    """The length of the key's ending building number ("3#", "12a#", "area 1 3#" → "3#")
+    when the text names it, else 0."""
+    if not key.endswith("#"):
+        return 0
+    start = len(key) - 1
+    while start > 0 and _is_ascii_alnum(key[start - 1]):
+        start -= 1
+    number = key[start:]
+    return len(number) if len(number) > 1 and _contains(text, number) else 0
+
+
 def _is_ascii_alnum(ch: str) -> bool:
     """0-9 or a-z (after normalisation)."""
     return ch.isascii() and ch.isalnum()
 
 
 class BuildingMatcher:
-    """Recognises a building in free text by its normalised name or address."""
+    """Recognises a building in free text by its normalised name or address, in Chinese
+    or English."""
 
     MIN_KEY_LENGTH = 2  # a one-character key would match almost anything
 
     def __init__(self, buildings: Iterable[Building]) -> None:
         self._entries: list[tuple[str, Building]] = []
         for building in buildings:
-            for key in {normalize_address(building.name), normalize_address(building.address)}:
+            names = (building.name, building.address, building.name_en, building.address_en)
+            for key in {normalize_address(n) for n in names if n}:
                 if len(key) >= self.MIN_KEY_LENGTH:
                     self._entries.append((key, building))
 
     def candidates(self, text: str) -> list[Building]:
-        """The best-matching buildings: those whose name/address key is longest in the text.
+        """The best-matching buildings: those whose key matches the longest part of the text.
 
-        An exact match is the longest possible one. Several results mean the text is
-        ambiguous (e.g. "3号楼" in two grids); an empty list means no building is named.
+        A key found whole in the text counts its length ("翠苑一区3#" in "翠苑一区3幢门口").
+        So does its building number alone ("3#" of "翠苑一区3#" in "3号楼门口"): a text
+        naming only the number matches every building with that number about equally
+        well. Several results mean the text is ambiguous (e.g. "3号楼" in two estates);
+        an empty list means no building is named.
         """
         target = normalize_address(text)
         best: dict[Building, int] = {}
         for key, building in self._entries:
-            if _contains(target, key):
-                best[building] = max(best.get(building, 0), len(key))
+            score = len(key) if _contains(target, key) else _number_match(target, key)
+            if score >= self.MIN_KEY_LENGTH:
+                best[building] = max(best.get(building, 0), score)
         if not best:
             return []
         top = max(best.values())

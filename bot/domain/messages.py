@@ -86,6 +86,29 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Localized:
+    """A text in each locale, for a message whose recipient's language is not known yet
+    (a notice to staff): the renderer picks the recipient's."""
+
+    zh_CN: str
+    en: str
+
+    def text(self, locale: str) -> str:
+        """The text in a locale (zh_CN unless English)."""
+        return self.en if locale.startswith("en") else self.zh_CN
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place to show on a map with a message: the point, and what is there."""
+
+    lat: float
+    lon: float
+    title: str | Localized = ""  # e.g. the nearest building
+    address: str | Localized = ""  # e.g. its address and the grid
+
+
+@dataclass(frozen=True)
 class Reply:
     """A message to send: a template, its context, and what the person may choose."""
 
@@ -94,3 +117,4 @@ class Reply:
     choices: tuple[Choice, ...] = ()
     request_location: bool = False
     photos: tuple[int, ...] = ()  # media ids to show with the message
+    location: Location | None = None  # where the message is about (a case's place)

@@ -427,6 +427,7 @@ async def sim_messages(request: Request) -> Response:
          "request_location": r.payload.get("request_location"),
          "time": _local_time(r.created_at, bot.settings),
          "photos": r.payload.get("photos", []),
+         "location": r.payload.get("location"),
          "photo_urls": [_media_link(bot.settings, int(p), now)
                         for p in r.payload.get("photos", [])]} for r in rows]})
 

@@ -323,12 +323,12 @@ class Engine:
         rows = []
         for reply in ctx.replies:
             if reply.choices and reply is not menu_reply:
-                reply = Reply(reply.template, reply.context, (), reply.request_location,
-                              reply.photos)
-            body, payload = self.renderer.render(reply, ctx.locale, spec, menu_id)
-            rows.append(OutboundRow(msg.channel, msg.address, contact.person_id, body, payload,
-                                    priority=PRIORITY_STOP_CONFIRMATION if ctx.opting_out
-                                    else PRIORITY_REPLY, inbox_id=inbox_id))
+                reply = replace(reply, choices=())
+            for body, payload in self.renderer.render_all(reply, ctx.locale, spec, menu_id):
+                rows.append(OutboundRow(msg.channel, msg.address, contact.person_id, body,
+                                        payload, priority=PRIORITY_STOP_CONFIRMATION
+                                        if ctx.opting_out else PRIORITY_REPLY,
+                                        inbox_id=inbox_id))
         await conversation_store.save(conn, conv, now)
         # After saving the sender's conversation: a notice may open a menu in another one,
         # or (a staff member acting on their own case) in this one, saved again.

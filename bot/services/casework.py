@@ -16,9 +16,9 @@ import aiosqlite
 
 from bot.domain import workflow
 from bot.domain.clock import iso
-from bot.domain.messages import Choice, Reply
+from bot.domain.messages import Choice, Localized, Location, Reply
 from bot.domain.workflow import Actor, Case, Event, EventKind, Level, Role, State
-from bot.services.districts import Place
+from bot.services.districts import District, Place
 from bot.services.notify import PersonalMessage
 from bot.services.people import contact_line, display_name
 from bot.services.reference import ReferenceData
@@ -27,6 +27,11 @@ from store import media as media_store
 from store import people as people_store
 
 SYSTEM = Actor(person_id=None, role=Role.SYSTEM, scope=None)
+# Notices that hand a case to someone, who must know where to go and what it looks like.
+HANDED_OVER = frozenset({"case_new", "case_assigned", "case_urgent", "case_dispatched",
+                         "case_escalated", "case_returned", "case_supervision",
+                         "case_reopened", "case_rework"})
+MAX_CASE_PHOTOS = 10  # an album's most
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,8 @@ async def file_case(
     # The reporter hears back in the dialogue itself; staff from the workflow's effects.
     staff_effects = [e for e in registered.effects
                      if e.audience not in ("reporter", "followers")]
-    notices = await notices_for(conn, stored, details, staff_effects, reporter)
+    notices = await notices_for(conn, stored, details, staff_effects, reporter,
+                                district=reference.district)
     return Filed(stored, handler, notices)
 
 
@@ -138,10 +144,11 @@ LEVEL_ROLES = {
 
 async def apply_event(
     conn: aiosqlite.Connection, reference: ReferenceData, stored: case_store.StoredCase,
-    event: Event, actor: Actor, now: datetime,
+    event: Event, actor: Actor, now: datetime, *, after_photos: Sequence[int] = (),
 ) -> tuple[Case, list[PersonalMessage]]:
     """Apply one workflow event to a stored case: save it (version-checked), append the
-    audit record, and turn the workflow's effects into notices for people.
+    audit record, attach the photos of the result it came with, and turn the workflow's
+    effects into notices for people.
 
     Raises `workflow.TransitionRefused` when the actor may not, and
     `store.cases.CaseConflict` when someone changed the case since it was loaded.
@@ -151,27 +158,36 @@ async def apply_event(
     assert case.id is not None
     await case_store.update_case(conn, case, stored.case.version)
     await case_store.add_events(conn, case.id, [transition.audit])
+    if after_photos:
+        await media_store.attach(conn, after_photos, case.id, media_store.AFTER)
     notices = await notices_for(conn, case, stored.details, transition.effects, actor,
-                                note=transition.audit.note)
+                                note=transition.audit.note, district=reference.district)
     return case, notices
 
 
 async def notices_for(
     conn: aiosqlite.Connection, case: Case, details: case_store.CaseDetails,
     effects: Sequence[workflow.Effect], actor: Actor, note: str = "",
+    district: District | None = None,
 ) -> list[PersonalMessage]:
     """Turn a transition's notify effects into notices, each person once per template.
 
-    Staff get the case's action buttons that their roles allow; the reporter of a closed
-    case is asked whether it is fixed.
+    Staff get the case's action buttons that their roles allow, and a case handed to them
+    comes with its place (on a map) and its photos; the reporter of a closed case is
+    asked whether it is fixed.
     """
+    location = case_place(district, case, details)[2] if district is not None else None
+    case_photos: tuple[int, ...] = ()
+    if case.id is not None and any(e.template in HANDED_OVER for e in effects):
+        case_photos = tuple(m.id for m in await media_store.for_case(conn, case.id))
     notices: list[PersonalMessage] = []
     seen: set[tuple[int, str]] = set()
-    # The closing message shows the result: the last photo on the case (the after-photo).
+    # The closing message shows the result: the photos staff took of the work done, never
+    # the resident's own (with none, it has no photo).
     after_photo: tuple[int, ...] = ()
     if case.state == State.CLOSED and case.id is not None:
-        media = await media_store.for_case(conn, case.id)
-        after_photo = (media[-1].id,) if media else ()
+        after_photo = tuple(m.id for m in await media_store.for_case(conn, case.id)
+                            if m.role == media_store.AFTER)
     for effect in effects:
         if effect.kind != "notify" or effect.template is None:
             continue
@@ -188,10 +204,13 @@ async def notices_for(
             elif effect.audience == "reporter" and case.state == State.CLOSED:
                 choices = (Choice(f"fixed:{case.number}:yes", "@btn.fixed_yes"),
                            Choice(f"fixed:{case.number}:no", "@btn.fixed_no"))
-            context = case_context(case, details, {"note": note, **effect.data})
+            context = case_context(case, details, {"note": note, **effect.data}, district)
             photos = after_photo if public and effect.template == "case_closed" else ()
+            where = None
+            if not public and effect.template in HANDED_OVER:
+                photos, where = case_photos[:MAX_CASE_PHOTOS], location
             notices.append(PersonalMessage(person_id, Reply(effect.template, context, choices,
-                                                   photos=photos)))
+                                                   photos=photos, location=where)))
     return notices
 
 
@@ -214,17 +233,30 @@ async def audience(conn: aiosqlite.Connection, case: Case, effect: workflow.Effe
 
 
 def case_context(case: Case, details: case_store.CaseDetails,
-                 data: Mapping[str, object] | None = None) -> dict[str, object]:
-    """What every case template may use: number, category code, place, deadline, note."""
+                 data: Mapping[str, object] | None = None,
+                 district: District | None = None) -> dict[str, object]:
+    """What every case template may use: number, category code, place (in full, and
+    short for SMS), deadline, note."""
+    place: object = details.address or ""
+    place_short: object = place
+    if district is not None:
+        place, place_short, _ = case_place(district, case, details)
     context: dict[str, object] = {
         "number": case.number, "category": case.category, "urgency": case.urgency,
         "state": case.state.value, "level": case.level.value, "deadline": case.deadline,
-        "description": details.description[:120], "place": details.address or "",
+        "description": details.description[:120], "place": place, "place_short": place_short,
         "note": "", "rating": case.rating, "rework": case.rework_count,
         "department": case.department, "merged_into": case.merged_into, "requested": None,
     }
     context.update(dict(data or {}))
     return context
+
+
+def case_place(district: District, case: Case, details: case_store.CaseDetails
+               ) -> tuple[Localized, Localized, Location | None]:
+    """The case's place in full and short, and its point for a map (see District.describe)."""
+    return district.describe(case.grid_code, building_id=details.building_id,
+                             lat=details.lat, lon=details.lon, address=details.address)
 
 
 # The events staff choose from a menu, in the order buttons are shown.

@@ -16,11 +16,13 @@ from pathlib import Path
 from shapely.geometry import mapping, shape
 
 from bot.domain import geo
+from bot.domain.messages import Localized, Location
 from store import areas as area_store
 from store import people as people_store
 from store.db import Database
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
+NEAR_BUILDING_M = 200.0  # a pin this close to a known building is "near" it
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ class District:
         self.buildings = {b.id: b for b in buildings}
         self._building_ids = {(b.grid_code, b.name): b.id for b in buildings}
         self.matcher = geo.BuildingMatcher(
-            [geo.Building(b.name, b.address, b.grid_code, b.lat, b.lon) for b in buildings])
+            [geo.Building(b.name, b.address, b.grid_code, b.lat, b.lon, b.name_en,
+                          b.address_en) for b in buildings])
 
     @classmethod
     async def load(cls, db: Database) -> District:
@@ -101,17 +104,86 @@ class District:
         return Place(self.index.locate(lat, lon), lat=lat, lon=lon)
 
     def locate_text(self, text: str) -> Place | None:
-        """A grid code or a known building named in typed text, else None."""
+        """A grid code or the one known building named in typed text, else None (also
+        when several buildings match about equally well: see `find_text`)."""
+        found = self.find_text(text)
+        return found[0] if len(found) == 1 else None
+
+    def find_text(self, text: str) -> list[Place]:
+        """The places typed text may mean: a grid code, or the buildings that match it
+        best (several when it is ambiguous, e.g. "3号楼"); empty when none."""
         code = text.strip()
         if code in self.areas and self.areas[code].level == "grid":
-            return Place(code, address=code)
-        building = self.matcher.match(text)
-        if building is None:
-            return None
-        return Place(building.grid_code, lat=building.lat, lon=building.lon,
-                     address=building.address,
-                     building_id=self._building_ids.get((building.grid_code, building.name)),
-                     building_name=building.name)
+            return [Place(code, address=code)]
+        return [self.building_place(self._building_ids[(b.grid_code, b.name)])
+                for b in self.matcher.candidates(text)]
+
+    def building_place(self, building_id: int) -> Place:
+        """The place of a known building."""
+        b = self.buildings[building_id]
+        return Place(b.grid_code, lat=b.lat, lon=b.lon, address=b.address,
+                     building_id=b.id, building_name=b.name)
+
+    def building_name(self, building_id: int | None, locale: str) -> str:
+        """A building's name in a locale (English falls back to Chinese); "" if unknown."""
+        b = self.buildings.get(building_id) if building_id is not None else None
+        if b is None:
+            return ""
+        return b.name_en or b.name if locale.startswith("en") else b.name
+
+    def building_address(self, building_id: int | None, locale: str) -> str:
+        """A building's address in a locale (English falls back to Chinese); "" if unknown."""
+        b = self.buildings.get(building_id) if building_id is not None else None
+        if b is None:
+            return ""
+        return b.address_en or b.address if locale.startswith("en") else b.address
+
+    def describe(self, grid_code: str | None, *, building_id: int | None = None,
+                 lat: float | None = None, lon: float | None = None,
+                 address: str | None = None) -> tuple[Localized, Localized, Location | None]:
+        """Where a case is, for the person who must go there: the full text (building or
+        the one nearest a pin, its address, the grid's name and code), a short one (the
+        building, or the address typed), and the point to show on a map, if known."""
+        near = False
+        building = self.buildings.get(building_id) if building_id is not None else None
+        if building is None and lat is not None and lon is not None:
+            building, near = self.nearest_building(lat, lon), True
+        if building is not None and (lat is None or lon is None):
+            lat, lon = building.lat, building.lon
+        texts: dict[str, tuple[str, str, str]] = {}
+        for locale in ("zh_CN", "en"):
+            title, where = "", ""
+            if building is not None:
+                name = self.building_name(building.id, locale)
+                title = (f"{name}附近" if locale == "zh_CN" else f"near {name}") if near else name
+                where = self.building_address(building.id, locale)
+            elif address:
+                title = address
+            elif lat is not None and lon is not None:
+                title = f"{lat:.5f}, {lon:.5f}"
+            grid = f"{self.name(grid_code, locale)} {grid_code}" if grid_code else ""
+            full = ", ".join(part for part in (title, where) if part)
+            if grid:
+                full = f"{full} ({grid})" if full else grid
+            texts[locale] = (full, title, ", ".join(p for p in (where, grid) if p))
+        location = None
+        if lat is not None and lon is not None:
+            location = Location(lat, lon, Localized(texts["zh_CN"][1], texts["en"][1]),
+                                Localized(texts["zh_CN"][2], texts["en"][2]))
+        return (Localized(texts["zh_CN"][0], texts["en"][0]),
+                Localized(texts["zh_CN"][1], texts["en"][1]), location)
+
+    def nearest_building(self, lat: float, lon: float,
+                         within_m: float = NEAR_BUILDING_M) -> area_store.BuildingRow | None:
+        """The known building closest to a point, if one is within `within_m` metres."""
+        best: tuple[float, area_store.BuildingRow] | None = None
+        for b in self.buildings.values():
+            if b.lat is None or b.lon is None:
+                continue
+            distance = geo.distance_m(lat, lon, b.lat, b.lon)
+            if distance <= within_m and (best is None or distance < best[0]):
+                best = (distance, b)
+        return best[1] if best else None
 
 
 async def import_geojson(db: Database, data: object, now: datetime) -> int:
@@ -126,12 +198,14 @@ async def import_geojson(db: Database, data: object, now: datetime) -> int:
 
 
 async def import_buildings(db: Database, text: str) -> int:
-    """Import buildings from CSV text (name,address,grid_code,lat,lon); return a count."""
+    """Import buildings from CSV text (name,address,grid_code,lat,lon, optionally
+    name_en,address_en); return a count."""
     grids = {a.code for a in await area_store.all_areas(db.conn) if a.level == "grid"}
     buildings = geo.parse_buildings_csv(text, known_grids=grids)
     async with db.transaction() as conn:
         await area_store.upsert_buildings(
-            conn, [(b.name, b.address, b.grid_code, b.lat, b.lon) for b in buildings])
+            conn, [(b.name, b.address, b.grid_code, b.lat, b.lon, b.name_en, b.address_en)
+                   for b in buildings])
     return len(buildings)
 
 

@@ -54,8 +54,8 @@ async def render_personal(
             conv = await conversation_store.load(conn, contact.id)
             menu_id = open_menu(conv, [c.value for c in message.reply.choices])
             await conversation_store.save(conn, conv, now)
-        body, payload = renderer.render(message.reply, contact.locale or default_locale,
-                                        spec_for(contact.channel), menu_id)
-        rows.append(OutboundRow(contact.channel, contact.address, message.person_id, body,
-                                payload, priority=priority, inbox_id=inbox_id))
+        for body, payload in renderer.render_all(message.reply, contact.locale or default_locale,
+                                                 spec_for(contact.channel), menu_id):
+            rows.append(OutboundRow(contact.channel, contact.address, message.person_id, body,
+                                    payload, priority=priority, inbox_id=inbox_id))
     return rows

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from bot.domain.channels import ChannelSpec
-from bot.domain.messages import Reply
+from bot.domain.geo import map_link
+from bot.domain.messages import Localized, Reply
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -31,6 +32,10 @@ def mask_phone(phone: str | None) -> str:
     if len(digits) < 7:
         return "*" * len(digits)
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+def _text(value: str | Localized, locale: str) -> str:
+    return value.text(locale) if isinstance(value, Localized) else value
 
 
 class Renderer:
@@ -104,8 +109,9 @@ class Renderer:
         self, reply: Reply, locale: str, spec: ChannelSpec, menu_id: int | None
     ) -> tuple[str, dict[str, Any]]:
         """Render a reply into (text, payload) for a channel; payload holds buttons."""
-        text = self.render_text(locale, reply.template, {**reply.context, "locale": locale},
-                                spec)
+        context = {key: value.text(locale) if isinstance(value, Localized) else value
+                   for key, value in reply.context.items()}
+        text = self.render_text(locale, reply.template, {**context, "locale": locale}, spec)
         payload: dict[str, Any] = {}
         if reply.choices:
             labels = [self.choice_label(locale, choice.label) for choice in reply.choices]
@@ -118,9 +124,30 @@ class Renderer:
                 text = text + "\n" + "\n".join(lines)
         if reply.request_location and spec.location_button:
             payload["request_location"] = self.label(locale, "btn.send_location")
+        if reply.location is not None and spec.location_out:
+            where = reply.location
+            payload["location"] = {"lat": where.lat, "lon": where.lon,
+                                   "title": _text(where.title, locale),
+                                   "address": _text(where.address, locale)}
         if reply.photos and spec.photos_out:
             payload["photos"] = list(reply.photos)
         elif reply.photos and self.media_link is not None:
             text += "\n" + "\n".join(self.label(locale, "photo_link", url=self.media_link(m))
                                       for m in reply.photos)
         return text, payload
+
+    def render_all(
+        self, reply: Reply, locale: str, spec: ChannelSpec, menu_id: int | None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Render a reply into the messages that carry it: one, or on a channel without
+        maps a first message with the place and a map link (each text keeps its own
+        length: an SMS assignment stays within two segments)."""
+        main = self.render(reply, locale, spec, menu_id)
+        where = reply.location
+        if where is None or spec.location_out:
+            return [main]
+        place = self.render_text(locale, "place_map", {
+            "locale": locale, "number": reply.context.get("number", ""),
+            "place": _text(where.title, locale), "address": _text(where.address, locale),
+            "map_url": map_link(where.lat, where.lon)}, spec)
+        return [(place, {}), main]

@@ -125,7 +125,9 @@ function addPane(name, channel) {
   }
 
   function show(m) {
-    const div = bubble('out', m.text, m.time);
+    const place = m.location  // a case's place, sent to staff before the case text
+      ? `📍 ${m.location.title} (${m.location.lat.toFixed(5)}, ${m.location.lon.toFixed(5)})\n` : '';
+    const div = bubble('out', place + m.text, m.time);
     for (const [i, src] of (m.photo_urls || []).entries()) addImage(div, src, `照片 / photo ${i + 1}`);
     const buttons = m.buttons || [];
     if (buttons.length || m.request_location) {

@@ -1,4 +1,5 @@
-"""Delivering one outbox row to Telegram: photos, then the text (split), then the keyboard.
+"""Delivering one outbox row to Telegram: a place, photos, then the text (split), then the
+keyboard.
 
 The body is already HTML (templates render with autoescape), so it goes out with parse
 mode HTML. Choices become an inline keyboard whose `callback_data` is the opaque
@@ -199,8 +200,12 @@ class TelegramSender:
 
     async def _parts(self, message: StoredOutbound, chat_id: int,
                      markup: Markup | None) -> list[Part]:
-        """The calls that make up this message: each photo, then each piece of text."""
+        """The calls that make up this message: the place (a venue), each photo, then each
+        piece of text."""
         parts: list[Part] = []
+        where = message.payload.get("location")
+        if isinstance(where, dict):
+            parts.append(self._location_part(chat_id, where))
         photo_ids = [int(m) for m in message.payload.get("photos") or []]
         for row in await media_store.get_many(self.db.conn, photo_ids):
             if (row.channel == "telegram" and row.provider_ref) or row.path:
@@ -217,6 +222,18 @@ class TelegramSender:
         def call() -> Awaitable[Message]:
             return self.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML,
                                          reply_markup=markup)
+        return call
+
+    def _location_part(self, chat_id: int, where: dict[str, Any]) -> Part:
+        """A venue (the point with what is there), or the bare point without a title."""
+        lat, lon = float(where["lat"]), float(where["lon"])
+        title, address = str(where.get("title") or ""), str(where.get("address") or "")
+
+        def call() -> Awaitable[Message]:
+            if title:
+                return self.bot.send_venue(chat_id, latitude=lat, longitude=lon,
+                                           title=title, address=address or title)
+            return self.bot.send_location(chat_id, latitude=lat, longitude=lon)
         return call
 
     def _photo_part(self, chat_id: int, row: MediaRow) -> Part:
