@@ -27,6 +27,7 @@ from starlette.responses import (
 from starlette.routing import BaseRoute, Route
 
 from bot.bootstrap import Gridbot, build
+from bot.channels.http_input import BadInput, int_param, read_json
 from bot.channels.registry import webhook_routes
 from bot.domain.channels import SIMULATED
 from bot.domain.messages import Inbound, Kind, parse_text
@@ -113,10 +114,12 @@ def _error(message: str, status: int = 400) -> JSONResponse:
 async def sim_send(request: Request) -> Response:
     """Take a text, a pressed button or a location from the web simulator."""
     try:
-        data = await request.json()
+        data = await read_json(request)
         if not isinstance(data, dict):
             raise ValueError("send a JSON object")
         channel, address = _sim_target(data)
+    except BadInput as exc:
+        return _error(str(exc), exc.status)
     except ValueError as exc:
         return _error(str(exc))
     inbound: Inbound
@@ -164,8 +167,8 @@ async def sim_messages(request: Request) -> Response:
     bot = _bot(request)
     try:
         channel, address = _sim_target(dict(request.query_params))
-        after = int(request.query_params.get("after", "0"))
-    except ValueError as exc:
+        after = int_param(request.query_params, "after", 0)
+    except ValueError as exc:  # BadInput too: every reason here is a 400
         return _error(str(exc))
     rows = await outbox_store.for_address(bot.db.conn, channel, address, after)
     queued = [r.id for r in rows if r.status == "queued"]
