@@ -64,9 +64,11 @@ async def mark(
     error: str | None = None,
 ) -> None:
     """Record what became of a payload: processed, ignored (not for us), failed (handling
-    it raised: `error`) or refused (not a message at all: `error` says why)."""
+    it raised: `error`) or refused (not a message at all: `error` says why). An error
+    recorded before (a parser's note on why it ignored an update) is kept."""
     await conn.execute(
-        "UPDATE inbox SET status = ?, processed_at = ?, error = ? WHERE id = ?",
+        "UPDATE inbox SET status = ?, processed_at = ?, error = coalesce(?, error)"
+        " WHERE id = ?",
         (status, iso(now), error, inbox_id))
 
 

@@ -12,10 +12,9 @@ from starlette.testclient import TestClient
 
 from bot.entrypoints.http import create_app
 from bot.settings import Settings
+from tests.images import png
 
-PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00"
-       b"\x00\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00"
-       b"\x00\x00\x00IEND\xaeB`\x82")
+PNG = png("a 1 x 1 photo", (1, 1))
 
 
 @pytest.fixture

@@ -21,11 +21,16 @@ from bot.domain.clock import FakeClock
 from bot.entrypoints.http import create_app
 from bot.settings import Settings
 from store import db as db_module
+from store import media as media_store
+from store import outbox as outbox_store
 from store.db import Database
+from store.outbox import OutboundRow
 from tests.fake_telegram import FakeTelegram, SpecChecker, Updates
 from tests.fake_twilio import FakeTwilio
+from tests.images import jpeg, png, png_claiming
 from tests.sms_harness import ACCOUNT_SID, AUTH_TOKEN, RESIDENT, SmsHarness, inbound_form
 from tests.telegram_harness import Harness, running_gridbot, telegram_settings
+from tests.test_app import SimUser
 
 CHECKER = SpecChecker.load()
 CHAT = 700_101
@@ -231,6 +236,110 @@ async def test_an_sms_from_what_is_not_a_phone_number_is_stored_refused_and_not_
     assert await sms.count("SELECT count(*) FROM contacts WHERE address = ?", sender) == 0
     assert tracebacks(caplog) == []
     assert "/report" in await sms.text("/help", RESIDENT)  # real numbers are answered
+
+
+# --- 6: images are checked when they arrive, and a photo Telegram refuses is left out ----
+
+NOT_AN_IMAGE = b"this is not an image at all"
+BOMB = png_claiming(20_000, 20_000)  # 400 megapixels declared in a few dozen bytes
+FORTY_EIGHT_MP = png_claiming(8_000, 6_000)
+
+
+def stored_media(folder: Path) -> list[Path]:
+    """The files in the media folder (the link key aside)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix != ".key")
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (NOT_AN_IMAGE, "not a JPEG, PNG, GIF or WebP image"),
+    (BOMB, "too many pixels"),
+    (FORTY_EIGHT_MP, "8000 x 6000 pixels is over 40 megapixels"),
+    (b"", "empty")])
+def test_the_simulator_refuses_what_is_not_an_image_and_the_report_goes_on(
+        client: TestClient, settings: Settings, data: bytes, reason: str) -> None:
+    user = SimUser(client)
+    user.press(user.send(text="/report"), "市政设施")
+    user.send(text="路灯坏了")
+    user.send(lat=30.2801, lon=120.11661)
+    refused = client.post("/sim/api/photo", data=user.target,
+                          files={"file": ("a.jpg", data, "image/jpeg")})
+    assert refused.status_code == 415 and reason in refused.json()["error"]
+    assert stored_media(settings.media_dir) == []
+    kept = client.post("/sim/api/photo", data=user.target,  # a PNG said to be a JPEG
+                       files={"file": ("b.jpg", png("real"), "image/jpeg")})
+    assert kept.status_code == 200
+    assert [p.suffix for p in stored_media(settings.media_dir)] == [".png"]
+    summary = user.press(user.inbox(), "完成")
+    assert "照片：1张" in summary[-1]["text"]
+
+
+async def test_a_telegram_photo_that_is_no_image_is_refused_with_a_clear_answer(
+        tg: Harness, updates: Updates, fake: FakeTelegram) -> None:
+    menu = await tg.send(updates.text(CHAT, "/report"))
+    await tg.send(updates.callback(CHAT, menu[-1].button("市政设施")))
+    await tg.send(updates.text(CHAT, "路灯坏了"))
+    await tg.send(updates.location(CHAT, 30.2801, 120.11661))
+    fake_photo = fake.add_file(NOT_AN_IMAGE)
+    said = await tg.send(updates.photo(CHAT, [fake_photo]))
+    assert [c.params["text"] for c in said] == [
+        "这个文件不是能读取的照片（JPG、PNG、GIF 或 WebP），没有保存。"
+        "已填写的内容都还在，请换一张照片发送。"]
+    bomb = await tg.send(updates.document(CHAT, fake.add_file(BOMB, ".png"), "image/png"))
+    assert "超过4000万像素" in bomb[0].params["text"]
+    assert stored_media(tg.bot.settings.media_dir) == []
+    rows = await tg.bot.db.fetchall("SELECT status, error FROM inbox ORDER BY id")
+    assert [tuple(r) for r in rows][-2:] == [
+        ("ignored", "photo refused: not a JPEG, PNG, GIF or WebP image"),
+        ("ignored", "photo refused: the image has too many pixels")]
+    added = await tg.send(updates.photo(CHAT, [fake.add_file(jpeg("real"))]))
+    assert "照片" in added[-1].params["text"]
+    summary = await tg.send(updates.callback(CHAT, added[-1].button("完成")))
+    assert "照片：1张" in summary[-1].params["text"]  # the report kept all the rest
+
+
+async def test_an_mms_image_that_is_no_image_is_refused_and_its_text_kept(
+        sms: SmsHarness, twilio: FakeTwilio) -> None:
+    liar = twilio.add_media(NOT_AN_IMAGE, "image/jpeg")
+    bomb = twilio.add_media(BOMB, "image/png")
+    said = await sms.text("3号楼门口垃圾堆了三天", media=[(liar, "image/jpeg"),
+                                                      (bomb, "image/png")])
+    assert "市容环卫" in said  # the text was read and the report begun
+    assert "照片无法读取或超过4000万像素，没有保存" in said
+    assert stored_media(sms.bot.settings.media_dir) == []
+    assert await sms.count("SELECT count(*) FROM media") == 0
+
+
+async def test_a_photo_telegram_refuses_is_left_out_and_the_text_and_buttons_still_go(
+        tg: Harness, fake: FakeTelegram) -> None:
+    async with tg.bot.db.transaction() as conn:
+        photo = await media_store.add(conn, "telegram", tg.clock.now(),
+                                      provider_ref="AgAC-broken")
+    async with tg.bot.db.transaction() as conn:
+        await outbox_store.enqueue(conn, [OutboundRow(
+            "telegram", str(CHAT), None, "事件 261123-001：路灯坏了",
+            {"photos": [photo], "buttons": [["签收", "1:0"], ["退回", "1:1"]]})],
+            tg.clock.now())
+    fake.fail_next(400, method="sendPhoto", description="Bad Request: IMAGE_PROCESS_FAILED")
+    sent = await tg.deliver()
+    assert [c.method for c in sent] == ["sendMessage"]
+    assert sent[0].params["text"] == "事件 261123-001：路灯坏了"
+    assert sent[0].button("签收") == "1:0"
+    rows = await tg.bot.db.fetchall("SELECT status FROM outbox WHERE address = ?", [str(CHAT)])
+    assert [r[0] for r in rows] == ["sent"]
+
+
+async def test_a_message_of_photos_only_that_telegram_all_refuses_fails(
+        tg: Harness, fake: FakeTelegram) -> None:
+    async with tg.bot.db.transaction() as conn:
+        photo = await media_store.add(conn, "telegram", tg.clock.now(),
+                                      provider_ref="AgAC-broken")
+        await outbox_store.enqueue(conn, [OutboundRow(
+            "telegram", str(CHAT), None, "", {"photos": [photo]})], tg.clock.now())
+    fake.fail_next(400, method="sendPhoto", description="Bad Request: IMAGE_PROCESS_FAILED")
+    assert await tg.deliver() == []
+    rows = await tg.bot.db.fetchall("SELECT status, error FROM outbox WHERE address = ?",
+                                    [str(CHAT)])
+    assert [tuple(r) for r in rows] == [("failed", "no photo of the message could be sent")]
 
 
 # --- the migration that allows 'refused' ---------------------------------------------------

@@ -25,7 +25,7 @@ SAMPLE = {
     "deadline": NOW, "area": "翠苑一区第1网格", "followers": 2,
     "timeline": [{"at": NOW, "event": "立案", "note": ""}], "photos": 1, "command": "x",
     "limit": 5, "got": 5000, "place": "3号楼", "suggestion": "市容环卫", "count": 1,
-    "street_level": False, "handler": "王丽华", "urgency": "U2",
+    "street_level": False, "handler": "王丽华", "urgency": "U2", "why": "pixels",
     # the staff side
     "note": "现场已清理", "merged_into": "261123-002", "department": "sanitation",
     "requested": NOW, "rating": 4, "rework": 1, "level": "grid", "action": "签收",

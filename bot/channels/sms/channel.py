@@ -144,13 +144,14 @@ class TwilioChannel:
                             args=opt_out_type)]
         fetched = await self.media.fetch(form)
         parts: list[Inbound] = []
-        if body.strip() or not (fetched.photos or fetched.refused or fetched.failed):
+        lost = fetched.refused or fetched.unreadable or fetched.failed
+        if body.strip() or not (fetched.photos or lost):
             parts.append(parse_text(CHANNEL, address, body))
         parts += [Inbound(CHANNEL, address, Kind.PHOTO, photo=p) for p in fetched.photos]
-        if fetched.refused or fetched.failed:
+        if lost:  # one answer for all that was not kept, naming the likeliest cause
+            why = "" if fetched.refused else "unreadable" if fetched.unreadable else "failed"
             parts.append(Inbound(CHANNEL, address, Kind.COMMAND, command=MEDIA_COMMAND,
-                                 args=", ".join(fetched.refused),
-                                 text="" if fetched.refused else "failed"))
+                                 args=", ".join(fetched.refused), text=why))
         return parts
 
     # --- delivery reports ----------------------------------------------------------------

@@ -286,7 +286,12 @@ class UpdateReader:
         if message.location is not None:  # a venue carries its location too
             return Inbound(CHANNEL, address, Kind.LOCATION, lat=message.location.latitude,
                            lon=message.location.longitude, name=name)
-        photo = await self._photo(message)
+        try:
+            photo = await self._photo(message)
+        except MediaRefused as exc:  # not readable, too many pixels, too big: say which
+            log.info("photo in inbox %s refused: %s", row.id, exc)
+            await self._note(row, "photo_refused", error=f"photo refused: {exc}", why=exc.why)
+            return None
         if photo is not None:
             return Inbound(CHANNEL, address, Kind.PHOTO, text=message.caption or "",
                            photo=photo, name=name)
@@ -313,20 +318,24 @@ class UpdateReader:
             await self._note(row, "phone_linked")
 
     async def _photo(self, message: Message) -> Photo | None:
-        """Download a photo, or an image sent as a file, into the media folder."""
+        """Download a photo, or an image sent as a file, into the media folder; None if
+        the message has neither, MediaRefused if it is no image we keep."""
+        too_big = MediaRefused("bytes", f"over {MAX_PHOTO_BYTES // (1024 * 1024)} MB")
         if message.photo:
             best = _largest(message.photo)
             if best is None:
-                return None
+                raise too_big
             return await self._download(best.file_id, "image/jpeg")
         document = message.document
-        if (document is not None and (document.mime_type or "").startswith("image/")
-                and (document.file_size or 0) <= MAX_PHOTO_BYTES):
+        if document is not None and (document.mime_type or "").startswith("image/"):
+            if (document.file_size or 0) > MAX_PHOTO_BYTES:
+                raise too_big
             return await self._download(document.file_id, document.mime_type or "")
         return None
 
-    async def _download(self, file_id: str, content_type: str) -> Photo | None:
-        """getFile and fetch the bytes (retrying network failures), then keep them."""
+    async def _download(self, file_id: str, content_type: str) -> Photo:
+        """getFile and fetch the bytes (retrying network failures), then keep them if
+        they are an image we keep (MediaRefused if not)."""
         for delay in (*self.download_delays, None):
             try:
                 file = await self.bot.get_file(file_id)
@@ -343,25 +352,24 @@ class UpdateReader:
                     raise
                 log.info("download of %s failed (%s); trying again", file_id, exc)
                 await asyncio.sleep(delay)
-        try:
-            return await asyncio.to_thread(save_photo, self.engine.reference.media_dir, data,
-                                           content_type, file_id)
-        except MediaRefused as exc:
-            log.info("photo %s not kept: %s", file_id, exc)
-            return None
+        return await asyncio.to_thread(save_photo, self.engine.reference.media_dir, data,
+                                       content_type, file_id)
 
-    async def _note(self, row: InboxRow, template: str) -> None:
-        """Tell the person something short, and settle the update as ignored, in one go."""
+    async def _note(self, row: InboxRow, template: str, error: str | None = None,
+                    **context: object) -> None:
+        """Tell the person something short, and settle the update as ignored (with why,
+        if given), in one go."""
         engine = self.engine
         now = engine.clock.now()
         async with engine.db.transaction() as conn:
             contact = await people_store.find_contact(conn, CHANNEL, row.address)
             locale = (contact.locale if contact else None) or engine.reference.default_locale
-            body, payload = engine.renderer.render(Reply(template), locale, TELEGRAM, None)
+            body, payload = engine.renderer.render(Reply(template, context), locale,
+                                                   TELEGRAM, None)
             await outbox_store.enqueue(conn, [OutboundRow(
                 CHANNEL, row.address, contact.person_id if contact else None, body, payload,
                 inbox_id=row.id)], now)
-            await inbox_store.mark(conn, row.id, "ignored", now)
+            await inbox_store.mark(conn, row.id, "ignored", now, error)
         for wake in engine.on_queued:
             wake()
 
