@@ -37,7 +37,9 @@ STATUS = re.compile(r"^(?:status|查询)(?:$|[\s:：#]+|(?=\d))(.*)$", re.IGNORE
 
 # Commands an SMS parser makes from what Twilio tells it (not typed by people).
 KEYWORD_COMMAND = "sms_keyword"  # args: stop, start or help (Twilio's OptOutType)
-MEDIA_COMMAND = "sms_media"  # args: the content types refused; text "failed" if not fetched
+# args: the content types refused; text "unreadable" (an image we cannot read or with too
+# many pixels) or "failed" (not fetched) when no type was refused.
+MEDIA_COMMAND = "sms_media"
 
 Prompt = Callable[[Context], Awaitable[None]]
 
@@ -50,6 +52,7 @@ class Keyword:
     arg: str = ""
     confirmed_by_twilio: bool = False  # Twilio answered it already
     failed: bool = False  # media: it could not be fetched (rather than not an image)
+    unreadable: bool = False  # media: fetched, but no image we can read or keep
 
 
 def classify(text: str) -> Keyword | None:
@@ -79,7 +82,8 @@ def keyword_of(msg: Inbound) -> Keyword | None:
     if msg.kind == Kind.COMMAND and msg.command == KEYWORD_COMMAND:
         return Keyword(msg.args, confirmed_by_twilio=True)
     if msg.kind == Kind.COMMAND and msg.command == MEDIA_COMMAND:
-        return Keyword("media", msg.args, failed=msg.text == "failed")
+        return Keyword("media", msg.args, failed=msg.text == "failed",
+                       unreadable=msg.text == "unreadable")
     return None
 
 
@@ -110,7 +114,8 @@ async def intercept(ctx: Context, reprompt: Prompt) -> bool:
     elif keyword.kind == "status":
         await _status(ctx, keyword.arg)
     elif keyword.kind == "media":
-        ctx.say("sms_media_refused", kinds=keyword.arg, failed=keyword.failed)
+        ctx.say("sms_media_refused", kinds=keyword.arg, failed=keyword.failed,
+                unreadable=keyword.unreadable)
     return True
 
 

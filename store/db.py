@@ -62,16 +62,28 @@ class Database:
         done = {row[0] for row in await self.conn.execute_fetchall(
             "SELECT name FROM schema_migrations")}
         applied = []
-        for name, sql in _migrations():
-            if name in done:
-                continue
-            async with self.transaction():
-                for statement in _statements(sql):
-                    await self.conn.execute(statement)
-                await self.conn.execute(
-                    "INSERT INTO schema_migrations (name, applied_at)"
-                    " VALUES (?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))", (name,))
-            applied.append(name)
+        # Foreign keys are off while migrating (outside any transaction: the pragma does
+        # nothing inside one) so that a migration can rebuild a table others refer to,
+        # SQLite's documented way to change a constraint; each migration is checked
+        # before its commit instead.
+        await self.conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            for name, sql in _migrations():
+                if name in done:
+                    continue
+                async with self.transaction():
+                    for statement in _statements(sql):
+                        await self.conn.execute(statement)
+                    broken = await fetch(self.conn, "PRAGMA foreign_key_check")
+                    if broken:
+                        raise RuntimeError(f"migration {name} breaks foreign keys: "
+                                           f"{[tuple(row) for row in broken[:5]]}")
+                    await self.conn.execute(
+                        "INSERT INTO schema_migrations (name, applied_at)"
+                        " VALUES (?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))", (name,))
+                applied.append(name)
+        finally:
+            await self.conn.execute("PRAGMA foreign_keys = ON")
         return applied
 
     @asynccontextmanager

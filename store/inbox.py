@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
 
 from bot.domain.clock import iso
 from store.db import fetch
+
+# What became of a stored payload; the CHECK in store/migrations/0008_inbox_refused.sql.
+Status = Literal["received", "processed", "failed", "ignored", "refused"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class InboxRow:
 
 async def insert(
     conn: aiosqlite.Connection, channel: str, provider_id: str, address: str,
-    payload: dict[str, Any], now: datetime, status: str = "received", raw: str | None = None,
+    payload: dict[str, Any], now: datetime, status: Status = "received", raw: str | None = None,
 ) -> int | None:
     """Store a payload; return its id, or None when this provider id was stored before.
 
@@ -57,12 +60,15 @@ async def get(conn: aiosqlite.Connection, inbox_id: int) -> InboxRow | None:
 
 
 async def mark(
-    conn: aiosqlite.Connection, inbox_id: int, status: str, now: datetime,
+    conn: aiosqlite.Connection, inbox_id: int, status: Status, now: datetime,
     error: str | None = None,
 ) -> None:
-    """Record what became of a payload: processed, failed (with the error) or ignored."""
+    """Record what became of a payload: processed, ignored (not for us), failed (handling
+    it raised: `error`) or refused (not a message at all: `error` says why). An error
+    recorded before (a parser's note on why it ignored an update) is kept."""
     await conn.execute(
-        "UPDATE inbox SET status = ?, processed_at = ?, error = ? WHERE id = ?",
+        "UPDATE inbox SET status = ?, processed_at = ?, error = coalesce(?, error)"
+        " WHERE id = ?",
         (status, iso(now), error, inbox_id))
 
 

@@ -20,6 +20,7 @@ from store import outbox as outbox_store
 from store import people as people_store
 from tests.chat import ChatDriver, Said
 from tests.fake_telegram import SpecChecker
+from tests.images import png
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 in Shanghai
 CHECKER = SpecChecker.load()  # the Bot API spec the fake checks every call against
@@ -57,7 +58,7 @@ SAMPLE = {
     "deadline": NOW, "area": "翠苑一区第1网格", "followers": 2,
     "timeline": [{"at": NOW, "event": "立案", "note": ""}], "photos": 1, "command": "x",
     "limit": 5, "got": 5000, "place": "3号楼", "suggestion": "市容环卫", "count": 1,
-    "street_level": False, "handler": "王丽华", "urgency": "U2",
+    "street_level": False, "handler": "王丽华", "urgency": "U2", "why": "pixels",
     # the staff side
     "note": "现场已清理", "merged_into": "261123-002", "department": "sanitation",
     "requested": NOW, "rating": 4, "rework": 1, "level": "grid", "action": "签收",
@@ -123,9 +124,7 @@ async def received(driver: ChatDriver) -> list[str]:
     return [r.body for r in rows]
 
 
-PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00"
-       b"\x00\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00"
-       b"\x00\x00\x00IEND\xaeB`\x82")
+PNG = png("a 1 x 1 photo", (1, 1))  # real bytes: photos are read with Pillow on arrival
 
 
 def gridbot(tmp_path: Path, *args: str, stdin: str = "",

@@ -28,7 +28,7 @@ LOCALES = ("zh_CN", "en")
 MAX_SEGMENTS = 2
 # Templates SMS users never get (Telegram's edited messages and unsupported kinds).
 TELEGRAM_ONLY = frozenset({"edited_ignored", "unsupported_message", "phone_linked",
-                           "phone_not_linked", "phone_not_own"})
+                           "phone_not_linked", "phone_not_own", "photo_refused"})
 
 catalog = Catalog.load(PACKAGE_DATA / "categories.toml")
 renderer = Renderer(ZoneInfo("Asia/Shanghai"))
@@ -142,7 +142,7 @@ def _sample(locale: str) -> dict[str, Any]:
                    "description": ("3号楼东门口的垃圾已经堆了三天没人清运，味道很大" if zh else
                                    "Garbage has piled up at the east gate of building 3 for")}
                   for n in (12, 15, 21)],
-        "command": "frobnicate", "kinds": "audio/amr", "failed": False,
+        "command": "frobnicate", "kinds": "audio/amr", "failed": False, "unreadable": False,
         "suggestion": _suggested(locale)[0],
         # notices, meetings, digests (issue 6)
         "org": "翠苑一区社区" if zh else "Cuiyuan Area 1 Community",

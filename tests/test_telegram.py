@@ -49,6 +49,7 @@ from tests.fake_telegram import (
     html_problems,
 )
 from tests.helpers import CHECKER, SAMPLE, renderer
+from tests.images import jpeg, png
 from tests.telegram_harness import (
     PUBLIC_URL,
     SECRET,
@@ -62,9 +63,6 @@ GROUP = -100_200_300
 CASE_NUMBER = re.compile(r"\d{6}-\d{3}")
 
 
-def jpeg(seed: str) -> bytes:
-    """Some bytes standing in for a JPEG photo."""
-    return b"\xff\xd8\xff\xe0" + hashlib.sha256(seed.encode()).digest() * 40
 
 
 def album_photo(fake: FakeTelegram, seed: str) -> tuple[list[str], bytes]:
@@ -305,7 +303,7 @@ async def test_an_edited_message_gets_a_short_note_and_changes_nothing(
 
 async def test_an_image_sent_as_a_file_is_a_photo_and_a_sticker_gets_a_note(
         tg: Harness, updates: Updates, fake: FakeTelegram) -> None:
-    data = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    data = png("sent as a file")
     file_id = fake.add_file(data, ".png")
     kept = await tg.send(updates.document(RESIDENT, file_id, "image/png"))
     assert any("照片" in c.params["text"] for c in kept)

@@ -66,6 +66,11 @@ class Inbound:
         return cls(**data)
 
 
+class Unreadable(ValueError):
+    """A stored payload refused as no message at all (a Telegram update that breaks the
+    Bot API, an SMS from what is not a phone number): kept with this reason, not answered."""
+
+
 def parse_text(channel: str, address: str, text: str, name: str | None = None) -> Inbound:
     """Turn typed text into a text or command inbound ("/case 12" → command "case")."""
     stripped = text.strip()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +40,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot.bootstrap import Gridbot
+from bot.channels.http_input import BadInput, int_param, read_json
 from bot.domain.channels import SIMULATED
 from bot.domain.messages import Inbound, Kind, parse_text
 from bot.services import links
@@ -56,7 +56,6 @@ COOKIE = "gridbot_sim"
 # The page's default pin: in 翠苑一区第2网格 (33010600100102), whose chief has the second
 # pane, and next to 翠苑一区7幢, which README's example report names.
 DEFAULT_PIN = (30.2812, 120.1195)
-AFTER = re.compile(r"[0-9]{1,18}")  # an outbox id; more digits would overflow SQLite
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; object-src 'none';"
                                " base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
@@ -311,9 +310,9 @@ async def sim_send(request: Request) -> Response:
     if refused is not None:
         return refused
     try:
-        data = await request.json()
-    except (ValueError, RecursionError):
-        return _error("send a JSON object")
+        data = await read_json(request)  # bounded in size and nesting (bot/channels/http_input)
+    except BadInput as exc:
+        return _error(str(exc), exc.status)
     try:
         if not isinstance(data, dict):
             raise ValueError("send a JSON object")
@@ -394,9 +393,8 @@ async def sim_messages(request: Request) -> Response:
     params = request.query_params
     try:
         channel, address = _sim_target(dict(params))
-        after, wait = params.get("after", "0"), float(params.get("wait", "0"))
-        if not AFTER.fullmatch(after):
-            raise ValueError("after must be a message id (digits)")
+        after = int_param(params, "after", 0)
+        wait = float(params.get("wait", "0"))
         if not 0 <= wait <= MAX_WAIT:
             raise ValueError(f"wait must be from 0 to {MAX_WAIT:g} seconds")
     except ValueError as exc:
@@ -409,7 +407,7 @@ async def sim_messages(request: Request) -> Response:
     deadline = loop.time() + wait
     while True:
         arrived = arrivals.current()
-        rows = await outbox_store.for_address(bot.db.conn, channel, address, int(after))
+        rows = await outbox_store.for_address(bot.db.conn, channel, address, after)
         left = deadline - loop.time()
         if rows or left <= 0 or arrivals.closed:
             break

@@ -28,7 +28,7 @@ import aiosqlite
 
 from bot.domain.channels import spec_for
 from bot.domain.clock import Clock
-from bot.domain.messages import Inbound, Kind, Reply
+from bot.domain.messages import Inbound, Kind, Reply, Unreadable
 from bot.services.notify import open_menu, render_personal
 from bot.services.reference import ReferenceData
 from bot.services.render import Renderer
@@ -278,6 +278,12 @@ class Engine:
         async with self.locks.hold((row.channel, row.address)):
             try:
                 inbound = await parser(row)
+            except Unreadable as exc:  # nobody to answer, or nothing to act on
+                log.info("inbox %s refused: %s", inbox_id, exc)
+                async with self.db.transaction() as conn:
+                    await inbox_store.mark(conn, inbox_id, "refused", self.clock.now(),
+                                           str(exc))
+                return
             except Exception as exc:  # noqa: BLE001 - any failure is recorded, not lost
                 log.exception("inbox %s could not be read", inbox_id)
                 await self._record_failure(row.channel, row.address, exc, inbox_id=inbox_id)

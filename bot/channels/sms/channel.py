@@ -6,7 +6,9 @@ handle. An MMS becomes its text first, then one photo message per image, then a 
 for what was not an image; all but the last are handled through `Engine.handle` under
 ids derived from the MessageSid ("SM...#1"), so a crash in between repeats nothing.
 
-The sender address is E.164 (`bot.phones`). A number that a person is already known by
+The sender address is E.164 (`bot.services.phones`); a message from anything else (an
+alphanumeric sender, a short code, a number with a NUL in it) is stored and refused, never
+answered. A number that a person is already known by
 (staff loaded from a file with their phone) is given to that person before its first
 message is handled, so a grid chief texting in is the grid chief.
 """
@@ -22,7 +24,7 @@ from twilio.request_validator import RequestValidator
 from bot.channels.sms.media import MediaFetcher
 from bot.channels.sms.send import TwilioSender, describe
 from bot.domain.clock import Clock
-from bot.domain.messages import Inbound, Kind, parse_text
+from bot.domain.messages import Inbound, Kind, Unreadable, parse_text
 from bot.runtime.engine import Engine, InboundParser
 from bot.runtime.outbox import ChannelSender
 from bot.services import phones
@@ -92,6 +94,9 @@ class TwilioChannel:
     async def parse(self, row: inbox_store.InboxRow) -> Inbound | None:
         """Turn a stored form into the message to handle (MMS parts before it go first)."""
         form = {str(k): str(v) for k, v in row.payload.items()}
+        if phones.to_e164(row.address) != row.address:  # an E.164 number maps to itself
+            # Nobody to answer: a reply would go to Twilio with this as its To.
+            raise Unreadable(f"the sender is not a phone number: {form.get('From', '')!r}")
         await self._claim_address(row.address)
         parts = await self._parts(form, row.address)
         for index, part in enumerate(parts[:-1], start=1):
@@ -117,13 +122,14 @@ class TwilioChannel:
                             args=opt_out_type)]
         fetched = await self.media.fetch(form)
         parts: list[Inbound] = []
-        if body.strip() or not (fetched.photos or fetched.refused or fetched.failed):
+        lost = fetched.refused or fetched.unreadable or fetched.failed
+        if body.strip() or not (fetched.photos or lost):
             parts.append(parse_text(CHANNEL, address, body))
         parts += [Inbound(CHANNEL, address, Kind.PHOTO, photo=p) for p in fetched.photos]
-        if fetched.refused or fetched.failed:
+        if lost:  # one answer for all that was not kept, naming the likeliest cause
+            why = "" if fetched.refused else "unreadable" if fetched.unreadable else "failed"
             parts.append(Inbound(CHANNEL, address, Kind.COMMAND, command=MEDIA_COMMAND,
-                                 args=", ".join(fetched.refused),
-                                 text="" if fetched.refused else "failed"))
+                                 args=", ".join(fetched.refused), text=why))
         return parts
 
     # --- delivery reports ----------------------------------------------------------------

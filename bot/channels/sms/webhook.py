@@ -20,6 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from twilio.twiml.messaging_response import MessagingResponse
 
+from bot.channels.http_input import BadInput, int_param
 from bot.channels.sms.channel import CHANNEL, INBOUND_PATH, STATUS_PATH, TwilioChannel
 from bot.settings import Settings
 
@@ -86,8 +87,11 @@ async def status(request: Request) -> Response:
     form = await _signed_form(request, channel)
     if form is None:
         return _forbidden()
-    raw_id = request.query_params.get("id", "")
-    await channel.record_status(form, int(raw_id) if raw_id.isdigit() else None)
+    try:  # the outbox id we put in the callback URL
+        message_id = int_param(request.query_params, "id", low=1)
+    except BadInput as exc:
+        return PlainTextResponse(str(exc), status_code=exc.status)
+    await channel.record_status(form, message_id)
     return Response(status_code=204)
 
 

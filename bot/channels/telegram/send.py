@@ -7,7 +7,9 @@ mode HTML. Choices become an inline keyboard whose `callback_data` is the opaque
 (private chats only), taken away again with the next plain message. Provider errors
 become a `Delivery`: 429 waits `retry_after`, 403 stops the contact, 400 fails the row,
 network and 5xx errors retry. A row sent in several calls remembers how far it got, so a
-retry does not repeat the parts already delivered.
+retry does not repeat the parts already delivered. A photo that cannot be sent (Telegram
+refuses it: IMAGE_PROCESS_FAILED, or its file is gone) is left out and the text and its
+buttons still go: a staff card without its picture can still be acted on.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 MAX_TEXT = 4096  # characters (UTF-16 code units) in one message
 PRIVATE_CHAT_BURST = 3  # messages to one private chat at once, before one a second
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
-Part = Callable[[], Awaitable[Message]]
+Part = Callable[[], Awaitable[Message | None]]  # None: a photo left out
 _ENTITY_START = re.compile(r"&[#0-9A-Za-z]{0,10}$")
 
 
@@ -170,7 +172,7 @@ class TelegramSender:
         last: Message | None = None
         try:
             for index in range(done, len(parts)):
-                last = await parts[index]()
+                last = await parts[index]() or last
                 self._progress[message.id] = index + 1
         except (TelegramError, OSError) as exc:
             delivery = (delivery_for(exc) if isinstance(exc, TelegramError)
@@ -179,6 +181,8 @@ class TelegramSender:
                 self._progress.pop(message.id, None)
             return delivery
         self._progress.pop(message.id, None)
+        if last is None and parts and done == 0:  # photos only, and none could be sent
+            return Delivery("failed", error="no photo of the message could be sent")
         return Delivery("sent", provider_id=str(last.message_id) if last else None)
 
     def _markup(self, message: StoredOutbound, chat_id: int) -> Markup | None:
@@ -237,15 +241,24 @@ class TelegramSender:
         return call
 
     def _photo_part(self, chat_id: int, row: MediaRow) -> Part:
-        async def call() -> Message:
-            if row.channel == "telegram" and row.provider_ref:
-                try:
-                    return await self.bot.send_photo(chat_id, row.provider_ref)
-                except BadRequest:
-                    if not row.path:
-                        raise
-                    log.info("file_id of media %s refused; uploading the file", row.id)
-            assert row.path is not None
-            data = await asyncio.to_thread((self.media_dir / row.path).read_bytes)
-            return await self.bot.send_photo(chat_id, InputFile(data, filename=Path(row.path).name))
+        async def call() -> Message | None:
+            try:
+                return await self._send_photo(chat_id, row)
+            except (BadRequest, OSError) as exc:  # this photo, not the chat: go on without it
+                log.warning("media %s not sent to %s (%s); the text goes without it",
+                            row.id, chat_id, exc)
+                return None
         return call
+
+    async def _send_photo(self, chat_id: int, row: MediaRow) -> Message:
+        """sendPhoto by file_id, else (or when Telegram forgot it) by uploading the file."""
+        if row.channel == "telegram" and row.provider_ref:
+            try:
+                return await self.bot.send_photo(chat_id, row.provider_ref)
+            except BadRequest:
+                if not row.path:
+                    raise
+                log.info("file_id of media %s refused; uploading the file", row.id)
+        assert row.path is not None
+        data = await asyncio.to_thread((self.media_dir / row.path).read_bytes)
+        return await self.bot.send_photo(chat_id, InputFile(data, filename=Path(row.path).name))

@@ -6,14 +6,18 @@ polling mode a pressed button is answered (`answerCallbackQuery`) whatever becom
 (in webhook mode the webhook's own reply answers it).
 Private chats are the main place; in groups only commands, mentions of the bot and replies
 to it are read. Edited messages and kinds we cannot read get a short note, not silence;
-update kinds we do not handle are ignored (None).
+update kinds we do not handle are ignored (None). An update that breaks the Bot API in
+what we read (a message that is a string, a text that is a number) is refused
+(`Unreadable`, with the reason) before anything acts on it: no traceback, no reply.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from telegram import (
@@ -32,7 +36,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 from bot.channels.telegram.send import retry_seconds
 from bot.domain.channels import TELEGRAM
-from bot.domain.messages import Inbound, Kind, Photo, Reply, parse_text
+from bot.domain.messages import Inbound, Kind, Photo, Reply, Unreadable, parse_text
 from bot.runtime.engine import Engine
 from bot.services.mediafiles import MAX_PHOTO_BYTES, MediaRefused, save_photo
 from bot.services.phones import link_shared_phone
@@ -50,6 +54,85 @@ MAX_DOWNLOAD_WAIT = 30.0  # seconds a photo download may wait when Telegram says
 # venue, a reply, a forward...) sends it the long way.
 _PLAIN_KEYS = frozenset({"message_id", "date", "chat", "from", "text", "entities",
                          "link_preview_options", "location"})
+
+# The parts of an update the reader uses, with their JSON types (Bot API names in the
+# comments): python-telegram-bot builds its objects from whatever it is given, so a text
+# that is a number would only fail later, deep in a flow. Field: (type, required); a dict
+# is an object, a one-item list an array of it, float any number (Float).
+Shape = dict[str, tuple[Any, bool]]
+_USER: Shape = {"id": (int, True), "is_bot": (bool, True), "first_name": (str, True),
+                "last_name": (str, False), "username": (str, False)}
+_CHAT: Shape = {"id": (int, True), "type": (str, True), "title": (str, False)}
+_LOCATION: Shape = {"latitude": (float, True), "longitude": (float, True)}
+_ENTITY: Shape = {"type": (str, True), "offset": (int, True), "length": (int, True),
+                  "user": (_USER, False)}
+_PHOTO_SIZE: Shape = {"file_id": (str, True), "file_unique_id": (str, True),
+                      "width": (int, True), "height": (int, True), "file_size": (int, False)}
+_MESSAGE: Shape = {
+    "message_id": (int, True), "date": (int, True), "chat": (_CHAT, True),
+    "from": (_USER, False), "text": (str, False), "caption": (str, False),
+    "entities": ([_ENTITY], False), "caption_entities": ([_ENTITY], False),
+    "location": (_LOCATION, False),
+    "venue": ({"location": (_LOCATION, True), "title": (str, True),
+               "address": (str, True)}, False),
+    "photo": ([_PHOTO_SIZE], False),
+    "document": ({"file_id": (str, True), "file_unique_id": (str, True),
+                  "mime_type": (str, False), "file_size": (int, False)}, False),
+    "contact": ({"phone_number": (str, True), "first_name": (str, True),
+                 "user_id": (int, False)}, False),
+}
+_MESSAGE["reply_to_message"] = (_MESSAGE, False)
+_CALLBACK_QUERY: Shape = {
+    "id": (str, True), "from": (_USER, True), "chat_instance": (str, True),
+    "data": (str, False), "message": ({"chat": (_CHAT, True)}, False),
+}
+_UPDATE: Shape = {"message": (_MESSAGE, False), "edited_message": (_MESSAGE, False),
+                  "callback_query": (_CALLBACK_QUERY, False)}
+
+
+def malformed(update: dict[str, Any]) -> str | None:
+    """Why an update cannot be read as the Bot API describes it, or None if it can."""
+    return _problem(update, _UPDATE, "update")
+
+
+def _problem(value: Any, shape: Any, where: str) -> str | None:
+    """The first part of `value` that is not of `shape`, said in a line; None if none."""
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return f"{where} is not an object"
+        for name, (part, required) in shape.items():
+            item = value.get(name)
+            if item is None:
+                if required:
+                    return f"{where}.{name} is missing"
+            elif (problem := _problem(item, part, f"{where}.{name}")) is not None:
+                return problem
+        return None
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return f"{where} is not an array"
+        return next((p for i, item in enumerate(value)
+                     if (p := _problem(item, shape[0], f"{where}[{i}]")) is not None), None)
+    numeric = (int, float) if shape is float else shape
+    # JSON true is no Integer (bool is an int in Python); a str subclass (polling hands
+    # over python-telegram-bot's enums, ChatType.PRIVATE) is a String.
+    if not isinstance(value, numeric) or (shape is not bool and isinstance(value, bool)):
+        shown = json.dumps(value, ensure_ascii=False, default=str)[:40]
+        return f"{where} is not {_TYPE_NAMES[shape]}: {shown}"
+    return None
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+@contextmanager
+def _bot_api_objects() -> Iterator[None]:
+    """python-telegram-bot building objects from parts `malformed` does not check: what it
+    cannot build is an update that breaks the Bot API (Unreadable)."""
+    try:
+        yield
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise Unreadable(f"not a Bot API update: {type(exc).__name__}: {exc}") from None
 
 
 def chat_address(update: dict[str, object]) -> str:
@@ -83,7 +166,10 @@ class UpdateReader:
         self.answer_buttons = answer_buttons
 
     async def read(self, row: InboxRow) -> Inbound | None:
-        """Turn one stored update into an inbound message, or None when it is not for us."""
+        """Turn one stored update into an inbound message, or None when it is not for us;
+        `Unreadable` when it breaks the Bot API."""
+        if (problem := malformed(row.payload)) is not None:
+            raise Unreadable(problem)
         pressed = row.payload.get("callback_query")
         if isinstance(pressed, dict):
             return await self._button(pressed)
@@ -94,7 +180,8 @@ class UpdateReader:
 
     async def read_whole(self, row: InboxRow) -> Inbound | None:
         """Read any update the long way, through python-telegram-bot's `Update`."""
-        update = Update.de_json(row.payload, self.bot)
+        with _bot_api_objects():
+            update = Update.de_json(row.payload, self.bot)
         if update.edited_message is not None:
             edited = update.edited_message
             if edited.location is None and self._for_us(edited):  # live locations move
@@ -111,8 +198,9 @@ class UpdateReader:
         The message the button hangs on is the bot's own and only its chat is read, so it
         is left out of the parsing: a whole `Message` costs more to build than the rest.
         """
-        query = CallbackQuery.de_json({k: v for k, v in raw.items() if k != "message"},
-                                      self.bot)
+        with _bot_api_objects():
+            query = CallbackQuery.de_json({k: v for k, v in raw.items() if k != "message"},
+                                          self.bot)
         message = raw.get("message")
         chat = message.get("chat") if isinstance(message, dict) else None
         chat_id = chat.get("id") if isinstance(chat, dict) else None
@@ -198,7 +286,12 @@ class UpdateReader:
         if message.location is not None:  # a venue carries its location too
             return Inbound(CHANNEL, address, Kind.LOCATION, lat=message.location.latitude,
                            lon=message.location.longitude, name=name)
-        photo = await self._photo(message)
+        try:
+            photo = await self._photo(message)
+        except MediaRefused as exc:  # not readable, too many pixels, too big: say which
+            log.info("photo in inbox %s refused: %s", row.id, exc)
+            await self._note(row, "photo_refused", error=f"photo refused: {exc}", why=exc.why)
+            return None
         if photo is not None:
             return Inbound(CHANNEL, address, Kind.PHOTO, text=message.caption or "",
                            photo=photo, name=name)
@@ -225,20 +318,24 @@ class UpdateReader:
             await self._note(row, "phone_linked")
 
     async def _photo(self, message: Message) -> Photo | None:
-        """Download a photo, or an image sent as a file, into the media folder."""
+        """Download a photo, or an image sent as a file, into the media folder; None if
+        the message has neither, MediaRefused if it is no image we keep."""
+        too_big = MediaRefused("bytes", f"over {MAX_PHOTO_BYTES // (1024 * 1024)} MB")
         if message.photo:
             best = _largest(message.photo)
             if best is None:
-                return None
+                raise too_big
             return await self._download(best.file_id, "image/jpeg")
         document = message.document
-        if (document is not None and (document.mime_type or "").startswith("image/")
-                and (document.file_size or 0) <= MAX_PHOTO_BYTES):
+        if document is not None and (document.mime_type or "").startswith("image/"):
+            if (document.file_size or 0) > MAX_PHOTO_BYTES:
+                raise too_big
             return await self._download(document.file_id, document.mime_type or "")
         return None
 
-    async def _download(self, file_id: str, content_type: str) -> Photo | None:
-        """getFile and fetch the bytes (retrying network failures), then keep them."""
+    async def _download(self, file_id: str, content_type: str) -> Photo:
+        """getFile and fetch the bytes (retrying network failures), then keep them if
+        they are an image we keep (MediaRefused if not)."""
         for delay in (*self.download_delays, None):
             try:
                 file = await self.bot.get_file(file_id)
@@ -255,25 +352,24 @@ class UpdateReader:
                     raise
                 log.info("download of %s failed (%s); trying again", file_id, exc)
                 await asyncio.sleep(delay)
-        try:
-            return await asyncio.to_thread(save_photo, self.engine.reference.media_dir, data,
-                                           content_type, file_id)
-        except MediaRefused as exc:
-            log.info("photo %s not kept: %s", file_id, exc)
-            return None
+        return await asyncio.to_thread(save_photo, self.engine.reference.media_dir, data,
+                                       content_type, file_id)
 
-    async def _note(self, row: InboxRow, template: str) -> None:
-        """Tell the person something short, and settle the update as ignored, in one go."""
+    async def _note(self, row: InboxRow, template: str, error: str | None = None,
+                    **context: object) -> None:
+        """Tell the person something short, and settle the update as ignored (with why,
+        if given), in one go."""
         engine = self.engine
         now = engine.clock.now()
         async with engine.db.transaction() as conn:
             contact = await people_store.find_contact(conn, CHANNEL, row.address)
             locale = (contact.locale if contact else None) or engine.reference.default_locale
-            body, payload = engine.renderer.render(Reply(template), locale, TELEGRAM, None)
+            body, payload = engine.renderer.render(Reply(template, context), locale,
+                                                   TELEGRAM, None)
             await outbox_store.enqueue(conn, [OutboundRow(
                 CHANNEL, row.address, contact.person_id if contact else None, body, payload,
                 inbox_id=row.id)], now)
-            await inbox_store.mark(conn, row.id, "ignored", now)
+            await inbox_store.mark(conn, row.id, "ignored", now, error)
         for wake in engine.on_queued:
             wake()
 

@@ -2,7 +2,8 @@
 
 The secret token is compared in constant time before the body is read (403, nothing
 stored); a body over 1 MB is refused (413) whether it says so in Content-Length or not;
-a body that is not a JSON update is 400. The update is in the inbox before the 200, so a
+a body that is not a JSON update, or nests deeper than any update does, is 400
+(`bot.channels.http_input`). The update is in the inbox before the 200, so a
 crash after it loses nothing, and a redelivered `update_id` is answered 200 and not
 processed again. A pressed button is answered in the 200 itself (answerCallbackQuery).
 """
@@ -10,16 +11,15 @@ processed again. A pressed button is answered in the 200 itself (answerCallbackQ
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.channels.http_input import MAX_BODY, BadInput, parse_json, read_body
 from bot.channels.telegram.channel import WEBHOOK_PATH, TelegramChannel
 
-MAX_BODY = 1024 * 1024
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
@@ -35,28 +35,11 @@ def _allowed(request: Request, channel: TelegramChannel) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-async def _body(request: Request) -> bytes | None:
-    """The request body, or None as soon as it is over MAX_BODY."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            return None
-    return bytes(body)
-
-
-def _update(body: bytes) -> tuple[dict[str, Any], str] | None:
-    """The update and its JSON text (stored as it came), or None if it is not an update."""
-    try:
-        text = body.decode()  # Telegram sends UTF-8
-        update = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        return None
+def _update(body: bytes) -> tuple[dict[str, Any], str]:
+    """The update and its JSON text (stored as it came); BadInput if it is not an update."""
+    update, text = parse_json(body)  # Telegram sends UTF-8
     if not isinstance(update, dict) or type(update.get("update_id")) is not int:
-        return None
+        raise BadInput("not a Telegram update: an object with an integer update_id")
     return update, text
 
 
@@ -66,13 +49,10 @@ async def telegram_webhook(request: Request) -> Response:
     assert isinstance(channel, TelegramChannel)
     if not _allowed(request, channel):
         return _answer(403)
-    body = await _body(request)
-    if body is None:
-        return _answer(413)
-    parsed = _update(body)
-    if parsed is None:
-        return _answer(400)
-    update, text = parsed
+    try:
+        update, text = _update(await read_body(request, MAX_BODY))
+    except BadInput as exc:
+        return PlainTextResponse(str(exc), status_code=exc.status)
     await channel.take(update, text)
     return _reply(update)
 
