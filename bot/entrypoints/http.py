@@ -30,6 +30,7 @@ from bot.bootstrap import Gridbot, build
 from bot.channels.registry import webhook_routes
 from bot.domain.channels import SIMULATED
 from bot.domain.messages import Inbound, Kind, parse_text
+from bot.entrypoints import open311
 from bot.services.links import routes as media_routes
 from bot.services.mediafiles import MediaRefused, save_photo
 from bot.settings import Settings
@@ -55,7 +56,7 @@ def create_app(settings: Settings, gridbot: Gridbot | None = None) -> Starlette:
                 await bot.close()
 
     routes: list[BaseRoute] = [Route("/healthz", healthz), *media_routes(),
-                              *webhook_routes(settings)]
+                              *webhook_routes(settings), *open311.routes()]
     if settings.simulators:
         routes += [
             Route("/", lambda request: RedirectResponse("/sim")),

@@ -13,6 +13,7 @@ from datetime import datetime
 import aiosqlite
 
 from bot.domain import workflow
+from bot.domain.departments import open311_link
 from bot.domain.messages import Choice, Reply
 from bot.domain.workflow import Actor, Case, Event, EventKind, Level, Role, State
 from bot.services.districts import Place
@@ -20,6 +21,7 @@ from bot.services.notify import PersonalMessage
 from bot.services.reference import ReferenceData
 from store import cases as case_store
 from store import media as media_store
+from store import open311 as open311_store
 from store import people as people_store
 
 SYSTEM = Actor(person_id=None, role=Role.SYSTEM, scope=None)
@@ -147,6 +149,12 @@ async def apply_event(
     assert case.id is not None
     await case_store.update_case(conn, case, stored.case.version)
     await case_store.add_events(conn, case.id, [transition.audit])
+    if event.kind == EventKind.DISPATCH and open311_link(reference.departments,
+                                                         case.department) is not None:
+        # The department works in its own Open311 system: queued here, POSTed by the
+        # scheduler (bot/services/open311_outbound.py).
+        assert case.department is not None
+        await open311_store.queue_outbound(conn, case.id, case.department, now)
     notices = await notices_for(conn, case, stored.details, transition.effects, actor,
                                 note=transition.audit.note)
     return case, notices
