@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench
 	$(BIN)/python -m tests.bench_telegram
 	$(BIN)/python -m tests.bench_outbox
+	$(BIN)/python -m benchmarks.bench_open311
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
