@@ -94,7 +94,7 @@ async def build(settings: Settings, clock: Clock | None = None) -> Gridbot:
         reference = ReferenceData(catalog=catalog, district=await District.load(db),
                             calendar=calendar, tz=settings.timezone,
                             default_locale=settings.locale, media_dir=settings.media_dir,
-                            departments=load_departments())
+                            departments=load_departments(settings.departments))
     except BaseException:
         await db.close()
         raise

@@ -38,6 +38,7 @@ class Settings:
     locale: str = "zh_CN"
     categories: Path = PACKAGE_DATA / "categories.toml"
     holidays: Path = PACKAGE_DATA / "holidays.toml"
+    departments: Path = PACKAGE_DATA / "departments.toml"
     media_dir: Path = Path("var/media")
     demo: bool = True
     # The web simulator: None lets gridbot decide (on only for a local demo: no real
@@ -67,6 +68,10 @@ class Settings:
     # Telegram's overall rate (messages/s). 30 is Telegram's limit; raise it only against
     # a test gateway (the crash test, benchmarks).
     telegram_rate: float = 30.0
+    # Open311 GeoReport v2 (docs/open311.md): the jurisdiction_id served (default: the
+    # street's area code), and the hosts whose media_url may be fetched (none: links only).
+    open311_jurisdiction: str | None = None
+    open311_media_hosts: tuple[str, ...] = ()
 
     @property
     def telegram_enabled(self) -> bool:
@@ -182,6 +187,11 @@ class Settings:
                                defaults.meeting_cron),
             telegram_rate=_positive("GRIDBOT_TELEGRAM_RATE", get("GRIDBOT_TELEGRAM_RATE"),
                                     defaults.telegram_rate),
+            departments=_readable_file("GRIDBOT_DEPARTMENTS", get("GRIDBOT_DEPARTMENTS"))
+            or defaults.departments,
+            open311_jurisdiction=get("GRIDBOT_OPEN311_JURISDICTION"),
+            open311_media_hosts=_hosts("GRIDBOT_OPEN311_MEDIA_HOSTS",
+                                       get("GRIDBOT_OPEN311_MEDIA_HOSTS")),
         )
 
 
@@ -211,6 +221,20 @@ def _url(setting: str, raw: str | None) -> str | None:
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise SettingsError(f"{setting}: must be an http:// or https:// address, got {raw!r}")
     return raw.rstrip("/")
+
+
+_HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d+)?")
+
+
+def _hosts(setting: str, raw: str | None) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    hosts = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    for host in hosts:
+        if not _HOST.fullmatch(host):
+            raise SettingsError(f"{setting}: a comma list of host names like"
+                                f" media.example.org, got {host!r}")
+    return hosts
 
 
 def _positive(setting: str, raw: str | None, default: float) -> float:

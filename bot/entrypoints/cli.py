@@ -23,7 +23,7 @@ from bot.domain.clock import SystemClock
 from bot.domain.geo import GeoImportError
 from bot.domain.messages import Inbound, Kind, parse_text
 from bot.domain.wording import counted
-from bot.entrypoints import cli_notices
+from bot.entrypoints import cli_apikeys, cli_notices
 from bot.runtime import loop
 from bot.services import casework
 from bot.services import stats as stats_service
@@ -99,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="create or upgrade the database, then exit")
     migrate.set_defaults(run=_migrate)
     cli_notices.add_commands(commands)  # notice, meeting
+    cli_apikeys.add_commands(commands)  # api-key
 
     invite = commands.add_parser("invite", help="make a one-time code for a staff member")
     invite.add_argument("--role", required=True, choices=sorted(STAFF_ROLE_NAMES),

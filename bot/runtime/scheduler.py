@@ -8,6 +8,8 @@ the injected clock's time, each step in its own transactions:
   bot/services/notices.py, meetings.py);
 - the case timers: breaches, 80 % warnings, rating reminders (bot/services/deadlines.py);
 - meeting reminders a day and an hour before;
+- departments' own Open311 systems: dispatched cases POSTed, their updates pulled
+  (bot/services/open311_outbound.py);
 - the morning and evening digests and the weekly meeting notice
   (bot/services/digests.py), each occurrence once.
 
@@ -35,6 +37,7 @@ from bot.runtime.supervisor import TRANSIENT_ERRORS, Health, Reporter, backoff_d
 from bot.services import meetings, notices
 from bot.services.deadlines import Deadlines
 from bot.services.digests import Digests
+from bot.services.open311_outbound import DepartmentSystems
 from bot.services.reference import ReferenceData
 from bot.services.render import Renderer
 from bot.settings import Settings, crontab_fields
@@ -80,6 +83,7 @@ class Scheduler:
         self.outreach = notices.Outreach(renderer, reference, settings.quiet_hours)
         self.deadlines = Deadlines(db, reference, renderer, self.outreach)
         self.digests = Digests(db, reference, renderer, self.outreach)
+        self.departments = DepartmentSystems(db, reference, renderer, clock)
         self.jobs = self._jobs()
         self.on_queued: list[Callable[[], None]] = []  # told when messages were queued
         self._lock = asyncio.Lock()
@@ -145,7 +149,8 @@ class Scheduler:
             steps: list[tuple[str, Callable[[datetime], Awaitable[int]]]] = [
                 ("notices", self.send_pending), ("breaches", self.sweep_breaches),
                 ("warnings", self.sweep_warnings), ("meetings", self.remind_meetings),
-                ("ratings", self.remind_ratings), ("jobs", self.run_jobs)]
+                ("ratings", self.remind_ratings), ("jobs", self.run_jobs),
+                ("open311", self.departments.sync)]
             trouble: BaseException | None = None
             for name, step in steps:
                 try:

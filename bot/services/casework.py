@@ -16,6 +16,7 @@ import aiosqlite
 
 from bot.domain import workflow
 from bot.domain.clock import iso
+from bot.domain.departments import open311_link
 from bot.domain.messages import Choice, Localized, Location, Reply
 from bot.domain.workflow import Actor, Case, Event, EventKind, Level, Role, State
 from bot.services.districts import District, Place
@@ -24,6 +25,7 @@ from bot.services.people import contact_line, display_name
 from bot.services.reference import ReferenceData
 from store import cases as case_store
 from store import media as media_store
+from store import open311 as open311_store
 from store import people as people_store
 
 SYSTEM = Actor(person_id=None, role=Role.SYSTEM, scope=None)
@@ -160,6 +162,12 @@ async def apply_event(
     await case_store.add_events(conn, case.id, [transition.audit])
     if after_photos:
         await media_store.attach(conn, after_photos, case.id, media_store.AFTER)
+    if event.kind == EventKind.DISPATCH and open311_link(reference.departments,
+                                                         case.department) is not None:
+        # The department works in its own Open311 system: queued here, POSTed by the
+        # scheduler (bot/services/open311_outbound.py).
+        assert case.department is not None
+        await open311_store.queue_outbound(conn, case.id, case.department, now)
     notices = await notices_for(conn, case, stored.details, transition.effects, actor,
                                 note=transition.audit.note, district=reference.district)
     return case, notices
