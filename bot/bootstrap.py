@@ -104,6 +104,7 @@ async def build(settings: Settings, clock: Clock | None = None) -> Gridbot:
                                                                             locale)
     engine = Engine(db, reference, renderer, clock)
     bot = Gridbot(settings, db, reference, renderer, engine, clock)
+    engine.health = bot.health.reporter("inbox")
     bot.scheduler = Scheduler(db, reference, renderer, clock, settings,
                               health=bot.health.reporter("scheduler"))
     engine.on_queued.append(bot.scheduler.poke)  # a confirmed notice goes out at once

@@ -10,6 +10,7 @@ transaction.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -17,6 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+# Errors worth waiting out: SQLite's "database is locked"/"busy", "disk is full", "unable
+# to open": another process holds the file, or the disk is back soon. Workers back off and
+# try again (bot/runtime/supervisor.py); a per-row "skip what is broken" must not swallow
+# them, or a lock would pass for a broken row.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
 
 BUSY_TIMEOUT_MS = 5000
 

@@ -23,6 +23,7 @@ import pytest
 import uvicorn
 
 from bot.bootstrap import Gridbot, build
+from bot.channels.telegram.updates import chat_address
 from bot.domain.clock import FakeClock
 from bot.entrypoints.http import create_app
 from bot.runtime.outbox import Delivery, Limits, OutboxWorker
@@ -30,7 +31,8 @@ from bot.runtime.supervisor import Health, Supervisor
 from bot.settings import Settings
 from store import outbox as outbox_store
 from store.outbox import OutboundRow, StoredOutbound
-from tests.fake_telegram import FakeTelegram, listening_socket
+from tests.fake_telegram import FakeTelegram, Updates, listening_socket
+from tests.helpers import CHECKER
 from tests.telegram_harness import telegram_settings
 
 CHAT = 777001
@@ -291,3 +293,31 @@ async def test_the_scheduler_reports_a_locked_database_and_recovers(
     await scheduler.tick()
     assert gridbot.health.workers["scheduler"].state == "ok"
     assert gridbot.health.workers["scheduler"].last_ok == gridbot.clock.now()
+
+
+async def test_a_stored_update_waits_out_a_locked_database_and_is_answered_after(
+        tmp_path: Path, clock: FakeClock, fake: FakeTelegram) -> None:
+    """The update was stored (the webhook said 200), then another process took the lock
+    before it was processed: it is neither lost nor marked failed; /healthz names the
+    inbox processing while the lock lasts, and the person gets the answer afterwards."""
+    settings = telegram_settings(tmp_path, fake)
+    update = Updates(CHECKER).text(CHAT, "/help")
+    async with running(settings, clock) as bot, serving(bot, settings) as http:
+        inbox_id = await bot.engine.receive("telegram", str(update["update_id"]),
+                                            chat_address(update), update)
+        assert inbox_id is not None  # stored; now the lock comes before its processing
+        async with locked(settings.database) as other:
+            bot.engine.process_later(inbox_id)
+            await within(bot.health.until(is_unhealthy("inbox")))
+            health = await http.get("/healthz")
+            assert health.status_code == 503 and "inbox" in health.json()["unhealthy"]
+            assert "database is locked" in health.json()["workers"]["inbox"]["error"]
+            await other.release()
+            await within(bot.health.until(is_well("inbox")))
+        await within(bot.engine.settle())
+        rows = await bot.db.fetchall("SELECT status FROM inbox WHERE id = ?", (inbox_id,))
+        assert rows[0][0] == "processed"
+        await within(asyncio.to_thread(fake.wait_for, lambda c: any(
+            call.params.get("chat_id") == CHAT for call in fake.calls_to("sendMessage")),
+            PROCESS_WAIT))
+        assert (await http.get("/healthz")).status_code == 200

@@ -43,6 +43,7 @@ from bot.bootstrap import Gridbot
 from bot.channels.http_input import BadInput, int_param, read_json
 from bot.domain.channels import SIMULATED
 from bot.domain.messages import Inbound, Kind, parse_text
+from bot.runtime.supervisor import TRANSIENT_ERRORS
 from bot.services import links
 from bot.services.mediafiles import MediaRefused, save_photo
 from bot.settings import Settings
@@ -304,6 +305,15 @@ async def sim_cast(request: Request) -> Response:
                                  "grid": pin_grid}})
 
 
+async def _handled(bot: Gridbot, inbound: Inbound) -> Response:
+    """Hand a simulated message to the engine; a busy database is a 503 to try again."""
+    try:
+        await bot.engine.handle(inbound)
+    except TRANSIENT_ERRORS as exc:
+        return _error(f"the database is busy ({exc}); send again in a moment", 503)
+    return JSONResponse({"ok": True})
+
+
 async def sim_send(request: Request) -> Response:
     """Take a text, a pressed button or a location from the web simulator."""
     refused = _refused(request)
@@ -338,8 +348,7 @@ async def sim_send(request: Request) -> Response:
     refused = await _player(request, channel, address, link=True)
     if refused is not None:
         return refused
-    await _bot(request).engine.handle(inbound)
-    return JSONResponse({"ok": True})
+    return await _handled(_bot(request), inbound)
 
 
 async def sim_photo(request: Request) -> Response:
@@ -366,8 +375,7 @@ async def sim_photo(request: Request) -> Response:
         photo = save_photo(bot.settings.media_dir, data, content_type)
     except MediaRefused as exc:
         return _error(str(exc), 415)
-    await bot.engine.handle(Inbound(channel, address, Kind.PHOTO, photo=photo))
-    return JSONResponse({"ok": True})
+    return await _handled(bot, Inbound(channel, address, Kind.PHOTO, photo=photo))
 
 
 def _arrivals(request: Request) -> Arrivals:

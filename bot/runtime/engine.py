@@ -29,6 +29,7 @@ import aiosqlite
 from bot.domain.channels import spec_for
 from bot.domain.clock import Clock
 from bot.domain.messages import Inbound, Kind, Reply, Unreadable
+from bot.runtime.supervisor import TRANSIENT_ERRORS, Health, Reporter
 from bot.services.notify import open_menu, render_personal
 from bot.services.reference import ReferenceData
 from bot.services.render import Renderer
@@ -112,6 +113,8 @@ class Engine:
         self._drainer: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
+        # How background processing is doing; bootstrap hands in the registry /healthz reads.
+        self.health: Reporter = Health(clock).reporter("inbox")
 
     async def take(self, channel: str, provider_id: str, address: str,
                    payload: dict[str, Any], raw: str | None = None) -> int | None:
@@ -122,11 +125,36 @@ class Engine:
         could not be stored, so the webhook answers 500 and the provider delivers again.
         """
         inbox_id = await self.receive(channel, provider_id, address, payload, raw)
-        if inbox_id is not None and not self._stopping:
-            task = asyncio.create_task(self.process(inbox_id), name=f"{channel}-{inbox_id}")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        if inbox_id is not None:
+            self.process_later(inbox_id)
         return inbox_id
+
+    def process_later(self, inbox_id: int) -> None:
+        """Process a stored payload in the background, waiting out a busy database."""
+        if self._stopping:
+            return  # stays 'received': the next start processes it
+        task = asyncio.create_task(self._process_until_done(inbox_id), name=f"inbox-{inbox_id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _process_until_done(self, inbox_id: int) -> None:
+        """`process`, again after a pause for as long as the database is locked or busy.
+
+        Such an error is no fault of the payload: it is neither recorded as failed nor
+        answered with an apology (both would need the database too), but reported as the
+        `inbox` worker's trouble (/healthz) until a payload goes through again.
+        """
+        while True:
+            try:
+                await self.process(inbox_id)
+            except TRANSIENT_ERRORS as exc:
+                delay = self.health.failed(exc)
+                if self._stopping:
+                    return
+                await asyncio.sleep(delay)
+                continue
+            self.health.ok()
+            return
 
     async def settle(self) -> None:
         """Wait until every payload taken so far is processed (tests, benchmarks)."""
@@ -208,15 +236,25 @@ class Engine:
         while self._queue:
             batch = self._queue[:MAX_BATCH]
             del self._queue[:MAX_BATCH]
+            results: list[int | None | BaseException]
             try:
-                results = await self._handle_batch(batch)
+                results = list(await self._handle_batch(batch))
             except Exception:  # noqa: BLE001 - find the culprit: one transaction each
                 log.warning("a batch of %d failed; handling its messages one by one",
                             len(batch))
-                results = [await self._handle_alone(item) for item in batch]
+                results = []
+                for item in batch:
+                    try:
+                        results.append(await self._handle_alone(item))
+                    except TRANSIENT_ERRORS as exc:  # its caller waits and tries again
+                        results.append(exc)
             self._tell_queued()
             for item, result in zip(batch, results, strict=True):
-                if not item.result.done():
+                if item.result.done():
+                    continue
+                if isinstance(result, BaseException):
+                    item.result.set_exception(result)
+                else:
                     item.result.set_result(result)
 
     def _tell_queued(self) -> None:
@@ -237,6 +275,8 @@ class Engine:
                 result = await self._store_and_handle(conn, item, outgoing)
                 await outbox_store.enqueue(conn, outgoing, self.clock.now())
             return result
+        except TRANSIENT_ERRORS:
+            raise  # the database, not the message: recording it would fail the same way
         except Exception as exc:  # noqa: BLE001 - any failure is recorded, not lost
             log.exception("inbound %s/%s failed", item.inbound.channel, item.provider_id)
             return await self._record_failure(
@@ -284,6 +324,8 @@ class Engine:
                     await inbox_store.mark(conn, inbox_id, "refused", self.clock.now(),
                                            str(exc))
                 return
+            except TRANSIENT_ERRORS:
+                raise
             except Exception as exc:  # noqa: BLE001 - any failure is recorded, not lost
                 log.exception("inbox %s could not be read", inbox_id)
                 await self._record_failure(row.channel, row.address, exc, inbox_id=inbox_id)

@@ -30,20 +30,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from bot.domain.clock import Clock, iso
+from store.db import TRANSIENT_ERRORS
+
+__all__ = ["TRANSIENT_ERRORS", "Health", "Reporter", "Supervisor", "backoff_delay", "describe"]
 
 log = logging.getLogger(__name__)
 
-# Errors worth waiting out: SQLite's "database is locked"/"busy", "disk is full", "unable
-# to open": another process holds the file, or the disk is back soon. Everything else is a
-# bug, which the supervisor's restart (with its traceback, once) is for.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
 
 FIRST_DELAY = 0.5  # seconds before the first retry; doubled per failure in a row
 MAX_DELAY = 30.0

@@ -40,7 +40,7 @@ from store import outbox as outbox_store
 from store import people as people_store
 from store import schedule as schedule_store
 from store.cases import CaseConflict, CaseDetails, StoredCase
-from store.db import Database
+from store.db import TRANSIENT_ERRORS, Database
 from store.outbox import PRIORITY_REPLY, OutboundRow
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,8 @@ class Deadlines:
                         stored = StoredCase(case_store.case_from_json(text, case_id),
                                             CaseDetails(description, subcategory, address))
                         outcome = self._warning(stored, starts.get(case_id), now)
+                    except TRANSIENT_ERRORS:
+                        raise  # the database, not this case: the scheduler waits it out
                     except Exception:  # noqa: BLE001 - one broken case must not stop the rest
                         log.exception("case id %s: its warning could not be worked out;"
                                       " trying again at %s", case_id, iso(now + BROKEN_RETRY))
@@ -167,6 +169,8 @@ class Deadlines:
                         stored = await case_store.get_by_id(conn, case_id)
                         if stored is not None:
                             rows += await act(conn, stored, starts.get(case_id), now)
+                    except TRANSIENT_ERRORS:
+                        raise  # the database, not this case: the scheduler waits it out
                     except Exception:  # noqa: BLE001 - one broken case must not stop the rest
                         await conn.execute("ROLLBACK TO one_case")
                         log.exception("case id %s: its deadline could not be acted on;"
