@@ -115,6 +115,8 @@ async def build(settings: Settings, clock: Clock | None = None) -> Gridbot:
                               health=bot.health.reporter(f"outbox-{sender.channel}"))
         if isinstance(channel, TelegramChannel):
             channel.menus.health = bot.health.reporter("telegram-menus")
+            if settings.telegram_mode == "polling":
+                channel.polling_health = bot.health.reporter("telegram-polling")
         engine.on_queued.append(worker.wake.set)
         bot.scheduler.on_queued.append(worker.wake.set)
         bot.channels.append(channel)

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -580,6 +581,34 @@ async def test_polling_mode_removes_the_webhook_and_feeds_the_same_inbox(
                                     (str(press["update_id"]), "processed")]
         assert fake.calls_to("deleteWebhook") and not fake.calls_to("setWebhook")
         assert (await tg.post(updates.text(RESIDENT, "/help"))).status_code == 404
+
+
+async def test_polling_goes_on_after_the_database_was_locked_and_loses_no_update(
+        tmp_path: Path, clock: FakeClock, fake: FakeTelegram, updates: Updates) -> None:
+    settings = telegram_settings(tmp_path, fake, TELEGRAM_MODE="polling",
+                                 GRIDBOT_PUBLIC_URL="http://127.0.0.1:8080")
+    async with running_gridbot(settings, clock, fake) as tg:
+        receive = tg.bot.engine.receive
+        refusals = [sqlite3.OperationalError("database is locked")]
+
+        async def locked_once(*args: Any, **kwargs: Any) -> int | None:
+            if refusals:
+                raise refusals.pop()
+            return await receive(*args, **kwargs)
+
+        tg.bot.engine.receive = locked_once  # type: ignore[method-assign]
+        update = updates.text(RESIDENT, "/help")
+        # Past any offset a long poll left waiting at the shared fake by an earlier test.
+        update["update_id"] += 10_000
+        fake.push_update(update)
+        next_offset = update["update_id"] + 1
+        await asyncio.to_thread(  # fetched again after the lock, then acknowledged
+            lambda: fake.wait_for(lambda c: c.method == "getUpdates"
+                                  and c.params.get("offset") == next_offset))
+        assert refusals == []
+        await tg.bot.engine.settle()
+        assert await tg.inbox() == [(str(update["update_id"]), "processed")]
+        assert [c.params["chat_id"] for c in await tg.deliver()] == [RESIDENT]
 
 
 async def test_a_signed_media_link_serves_the_photo_until_it_expires(tg: Harness) -> None:

@@ -24,6 +24,7 @@ from bot.channels.telegram.updates import UpdateReader, chat_address
 from bot.domain.clock import Clock
 from bot.runtime.engine import Engine, InboundParser
 from bot.runtime.outbox import ChannelSender, backoff
+from bot.runtime.supervisor import TRANSIENT_ERRORS, Health
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class TelegramChannel:
         self._sender = TelegramSender(self.bot, engine.db, settings.media_dir,
                                       settings.telegram_rate)
         self.menus = StaffMenus(self.bot, engine.db, engine.renderer, clock, settings.locale)
+        self.polling_health = Health(clock).reporter("telegram-polling")  # bootstrap's registry
         self._background: asyncio.Task[None] | None = None
         self._menus: asyncio.Task[None] | None = None
 
@@ -161,6 +163,9 @@ class TelegramChannel:
             try:
                 offset = await self.poll_once(offset=offset)
                 failures = 0
+                self.polling_health.ok()
+            except TRANSIENT_ERRORS as exc:  # stored updates are skipped when fetched again
+                await asyncio.sleep(self.polling_health.failed(exc))
             except RetryAfter as exc:
                 await asyncio.sleep(retry_seconds(exc))
             except InvalidToken:
@@ -171,3 +176,7 @@ class TelegramChannel:
                 wait = min(backoff(failures, None), 60.0)
                 log.warning("getUpdates failed (%s); again in %.0f s", exc, wait)
                 await asyncio.sleep(wait)
+            except Exception as exc:  # noqa: BLE001 - a bug must not end polling for good
+                failures += 1
+                log.exception("polling failed; again in a moment")
+                await asyncio.sleep(self.polling_health.failed(exc))
