@@ -375,3 +375,13 @@ async def test_the_inbox_rebuild_keeps_every_row_and_what_points_at_it(
                                    " created_at) VALUES ('sms', 'x', 'y', 99, 'now')")
     finally:
         await db.close()
+
+
+def test_a_simulator_upload_over_the_photo_limit_is_refused_before_it_is_read_whole(
+        client: TestClient, settings: Settings) -> None:
+    user = SimUser(client)
+    too_big = b"\xff\xd8\xff" + bytes(21 * 1024 * 1024)
+    refused = client.post("/sim/api/photo", data=user.target,
+                          files={"file": ("huge.jpg", too_big, "image/jpeg")})
+    assert refused.status_code == 413 and "over" in refused.json()["error"]
+    assert stored_media(settings.media_dir) == []

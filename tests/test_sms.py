@@ -80,6 +80,14 @@ async def test_a_signed_message_is_stored_answered_with_empty_twiml_and_replied_
     assert "市容环卫" in sent["Body"] or "类别" in sent["Body"]
 
 
+async def test_an_oversized_form_with_any_signature_is_refused_before_it_is_buffered(
+        sms: SmsHarness, twilio: FakeTwilio) -> None:
+    form = inbound_form("x" * (65 * 1024))  # Twilio's forms are a few kB
+    response = await sms.post(form, signature="bm90IGEgc2lnbmF0dXJl")
+    assert response.status_code == 413 and "over 65536 bytes" in response.text
+    assert await sms.count("SELECT count(*) FROM inbox") == 0
+
+
 @pytest.mark.parametrize("how", ["forged", "missing", "wrong url", "tampered body"])
 async def test_unsigned_or_wrongly_signed_posts_get_403_and_nothing_is_stored(
         sms: SmsHarness, twilio: FakeTwilio, how: str) -> None:

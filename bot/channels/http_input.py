@@ -38,7 +38,7 @@ class BadInput(ValueError):
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     """The request body; BadInput (413) as soon as it is over `limit`, declared or not."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    if declared is not None and (not _INTEGER.fullmatch(declared) or int(declared) > limit):
         raise BadInput(f"the body is over {limit} bytes", 413)
     body = bytearray()
     async for chunk in request.stream():

@@ -40,12 +40,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot.bootstrap import Gridbot
-from bot.channels.http_input import BadInput, int_param, read_json
+from bot.channels.http_input import BadInput, int_param, read_body, read_json
 from bot.domain.channels import SIMULATED
 from bot.domain.messages import Inbound, Kind, parse_text
 from bot.runtime.supervisor import TRANSIENT_ERRORS
 from bot.services import links
-from bot.services.mediafiles import MediaRefused, save_photo
+from bot.services.mediafiles import MAX_PHOTO_BYTES, MediaRefused, save_photo
 from bot.settings import Settings
 from store import outbox as outbox_store
 from store import people as people_store
@@ -357,6 +357,11 @@ async def sim_photo(request: Request) -> Response:
     if refused is not None:
         return refused
     bot = _bot(request)
+    try:  # bounded before the form is parsed: Starlette does not limit a file part's size
+        body = await read_body(request, MAX_PHOTO_BYTES + 64 * 1024)
+    except BadInput as exc:
+        return _error(str(exc), exc.status)
+    request._body = body  # request.form() reads the body already read instead of the stream
     async with request.form(max_files=1, max_fields=5) as form:
         try:
             channel, address = _sim_target({"channel": form.get("channel"),
