@@ -6,6 +6,7 @@ from bot.domain.messages import Choice
 from bot.services.casework import STAFF_ROLES, parse_case_number
 from handlers.base import Context
 from handlers.chief import staff_menu
+from handlers.join import join
 from store import people as people_store
 
 LANGUAGES = (("zh_CN", "中文"), ("en", "English"))
@@ -16,8 +17,6 @@ async def start(ctx: Context) -> None:
     """Say what the bot does, with the grid chief's card once the person's grid is known;
     /start CODE (a Telegram deep link) redeems a staff invitation."""
     if ctx.msg.args.strip():
-        from handlers.join import join
-
         await join(ctx, ctx.msg.args)
         return
     ctx.finish()

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
+from bot.domain.geo import distance_m
 from bot.domain.messages import Choice, Kind
 from bot.domain.workflow import Role
 from bot.services import casework
@@ -403,8 +404,6 @@ async def _check_duplicates_then_file(ctx: Context) -> None:
 
 
 def _is_near(stored: case_store.StoredCase, place: Place) -> bool:
-    from bot.domain.geo import distance_m
-
     if place.building_id is not None and stored.details.building_id == place.building_id:
         return True
     if None in (place.lat, place.lon, stored.details.lat, stored.details.lon):

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from bot.domain import stats, workflow
 from bot.domain.categories import TimeLimit
+from bot.domain.departments import for_category
 from bot.domain.messages import Choice, Kind
 from bot.domain.workflow import Actor, Event, EventKind, Level, Role
 from bot.services import casework, people
@@ -114,8 +115,6 @@ def _targets(ctx: Context, stored: StoredCase) -> list[Choice]:
     if case.level == Level.STREET and case.community_code:
         choices.append(Choice("to:community", ctx.reference.district.name(
             case.community_code, ctx.locale)))
-    from bot.domain.departments import for_category
-
     choices += [Choice(f"to:dept:{d.code}", d.name(ctx.locale))
                 for d in for_category(ctx.reference.departments, case.category)]
     return choices

@@ -150,3 +150,17 @@ def _statements(sql: str) -> list[str]:
     # Migrations are plain DDL with no semicolons inside strings or triggers.
     lines = [line.split("--", 1)[0] for line in sql.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+@asynccontextmanager
+async def savepoint(conn: aiosqlite.Connection, name: str) -> AsyncIterator[None]:
+    """A transaction inside the current one: when the block raises, what it wrote is
+    undone and the exception goes on, and the outer transaction carries on if caught."""
+    await conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        await conn.execute(f"ROLLBACK TO {name}")
+        await conn.execute(f"RELEASE {name}")
+        raise
+    await conn.execute(f"RELEASE {name}")

@@ -143,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here: the web stack is what `serve` needs and no other command does.
     import uvicorn
 
     from bot.entrypoints.http import Server, create_app

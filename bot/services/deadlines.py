@@ -40,7 +40,7 @@ from store import outbox as outbox_store
 from store import people as people_store
 from store import schedule as schedule_store
 from store.cases import CaseConflict, CaseDetails, StoredCase
-from store.db import TRANSIENT_ERRORS, Database
+from store.db import TRANSIENT_ERRORS, Database, savepoint
 from store.outbox import PRIORITY_REPLY, OutboundRow
 
 log = logging.getLogger(__name__)
@@ -164,19 +164,17 @@ class Deadlines:
                 starts = await schedule_store.deadline_periods(conn, ids)
                 rows: list[OutboundRow] = []
                 for case_id in ids:
-                    await conn.execute("SAVEPOINT one_case")
                     try:
-                        stored = await case_store.get_by_id(conn, case_id)
-                        if stored is not None:
-                            rows += await act(conn, stored, starts.get(case_id), now)
+                        async with savepoint(conn, "one_case"):  # undone if it fails
+                            stored = await case_store.get_by_id(conn, case_id)
+                            if stored is not None:
+                                rows += await act(conn, stored, starts.get(case_id), now)
                     except TRANSIENT_ERRORS:
                         raise  # the database, not this case: the scheduler waits it out
                     except Exception:  # noqa: BLE001 - one broken case must not stop the rest
-                        await conn.execute("ROLLBACK TO one_case")
                         log.exception("case id %s: its deadline could not be acted on;"
                                       " trying again at %s", case_id, iso(now + BROKEN_RETRY))
                         await schedule_store.postpone_breach(conn, case_id, now + BROKEN_RETRY)
-                    await conn.execute("RELEASE one_case")
                 await outbox_store.enqueue(conn, rows, now)
             queued += len(rows)
             if len(ids) < CHUNK:
