@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ import pytest
 from starlette.testclient import TestClient
 
 from bot.channels.telegram.updates import chat_address
-from bot.domain.clock import FakeClock
 from bot.entrypoints.http import create_app
 from bot.settings import Settings
 from store import db as db_module
@@ -26,67 +25,17 @@ from store import media as media_store
 from store import outbox as outbox_store
 from store.db import Database
 from store.outbox import OutboundRow
-from tests.fake_telegram import FakeTelegram, SpecChecker, Updates
+from tests.fake_telegram import FakeTelegram, Updates
 from tests.fake_twilio import FakeTwilio
+from tests.helpers import CHECKER
 from tests.images import jpeg, png, png_claiming
-from tests.sms_harness import ACCOUNT_SID, AUTH_TOKEN, RESIDENT, SmsHarness, inbound_form
-from tests.telegram_harness import Harness, running_gridbot, telegram_settings
+from tests.sms_harness import ACCOUNT_SID, RESIDENT, SmsHarness, inbound_form
+from tests.telegram_harness import Harness
 from tests.test_app import SimUser
 
-CHECKER = SpecChecker.load()
 CHAT = 700_101
 DEEP = 10_000
 HUGE = "99999999999999999999999"  # beyond SQLite's 64-bit integers
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeTelegram]:
-    """One fake Bot API server for the tests of this module."""
-    with FakeTelegram(checker=CHECKER).checking() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeTelegram) -> Iterator[FakeTelegram]:
-    """The fake Bot API, fresh for each test; the test fails if a call broke the spec."""
-    fake_server.reset()
-    yield fake_server
-    assert not fake_server.violations, "\n".join(fake_server.violations)
-    fake_server.reset()
-
-
-@pytest.fixture
-def updates() -> Updates:
-    """Updates as Telegram sends them."""
-    return Updates(CHECKER)
-
-
-@pytest.fixture
-async def tg(tmp_path: Path, clock: FakeClock, fake: FakeTelegram) -> AsyncIterator[Harness]:
-    """gridbot with Telegram (webhook mode) served by uvicorn."""
-    async with running_gridbot(telegram_settings(tmp_path, fake), clock, fake) as harness:
-        yield harness
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    """The fake Twilio REST API on localhost."""
-    fake_twilio = FakeTwilio(ACCOUNT_SID, AUTH_TOKEN)
-    await fake_twilio.start()
-    try:
-        yield fake_twilio
-    finally:
-        await fake_twilio.stop()
-
-
-@pytest.fixture
-async def sms(tmp_path: Path, clock: FakeClock, twilio: FakeTwilio) -> AsyncIterator[SmsHarness]:
-    """gridbot with SMS on, served on localhost."""
-    harness = await SmsHarness.start(tmp_path, clock, twilio)
-    try:
-        yield harness
-    finally:
-        await harness.close()
 
 
 @pytest.fixture

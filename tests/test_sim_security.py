@@ -9,7 +9,7 @@ secret link. The grid chief of 翠苑一区第2网格 is real (on Telegram); the
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -20,36 +20,15 @@ from bot.domain.clock import FakeClock
 from bot.entrypoints.sim import sim_access
 from bot.settings import Settings, SettingsError
 from store import people as people_store
-from tests.fake_telegram import FakeTelegram, SpecChecker, Updates
+from tests.fake_telegram import FakeTelegram, Updates
+from tests.helpers import CHECKER
 from tests.telegram_harness import Harness, running_gridbot, telegram_settings
 
-CHECKER = SpecChecker.load()
 KEY = "sim-secret-0123456789abcdef"
 REAL_CHIEF = 700_102  # Telegram chat of 陈建国, grid chief of 33010600100102
 REAL_RESIDENT = 700_777
 FORGED = {"channel": "sim-telegram", "address": "web:rob-sim-1"}
 CASE_NUMBER = re.compile(r"\d{6}-\d{3}")
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeTelegram]:
-    """One fake Bot API server for the module."""
-    with FakeTelegram(checker=CHECKER).checking() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeTelegram) -> Iterator[FakeTelegram]:
-    """The fake Bot API, fresh for each test."""
-    fake_server.reset()
-    yield fake_server
-    assert not fake_server.violations, fake_server.violations
-
-
-@pytest.fixture
-def updates() -> Updates:
-    """Updates as Telegram sends them."""
-    return Updates(CHECKER)
 
 
 async def serve(tmp_path: Path, fake: FakeTelegram, clock: FakeClock,
