@@ -27,7 +27,7 @@ from bot.domain.stats import (
 from bot.services import stats as stats_service
 from store import people as people_store
 from tests.chat import ChatDriver
-from tests.helpers import report_by_menu, undocumented
+from tests.helpers import gridbot, report_by_menu, undocumented
 
 TZ = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 1, tzinfo=TZ)
@@ -141,18 +141,11 @@ async def test_the_chat_and_the_cli_table_show_the_same_rates(gridbot: Gridbot,
     assert "签收及时率 0.0%" in chief.said and "网格自办率 0.0%" in chief.said
 
 
-def _gridbot(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GRIDBOT_DATABASE": str(tmp_path / "g.db"),
-           "GRIDBOT_MEDIA_DIR": str(tmp_path / "media")}
-    return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, text=True,
-                          capture_output=True, cwd=tmp_path, env=env, timeout=60)
-
-
 def test_gridbot_stats_prints_both_tables_and_writes_a_csv_per_table(tmp_path: Path) -> None:
     script = "/report\n1\n垃圾桶满了\n/loc 30.2801 120.11661\n1\n1\n"
-    assert _gridbot(tmp_path, "chat", "--channel", "sms", stdin=script).returncode == 0
+    assert gridbot(tmp_path, "chat", "--channel", "sms", stdin=script).returncode == 0
     month = datetime.now(TZ).strftime("%Y-%m")
-    result = _gridbot(tmp_path, "stats", "--month", month, "--csv-dir", str(tmp_path / "out"))
+    result = gridbot(tmp_path, "stats", "--month", month, "--csv-dir", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert "closing_rate" in result.stdout and "王丽华" in result.stdout
     lines = result.stdout.splitlines()
@@ -168,19 +161,19 @@ def test_gridbot_stats_prints_both_tables_and_writes_a_csv_per_table(tmp_path: P
     assert appraisal.read_bytes().startswith("\ufeffchief,grid,handled".encode())
     assert "王丽华,33010600100101,0,10,no" in appraisal.read_text(encoding="utf-8-sig")
     assert "appraisal" not in indicators.read_text(encoding="utf-8-sig")
-    single = _gridbot(tmp_path, "stats", "--month", month, "--csv", str(tmp_path / "s.csv"))
+    single = gridbot(tmp_path, "stats", "--month", month, "--csv", str(tmp_path / "s.csv"))
     assert single.returncode == 0, single.stderr
     assert (tmp_path / "s.csv").read_text(encoding="utf-8-sig").startswith("group,due")
     assert (tmp_path / "s-appraisal.csv").read_text(encoding="utf-8-sig").startswith("chief,")
-    bad = _gridbot(tmp_path, "stats", "--month", "2026-13")
+    bad = gridbot(tmp_path, "stats", "--month", "2026-13")
     assert bad.returncode == 2 and "--month" in bad.stderr
 
 
 def test_gridbot_stats_json_has_counts_rates_and_the_appraisal(tmp_path: Path) -> None:
     script = "/report\n1\n垃圾桶满了\n/loc 30.2801 120.11661\n1\n1\n"
-    assert _gridbot(tmp_path, "chat", "--channel", "sms", stdin=script).returncode == 0
+    assert gridbot(tmp_path, "chat", "--channel", "sms", stdin=script).returncode == 0
     month = datetime.now(TZ).strftime("%Y-%m")
-    result = _gridbot(tmp_path, "stats", "--month", month, "--scope", "33010600100101",
+    result = gridbot(tmp_path, "stats", "--month", month, "--scope", "33010600100101",
                       "--json")
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
@@ -200,7 +193,6 @@ def test_gridbot_stats_json_has_counts_rates_and_the_appraisal(tmp_path: Path) -
 
 
 def test_gridbot_invite_prints_a_code_that_joins_once(tmp_path: Path) -> None:
-    import os
 
     env = {**os.environ, "GRIDBOT_DATABASE": str(tmp_path / "g.db")}
     result = subprocess.run(
