@@ -315,6 +315,18 @@ def test_bad_input_is_refused_with_the_specs_errors(client: Client) -> None:
     assert "media_url" in error_of(client.file(key, media_url="file:///etc/passwd"), 400)
 
 
+def test_non_ascii_digits_and_far_dates_are_refused_not_500(client: Client) -> None:
+    key = client.key()
+    for name in ("page", "page_size"):  # "²".isdigit() is True, int("²") fails
+        got = client.http.get(f"{API}/requests.json", params={name: "²"})
+        assert name in error_of(got, 400)
+    assert "address_id" in error_of(client.file(key, lat="", long="", address_id="²"), 400)
+    for resource in ("requests", "servicerequestupdates"):
+        for start in ("0001-01-01T00:00:00", "9999-12-31T00:00:00"):
+            got = client.http.get(f"{API}/{resource}.json", params={"start_date": start})
+            assert "start_date" in error_of(got, 400)
+
+
 def test_an_unknown_format_suffix_is_refused(client: Client) -> None:
     for path in ("services.html", "services", "requests.csv"):
         response = client.http.get(f"{API}/{path}")

@@ -19,8 +19,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from bot.bootstrap import Gridbot
+from bot.channels.http_input import BadInput, int_param
 from bot.domain.open311 import Open311Error
-from bot.services.open311 import GeoReport, Params
+from bot.services.open311 import INTEGERS, GeoReport, Params, one
 
 PREFIX = "/open311/v2"
 FORMATS = {"xml": "text/xml; charset=utf-8", "json": "application/json; charset=utf-8"}
@@ -57,6 +58,7 @@ async def endpoint(request: Request) -> Response:
                                   " resource (GeoReport v2 formats)"}], "xml", 400)
     try:
         params = await _params(request)
+        _check_integers(params)
         handler, root = _resolve(request.method, resource)
         answer = await handler(_geo(request), params, request)
     except Open311Error as error:
@@ -137,6 +139,16 @@ async def _params(request: Request) -> Params:
     for name, values in parse_qs(text, keep_blank_values=True).items():
         params.setdefault(name, []).extend(values)
     return params
+
+
+def _check_integers(params: Params) -> None:
+    """Refuse (400) an integer parameter that is not ASCII digits within its bounds."""
+    for name, (low, high) in INTEGERS.items():
+        raw = one(params, name)
+        try:
+            int_param({name: raw} if raw is not None else {}, name, low=low, high=high)
+        except BadInput as bad:
+            raise Open311Error(400, str(bad)) from None
 
 
 def _too_large(size: int) -> str:

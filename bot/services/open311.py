@@ -238,7 +238,7 @@ class GeoReport:
             return place
         address_id = one(params, "address_id")
         if address_id is not None:
-            building = district.buildings.get(int(address_id)) if address_id.isdigit() else None
+            building = district.buildings.get(int(address_id))  # an integer: see INTEGERS
             if building is None:
                 raise Open311Error(400, f"address_id {address_id[:40]!r} is not a building"
                                         " known here")
@@ -338,9 +338,8 @@ class GeoReport:
         state = one(params, "status")
         if state is not None and state.lower() not in ("open", "closed"):
             raise Open311Error(400, "status must be open or closed")
-        page = _whole(one(params, "page"), "page", 1, 1, 1_000_000)
-        size = _whole(one(params, "page_size"), "page_size", spec.DEFAULT_PAGE_SIZE, 1,
-                      spec.MAX_PAGE_SIZE)
+        page = _whole(params, "page", 1)
+        size = _whole(params, "page_size", spec.DEFAULT_PAGE_SIZE)
         found = await open311_store.search(
             self.db.conn, *window, closed=None if state is None else state.lower() == "closed",
             category=service.category.code if service else None,
@@ -502,12 +501,15 @@ async def apply_events(conn: aiosqlite.Connection, reference: ReferenceData, num
     return notices
 
 
-def _whole(raw: str | None, name: str, default: int, low: int, high: int) -> int:
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise Open311Error(400, f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
+# The integer parameters and their bounds; the entrypoint reads them with the shared
+# integer reader (ASCII digits, within these) before any use case sees them.
+INTEGERS = {"page": (1, 1_000_000), "page_size": (1, spec.MAX_PAGE_SIZE),
+            "address_id": (0, 2**63 - 1)}
+
+
+def _whole(params: Params, name: str, default: int) -> int:
+    raw = one(params, name)
+    return default if raw is None else int(raw)
 
 
 async def create_api_key(db: Database, reference: ReferenceData, name: str, now: datetime, *,
