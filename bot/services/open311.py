@@ -11,6 +11,7 @@ checks them like any actor's).
 from __future__ import annotations
 
 import math
+import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from bot.services.mediafiles import MAX_PHOTO_BYTES, MediaRefused, save_photo
 from bot.services.notify import PersonalMessage, render_personal
 from bot.services.phones import spellings, to_e164
 from bot.services.reference import ReferenceData
-from bot.services.render import Renderer
+from bot.services.render import Renderer, mask_phone
 from bot.settings import Settings
 from store import cases as case_store
 from store import media as media_store
@@ -62,6 +63,16 @@ _EVENT_LABELS = {
 # Audit notes the public may read: a resident's own words, and reasons given to them.
 _PUBLIC_NOTES = frozenset({EventKind.REJECT, EventKind.FORCE_CLOSE, EventKind.SUSPEND,
                            EventKind.CHECK_PASS})
+# What reads like a phone number in free text: a mainland mobile (with +86, spaces or
+# dashes or none), a landline with its area code, or any 7 or more digits in a row; not a
+# case number (YYMMDD-NNN), whose runs are shorter.
+_PHONE_LIKE = re.compile(r"(?<![\d+])(?:(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}"
+                         r"|0\d{2,3}[ -]?\d{7,8}|\+?\d{7,})(?!\d)")
+
+
+def mask_phones(text: str) -> str:
+    """Free text with each phone-number-like digit run masked: 13800005678 → 138****5678."""
+    return _PHONE_LIKE.sub(lambda m: mask_phone(re.sub(r"[ -]", "", m.group())), text)
 
 
 def one(params: Params, name: str) -> str | None:
@@ -321,6 +332,7 @@ class GeoReport:
         """GET requests: by ids (which override the rest), else a search of at most 90
         days by service, status and page (page, page_size: the paging extension)."""
         self.check_jurisdiction(params)
+        await self.key(params)
         ids = one(params, "service_request_id")
         if ids is not None:
             numbers = [n.strip() for n in ids.split(",") if n.strip()][:MAX_IDS]
@@ -350,13 +362,14 @@ class GeoReport:
     async def request(self, params: Params, number: str) -> list[dict[str, object]]:
         """GET requests/{id}: one case (as a list of one, as the spec shows), or 404."""
         self.check_jurisdiction(params)
+        await self.key(params)
         found = await open311_store.by_numbers(self.db.conn, [number])
         if not found:
             raise Open311Error(404, f"no service request {number[:40]!r}")
         return [self.request_dict(found[0])]
 
     def request_dict(self, found: open311_store.Found) -> dict[str, object]:
-        """A case in GeoReport's fields."""
+        """A case in GeoReport's fields, phone numbers in its text masked."""
         case, details = found.stored.case, found.stored.details
         tz = self.reference.tz
         code = spec.service_code(case.category, details.subcategory)
@@ -365,10 +378,10 @@ class GeoReport:
         return {
             "service_request_id": case.number,
             "status": spec.status(case.state),
-            "status_notes": spec.status_notes(case, agency),
+            "status_notes": mask_phones(spec.status_notes(case, agency)),
             "service_name": service.name if service else code,
             "service_code": code,
-            "description": details.description[:spec.MAX_DESCRIPTION],
+            "description": mask_phones(details.description[:spec.MAX_DESCRIPTION]),
             "agency_responsible": agency,
             "service_notice": None,
             "requested_datetime": spec.w3c(case.created_at, tz),
@@ -403,6 +416,7 @@ class GeoReport:
         """GET servicerequestupdates: the audit trail in a window (FixMyStreet asks for
         both dates or neither), with FixMyStreet's extended statuses."""
         self.check_jurisdiction(params)
+        await self.key(params)
         tz = self.reference.tz
         start, end = one(params, "start_date"), one(params, "end_date")
         window = spec.window(spec.parse_datetime("start_date", start, tz) if start else None,
@@ -421,7 +435,7 @@ class GeoReport:
         return {"update_id": str(update.id), "service_request_id": update.number,
                 "status": spec.extended_status(update.event, update.to_state),
                 "updated_datetime": spec.w3c(update.at, self.reference.tz),
-                "description": text[:spec.MAX_DESCRIPTION], "media_url": None}
+                "description": mask_phones(text[:spec.MAX_DESCRIPTION]), "media_url": None}
 
     async def post_update(self, params: Params) -> list[dict[str, object]]:
         """POST servicerequestupdates: a comment or a status change, as the key's actor: a
