@@ -427,13 +427,42 @@ def test_a_posted_update_is_a_comment_checked_by_the_workflow(client: Client) ->
     assert updates[-1]["description"] == "Comment: The bins are overflowing again"
 
 
+def test_a_key_posts_updates_only_on_the_cases_it_filed_within_its_services(
+        client: Client) -> None:
+    filer, stranger = client.key(), client.key("12345 hotline")
+    number = client.file(filer).json()[0]["service_request_id"]
+    comment = {"service_request_id": number, "description": "有人管吗"}
+    refused = client.http.post(f"{API}/servicerequestupdates.json",
+                               data={**comment, "api_key": stranger})
+    assert "did not file" in error_of(refused, 403)
+    xml = xml_items(client.http.post(f"{API}/servicerequestupdates.xml",
+                                     data={**comment, "api_key": stranger}).content, "errors")
+    assert xml[0]["code"] == "403"
+    ok = client.http.post(f"{API}/servicerequestupdates.json",
+                          data={**comment, "api_key": filer})
+    assert ok.status_code == 201, ok.text
+
+    async def narrow_to_roads() -> None:  # the street office rebinds the filer's key
+        async with client.bot.db.transaction() as conn:
+            await conn.execute("UPDATE api_keys SET services = '[\"roads\"]' WHERE id ="
+                               " (SELECT api_key_id FROM open311_requests)")
+
+    client.run(narrow_to_roads)
+    narrowed = client.http.post(f"{API}/servicerequestupdates.json",
+                                data={**comment, "api_key": filer})
+    assert "sanitation-garbage" in error_of(narrowed, 403)
+    events = client.run(lambda: client.bot.db.fetchall(
+        "SELECT count(*) FROM case_events WHERE event = 'comment'"))
+    assert events[0][0] == 1  # only the filer's comment, once
+
+
 def test_a_department_key_acts_as_that_department(client: Client) -> None:
     key = client.key("Sanitation CRM", department="sanitation")
     resident = client.key()
     number = client.file(resident).json()[0]["service_request_id"]
     post = {"api_key": key, "service_request_id": number, "status": "IN_PROGRESS"}
-    # Not the department's case yet: the workflow refuses.
-    assert "outside your area" in error_of(
+    # Not the department's case yet: refused.
+    assert "not dispatched" in error_of(
         client.http.post(f"{API}/servicerequestupdates.json",
                          data={**post, "description": "on it"}), 403)
     bot = client.bot
@@ -448,6 +477,9 @@ def test_a_department_key_acts_as_that_department(client: Client) -> None:
                 bot.clock.now())
 
     client.run(dispatch)
+    other = client.key("Utilities CRM", department="utilities")
+    assert "not dispatched" in error_of(client.http.post(
+        f"{API}/servicerequestupdates.json", data={**post, "api_key": other}), 403)
     assert client.http.post(f"{API}/servicerequestupdates.json", data=post).status_code == 201
     done = client.http.post(f"{API}/servicerequestupdates.json",
                             data={**post, "status": "FIXED", "description": "cleared"})

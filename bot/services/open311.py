@@ -439,8 +439,9 @@ class GeoReport:
 
     async def post_update(self, params: Params) -> list[dict[str, object]]:
         """POST servicerequestupdates: a comment or a status change, as the key's actor: a
-        department key acts as that department (accepted, done, returned), any other key
-        as a resident who comments. The workflow refuses what that actor may not do."""
+        department key acts as that department (accepted, done, returned) on the cases
+        dispatched to it, any other key as a resident who comments on the cases it filed.
+        The workflow refuses what that actor may not do."""
         self.check_jurisdiction(params)
         key = await self.key(params)
         number = one(params, "service_request_id")
@@ -460,6 +461,7 @@ class GeoReport:
             if update_id and await open311_store.was_pulled(conn, f"key:{key.id}", update_id):
                 raise Open311Error(400, f"update_id {update_id[:40]!r} was posted already")
             stored = found[0].stored
+            await self.check_may_update(conn, key, stored.case, stored.details)
             if key.department is not None:
                 actor = Actor(person_id=key.person_id, role=Role.DEPARTMENT,
                               scope=key.department)
@@ -481,6 +483,22 @@ class GeoReport:
                                                 stored.case.id, status, now)
             await self._queue(conn, notices, now)
         return [{"update_id": str(last)}]
+
+    async def check_may_update(self, conn: aiosqlite.Connection, key: ApiKey, case: Case,
+                               details: case_store.CaseDetails) -> None:
+        """403 unless the key may post on this case: a department's key on a case
+        dispatched to its department; any other key on a case it filed, of its services."""
+        if key.department is not None:
+            if case.level != Level.DEPARTMENT or case.department != key.department:
+                raise Open311Error(403, f"case {case.number} is not dispatched to this"
+                                        f" api_key's department ({key.department})")
+            return
+        if case.id is None or await open311_store.filing_key(conn, case.id) != key.id:
+            raise Open311Error(403, f"this api_key did not file case {case.number}: it may"
+                                    " post updates only on its own cases")
+        code = spec.service_code(case.category, details.subcategory)
+        if key.services is not None and not {code, case.category} & set(key.services):
+            raise Open311Error(403, f"this api_key may not post on {code}")
 
     async def _queue(self, conn: aiosqlite.Connection, notices: list[PersonalMessage],
                      now: datetime) -> None:
