@@ -336,7 +336,7 @@ def test_bad_input_is_refused_with_the_specs_errors(client: Client) -> None:
     assert "location" in error_of(client.file(key, lat="", long=""), 400)
     assert "4000" in error_of(client.file(key, description="垃" * 4001), 400)
     huge = client.file(key, description="x" * (5 * 1024 * 1024))
-    assert "4000 characters" in error_of(huge, 400)
+    assert "4000 characters" in error_of(huge, 413)
     assert "phone" in error_of(client.file(key, phone="12"), 400)
     assert "media_url" in error_of(client.file(key, media_url="file:///etc/passwd"), 400)
 
@@ -351,6 +351,23 @@ def test_non_ascii_digits_and_far_dates_are_refused_not_500(client: Client) -> N
         for start in ("0001-01-01T00:00:00", "9999-12-31T00:00:00"):
             got = client.get(key, f"{API}/{resource}.json", params={"start_date": start})
             assert "start_date" in error_of(got, 400)
+
+
+def test_a_multipart_form_with_a_file_or_no_boundary_gets_the_specs_error(
+        client: Client) -> None:
+    key = client.key()
+    fields = {"api_key": key, "service_code": "sanitation-garbage",
+              "address_string": "翠苑一区", "description": "垃圾满了"}
+    ok = client.http.post(f"{API}/requests.json", data=fields, files={"x": (None, "y")})
+    assert ok.status_code == 201, ok.text  # a multipart form without files is fine
+    with_file = client.http.post(f"{API}/requests.json", data=fields,
+                                 files={"photo": ("a.jpg", b"\xff\xd8", "image/jpeg")})
+    assert "media_url" in error_of(with_file, 400)
+    no_boundary = client.http.post(f"{API}/requests.xml", content=b"api_key=x",
+                                   headers={"content-type": "multipart/form-data"})
+    assert no_boundary.status_code == 400
+    [error] = xml_items(no_boundary.content, "errors")
+    assert error["code"] == "400" and "multipart" in error["description"]
 
 
 def test_an_unknown_format_suffix_is_refused(client: Client) -> None:
