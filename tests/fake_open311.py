@@ -8,6 +8,7 @@ GeoReport server) and serves GET servicerequestupdates.json with the updates a t
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +33,8 @@ class FakeOpen311:
     updates: list[dict[str, Any]] = field(default_factory=list)
     pulls: list[dict[str, str]] = field(default_factory=list)
     failures: int = 0
+    hanging: bool = False  # POSTs wait, unanswered, until `stop`
+    extra_updates: list[Any] = field(default_factory=list)  # served as they are, malformed
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -40,13 +43,15 @@ class FakeOpen311:
             Route(PREFIX + "/servicerequestupdates.json", self._updates, methods=["GET"]),
         ]))
         self.endpoint = self.server.url + PREFIX
+        self._released = asyncio.Event()
 
     async def start(self) -> None:
         """Serve on localhost."""
         self.server.serve()
 
     async def stop(self) -> None:
-        """Stop serving."""
+        """Stop serving (answering the hanging requests first)."""
+        self._released.set()
         await self.server.stop()
 
     def fail_next(self, times: int = 1) -> None:
@@ -64,6 +69,9 @@ class FakeOpen311:
         form = dict((await request.form()).items())
         if form.get("api_key") != self.api_key:
             return JSONResponse([{"code": 403, "description": "bad api_key"}], 403)
+        if self.hanging:
+            await self._released.wait()
+            return JSONResponse([{"code": 503, "description": "gave up"}], 503)
         if self.failures:
             self.failures -= 1
             return JSONResponse([{"code": 500, "description": "down"}], 500)
@@ -76,4 +84,4 @@ class FakeOpen311:
         if params.get("api_key") != self.api_key:
             return JSONResponse([{"code": 403, "description": "bad api_key"}], 403)
         self.pulls.append(params)
-        return JSONResponse(self.updates)
+        return JSONResponse([*self.extra_updates, *self.updates])
