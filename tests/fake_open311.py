@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -58,12 +58,13 @@ class FakeOpen311:
         """Answer the next POSTs with 500."""
         self.failures += times
 
-    def report(self, request_id: str, status: str, description: str = "") -> None:
-        """The department changes one of its requests; the next pull sees it."""
+    def report(self, request_id: str, status: str, at: datetime,
+               description: str = "") -> None:
+        """The department changes one of its requests at `at`; the next pull sees it."""
         self.updates.append({
             "update_id": f"U{len(self.updates) + 1}", "service_request_id": request_id,
             "status": status, "description": description, "media_url": None,
-            "updated_datetime": datetime.now(UTC).isoformat(timespec="seconds")})
+            "updated_datetime": at.isoformat(timespec="seconds")})
 
     async def _create(self, request: Request) -> Response:
         form = dict((await request.form()).items())

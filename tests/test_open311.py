@@ -7,16 +7,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+import anyio
 import jsonschema
 import pytest
 from starlette.testclient import TestClient
 
-from bot.bootstrap import Gridbot
+from bot.bootstrap import Gridbot, build
+from bot.domain.clock import FakeClock
 from bot.domain.workflow import Actor, Event, EventKind, Level, Role
 from bot.entrypoints.http import create_app
 from bot.services import casework
@@ -106,9 +108,21 @@ class Client:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[Client]:
-    with TestClient(create_app(settings)) as http:
-        yield Client(http)
+def client(settings: Settings, clock: FakeClock) -> Iterator[Client]:
+    """The app over a gridbot on the test's clock, started as the app's lifespan does; the
+    TestClient runs its requests on the bot's own event loop (the portal)."""
+    with anyio.from_thread.start_blocking_portal() as portal:
+        bot = portal.call(build, settings, clock)
+        app = create_app(settings, bot)
+        app.state.gridbot = bot
+        portal.call(bot.start)
+        http = TestClient(app)
+        http.portal = portal
+        try:
+            yield Client(http)
+        finally:
+            portal.call(bot.stop)
+            portal.call(bot.close)
 
 
 def error_of(response: Any, status: int) -> str:
@@ -297,7 +311,7 @@ def test_requests_are_searched_by_ids_service_status_and_page(client: Client) ->
 
 def test_a_date_window_over_90_days_or_malformed_is_refused(client: Client) -> None:
     key = client.key()
-    now = datetime.now(UTC)
+    now = client.bot.clock.now()
     too_long = {"start_date": (now - timedelta(days=91)).isoformat(),
                 "end_date": now.isoformat()}
     assert "90 days" in error_of(client.get(key, f"{API}/requests.json", params=too_long), 400)
@@ -306,6 +320,19 @@ def test_a_date_window_over_90_days_or_malformed_is_refused(client: Client) -> N
     ok = client.get(key, f"{API}/requests.json", params={
         "start_date": (now - timedelta(days=1)).isoformat(), "end_date": now.isoformat()})
     valid("requests", ok.json())
+
+
+def test_dates_and_the_default_window_follow_the_servers_clock(
+        client: Client, clock: FakeClock) -> None:
+    key = client.key()
+    number = client.file(key).json()[0]["service_request_id"]
+    [one] = client.get(key, f"{API}/requests/{number}.json").json()
+    assert one["requested_datetime"] == clock.now().astimezone(
+        client.bot.reference.tz).isoformat(timespec="seconds")
+    assert [r["service_request_id"] for r in client.get(key, f"{API}/requests.json").json()
+            ] == [number]
+    clock.advance(timedelta(days=91))  # out of the default window: the last 90 days
+    assert client.get(key, f"{API}/requests.json").json() == []
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -430,7 +457,7 @@ def test_a_posted_update_is_a_comment_checked_by_the_workflow(client: Client) ->
     posted = client.http.post(f"{API}/servicerequestupdates.json", data={
         "api_key": key, "service_request_id": number, "status": "OPEN",
         "description": "The bins are overflowing again", "update_id": "fms-1",
-        "updated_datetime": datetime.now(UTC).isoformat()})
+        "updated_datetime": client.bot.clock.now().isoformat()})
     assert posted.status_code == 201, posted.text
     valid("post_servicerequestupdates", posted.json())
     again = client.http.post(f"{API}/servicerequestupdates.json", data={
