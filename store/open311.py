@@ -108,6 +108,13 @@ async def add_filing(conn: aiosqlite.Connection, case_id: int, filing: Filing) -
          filing.media_url, json.dumps(filing.attributes or {}, ensure_ascii=False)))
 
 
+async def filing_key(conn: aiosqlite.Connection, case_id: int) -> int | None:
+    """The id of the API key that filed a case over Open311; None for any other case."""
+    rows = await fetch(conn, "SELECT api_key_id FROM open311_requests WHERE case_id = ?",
+                       (case_id,))
+    return int(rows[0][0]) if rows else None
+
+
 @dataclass(frozen=True)
 class Found:
     """A case as GeoReport shows it: the case, its media link, its last audit time."""

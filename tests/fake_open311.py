@@ -8,9 +8,10 @@ GeoReport server) and serves GET servicerequestupdates.json with the updates a t
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -32,6 +33,8 @@ class FakeOpen311:
     updates: list[dict[str, Any]] = field(default_factory=list)
     pulls: list[dict[str, str]] = field(default_factory=list)
     failures: int = 0
+    hanging: bool = False  # POSTs wait, unanswered, until `stop`
+    extra_updates: list[Any] = field(default_factory=list)  # served as they are, malformed
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -40,30 +43,36 @@ class FakeOpen311:
             Route(PREFIX + "/servicerequestupdates.json", self._updates, methods=["GET"]),
         ]))
         self.endpoint = self.server.url + PREFIX
+        self._released = asyncio.Event()
 
     async def start(self) -> None:
         """Serve on localhost."""
         self.server.serve()
 
     async def stop(self) -> None:
-        """Stop serving."""
+        """Stop serving (answering the hanging requests first)."""
+        self._released.set()
         await self.server.stop()
 
     def fail_next(self, times: int = 1) -> None:
         """Answer the next POSTs with 500."""
         self.failures += times
 
-    def report(self, request_id: str, status: str, description: str = "") -> None:
-        """The department changes one of its requests; the next pull sees it."""
+    def report(self, request_id: str, status: str, at: datetime,
+               description: str = "") -> None:
+        """The department changes one of its requests at `at`; the next pull sees it."""
         self.updates.append({
             "update_id": f"U{len(self.updates) + 1}", "service_request_id": request_id,
             "status": status, "description": description, "media_url": None,
-            "updated_datetime": datetime.now(UTC).isoformat(timespec="seconds")})
+            "updated_datetime": at.isoformat(timespec="seconds")})
 
     async def _create(self, request: Request) -> Response:
         form = dict((await request.form()).items())
         if form.get("api_key") != self.api_key:
             return JSONResponse([{"code": 403, "description": "bad api_key"}], 403)
+        if self.hanging:
+            await self._released.wait()
+            return JSONResponse([{"code": 503, "description": "gave up"}], 503)
         if self.failures:
             self.failures -= 1
             return JSONResponse([{"code": 500, "description": "down"}], 500)
@@ -76,4 +85,4 @@ class FakeOpen311:
         if params.get("api_key") != self.api_key:
             return JSONResponse([{"code": 403, "description": "bad api_key"}], 403)
         self.pulls.append(params)
-        return JSONResponse(self.updates)
+        return JSONResponse([*self.extra_updates, *self.updates])

@@ -7,16 +7,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+import anyio
 import jsonschema
 import pytest
 from starlette.testclient import TestClient
 
-from bot.bootstrap import Gridbot
+from bot.bootstrap import Gridbot, build
+from bot.domain.clock import FakeClock
 from bot.domain.workflow import Actor, Event, EventKind, Level, Role
 from bot.entrypoints.http import create_app
 from bot.services import casework
@@ -93,6 +95,10 @@ class Client:
         """Run a coroutine function on the app's loop."""
         return self.http.portal.call(coro)  # type: ignore[union-attr]
 
+    def get(self, key: str, url: str, params: dict[str, Any] | None = None) -> Any:
+        """GET with an API key (reading cases needs one)."""
+        return self.http.get(url, params={"api_key": key, **(params or {})})
+
     def file(self, key: str, **fields: Any) -> Any:
         """POST requests.json; return the response."""
         data = {"api_key": key, "service_code": "sanitation-garbage",
@@ -102,9 +108,21 @@ class Client:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[Client]:
-    with TestClient(create_app(settings)) as http:
-        yield Client(http)
+def client(settings: Settings, clock: FakeClock) -> Iterator[Client]:
+    """The app over a gridbot on the test's clock, started as the app's lifespan does; the
+    TestClient runs its requests on the bot's own event loop (the portal)."""
+    with anyio.from_thread.start_blocking_portal() as portal:
+        bot = portal.call(build, settings, clock)
+        app = create_app(settings, bot)
+        app.state.gridbot = bot
+        portal.call(bot.start)
+        http = TestClient(app)
+        http.portal = portal
+        try:
+            yield Client(http)
+        finally:
+            portal.call(bot.stop)
+            portal.call(bot.close)
 
 
 def error_of(response: Any, status: int) -> str:
@@ -180,11 +198,11 @@ def test_a_filed_request_is_a_case_routed_like_the_bots(client: Client) -> None:
 def test_the_request_is_seen_with_its_status_in_json_and_xml(client: Client) -> None:
     key = client.key()
     number = client.file(key).json()[0]["service_request_id"]
-    [one] = valid("requests", client.http.get(f"{API}/requests/{number}.json").json())
+    [one] = valid("requests", client.get(key, f"{API}/requests/{number}.json").json())
     assert one["status"] == "open" and one["service_code"] == "sanitation-garbage"
     assert "翠苑一区第1网格" in one["agency_responsible"]
     assert one["expected_datetime"] and one["updated_datetime"]
-    [xml] = xml_items(client.http.get(f"{API}/requests/{number}.xml").content, "requests")
+    [xml] = xml_items(client.get(key, f"{API}/requests/{number}.xml").content, "requests")
     assert xml["service_request_id"] == number and xml["status"] == "open"
 
 
@@ -193,15 +211,15 @@ def test_an_address_string_is_matched_like_a_typed_address(client: Client) -> No
     building = next(iter(client.bot.reference.district.buildings.values()))
     response = client.file(key, lat="", long="", address_string=building.name)
     number = response.json()[0]["service_request_id"]
-    [one] = client.http.get(f"{API}/requests/{number}.json").json()
+    [one] = client.get(key, f"{API}/requests/{number}.json").json()
     assert one["address_id"] == str(building.id)
     response = client.file(key, lat="", long="", address_id=str(building.id))
-    [two] = client.http.get(
-        f"{API}/requests/{response.json()[0]['service_request_id']}.json").json()
+    [two] = client.get(
+        key, f"{API}/requests/{response.json()[0]['service_request_id']}.json").json()
     assert two["address"] == building.address
     unmatched = client.file(key, lat="", long="", address_string="不存在的路 99 号")
-    [three] = client.http.get(
-        f"{API}/requests/{unmatched.json()[0]['service_request_id']}.json").json()
+    [three] = client.get(
+        key, f"{API}/requests/{unmatched.json()[0]['service_request_id']}.json").json()
     assert three["address"] == "不存在的路 99 号" and "street" in three["status_notes"]
 
 
@@ -215,7 +233,7 @@ def test_required_attributes_are_asked_and_kept(client: Client) -> None:
     ok = client.file(key, service_code="housing-lift_trapped",
                      **{"attribute[people_trapped]": "yes", "attribute[unit]": "3幢2单元"})
     number = valid("post_requests", ok.json())[0]["service_request_id"]
-    [one] = client.http.get(f"{API}/requests/{number}.json").json()
+    [one] = client.get(key, f"{API}/requests/{number}.json").json()
     assert "3幢2单元" in one["description"]
 
 
@@ -224,7 +242,7 @@ def test_media_url_is_stored_as_a_link_and_not_fetched(client: Client) -> None:
     # Nothing listens on this port: a fetch would fail; the link is kept all the same.
     url = "http://127.0.0.1:9/photo.jpg"
     number = client.file(key, media_url=url).json()[0]["service_request_id"]
-    [one] = client.http.get(f"{API}/requests/{number}.json").json()
+    [one] = client.get(key, f"{API}/requests/{number}.json").json()
     assert one["media_url"] == url
     stored = client.run(lambda: case_store.get_by_number(client.bot.db.conn, number))
     media = client.run(lambda: client.bot.db.fetchall(
@@ -248,38 +266,73 @@ def test_a_key_files_only_what_it_is_bound_to(client: Client) -> None:
     assert ok.status_code == 201, ok.text
 
 
+def test_reading_cases_needs_a_key_and_shows_phone_numbers_masked(client: Client) -> None:
+    key = client.key()
+    number = client.file(key, description="垃圾满了，联系我13800005678或0571-88886666"
+                         ).json()[0]["service_request_id"]
+    client.http.post(f"{API}/servicerequestupdates.json", data={
+        "api_key": key, "service_request_id": number,
+        "description": "还没清，打 +86 139 0000 1234"})
+    for path in (f"requests/{number}.json", "requests.json", "servicerequestupdates.json"):
+        assert "api_key" in error_of(client.http.get(f"{API}/{path}"), 403)
+        assert "api_key" in error_of(client.http.get(f"{API}/{path}",
+                                                     params={"api_key": "o311_x"}), 403)
+    [one] = client.get(key, f"{API}/requests/{number}.json").json()
+    assert "138****5678" in one["description"] and "13800005678" not in one["description"]
+    assert "88886666" not in one["description"]
+    [listed] = client.get(key, f"{API}/requests.json").json()
+    assert listed["description"] == one["description"]
+    updates = client.get(key, f"{API}/servicerequestupdates.json").json()
+    assert updates[-1]["description"] == "Comment: 还没清，打 139****1234"
+
+
 # --- searching ------------------------------------------------------------------------------
 
 def test_requests_are_searched_by_ids_service_status_and_page(client: Client) -> None:
     key = client.key()
     numbers = [client.file(key).json()[0]["service_request_id"] for _ in range(3)]
     pothole = client.file(key, service_code="roads-pothole").json()[0]["service_request_id"]
-    got = valid("requests", client.http.get(
-        f"{API}/requests.json", params={"service_request_id": f"{numbers[2]},{numbers[0]}"}
+    got = valid("requests", client.get(
+        key, f"{API}/requests.json", params={"service_request_id": f"{numbers[2]},{numbers[0]}"}
     ).json())
     assert [r["service_request_id"] for r in got] == [numbers[2], numbers[0]]
-    roads = valid("requests", client.http.get(
-        f"{API}/requests.json", params={"service_code": "roads-pothole"}).json())
+    roads = valid("requests", client.get(
+        key, f"{API}/requests.json", params={"service_code": "roads-pothole"}).json())
     assert [r["service_request_id"] for r in roads] == [pothole]
-    assert valid("requests", client.http.get(f"{API}/requests.json",
+    assert valid("requests", client.get(key, f"{API}/requests.json",
                                              params={"status": "closed"}).json()) == []
-    page = valid("requests", client.http.get(
-        f"{API}/requests.json", params={"status": "open", "page_size": 2, "page": 2}).json())
+    page = valid("requests", client.get(
+        key, f"{API}/requests.json", params={"status": "open", "page_size": 2, "page": 2}
+    ).json())
     assert [r["service_request_id"] for r in page] == [numbers[2], pothole]
-    xml = xml_items(client.http.get(f"{API}/requests.xml").content, "requests")
+    xml = xml_items(client.get(key, f"{API}/requests.xml").content, "requests")
     assert len(xml) == 4
 
 
 def test_a_date_window_over_90_days_or_malformed_is_refused(client: Client) -> None:
-    now = datetime.now(UTC)
+    key = client.key()
+    now = client.bot.clock.now()
     too_long = {"start_date": (now - timedelta(days=91)).isoformat(),
                 "end_date": now.isoformat()}
-    assert "90 days" in error_of(client.http.get(f"{API}/requests.json", params=too_long), 400)
-    bad = client.http.get(f"{API}/requests.json", params={"start_date": "yesterday"})
+    assert "90 days" in error_of(client.get(key, f"{API}/requests.json", params=too_long), 400)
+    bad = client.get(key, f"{API}/requests.json", params={"start_date": "yesterday"})
     assert "start_date" in error_of(bad, 400)
-    ok = client.http.get(f"{API}/requests.json", params={
+    ok = client.get(key, f"{API}/requests.json", params={
         "start_date": (now - timedelta(days=1)).isoformat(), "end_date": now.isoformat()})
     valid("requests", ok.json())
+
+
+def test_dates_and_the_default_window_follow_the_servers_clock(
+        client: Client, clock: FakeClock) -> None:
+    key = client.key()
+    number = client.file(key).json()[0]["service_request_id"]
+    [one] = client.get(key, f"{API}/requests/{number}.json").json()
+    assert one["requested_datetime"] == clock.now().astimezone(
+        client.bot.reference.tz).isoformat(timespec="seconds")
+    assert [r["service_request_id"] for r in client.get(key, f"{API}/requests.json").json()
+            ] == [number]
+    clock.advance(timedelta(days=91))  # out of the default window: the last 90 days
+    assert client.get(key, f"{API}/requests.json").json() == []
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -310,9 +363,38 @@ def test_bad_input_is_refused_with_the_specs_errors(client: Client) -> None:
     assert "location" in error_of(client.file(key, lat="", long=""), 400)
     assert "4000" in error_of(client.file(key, description="垃" * 4001), 400)
     huge = client.file(key, description="x" * (5 * 1024 * 1024))
-    assert "4000 characters" in error_of(huge, 400)
+    assert "4000 characters" in error_of(huge, 413)
     assert "phone" in error_of(client.file(key, phone="12"), 400)
     assert "media_url" in error_of(client.file(key, media_url="file:///etc/passwd"), 400)
+
+
+def test_non_ascii_digits_and_far_dates_are_refused_not_500(client: Client) -> None:
+    key = client.key()
+    for name in ("page", "page_size"):  # "²".isdigit() is True, int("²") fails
+        got = client.get(key, f"{API}/requests.json", params={name: "²"})
+        assert name in error_of(got, 400)
+    assert "address_id" in error_of(client.file(key, lat="", long="", address_id="²"), 400)
+    for resource in ("requests", "servicerequestupdates"):
+        for start in ("0001-01-01T00:00:00", "9999-12-31T00:00:00"):
+            got = client.get(key, f"{API}/{resource}.json", params={"start_date": start})
+            assert "start_date" in error_of(got, 400)
+
+
+def test_a_multipart_form_with_a_file_or_no_boundary_gets_the_specs_error(
+        client: Client) -> None:
+    key = client.key()
+    fields = {"api_key": key, "service_code": "sanitation-garbage",
+              "address_string": "翠苑一区", "description": "垃圾满了"}
+    ok = client.http.post(f"{API}/requests.json", data=fields, files={"x": (None, "y")})
+    assert ok.status_code == 201, ok.text  # a multipart form without files is fine
+    with_file = client.http.post(f"{API}/requests.json", data=fields,
+                                 files={"photo": ("a.jpg", b"\xff\xd8", "image/jpeg")})
+    assert "media_url" in error_of(with_file, 400)
+    no_boundary = client.http.post(f"{API}/requests.xml", content=b"api_key=x",
+                                   headers={"content-type": "multipart/form-data"})
+    assert no_boundary.status_code == 400
+    [error] = xml_items(no_boundary.content, "errors")
+    assert error["code"] == "400" and "multipart" in error["description"]
 
 
 def test_an_unknown_format_suffix_is_refused(client: Client) -> None:
@@ -357,14 +439,14 @@ def test_updates_follow_the_audit_trail_with_extended_statuses(client: Client) -
 
     client.run(chief_fixes_it)
     updates = valid("servicerequestupdates",
-                    client.http.get(f"{API}/servicerequestupdates.json").json())
+                    client.get(key, f"{API}/servicerequestupdates.json").json())
     mine = [u for u in updates if u["service_request_id"] == number]
     assert [u["status"] for u in mine] == ["OPEN", "OPEN", "IN_PROGRESS", "IN_PROGRESS",
                                            "FIXED"]
     assert mine[-1]["description"] == "Checked and closed: 清理干净了"
-    [closed] = client.http.get(f"{API}/requests/{number}.json").json()
+    [closed] = client.get(key, f"{API}/requests/{number}.json").json()
     assert closed["status"] == "closed" and "fixed" in closed["status_notes"]
-    xml = xml_items(client.http.get(f"{API}/servicerequestupdates.xml").content,
+    xml = xml_items(client.get(key, f"{API}/servicerequestupdates.xml").content,
                     "servicerequestupdates")
     assert xml[-1]["status"] == "FIXED"
 
@@ -375,7 +457,7 @@ def test_a_posted_update_is_a_comment_checked_by_the_workflow(client: Client) ->
     posted = client.http.post(f"{API}/servicerequestupdates.json", data={
         "api_key": key, "service_request_id": number, "status": "OPEN",
         "description": "The bins are overflowing again", "update_id": "fms-1",
-        "updated_datetime": datetime.now(UTC).isoformat()})
+        "updated_datetime": client.bot.clock.now().isoformat()})
     assert posted.status_code == 201, posted.text
     valid("post_servicerequestupdates", posted.json())
     again = client.http.post(f"{API}/servicerequestupdates.json", data={
@@ -385,8 +467,37 @@ def test_a_posted_update_is_a_comment_checked_by_the_workflow(client: Client) ->
     closing = client.http.post(f"{API}/servicerequestupdates.json", data={
         "api_key": key, "service_request_id": number, "status": "FIXED"})
     assert "comment" in error_of(closing, 403)
-    updates = client.http.get(f"{API}/servicerequestupdates.json").json()
+    updates = client.get(key, f"{API}/servicerequestupdates.json").json()
     assert updates[-1]["description"] == "Comment: The bins are overflowing again"
+
+
+def test_a_key_posts_updates_only_on_the_cases_it_filed_within_its_services(
+        client: Client) -> None:
+    filer, stranger = client.key(), client.key("12345 hotline")
+    number = client.file(filer).json()[0]["service_request_id"]
+    comment = {"service_request_id": number, "description": "有人管吗"}
+    refused = client.http.post(f"{API}/servicerequestupdates.json",
+                               data={**comment, "api_key": stranger})
+    assert "did not file" in error_of(refused, 403)
+    xml = xml_items(client.http.post(f"{API}/servicerequestupdates.xml",
+                                     data={**comment, "api_key": stranger}).content, "errors")
+    assert xml[0]["code"] == "403"
+    ok = client.http.post(f"{API}/servicerequestupdates.json",
+                          data={**comment, "api_key": filer})
+    assert ok.status_code == 201, ok.text
+
+    async def narrow_to_roads() -> None:  # the street office rebinds the filer's key
+        async with client.bot.db.transaction() as conn:
+            await conn.execute("UPDATE api_keys SET services = '[\"roads\"]' WHERE id ="
+                               " (SELECT api_key_id FROM open311_requests)")
+
+    client.run(narrow_to_roads)
+    narrowed = client.http.post(f"{API}/servicerequestupdates.json",
+                                data={**comment, "api_key": filer})
+    assert "sanitation-garbage" in error_of(narrowed, 403)
+    events = client.run(lambda: client.bot.db.fetchall(
+        "SELECT count(*) FROM case_events WHERE event = 'comment'"))
+    assert events[0][0] == 1  # only the filer's comment, once
 
 
 def test_a_department_key_acts_as_that_department(client: Client) -> None:
@@ -394,8 +505,8 @@ def test_a_department_key_acts_as_that_department(client: Client) -> None:
     resident = client.key()
     number = client.file(resident).json()[0]["service_request_id"]
     post = {"api_key": key, "service_request_id": number, "status": "IN_PROGRESS"}
-    # Not the department's case yet: the workflow refuses.
-    assert "outside your area" in error_of(
+    # Not the department's case yet: refused.
+    assert "not dispatched" in error_of(
         client.http.post(f"{API}/servicerequestupdates.json",
                          data={**post, "description": "on it"}), 403)
     bot = client.bot
@@ -410,11 +521,14 @@ def test_a_department_key_acts_as_that_department(client: Client) -> None:
                 bot.clock.now())
 
     client.run(dispatch)
+    other = client.key("Utilities CRM", department="utilities")
+    assert "not dispatched" in error_of(client.http.post(
+        f"{API}/servicerequestupdates.json", data={**post, "api_key": other}), 403)
     assert client.http.post(f"{API}/servicerequestupdates.json", data=post).status_code == 201
     done = client.http.post(f"{API}/servicerequestupdates.json",
                             data={**post, "status": "FIXED", "description": "cleared"})
     assert done.status_code == 201, done.text
-    [one] = client.http.get(f"{API}/requests/{number}.json").json()
+    [one] = client.get(key, f"{API}/requests/{number}.json").json()
     assert one["status"] == "open" and "checked" in one["status_notes"]
 
 

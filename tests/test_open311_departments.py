@@ -3,6 +3,8 @@ them from its side: end to end against a fake GeoReport server on localhost."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -76,10 +78,10 @@ async def test_a_dispatched_case_is_done_in_the_departments_system_and_the_resid
     [row] = await open311_store.outbound_of(gridbot.db.conn, stored.case.id)
     assert row.status == "sent" and row.external_id == "EXT-1"
 
-    department.report("EXT-1", "IN_PROGRESS", "已派维修班组")
+    department.report("EXT-1", "IN_PROGRESS", gridbot.clock.now(), "已派维修班组")
     await scheduler(gridbot).tick()
     assert await state_of(gridbot, number) == State.IN_PROGRESS
-    department.report("EXT-1", "FIXED", "路灯已更换")
+    department.report("EXT-1", "FIXED", gridbot.clock.now(), "路灯已更换")
     await scheduler(gridbot).tick()
     assert await state_of(gridbot, number) == State.RESOLVED
     await scheduler(gridbot).tick()  # the same updates again: applied once only
@@ -109,7 +111,8 @@ async def test_a_department_that_returns_the_case_gives_it_back_with_the_reason(
     number = await report_by_menu(resident)
     await dispatch_to_utilities(gridbot, number)
     await scheduler(gridbot).tick()
-    department.report("EXT-1", "NOT_COUNCILS_RESPONSIBILITY", "属于供电公司")
+    department.report("EXT-1", "NOT_COUNCILS_RESPONSIBILITY", gridbot.clock.now(),
+                      "属于供电公司")
     await scheduler(gridbot).tick()
     stored = await case_store.get_by_number(gridbot.db.conn, number)
     assert stored is not None and stored.case.state == State.REGISTERED
@@ -137,6 +140,39 @@ async def test_a_department_system_that_is_down_is_retried_later(
     await scheduler(gridbot).tick()
     [row] = await open311_store.outbound_of(gridbot.db.conn, stored.case.id)
     assert row.status == "sent" and row.attempts == 3 and len(department.received) == 1
+
+
+async def test_a_hanging_department_system_holds_the_tick_only_until_the_deadline(
+        gridbot: Gridbot, resident: ChatDriver, department: FakeOpen311) -> None:
+    number = await report_by_menu(resident)
+    await dispatch_to_utilities(gridbot, number)
+    stored = await case_store.get_by_number(gridbot.db.conn, number)
+    assert stored is not None and stored.case.id is not None
+    department.hanging = True
+    scheduler(gridbot).departments.deadline = 0.3
+    # The tick ends (escalations and warnings are not held); the test fails if it hangs.
+    await asyncio.wait_for(scheduler(gridbot).tick(), 10)
+    [row] = await open311_store.outbound_of(gridbot.db.conn, stored.case.id)
+    assert row.status == "queued"  # left for the next tick, not stuck 'sending'
+    department.hanging = False
+    await scheduler(gridbot).tick()
+    [row] = await open311_store.outbound_of(gridbot.db.conn, stored.case.id)
+    assert row.status == "sent" and len(department.received) == 1
+
+
+async def test_updates_that_are_not_objects_are_skipped_and_the_rest_applied(
+        gridbot: Gridbot, resident: ChatDriver, department: FakeOpen311,
+        caplog: pytest.LogCaptureFixture) -> None:
+    number = await report_by_menu(resident)
+    await dispatch_to_utilities(gridbot, number)
+    await scheduler(gridbot).tick()
+    department.extra_updates = ["U9", None, 7]
+    department.report("EXT-1", "IN_PROGRESS", gridbot.clock.now(), "已派维修班组")
+    with caplog.at_level(logging.WARNING):
+        await scheduler(gridbot).tick()
+    assert await state_of(gridbot, number) == State.IN_PROGRESS
+    assert [r.getMessage() for r in caplog.records if "not objects" in r.getMessage()] == [
+        "utilities: skipped 3 updates that are not objects"]
 
 
 def test_departments_toml_may_name_an_open311_system(tmp_path: Path) -> None:

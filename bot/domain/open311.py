@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 from bot.domain.categories import Catalog, Category, Subcategory
@@ -272,17 +272,22 @@ def parse_datetime(name: str, raw: str, tz: tzinfo) -> datetime:
 def window(start: datetime | None, end: datetime | None,
            now: datetime) -> tuple[datetime, datetime]:
     """The requested_datetime window of a search: at most 90 days, the last 90 by default."""
-    if start is None and end is None:
-        return now - MAX_WINDOW, now
-    if start is None:
-        assert end is not None
-        start = end - MAX_WINDOW
-    if end is None:
-        end = min(now, start + MAX_WINDOW)
-    if end < start:
-        raise Open311Error(400, "end_date is before start_date")
-    if end - start > MAX_WINDOW:
-        raise Open311Error(400, "start_date and end_date may not span more than 90 days")
+    try:
+        if start is None and end is None:
+            return now - MAX_WINDOW, now
+        if start is None:
+            assert end is not None
+            start = end - MAX_WINDOW
+        if end is None:
+            end = min(now, start + MAX_WINDOW)
+        if end < start:
+            raise Open311Error(400, "end_date is before start_date")
+        if end - start > MAX_WINDOW:
+            raise Open311Error(400, "start_date and end_date may not span more than 90 days")
+        start.astimezone(UTC), end.astimezone(UTC)  # stored in UTC: both must have one
+    except OverflowError:  # 0001-01-01 less 90 days, 9999-12-31 plus 90 days or in UTC
+        raise Open311Error(400, "start_date and end_date must be well within the years"
+                                " 0001 to 9999") from None
     return start, end
 
 

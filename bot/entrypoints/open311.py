@@ -14,13 +14,16 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.etree import ElementTree
 
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from bot.bootstrap import Gridbot
+from bot.channels.http_input import BadInput, int_param, read_body
 from bot.domain.open311 import Open311Error
-from bot.services.open311 import GeoReport, Params
+from bot.services.open311 import INTEGERS, GeoReport, Params, one
 
 PREFIX = "/open311/v2"
 FORMATS = {"xml": "text/xml; charset=utf-8", "json": "application/json; charset=utf-8"}
@@ -57,6 +60,7 @@ async def endpoint(request: Request) -> Response:
                                   " resource (GeoReport v2 formats)"}], "xml", 400)
     try:
         params = await _params(request)
+        _check_integers(params)
         handler, root = _resolve(request.method, resource)
         answer = await handler(_geo(request), params, request)
     except Open311Error as error:
@@ -110,28 +114,30 @@ async def _one_request(geo: GeoReport, params: Params, request: Request) -> Answ
 
 
 async def _params(request: Request) -> Params:
-    """The query string, and for a POST its form, within MAX_BODY."""
+    """The query string, and for a POST its form, within MAX_BODY (413 past it)."""
     params: dict[str, list[str]] = parse_qs(request.url.query, keep_blank_values=True)
     if request.method != "POST":
         return params
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise Open311Error(400, _too_large(int(declared)))
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise Open311Error(400, _too_large(len(body)))
+    try:
+        body = await read_body(request, MAX_BODY)
+    except BadInput as bad:  # 413, the spec's error list
+        raise Open311Error(bad.status, f"{bad}: a description may be at most 4000"
+                                       " characters") from None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        request._body = bytes(body)  # the form parser reads the body kept here
-        async with request.form(max_files=0, max_fields=200) as form:
-            for name, value in form.multi_items():
-                if isinstance(value, str):
-                    params.setdefault(name, []).append(value)
+        request._body = body  # the form parser reads the body kept here
+        try:
+            async with request.form(max_files=0, max_fields=200) as form:
+                for name, value in form.multi_items():
+                    if isinstance(value, str):
+                        params.setdefault(name, []).append(value)
+        except (HTTPException, MultiPartException) as bad:  # a file, no boundary, ...
+            detail = bad.detail if isinstance(bad, HTTPException) else bad.message
+            raise Open311Error(400, f"the multipart form cannot be read: {detail}"
+                                    " (files are not taken; send media_url)") from None
         return params
     try:
-        text = bytes(body).decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise Open311Error(400, "the form must be UTF-8") from None
     for name, values in parse_qs(text, keep_blank_values=True).items():
@@ -139,9 +145,14 @@ async def _params(request: Request) -> Params:
     return params
 
 
-def _too_large(size: int) -> str:
-    return (f"the request is {size} bytes, more than {MAX_BODY}: a description may be at"
-            " most 4000 characters")
+def _check_integers(params: Params) -> None:
+    """Refuse (400) an integer parameter that is not ASCII digits within its bounds."""
+    for name, (low, high) in INTEGERS.items():
+        raw = one(params, name)
+        try:
+            int_param({name: raw} if raw is not None else {}, name, low=low, high=high)
+        except BadInput as bad:
+            raise Open311Error(400, str(bad)) from None
 
 
 def _write(root: str, answer: Answer, fmt: str, status: int) -> Response:

@@ -11,6 +11,7 @@ checks them like any actor's).
 from __future__ import annotations
 
 import math
+import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from bot.services.mediafiles import MAX_PHOTO_BYTES, MediaRefused, save_photo
 from bot.services.notify import PersonalMessage, render_personal
 from bot.services.phones import spellings, to_e164
 from bot.services.reference import ReferenceData
-from bot.services.render import Renderer
+from bot.services.render import Renderer, mask_phone
 from bot.settings import Settings
 from store import cases as case_store
 from store import media as media_store
@@ -62,6 +63,16 @@ _EVENT_LABELS = {
 # Audit notes the public may read: a resident's own words, and reasons given to them.
 _PUBLIC_NOTES = frozenset({EventKind.REJECT, EventKind.FORCE_CLOSE, EventKind.SUSPEND,
                            EventKind.CHECK_PASS})
+# What reads like a phone number in free text: a mainland mobile (with +86, spaces or
+# dashes or none), a landline with its area code, or any 7 or more digits in a row; not a
+# case number (YYMMDD-NNN), whose runs are shorter.
+_PHONE_LIKE = re.compile(r"(?<![\d+])(?:(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}"
+                         r"|0\d{2,3}[ -]?\d{7,8}|\+?\d{7,})(?!\d)")
+
+
+def mask_phones(text: str) -> str:
+    """Free text with each phone-number-like digit run masked: 13800005678 → 138****5678."""
+    return _PHONE_LIKE.sub(lambda m: mask_phone(re.sub(r"[ -]", "", m.group())), text)
 
 
 def one(params: Params, name: str) -> str | None:
@@ -238,7 +249,7 @@ class GeoReport:
             return place
         address_id = one(params, "address_id")
         if address_id is not None:
-            building = district.buildings.get(int(address_id)) if address_id.isdigit() else None
+            building = district.buildings.get(int(address_id))  # an integer: see INTEGERS
             if building is None:
                 raise Open311Error(400, f"address_id {address_id[:40]!r} is not a building"
                                         " known here")
@@ -321,6 +332,7 @@ class GeoReport:
         """GET requests: by ids (which override the rest), else a search of at most 90
         days by service, status and page (page, page_size: the paging extension)."""
         self.check_jurisdiction(params)
+        await self.key(params)
         ids = one(params, "service_request_id")
         if ids is not None:
             numbers = [n.strip() for n in ids.split(",") if n.strip()][:MAX_IDS]
@@ -338,9 +350,8 @@ class GeoReport:
         state = one(params, "status")
         if state is not None and state.lower() not in ("open", "closed"):
             raise Open311Error(400, "status must be open or closed")
-        page = _whole(one(params, "page"), "page", 1, 1, 1_000_000)
-        size = _whole(one(params, "page_size"), "page_size", spec.DEFAULT_PAGE_SIZE, 1,
-                      spec.MAX_PAGE_SIZE)
+        page = _whole(params, "page", 1)
+        size = _whole(params, "page_size", spec.DEFAULT_PAGE_SIZE)
         found = await open311_store.search(
             self.db.conn, *window, closed=None if state is None else state.lower() == "closed",
             category=service.category.code if service else None,
@@ -351,13 +362,14 @@ class GeoReport:
     async def request(self, params: Params, number: str) -> list[dict[str, object]]:
         """GET requests/{id}: one case (as a list of one, as the spec shows), or 404."""
         self.check_jurisdiction(params)
+        await self.key(params)
         found = await open311_store.by_numbers(self.db.conn, [number])
         if not found:
             raise Open311Error(404, f"no service request {number[:40]!r}")
         return [self.request_dict(found[0])]
 
     def request_dict(self, found: open311_store.Found) -> dict[str, object]:
-        """A case in GeoReport's fields."""
+        """A case in GeoReport's fields, phone numbers in its text masked."""
         case, details = found.stored.case, found.stored.details
         tz = self.reference.tz
         code = spec.service_code(case.category, details.subcategory)
@@ -366,10 +378,10 @@ class GeoReport:
         return {
             "service_request_id": case.number,
             "status": spec.status(case.state),
-            "status_notes": spec.status_notes(case, agency),
+            "status_notes": mask_phones(spec.status_notes(case, agency)),
             "service_name": service.name if service else code,
             "service_code": code,
-            "description": details.description[:spec.MAX_DESCRIPTION],
+            "description": mask_phones(details.description[:spec.MAX_DESCRIPTION]),
             "agency_responsible": agency,
             "service_notice": None,
             "requested_datetime": spec.w3c(case.created_at, tz),
@@ -404,6 +416,7 @@ class GeoReport:
         """GET servicerequestupdates: the audit trail in a window (FixMyStreet asks for
         both dates or neither), with FixMyStreet's extended statuses."""
         self.check_jurisdiction(params)
+        await self.key(params)
         tz = self.reference.tz
         start, end = one(params, "start_date"), one(params, "end_date")
         window = spec.window(spec.parse_datetime("start_date", start, tz) if start else None,
@@ -422,12 +435,13 @@ class GeoReport:
         return {"update_id": str(update.id), "service_request_id": update.number,
                 "status": spec.extended_status(update.event, update.to_state),
                 "updated_datetime": spec.w3c(update.at, self.reference.tz),
-                "description": text[:spec.MAX_DESCRIPTION], "media_url": None}
+                "description": mask_phones(text[:spec.MAX_DESCRIPTION]), "media_url": None}
 
     async def post_update(self, params: Params) -> list[dict[str, object]]:
         """POST servicerequestupdates: a comment or a status change, as the key's actor: a
-        department key acts as that department (accepted, done, returned), any other key
-        as a resident who comments. The workflow refuses what that actor may not do."""
+        department key acts as that department (accepted, done, returned) on the cases
+        dispatched to it, any other key as a resident who comments on the cases it filed.
+        The workflow refuses what that actor may not do."""
         self.check_jurisdiction(params)
         key = await self.key(params)
         number = one(params, "service_request_id")
@@ -447,6 +461,7 @@ class GeoReport:
             if update_id and await open311_store.was_pulled(conn, f"key:{key.id}", update_id):
                 raise Open311Error(400, f"update_id {update_id[:40]!r} was posted already")
             stored = found[0].stored
+            await self.check_may_update(conn, key, stored.case, stored.details)
             if key.department is not None:
                 actor = Actor(person_id=key.person_id, role=Role.DEPARTMENT,
                               scope=key.department)
@@ -468,6 +483,22 @@ class GeoReport:
                                                 stored.case.id, status, now)
             await self._queue(conn, notices, now)
         return [{"update_id": str(last)}]
+
+    async def check_may_update(self, conn: aiosqlite.Connection, key: ApiKey, case: Case,
+                               details: case_store.CaseDetails) -> None:
+        """403 unless the key may post on this case: a department's key on a case
+        dispatched to its department; any other key on a case it filed, of its services."""
+        if key.department is not None:
+            if case.level != Level.DEPARTMENT or case.department != key.department:
+                raise Open311Error(403, f"case {case.number} is not dispatched to this"
+                                        f" api_key's department ({key.department})")
+            return
+        if case.id is None or await open311_store.filing_key(conn, case.id) != key.id:
+            raise Open311Error(403, f"this api_key did not file case {case.number}: it may"
+                                    " post updates only on its own cases")
+        code = spec.service_code(case.category, details.subcategory)
+        if key.services is not None and not {code, case.category} & set(key.services):
+            raise Open311Error(403, f"this api_key may not post on {code}")
 
     async def _queue(self, conn: aiosqlite.Connection, notices: list[PersonalMessage],
                      now: datetime) -> None:
@@ -502,12 +533,15 @@ async def apply_events(conn: aiosqlite.Connection, reference: ReferenceData, num
     return notices
 
 
-def _whole(raw: str | None, name: str, default: int, low: int, high: int) -> int:
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise Open311Error(400, f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
+# The integer parameters and their bounds; the entrypoint reads them with the shared
+# integer reader (ASCII digits, within these) before any use case sees them.
+INTEGERS = {"page": (1, 1_000_000), "page_size": (1, spec.MAX_PAGE_SIZE),
+            "address_id": (0, 2**63 - 1)}
+
+
+def _whole(params: Params, name: str, default: int) -> int:
+    raw = one(params, name)
+    return default if raw is None else int(raw)
 
 
 async def create_api_key(db: Database, reference: ReferenceData, name: str, now: datetime, *,

@@ -12,6 +12,7 @@ departments.toml only; nothing is fetched from an address a user gave.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from datetime import datetime, timedelta
@@ -39,6 +40,9 @@ MAX_ATTEMPTS = 8
 BASE_BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(hours=1)
 TIMEOUT = 15.0
+# All of one tick's sync together: it runs inside the scheduler's lock, so a hanging
+# department system must not hold escalations, warnings or shutdown for long.
+SYNC_DEADLINE = 10.0
 
 
 def api_key_of(link: Open311Link) -> str:
@@ -59,17 +63,27 @@ class DepartmentSystems:
         self.clock = clock
         self.transport = transport
         self._recovered = False
+        self.deadline = SYNC_DEADLINE
 
     def _client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False,
                                  transport=self.transport)
 
     async def sync(self, now: datetime) -> int:
-        """POST what is due, then pull the updates; return the messages queued."""
+        """POST what is due, then pull the updates, within `deadline` seconds in all (what
+        is left waits for the next tick); return the messages queued."""
         if not any(d.open311 for d in self.reference.departments):
             return 0
-        await self.push(now)
-        return await self.pull(now)
+        try:
+            async with asyncio.timeout(self.deadline):
+                await self.push(now)
+                return await self.pull(now)
+        except TimeoutError:
+            log.warning("departments' Open311 systems took over %.0f s; the rest waits for"
+                        " the next tick", self.deadline)
+            async with self.db.transaction() as conn:  # claimed rows not yet sent
+                await open311_store.requeue_sending(conn)
+            return 0
 
     # --- out ----------------------------------------------------------------------------
 
@@ -167,9 +181,13 @@ class DepartmentSystems:
         updates = response.json()
         if not isinstance(updates, list):
             raise ValueError("servicerequestupdates did not answer a list")
+        objects = [u for u in updates if isinstance(u, dict)]
+        if len(objects) < len(updates):
+            log.warning("%s: skipped %d updates that are not objects", code,
+                        len(updates) - len(objects))
         queued = 0
         actor = Actor(person_id=None, role=Role.DEPARTMENT, scope=code)
-        for update in sorted(updates, key=lambda u: str(u.get("updated_datetime", ""))):
+        for update in sorted(objects, key=lambda u: str(u.get("updated_datetime", ""))):
             row = by_external.get(str(update.get("service_request_id")))
             update_id = str(update.get("update_id", ""))
             if row is None or not update_id:
