@@ -277,3 +277,15 @@ def test_a_weak_or_odd_secret_is_refused_at_start(token: str) -> None:
 def test_an_unknown_simulators_value_is_refused() -> None:
     with pytest.raises(SettingsError, match="GRIDBOT_SIMULATORS"):
         settings_of(GRIDBOT_SIMULATORS="sometimes")
+
+
+async def test_the_secret_cookie_is_secure_behind_a_trusted_https_proxy(
+        tmp_path: Path, fake: FakeTelegram, clock: FakeClock) -> None:
+    async for tg in serve(tmp_path, fake, clock, GRIDBOT_SIMULATORS="true",
+                          GRIDBOT_SIM_TOKEN=KEY, GRIDBOT_TRUST_PROXY="true"):
+        async with anonymous(tg) as client:
+            proxied = await client.get("/sim", params={"key": KEY},
+                                       headers={"X-Forwarded-Proto": "https"})
+            assert proxied.status_code == 303 and "Secure" in proxied.headers["set-cookie"]
+            direct = await client.get("/sim", params={"key": KEY})
+            assert "Secure" not in direct.headers["set-cookie"]  # plain http on localhost

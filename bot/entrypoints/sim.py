@@ -219,6 +219,14 @@ def _refused(request: Request) -> Response | None:
     return None
 
 
+def _over_https(request: Request) -> bool:
+    """Whether the browser reached us over https (behind a trusted proxy: as it says)."""
+    if request.url.scheme == "https":
+        return True
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return _bot(request).settings.trust_proxy and forwarded == "https"
+
+
 async def sim_page(request: Request) -> Response:
     """The web chat page; `?key=SECRET` stores the secret in a cookie and drops it from the
     address."""
@@ -229,7 +237,7 @@ async def sim_page(request: Request) -> Response:
             return PlainTextResponse(WRONG_KEY, status_code=403, headers=PAGE_HEADERS)
         response = RedirectResponse("/sim", status_code=303, headers=PAGE_HEADERS)
         response.set_cookie(COOKIE, token, path="/sim", httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
+                            secure=_over_https(request))
         return response
     refused = _refused(request)
     if refused is not None:
