@@ -422,7 +422,9 @@ async def test_photos_are_resent_by_file_id_or_uploaded_from_the_media_folder(
     assert photos[0] == "AgAC-1"
     assert isinstance(photos[1], Upload) and photos[1].data == fallback
     assert isinstance(photos[2], Upload) and photos[2].data == upload
-    assert fake.calls[-1].method == "sendMessage"
+    last = fake.calls[-1]  # the text rides on the last photo, as its caption
+    assert last.method == "sendPhoto" and last.params["caption"] == "事件 261123-001 的照片"
+    assert not fake.calls_to("sendMessage")
 
 
 async def test_a_retry_does_not_repeat_the_parts_already_delivered(
@@ -776,20 +778,24 @@ async def test_a_menu_that_failed_for_a_passing_reason_is_tried_again(tg: Harnes
     assert "tasks" in (menus_by_chat(tg.fake)[810_004] or [])
 
 
-async def test_a_case_handed_over_shows_its_place_as_a_venue_then_its_photos_then_the_text(
+async def test_a_case_handed_over_shows_its_place_as_a_venue_then_its_photo_with_the_text(
         tg: Harness, fake: FakeTelegram) -> None:
     async with tg.bot.db.transaction() as conn:
         photo = await media_store.add(conn, "telegram", tg.clock.now(), provider_ref="AgAC-9")
     where = {"lat": 30.27812, "lon": 120.1264, "title": "3号楼附近",
              "address": "古翠路 88 号, 翠苑二区第4网格 33010600100204"}
     await queue(tg, str(RESIDENT), "事件 261123-001（市容环卫）", photos=[photo],
-                location=where)
+                location=where, buttons=[["签收", "1:0"]])
     await tg.deliver()
     await queue(tg, str(RESIDENT), "没有楼栋的地点", location={"lat": 30.2, "lon": 120.1})
     await tg.deliver()
     sent = [c for c in fake.calls if c.method.startswith("send")]
-    assert [c.method for c in sent] == ["sendVenue", "sendPhoto", "sendMessage",
+    assert [c.method for c in sent] == ["sendVenue", "sendPhoto",
                                         "sendLocation", "sendMessage"]
+    case_photo = sent[1].params  # the case's text and its buttons on the photo itself
+    assert case_photo["caption"] == "事件 261123-001（市容环卫）"
+    assert case_photo["reply_markup"]["inline_keyboard"] == [
+        [{"text": "签收", "callback_data": "1:0"}]]
     venue = sent[0].params
     assert (venue["latitude"], venue["longitude"]) == (30.27812, 120.1264)
     assert venue["title"] == "3号楼附近" and "33010600100204" in venue["address"]

@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 # as timedelta when this is set: the latter is PTB's future and what we read.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
+MAX_CAPTION = 1024  # a photo's caption, in UTF-16 units as the text limit
 MAX_TEXT = 4096  # characters (UTF-16 code units) in one message
 PRIVATE_CHAT_BURST = 3  # messages to one private chat at once, before one a second
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
@@ -205,18 +206,26 @@ class TelegramSender:
     async def _parts(self, message: StoredOutbound, chat_id: int,
                      markup: Markup | None) -> list[Part]:
         """The calls that make up this message: the place (a venue), each photo, then each
-        piece of text."""
+        piece of text; a text that fits a caption goes on the last photo instead."""
         parts: list[Part] = []
         where = message.payload.get("location")
         if isinstance(where, dict):
             parts.append(self._location_part(chat_id, where))
         photo_ids = [int(m) for m in message.payload.get("photos") or []]
+        photos = []
         for row in await media_store.get_many(self.db.conn, photo_ids):
             if (row.channel == "telegram" and row.provider_ref) or row.path:
-                parts.append(self._photo_part(chat_id, row))
+                photos.append(row)
             else:
                 log.warning("media %s has neither a file nor a file_id; not sent", row.id)
         chunks = split_text(message.body)
+        if photos and len(chunks) == 1 and message.body.strip() \
+                and utf16_len(message.body) <= MAX_CAPTION:
+            # The text (and its buttons) as the last photo's caption: one message to act on.
+            parts += [self._photo_part(chat_id, row) for row in photos[:-1]]
+            parts.append(self._captioned_part(chat_id, photos[-1], message.body, markup))
+            return parts
+        parts += [self._photo_part(chat_id, row) for row in photos]
         for index, chunk in enumerate(chunks):
             keyboard = markup if index == len(chunks) - 1 else None
             parts.append(self._text_part(chat_id, chunk, keyboard))
@@ -250,15 +259,31 @@ class TelegramSender:
                 return None
         return call
 
-    async def _send_photo(self, chat_id: int, row: MediaRow) -> Message:
+    def _captioned_part(self, chat_id: int, row: MediaRow, text: str,
+                        markup: Markup | None) -> Part:
+        async def call() -> Message:
+            try:
+                return await self._send_photo(chat_id, row, caption=text, markup=markup)
+            except (BadRequest, OSError) as exc:  # the photo, not the chat: the text alone
+                log.warning("media %s not sent to %s (%s); the text goes without it",
+                            row.id, chat_id, exc)
+                return await self.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML,
+                                                   reply_markup=markup)
+        return call
+
+    async def _send_photo(self, chat_id: int, row: MediaRow, caption: str | None = None,
+                          markup: Markup | None = None) -> Message:
         """sendPhoto by file_id, else (or when Telegram forgot it) by uploading the file."""
+        extra: dict[str, Any] = {} if caption is None else {
+            "caption": caption, "parse_mode": ParseMode.HTML, "reply_markup": markup}
         if row.channel == "telegram" and row.provider_ref:
             try:
-                return await self.bot.send_photo(chat_id, row.provider_ref)
+                return await self.bot.send_photo(chat_id, row.provider_ref, **extra)
             except BadRequest:
                 if not row.path:
                     raise
                 log.info("file_id of media %s refused; uploading the file", row.id)
         assert row.path is not None
         data = await asyncio.to_thread((self.media_dir / row.path).read_bytes)
-        return await self.bot.send_photo(chat_id, InputFile(data, filename=Path(row.path).name))
+        return await self.bot.send_photo(chat_id, InputFile(data, filename=Path(row.path).name),
+                                         **extra)
