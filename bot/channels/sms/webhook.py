@@ -54,21 +54,24 @@ def _channel(request: Request) -> TwilioChannel:
     return channel
 
 
-async def _signed_form(request: Request, channel: TwilioChannel) -> dict[str, str] | None:
-    """The posted form if Twilio signed it for this URL, else None."""
+async def _signed_form(request: Request, channel: TwilioChannel) -> dict[str, str] | Response:
+    """The posted form if Twilio signed it for this URL; else the answer to give (403, or
+    413 for a body past the bound)."""
     signature = request.headers.get("x-twilio-signature")
     if not signature:
-        return None
-    body = await read_body(request, MAX_FORM_BYTES)  # BadInput (413) past the bound
+        return _forbidden()
     try:
+        body = await read_body(request, MAX_FORM_BYTES)
         fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True,
                                 max_num_fields=MAX_FIELDS))
+    except BadInput as exc:
+        return PlainTextResponse(str(exc), status_code=exc.status)
     except ValueError:
-        raise BadInput(f"more than {MAX_FIELDS} form fields") from None
+        return PlainTextResponse(f"more than {MAX_FIELDS} form fields", status_code=400)
     url = called_url(request, channel.settings)
     if not channel.validator.validate(url, fields, signature):
         log.warning("SMS webhook with a wrong signature for %s", url)
-        return None
+        return _forbidden()
     return fields
 
 
@@ -79,12 +82,9 @@ def _forbidden() -> Response:
 async def inbound(request: Request) -> Response:
     """A message from Twilio: check, store, answer with empty TwiML, handle after."""
     channel = _channel(request)
-    try:
-        form = await _signed_form(request, channel)
-    except BadInput as exc:
-        return PlainTextResponse(str(exc), status_code=exc.status)
-    if form is None:
-        return _forbidden()
+    form = await _signed_form(request, channel)
+    if isinstance(form, Response):
+        return form
     if not (form.get("MessageSid") or form.get("SmsSid")) or not form.get("From"):
         return PlainTextResponse("MessageSid and From are required", status_code=400)
     await channel.take(form)
@@ -94,12 +94,9 @@ async def inbound(request: Request) -> Response:
 async def status(request: Request) -> Response:
     """A delivery report: move the message's status forward (never back)."""
     channel = _channel(request)
-    try:
-        form = await _signed_form(request, channel)
-    except BadInput as exc:
-        return PlainTextResponse(str(exc), status_code=exc.status)
-    if form is None:
-        return _forbidden()
+    form = await _signed_form(request, channel)
+    if isinstance(form, Response):
+        return form
     try:  # the outbox id we put in the callback URL
         message_id = int_param(request.query_params, "id", low=1)
     except BadInput as exc:
