@@ -11,7 +11,7 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
@@ -20,7 +20,6 @@ from bot.bootstrap import Gridbot, build
 from bot.domain import stats
 from bot.domain.channels import SIMULATED
 from bot.domain.clock import SystemClock
-from bot.domain.geo import GeoImportError
 from bot.domain.messages import Inbound, Kind, parse_text
 from bot.domain.wording import counted
 from bot.entrypoints import cli_apikeys, cli_notices
@@ -271,6 +270,25 @@ async def _print_new(bot: Gridbot, channel: str, address: str, after: int, out: 
     return rows[-1].id
 
 
+def _run_import(settings: Settings, file: Path, noun: str,
+                importer: Callable[[Database], Awaitable[int]]) -> int:
+    """Run one import on the database; a refused file imports nothing and says why."""
+    async def run() -> int:
+        db = await Database.open(settings.database)
+        try:
+            count = await importer(db)
+        except ValueError as exc:  # GeoImportError is one
+            print(f"gridbot: {file} refused, nothing imported: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await db.close()
+        print(f"imported {counted(count, noun)} from {file} (restart a running server to use"
+              " them)")
+        return 0
+
+    return loop.run(run())
+
+
 def _import_grids(settings: Settings, args: argparse.Namespace) -> int:
     try:
         data = json.loads(args.file.read_text(encoding="utf-8"))
@@ -278,20 +296,8 @@ def _import_grids(settings: Settings, args: argparse.Namespace) -> int:
         print(f"gridbot: cannot read {args.file}: {exc}", file=sys.stderr)
         return 1
 
-    async def run() -> int:
-        db = await Database.open(settings.database)
-        try:
-            count = await import_geojson(db, data, SystemClock().now())
-        except GeoImportError as exc:
-            print(f"gridbot: {args.file} refused, nothing imported: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            await db.close()
-        print(f"imported {counted(count, 'area')} from {args.file}"
-              " (restart a running server to use them)")
-        return 0
-
-    return loop.run(run())
+    return _run_import(settings, args.file, "area",
+                       lambda db: import_geojson(db, data, SystemClock().now()))
 
 
 def _import_buildings(settings: Settings, args: argparse.Namespace) -> int:
@@ -301,20 +307,7 @@ def _import_buildings(settings: Settings, args: argparse.Namespace) -> int:
         print(f"gridbot: cannot read {args.file}: {exc}", file=sys.stderr)
         return 1
 
-    async def run() -> int:
-        db = await Database.open(settings.database)
-        try:
-            count = await import_buildings(db, text)
-        except ValueError as exc:
-            print(f"gridbot: {args.file} refused, nothing imported: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            await db.close()
-        print(f"imported {counted(count, 'building')} from {args.file}"
-              " (restart a running server to use them)")
-        return 0
-
-    return loop.run(run())
+    return _run_import(settings, args.file, "building", lambda db: import_buildings(db, text))
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
