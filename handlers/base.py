@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from bot.domain.channels import spec_for
 from bot.domain.messages import Choice, Inbound, Location, Reply
 from bot.services.notify import PersonalMessage
 from bot.services.reference import ReferenceData
 from store.conversations import Conversation
+from store.db import Connection
 from store.people import Contact
 
 Labeler = Callable[..., str]
@@ -28,7 +27,7 @@ Labeler = Callable[..., str]
 class Context:
     """One inbound message being handled."""
 
-    conn: aiosqlite.Connection
+    conn: Connection
     msg: Inbound
     contact: Contact
     conv: Conversation

@@ -8,10 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from bot.domain.clock import iso
-from store.db import fetch
+from store.db import Connection, fetch
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class BuildingRow:
 BuildingValues = tuple[str, str, str, float | None, float | None, str | None, str | None]
 
 
-async def upsert_areas(conn: aiosqlite.Connection, areas: Sequence[AreaRow], now: datetime) -> None:
+async def upsert_areas(conn: Connection, areas: Sequence[AreaRow], now: datetime) -> None:
     """Insert new areas and update known ones in place (parents must come first)."""
     await conn.executemany(
         "INSERT INTO areas (code, name, name_en, level, parent, geometry, updated_at)"
@@ -55,7 +53,7 @@ async def upsert_areas(conn: aiosqlite.Connection, areas: Sequence[AreaRow], now
          for a in areas])
 
 
-async def all_areas(conn: aiosqlite.Connection) -> list[AreaRow]:
+async def all_areas(conn: Connection) -> list[AreaRow]:
     """Every area, parents before children."""
     rows = await fetch(conn,
         "SELECT code, name, name_en, level, parent, geometry FROM areas ORDER BY"
@@ -64,14 +62,14 @@ async def all_areas(conn: aiosqlite.Connection) -> list[AreaRow]:
     return [AreaRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
 
-async def count_areas(conn: aiosqlite.Connection) -> int:
+async def count_areas(conn: Connection) -> int:
     """How many areas are stored (0 means a fresh database)."""
     rows = await fetch(conn, "SELECT count(*) FROM areas")
     return int(rows[0][0])
 
 
 async def upsert_buildings(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     buildings: Sequence[BuildingValues],
 ) -> None:
     """Insert or update buildings given as (name, address, grid_code, lat, lon, name_en,
@@ -84,7 +82,7 @@ async def upsert_buildings(
         " address_en = excluded.address_en", buildings)
 
 
-async def all_buildings(conn: aiosqlite.Connection) -> list[BuildingRow]:
+async def all_buildings(conn: Connection) -> list[BuildingRow]:
     """Every building."""
     rows = await fetch(conn,
         "SELECT id, name, address, grid_code, lat, lon, name_en, address_en FROM buildings"

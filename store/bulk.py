@@ -15,16 +15,14 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from bot.domain.clock import iso
-from store.db import fetch
+from store.db import Connection, fetch
 
 STAGED = "temp.bulk_staged"
 
 
 @asynccontextmanager
-async def staged(conn: aiosqlite.Connection, reached: tuple[str, tuple[Any, ...]]
+async def staged(conn: Connection, reached: tuple[str, tuple[Any, ...]]
                  ) -> AsyncIterator[dict[tuple[str | None, str], int]]:
     """Stage recipients, a SELECT of (person_id, area, channel, address, locale, pick)
     (`store.notices.People.reached`), for the block; give how many per (locale, channel).
@@ -44,7 +42,7 @@ async def staged(conn: aiosqlite.Connection, reached: tuple[str, tuple[Any, ...]
     await conn.execute(f"DELETE FROM {STAGED}")
 
 
-async def queue(conn: aiosqlite.Connection, locale: str | None, channel: str, body: str,
+async def queue(conn: Connection, locale: str | None, channel: str, body: str,
                 payload: dict[str, Any], *, priority: int, now: datetime,
                 next_attempt_at: datetime | None = None,
                 expires_at: datetime | None = None) -> int:

@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from bot.domain.clock import iso, parse_iso
 from bot.domain.workflow import AuditRecord, Case, State
 from store import schedule
-from store.db import fetch
+from store.db import Connection, Row, fetch
 
 OPEN_STATES = tuple(s.value for s in State if s not in (
     State.CLOSED, State.EVALUATED, State.REJECTED, State.MERGED))
@@ -117,7 +115,7 @@ def _converter(hint: Any) -> Any:
 _CONVERTERS = {f.name: _converter(_HINTS[f.name]) for f in dataclasses.fields(Case)}
 
 
-async def next_number(conn: aiosqlite.Connection, local_day: str) -> str:
+async def next_number(conn: Connection, local_day: str) -> str:
     """The next case number for a local day: YYMMDD-NNN (a fourth digit after 999)."""
     name = f"case:{local_day}"
     rows = await fetch(
@@ -135,7 +133,7 @@ def _columns(case: Case) -> tuple[Any, ...]:
             case_to_json(case), case.version)
 
 
-async def insert_case(conn: aiosqlite.Connection, case: Case, details: CaseDetails) -> Case:
+async def insert_case(conn: Connection, case: Case, details: CaseDetails) -> Case:
     """Store a new case and return it with its id."""
     cursor = await conn.execute(
         "INSERT INTO cases (number, state, category, urgency, procedure, level, grid_code,"
@@ -149,7 +147,7 @@ async def insert_case(conn: aiosqlite.Connection, case: Case, details: CaseDetai
     return dataclasses.replace(case, id=cursor.lastrowid)
 
 
-async def update_case(conn: aiosqlite.Connection, case: Case, loaded_version: int) -> None:
+async def update_case(conn: Connection, case: Case, loaded_version: int) -> None:
     """Store a case's new state if nobody changed it since `loaded_version`."""
     cursor = await conn.execute(
         "UPDATE cases SET number = ?, state = ?, category = ?, urgency = ?, procedure = ?,"
@@ -162,7 +160,7 @@ async def update_case(conn: aiosqlite.Connection, case: Case, loaded_version: in
 
 
 async def add_events(
-    conn: aiosqlite.Connection, case_id: int, records: Sequence[AuditRecord]
+    conn: Connection, case_id: int, records: Sequence[AuditRecord]
 ) -> None:
     """Append lines to a case's audit trail."""
     await conn.executemany(
@@ -176,23 +174,23 @@ _SELECT = ("SELECT id, workflow, description, subcategory, address, building_id,
            " location_note, source_channel FROM cases")
 
 
-def _stored(row: aiosqlite.Row) -> StoredCase:
+def _stored(row: Row) -> StoredCase:
     return StoredCase(case_from_json(row[1], row[0]), CaseDetails(row[2], *row[3:]))
 
 
-async def get_by_number(conn: aiosqlite.Connection, number: str) -> StoredCase | None:
+async def get_by_number(conn: Connection, number: str) -> StoredCase | None:
     """Return a case by its number."""
     rows = await fetch(conn, _SELECT + " WHERE number = ?", (number,))
     return _stored(rows[0]) if rows else None
 
 
-async def get_by_id(conn: aiosqlite.Connection, case_id: int) -> StoredCase | None:
+async def get_by_id(conn: Connection, case_id: int) -> StoredCase | None:
     """Return a case by its id."""
     rows = await fetch(conn, _SELECT + " WHERE id = ?", (case_id,))
     return _stored(rows[0]) if rows else None
 
 
-async def for_person(conn: aiosqlite.Connection, person_id: int, limit: int = 20) -> list[Case]:
+async def for_person(conn: Connection, person_id: int, limit: int = 20) -> list[Case]:
     """Cases a person reported or follows, newest first."""
     rows = await fetch(conn,
         "SELECT id, workflow FROM cases WHERE reporter_id = ? OR id IN"
@@ -201,7 +199,7 @@ async def for_person(conn: aiosqlite.Connection, person_id: int, limit: int = 20
     return [case_from_json(r[1], r[0]) for r in rows]
 
 
-async def events(conn: aiosqlite.Connection, case_id: int) -> list[CaseEventRow]:
+async def events(conn: Connection, case_id: int) -> list[CaseEventRow]:
     """A case's audit trail, oldest first."""
     rows = await fetch(conn,
         "SELECT event, actor_id, actor_role, from_state, to_state, at, note FROM case_events"
@@ -210,7 +208,7 @@ async def events(conn: aiosqlite.Connection, case_id: int) -> list[CaseEventRow]
 
 
 async def open_similar(
-    conn: aiosqlite.Connection, category: str, since: datetime, *,
+    conn: Connection, category: str, since: datetime, *,
     lat: float | None, lon: float | None, radius_m: float, building_id: int | None,
 ) -> list[StoredCase]:
     """Open cases of a category since a time, in the same building or near a point.
@@ -238,7 +236,7 @@ async def open_similar(
 
 
 async def add_follower(
-    conn: aiosqlite.Connection, case_id: int, person_id: int, now: datetime
+    conn: Connection, case_id: int, person_id: int, now: datetime
 ) -> bool:
     """Make a person follow a case; False when they already did."""
     cursor = await conn.execute(
@@ -247,21 +245,21 @@ async def add_follower(
     return cursor.rowcount == 1
 
 
-async def is_follower(conn: aiosqlite.Connection, case_id: int, person_id: int) -> bool:
+async def is_follower(conn: Connection, case_id: int, person_id: int) -> bool:
     """Say whether a person follows a case."""
     rows = await fetch(conn,
         "SELECT 1 FROM case_followers WHERE case_id = ? AND person_id = ?", (case_id, person_id))
     return bool(rows)
 
 
-async def follower_count(conn: aiosqlite.Connection, case_id: int) -> int:
+async def follower_count(conn: Connection, case_id: int) -> int:
     """How many people follow a case (+1s)."""
     rows = await fetch(conn,
         "SELECT count(*) FROM case_followers WHERE case_id = ?", (case_id,))
     return int(rows[0][0])
 
 
-async def followers(conn: aiosqlite.Connection, case_id: int) -> list[int]:
+async def followers(conn: Connection, case_id: int) -> list[int]:
     """Ids of the people following a case."""
     rows = await fetch(conn, "SELECT person_id FROM case_followers WHERE case_id = ?"
                        " ORDER BY since", (case_id,))
@@ -269,7 +267,7 @@ async def followers(conn: aiosqlite.Connection, case_id: int) -> list[int]:
 
 
 async def open_for_staff(
-    conn: aiosqlite.Connection, person_id: int, desks: Sequence[tuple[str, str, str]],
+    conn: Connection, person_id: int, desks: Sequence[tuple[str, str, str]],
     limit: int = 30,
 ) -> list[Case]:
     """Open cases a staff member holds: assigned to them, or on one of their desks.

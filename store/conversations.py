@@ -7,10 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from bot.domain.clock import iso
-from store.db import fetch
+from store.db import Connection, fetch
 from store.people import Contact, contact_from_row
 
 
@@ -29,7 +27,7 @@ class Conversation:
     version: int = 0
 
 
-async def load(conn: aiosqlite.Connection, contact_id: int) -> Conversation:
+async def load(conn: Connection, contact_id: int) -> Conversation:
     """Return the saved conversation of a contact, or a fresh idle one."""
     rows = await fetch(conn,
         "SELECT flow, step, data, version FROM conversations WHERE contact_id = ?",
@@ -41,7 +39,7 @@ async def load(conn: aiosqlite.Connection, contact_id: int) -> Conversation:
 
 
 async def load_by_address(
-    conn: aiosqlite.Connection, channel: str, address: str
+    conn: Connection, channel: str, address: str
 ) -> tuple[Contact, Conversation] | None:
     """A known contact and its conversation in one query; None for a first message."""
     rows = await fetch(
@@ -60,7 +58,7 @@ async def load_by_address(
     return contact, Conversation(contact.id, row[8], row[9], json.loads(row[10]), row[11])
 
 
-async def save(conn: aiosqlite.Connection, conv: Conversation, now: datetime) -> None:
+async def save(conn: Connection, conv: Conversation, now: datetime) -> None:
     """Store the conversation if nobody else changed it since it was loaded."""
     data = json.dumps(conv.data, ensure_ascii=False, separators=(",", ":"))
     if conv.version == 0:

@@ -19,6 +19,11 @@ from typing import Any
 
 import aiosqlite
 
+# The connection and row types every store function takes. Today these are aiosqlite's;
+# code above the store names them from here so that another backend can stand behind them.
+Connection = aiosqlite.Connection
+Row = aiosqlite.Row
+
 # Errors worth waiting out: SQLite's "database is locked"/"busy", "disk is full", "unable
 # to open": another process holds the file, or the disk is back soon. Workers back off and
 # try again (bot/runtime/supervisor.py); a per-row "skip what is broken" must not swallow
@@ -31,7 +36,7 @@ BUSY_TIMEOUT_MS = 5000
 class Database:
     """An open SQLite database with its schema migrated."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, conn: Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
         self._write_lock = asyncio.Lock()
@@ -96,7 +101,7 @@ class Database:
     @asynccontextmanager
     async def transaction(
         self, starts_with_write: bool = False
-    ) -> AsyncIterator[aiosqlite.Connection]:
+    ) -> AsyncIterator[Connection]:
         """Run the block as one write transaction; commit on success, roll back on error.
 
         A block whose first statement is an INSERT, UPDATE or DELETE may say so with
@@ -120,7 +125,7 @@ class Database:
                 if self.conn.in_transaction:
                     await self.conn.execute("COMMIT")
 
-    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         """Run a read outside any explicit transaction."""
         return list(await self.conn.execute_fetchall(sql, tuple(params)))
 
@@ -130,8 +135,8 @@ class Database:
         return bool(rows) and rows[0][0] == 1
 
 
-async def fetch(conn: aiosqlite.Connection, sql: str,
-                params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+async def fetch(conn: Connection, sql: str,
+                params: Iterable[Any] = ()) -> list[Row]:
     """Run a query and return all its rows as a list."""
     return list(await conn.execute_fetchall(sql, tuple(params)))
 
@@ -153,7 +158,7 @@ def _statements(sql: str) -> list[str]:
 
 
 @asynccontextmanager
-async def savepoint(conn: aiosqlite.Connection, name: str) -> AsyncIterator[None]:
+async def savepoint(conn: Connection, name: str) -> AsyncIterator[None]:
     """A transaction inside the current one: when the block raises, what it wrote is
     undone and the exception goes on, and the outer transaction carries on if caught."""
     await conn.execute(f"SAVEPOINT {name}")

@@ -7,10 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import aiosqlite
-
 from bot.domain.clock import iso
-from store.db import fetch
+from store.db import Connection, fetch
 
 # What became of a stored payload; the CHECK in store/migrations/0008_inbox_refused.sql.
 Status = Literal["received", "processed", "failed", "ignored", "refused"]
@@ -29,7 +27,7 @@ class InboxRow:
 
 
 async def insert(
-    conn: aiosqlite.Connection, channel: str, provider_id: str, address: str,
+    conn: Connection, channel: str, provider_id: str, address: str,
     payload: dict[str, Any], now: datetime, status: Status = "received", raw: str | None = None,
 ) -> int | None:
     """Store a payload; return its id, or None when this provider id was stored before.
@@ -48,7 +46,7 @@ async def insert(
     return cursor.lastrowid if cursor.rowcount == 1 else None
 
 
-async def get(conn: aiosqlite.Connection, inbox_id: int) -> InboxRow | None:
+async def get(conn: Connection, inbox_id: int) -> InboxRow | None:
     """Return one stored payload."""
     rows = await fetch(conn,
         "SELECT id, channel, provider_id, address, payload, status FROM inbox WHERE id = ?",
@@ -60,7 +58,7 @@ async def get(conn: aiosqlite.Connection, inbox_id: int) -> InboxRow | None:
 
 
 async def mark(
-    conn: aiosqlite.Connection, inbox_id: int, status: Status, now: datetime,
+    conn: Connection, inbox_id: int, status: Status, now: datetime,
     error: str | None = None,
 ) -> None:
     """Record what became of a payload: processed, ignored (not for us), failed (handling
@@ -72,7 +70,7 @@ async def mark(
         (status, iso(now), error, inbox_id))
 
 
-async def claim(conn: aiosqlite.Connection, inbox_id: int, now: datetime) -> bool:
+async def claim(conn: Connection, inbox_id: int, now: datetime) -> bool:
     """Mark a stored payload processed if nobody has; False when it was handled already."""
     cursor = await conn.execute(
         "UPDATE inbox SET status = 'processed', processed_at = ?"
@@ -80,7 +78,7 @@ async def claim(conn: aiosqlite.Connection, inbox_id: int, now: datetime) -> boo
     return cursor.rowcount == 1
 
 
-async def pending(conn: aiosqlite.Connection, limit: int = 1000) -> list[int]:
+async def pending(conn: Connection, limit: int = 1000) -> list[int]:
     """Ids of payloads stored but not yet processed (left by a crash), oldest first."""
     rows = await fetch(conn,
         "SELECT id FROM inbox WHERE status = 'received' ORDER BY id LIMIT ?", (limit,))

@@ -6,10 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
 from bot.domain.clock import iso
-from store.db import fetch
+from store.db import Connection, fetch
 
 BEFORE = "before"
 AFTER = "after"
@@ -31,7 +29,7 @@ class MediaRow:
 
 
 async def add(
-    conn: aiosqlite.Connection, channel: str, now: datetime, *, provider_ref: str | None = None,
+    conn: Connection, channel: str, now: datetime, *, provider_ref: str | None = None,
     path: str | None = None, sha256: str | None = None, content_type: str | None = None,
 ) -> int:
     """Record a media file received on a channel and return its id."""
@@ -43,27 +41,27 @@ async def add(
     return cursor.lastrowid
 
 
-async def attach(conn: aiosqlite.Connection, media_ids: Sequence[int], case_id: int,
+async def attach(conn: Connection, media_ids: Sequence[int], case_id: int,
                  role: str = BEFORE) -> None:
     """Attach media files to a case, as showing the problem (BEFORE) or the result (AFTER)."""
     await conn.executemany("UPDATE media SET case_id = ?, role = ? WHERE id = ?",
                            [(case_id, role, m) for m in media_ids])
 
 
-async def for_case(conn: aiosqlite.Connection, case_id: int) -> list[MediaRow]:
+async def for_case(conn: Connection, case_id: int) -> list[MediaRow]:
     """The media files of a case, in the order received."""
     rows = await fetch(conn,
         f"SELECT {_COLUMNS} FROM media WHERE case_id = ? ORDER BY id", (case_id,))
     return [MediaRow(*r) for r in rows]
 
 
-async def get(conn: aiosqlite.Connection, media_id: int) -> MediaRow | None:
+async def get(conn: Connection, media_id: int) -> MediaRow | None:
     """Return one media file by id."""
     found = await get_many(conn, [media_id])
     return found[0] if found else None
 
 
-async def get_many(conn: aiosqlite.Connection, media_ids: Sequence[int]) -> list[MediaRow]:
+async def get_many(conn: Connection, media_ids: Sequence[int]) -> list[MediaRow]:
     """The media files with these ids, in the order asked for (unknown ids left out)."""
     if not media_ids:
         return []

@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
 from bot.domain.clock import iso, parse_iso
 from store.bulk import STAGED
-from store.db import fetch
+from store.db import Connection, Row, fetch
 from store.notices import People
 
 
@@ -34,13 +32,13 @@ _SELECT = ("SELECT id, organizer_id, title, place, starts_at, scope, audience, s
            " day_reminder_at, hour_reminder_at FROM meetings")
 
 
-def _meeting(r: aiosqlite.Row) -> MeetingRow:
+def _meeting(r: Row) -> MeetingRow:
     return MeetingRow(r[0], r[1], r[2], r[3], parse_iso(r[4]), r[5], r[6], r[7], r[8],
                       parse_iso(r[9]) if r[9] else None, parse_iso(r[10]) if r[10] else None)
 
 
 async def create(
-    conn: aiosqlite.Connection, *, organizer_id: int | None, title: str, place: str,
+    conn: Connection, *, organizer_id: int | None, title: str, place: str,
     starts_at: datetime, scope: str, audience: str, now: datetime,
 ) -> int:
     """Store a meeting; return its id."""
@@ -52,13 +50,13 @@ async def create(
     return cursor.lastrowid
 
 
-async def get(conn: aiosqlite.Connection, meeting_id: int) -> MeetingRow | None:
+async def get(conn: Connection, meeting_id: int) -> MeetingRow | None:
     """A meeting by id."""
     rows = await fetch(conn, _SELECT + " WHERE id = ?", (meeting_id,))
     return _meeting(rows[0]) if rows else None
 
 
-async def by_organizer(conn: aiosqlite.Connection, organizer_id: int | None,
+async def by_organizer(conn: Connection, organizer_id: int | None,
                        limit: int = 8) -> list[MeetingRow]:
     """An organizer's latest meetings."""
     rows = await fetch(conn, _SELECT + " WHERE organizer_id IS ? ORDER BY id DESC LIMIT ?",
@@ -66,13 +64,13 @@ async def by_organizer(conn: aiosqlite.Connection, organizer_id: int | None,
     return [_meeting(r) for r in rows]
 
 
-async def pending(conn: aiosqlite.Connection, limit: int = 20) -> list[MeetingRow]:
+async def pending(conn: Connection, limit: int = 20) -> list[MeetingRow]:
     """Meetings whose invitations have not gone out yet."""
     rows = await fetch(conn, _SELECT + " WHERE status = 'pending' ORDER BY id LIMIT ?", (limit,))
     return [_meeting(r) for r in rows]
 
 
-async def invite_staged(conn: aiosqlite.Connection, meeting_id: int, now: datetime) -> None:
+async def invite_staged(conn: Connection, meeting_id: int, now: datetime) -> None:
     """Record the invitations (everyone staged by `store.bulk.staged`), how many went out,
     and that the meeting is on."""
     await conn.execute(
@@ -83,7 +81,7 @@ async def invite_staged(conn: aiosqlite.Connection, meeting_id: int, now: dateti
                        " AND status = 'pending'", (meeting_id, meeting_id))
 
 
-async def answer(conn: aiosqlite.Connection, meeting_id: int, person_id: int, attend: bool,
+async def answer(conn: Connection, meeting_id: int, person_id: int, attend: bool,
                  now: datetime) -> bool:
     """Record an invitee's answer (the last one counts); False if not invited."""
     cursor = await conn.execute(
@@ -92,7 +90,7 @@ async def answer(conn: aiosqlite.Connection, meeting_id: int, person_id: int, at
     return cursor.rowcount == 1
 
 
-async def latest_unanswered(conn: aiosqlite.Connection, person_id: int,
+async def latest_unanswered(conn: Connection, person_id: int,
                             now: datetime) -> tuple[int, datetime] | None:
     """The newest invitation to a meeting still to come that a person has not answered."""
     rows = await fetch(conn, "SELECT i.meeting_id, i.invited_at FROM meeting_invitees i"
@@ -102,7 +100,7 @@ async def latest_unanswered(conn: aiosqlite.Connection, person_id: int,
     return (int(rows[0][0]), parse_iso(rows[0][1])) if rows else None
 
 
-async def answers(conn: aiosqlite.Connection,
+async def answers(conn: Connection,
                   meeting_id: int) -> list[tuple[int, str | None, str | None, str | None]]:
     """Each invitee: (person id, name, grid, answer or None), yes first, then no, then none."""
     rows = await fetch(conn, "SELECT i.person_id, p.name, i.grid_code, i.answer FROM"
@@ -118,7 +116,7 @@ def attendees_to_remind(meeting_id: int) -> People:
                   " AND (answer IS NULL OR answer = 'yes')", (meeting_id,))
 
 
-async def needing_reminders(conn: aiosqlite.Connection, now: datetime, day: datetime,
+async def needing_reminders(conn: Connection, now: datetime, day: datetime,
                             hour: datetime) -> list[MeetingRow]:
     """Active meetings still to come whose day-before (starts by `day`) or hour-before
     (starts by `hour`) reminder is due and not sent."""
@@ -129,7 +127,7 @@ async def needing_reminders(conn: aiosqlite.Connection, now: datetime, day: date
     return [_meeting(r) for r in rows]
 
 
-async def mark_reminded(conn: aiosqlite.Connection, meeting_id: int, now: datetime, *,
+async def mark_reminded(conn: Connection, meeting_id: int, now: datetime, *,
                         day: bool, hour: bool) -> None:
     """Record which reminders went out (a missed day reminder is not sent late)."""
     if day:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import aiosqlite
-
 from bot.domain.clock import iso
-from store.db import fetch
+from store.db import Connection, fetch
 
 
-async def staff_chats(conn: aiosqlite.Connection) -> list[tuple[str, str | None, list[str]]]:
+async def staff_chats(conn: Connection) -> list[tuple[str, str | None, list[str]]]:
     """Private Telegram chats of people with a staff role: (address, locale, roles)."""
     # From the few staff roles to their contacts (CROSS JOIN keeps that order), not from
     # every resident's Telegram contact: this runs every minute on the shared connection.
@@ -24,13 +22,13 @@ async def staff_chats(conn: aiosqlite.Connection) -> list[tuple[str, str | None,
     return [(r[0], r[1], sorted(str(r[2]).split(","))) for r in rows]
 
 
-async def recorded(conn: aiosqlite.Connection) -> dict[str, str]:
+async def recorded(conn: Connection) -> dict[str, str]:
     """The menu last set (or tried) for each chat."""
     rows = await fetch(conn, "SELECT address, menu FROM telegram_menus")
     return {r[0]: r[1] for r in rows}
 
 
-async def record(conn: aiosqlite.Connection, address: str, menu: str, now: datetime,
+async def record(conn: Connection, address: str, menu: str, now: datetime,
                  error: str | None = None) -> None:
     """Note the menu a chat was given (or the error Telegram answered)."""
     await conn.execute(
@@ -40,6 +38,6 @@ async def record(conn: aiosqlite.Connection, address: str, menu: str, now: datet
         (address, menu, iso(now), error))
 
 
-async def forget(conn: aiosqlite.Connection, address: str) -> None:
+async def forget(conn: Connection, address: str) -> None:
     """The chat is back on the default menu."""
     await conn.execute("DELETE FROM telegram_menus WHERE address = ?", (address,))

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from bot.domain.clock import iso, parse_iso
 from store.bulk import STAGED
-from store.db import fetch
+from store.db import Connection, Row, fetch
 
 # Roles that make a person staff rather than a resident for notices.
 STAFF_ROLES = ("grid_chief", "community_staff", "community_director", "dispatcher",
@@ -89,7 +87,7 @@ class People:
 NOBODY = People("SELECT NULL, NULL WHERE 0")  # an audience of no one
 
 
-async def reach(conn: aiosqlite.Connection, people: People) -> list[Recipient]:
+async def reach(conn: Connection, people: People) -> list[Recipient]:
     """Where a message reaches each of these people."""
     rows = await fetch(conn, *people.reached())
     return [Recipient(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
@@ -121,7 +119,7 @@ def staff(areas: Sequence[str]) -> People:
                   tuple(areas))
 
 
-async def reach_people(conn: aiosqlite.Connection, person_ids: Sequence[int],
+async def reach_people(conn: Connection, person_ids: Sequence[int],
                        area: str | None = None) -> list[Recipient]:
     """Where a message reaches each of these people."""
     if not person_ids:
@@ -132,7 +130,7 @@ async def reach_people(conn: aiosqlite.Connection, person_ids: Sequence[int],
 
 
 async def create(
-    conn: aiosqlite.Connection, *, sender_id: int | None, issuer: str | None, scope: str,
+    conn: Connection, *, sender_id: int | None, issuer: str | None, scope: str,
     audience: str, body: str, photo_id: int | None, send_at: datetime, now: datetime,
     kind: str = "notice", reminds: int | None = None,
 ) -> int:
@@ -150,25 +148,25 @@ _NOTICE = ("SELECT id, kind, reminds, sender_id, issuer, scope, audience, body, 
            " send_at, status, recipients, created_at FROM notices")
 
 
-def _notice(row: aiosqlite.Row) -> NoticeRow:
+def _notice(row: Row) -> NoticeRow:
     return NoticeRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
                      parse_iso(row[9]), row[10], row[11], parse_iso(row[12]))
 
 
-async def get(conn: aiosqlite.Connection, notice_id: int) -> NoticeRow | None:
+async def get(conn: Connection, notice_id: int) -> NoticeRow | None:
     """A notice by id."""
     rows = await fetch(conn, _NOTICE + " WHERE id = ?", (notice_id,))
     return _notice(rows[0]) if rows else None
 
 
-async def due(conn: aiosqlite.Connection, now: datetime, limit: int = 20) -> list[NoticeRow]:
+async def due(conn: Connection, now: datetime, limit: int = 20) -> list[NoticeRow]:
     """Scheduled notices whose time has come, oldest first."""
     rows = await fetch(conn, _NOTICE + " WHERE status = 'scheduled' AND send_at <= ?"
                        " ORDER BY send_at, id LIMIT ?", (iso(now), limit))
     return [_notice(r) for r in rows]
 
 
-async def by_sender(conn: aiosqlite.Connection, sender_id: int | None,
+async def by_sender(conn: Connection, sender_id: int | None,
                     limit: int = 8) -> list[NoticeRow]:
     """A sender's latest notices (None: those sent from the command line or the system)."""
     rows = await fetch(conn, _NOTICE + " WHERE sender_id IS ? AND kind = 'notice'"
@@ -177,7 +175,7 @@ async def by_sender(conn: aiosqlite.Connection, sender_id: int | None,
     return [_notice(r) for r in rows]
 
 
-async def mark_sent(conn: aiosqlite.Connection, notice_id: int, count: int,
+async def mark_sent(conn: Connection, notice_id: int, count: int,
                     now: datetime) -> bool:
     """Record that a scheduled notice went out; False if it was sent already."""
     cursor = await conn.execute(
@@ -186,14 +184,14 @@ async def mark_sent(conn: aiosqlite.Connection, notice_id: int, count: int,
     return cursor.rowcount == 1
 
 
-async def cancel(conn: aiosqlite.Connection, notice_id: int) -> bool:
+async def cancel(conn: Connection, notice_id: int) -> bool:
     """Cancel a notice not sent yet."""
     cursor = await conn.execute("UPDATE notices SET status = 'cancelled'"
                                 " WHERE id = ? AND status = 'scheduled'", (notice_id,))
     return cursor.rowcount == 1
 
 
-async def add_staged_recipients(conn: aiosqlite.Connection, notice_id: int) -> None:
+async def add_staged_recipients(conn: Connection, notice_id: int) -> None:
     """Remember who a notice went to (for acknowledgements and reminders): everyone staged
     for it (`store.bulk.staged`)."""
     await conn.execute(
@@ -201,7 +199,7 @@ async def add_staged_recipients(conn: aiosqlite.Connection, notice_id: int) -> N
         f" SELECT ?, person_id, area FROM {STAGED}", (notice_id,))
 
 
-async def acknowledge(conn: aiosqlite.Connection, notice_id: int, person_id: int,
+async def acknowledge(conn: Connection, notice_id: int, person_id: int,
                       now: datetime) -> str:
     """Record a "received": 'new', 'again' (acknowledged before) or 'unknown' (not sent
     to this person)."""
@@ -215,7 +213,7 @@ async def acknowledge(conn: aiosqlite.Connection, notice_id: int, person_id: int
     return "again" if rows else "unknown"
 
 
-async def latest_unacknowledged(conn: aiosqlite.Connection, person_id: int,
+async def latest_unacknowledged(conn: Connection, person_id: int,
                                 since: datetime) -> tuple[int, datetime] | None:
     """The newest notice sent to a person since a time and not acknowledged, with when."""
     rows = await fetch(conn, "SELECT r.notice_id, n.sent_at FROM notice_recipients r"
@@ -225,7 +223,7 @@ async def latest_unacknowledged(conn: aiosqlite.Connection, person_id: int,
     return (int(rows[0][0]), parse_iso(rows[0][1])) if rows else None
 
 
-async def ack_counts(conn: aiosqlite.Connection,
+async def ack_counts(conn: Connection,
                      notice_id: int) -> list[tuple[str | None, int, int]]:
     """Per grid (or area): (area, recipients, acknowledged), by area code."""
     rows = await fetch(conn, "SELECT grid_code, count(*), count(acked_at) FROM"
@@ -240,7 +238,7 @@ def unacknowledged(notice_id: int) -> People:
                   " AND acked_at IS NULL", (notice_id,))
 
 
-async def mark_reminded(conn: aiosqlite.Connection, notice_id: int, now: datetime) -> None:
+async def mark_reminded(conn: Connection, notice_id: int, now: datetime) -> None:
     """Record that those who had not acknowledged were reminded."""
     await conn.execute("UPDATE notice_recipients SET reminded_at = ? WHERE notice_id = ?"
                        " AND acked_at IS NULL", (iso(now), notice_id))
@@ -248,33 +246,33 @@ async def mark_reminded(conn: aiosqlite.Connection, notice_id: int, now: datetim
 
 # --- residents' choices ------------------------------------------------------------------
 
-async def set_home(conn: aiosqlite.Connection, person_id: int, grid_code: str,
+async def set_home(conn: Connection, person_id: int, grid_code: str,
                    building_id: int | None, now: datetime) -> None:
     """Register the grid (and building) a person lives in: their grid's notices reach them."""
     await conn.execute("UPDATE people SET grid_code = ?, building_id = ?, home_at = ?"
                        " WHERE id = ?", (grid_code, building_id, iso(now), person_id))
 
 
-async def home_of(conn: aiosqlite.Connection, person_id: int) -> tuple[str | None, int | None]:
+async def home_of(conn: Connection, person_id: int) -> tuple[str | None, int | None]:
     """(grid code, building id) a person registered or reported from."""
     rows = await fetch(conn, "SELECT grid_code, building_id FROM people WHERE id = ?",
                        (person_id,))
     return (rows[0][0], rows[0][1]) if rows else (None, None)
 
 
-async def set_muted(conn: aiosqlite.Connection, person_id: int, muted: bool) -> None:
+async def set_muted(conn: Connection, person_id: int, muted: bool) -> None:
     """Stop (or resume) notices and meeting invitations; case updates are never muted."""
     await conn.execute("UPDATE people SET muted = ? WHERE id = ?",
                        (1 if muted else 0, person_id))
 
 
-async def is_muted(conn: aiosqlite.Connection, person_id: int) -> bool:
+async def is_muted(conn: Connection, person_id: int) -> bool:
     """Whether a person muted notices."""
     rows = await fetch(conn, "SELECT muted FROM people WHERE id = ?", (person_id,))
     return bool(rows and rows[0][0])
 
 
-async def any_due(conn: aiosqlite.Connection, now: datetime) -> bool:
+async def any_due(conn: Connection, now: datetime) -> bool:
     """Whether a scheduled notice is due, or a meeting's invitations wait (a cheap read)."""
     rows = await fetch(conn, "SELECT EXISTS (SELECT 1 FROM notices WHERE status = 'scheduled'"
                        " AND send_at <= ?) OR EXISTS (SELECT 1 FROM meetings"

@@ -10,11 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from bot.domain.clock import iso, parse_iso
 from store.cases import CaseDetails, StoredCase, case_from_json
-from store.db import fetch
+from store.db import Connection, Row, fetch
 
 # Written exactly as in the index cases_open311_window (0009_open311.sql), so that SQLite
 # uses it: an index on an expression serves only that same expression.
@@ -46,13 +44,13 @@ class ApiKey:
 _KEY_COLUMNS = "id, name, prefix, services, department, person_id, created_at, revoked_at"
 
 
-def _key(row: aiosqlite.Row) -> ApiKey:
+def _key(row: Row) -> ApiKey:
     services = tuple(json.loads(row[3])) if row[3] is not None else None
     return ApiKey(row[0], row[1], row[2], services, row[4], row[5], parse_iso(row[6]),
                   parse_iso(row[7]) if row[7] else None)
 
 
-async def add_key(conn: aiosqlite.Connection, name: str, key: str, person_id: int,
+async def add_key(conn: Connection, name: str, key: str, person_id: int,
                   now: datetime, *, services: Sequence[str] | None = None,
                   department: str | None = None) -> int:
     """Store a new API key (hashed) and return its id."""
@@ -65,20 +63,20 @@ async def add_key(conn: aiosqlite.Connection, name: str, key: str, person_id: in
     return cursor.lastrowid
 
 
-async def key_for(conn: aiosqlite.Connection, key: str) -> ApiKey | None:
+async def key_for(conn: Connection, key: str) -> ApiKey | None:
     """The active key with this value, if any."""
     rows = await fetch(conn, f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?"
                              " AND revoked_at IS NULL", (hash_key(key),))
     return _key(rows[0]) if rows else None
 
 
-async def list_keys(conn: aiosqlite.Connection) -> list[ApiKey]:
+async def list_keys(conn: Connection) -> list[ApiKey]:
     """Every key, revoked ones too, oldest first."""
     rows = await fetch(conn, f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY id")
     return [_key(r) for r in rows]
 
 
-async def revoke_key(conn: aiosqlite.Connection, key_id: int, now: datetime) -> bool:
+async def revoke_key(conn: Connection, key_id: int, now: datetime) -> bool:
     """Revoke a key; False when there is no active key with that id."""
     cursor = await conn.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?"
                                 " AND revoked_at IS NULL", (iso(now), key_id))
@@ -99,7 +97,7 @@ class Filing:
     attributes: dict[str, Any] | None = None
 
 
-async def add_filing(conn: aiosqlite.Connection, case_id: int, filing: Filing) -> None:
+async def add_filing(conn: Connection, case_id: int, filing: Filing) -> None:
     """Record an Open311 filing of a case."""
     await conn.execute(
         "INSERT INTO open311_requests (case_id, api_key_id, email, device_id, account_id,"
@@ -108,7 +106,7 @@ async def add_filing(conn: aiosqlite.Connection, case_id: int, filing: Filing) -
          filing.media_url, json.dumps(filing.attributes or {}, ensure_ascii=False)))
 
 
-async def filing_key(conn: aiosqlite.Connection, case_id: int) -> int | None:
+async def filing_key(conn: Connection, case_id: int) -> int | None:
     """The id of the API key that filed a case over Open311; None for any other case."""
     rows = await fetch(conn, "SELECT api_key_id FROM open311_requests WHERE case_id = ?",
                        (case_id,))
@@ -130,12 +128,12 @@ _FOUND = ("SELECT c.id, c.workflow, c.description, c.subcategory, c.address, c.b
           " FROM cases c LEFT JOIN open311_requests r ON r.case_id = c.id")
 
 
-def _found(row: aiosqlite.Row) -> Found:
+def _found(row: Row) -> Found:
     stored = StoredCase(case_from_json(row[1], row[0]), CaseDetails(row[2], *row[3:10]))
     return Found(stored, row[10], parse_iso(row[11]) if row[11] else None)
 
 
-async def by_numbers(conn: aiosqlite.Connection, numbers: Sequence[str]) -> list[Found]:
+async def by_numbers(conn: Connection, numbers: Sequence[str]) -> list[Found]:
     """The cases with these numbers, in the order asked (unknown ones left out)."""
     rows = await fetch(conn, _FOUND + " WHERE c.number IN (SELECT value FROM json_each(?))",
                        (json.dumps(list(numbers)),))
@@ -156,7 +154,7 @@ def search_sql(*, closed: bool | None, category: str | None,
             + " ORDER BY c.created_at, c.id LIMIT ? OFFSET ?")
 
 
-async def search(conn: aiosqlite.Connection, start: datetime, end: datetime, *,
+async def search(conn: Connection, start: datetime, end: datetime, *,
                  closed: bool | None, category: str | None, subcategory: str | None,
                  limit: int, offset: int) -> list[Found]:
     """Cases requested in [start, end], oldest first, optionally open or closed only and of
@@ -186,7 +184,7 @@ class Update:
     note: str
 
 
-async def updates(conn: aiosqlite.Connection, start: datetime, end: datetime,
+async def updates(conn: Connection, start: datetime, end: datetime,
                   limit: int) -> list[Update]:
     """Audit lines written in [start, end], oldest first."""
     rows = await fetch(
@@ -197,7 +195,7 @@ async def updates(conn: aiosqlite.Connection, start: datetime, end: datetime,
     return [Update(r[0], r[1], r[2], r[3], r[4], parse_iso(r[5]), r[6]) for r in rows]
 
 
-async def last_event_id(conn: aiosqlite.Connection, case_id: int) -> int:
+async def last_event_id(conn: Connection, case_id: int) -> int:
     """The id of a case's latest audit line (an update's id)."""
     rows = await fetch(conn, "SELECT max(id) FROM case_events WHERE case_id = ?", (case_id,))
     return int(rows[0][0] or 0)
@@ -220,7 +218,7 @@ class Outbound:
 _OUT = "SELECT id, case_id, department, status, attempts, external_id FROM open311_outbound"
 
 
-async def queue_outbound(conn: aiosqlite.Connection, case_id: int, department: str,
+async def queue_outbound(conn: Connection, case_id: int, department: str,
                          now: datetime) -> int:
     """Queue a case for a department's system (in the dispatch's transaction)."""
     cursor = await conn.execute(
@@ -230,7 +228,7 @@ async def queue_outbound(conn: aiosqlite.Connection, case_id: int, department: s
     return cursor.lastrowid
 
 
-async def claim_outbound(conn: aiosqlite.Connection, now: datetime,
+async def claim_outbound(conn: Connection, now: datetime,
                          limit: int = 20) -> list[Outbound]:
     """Take due queued rows for sending (status 'sending', one more attempt)."""
     rows = await fetch(
@@ -242,13 +240,13 @@ async def claim_outbound(conn: aiosqlite.Connection, now: datetime,
     return sorted((Outbound(*r) for r in rows), key=lambda o: o.id)
 
 
-async def requeue_sending(conn: aiosqlite.Connection) -> None:
+async def requeue_sending(conn: Connection) -> None:
     """After a crash: rows left 'sending' are queued again (the department may get one
     twice; GeoReport has no idempotency key to prevent it)."""
     await conn.execute("UPDATE open311_outbound SET status = 'queued' WHERE status = 'sending'")
 
 
-async def outbound_sent(conn: aiosqlite.Connection, row_id: int, external_id: str,
+async def outbound_sent(conn: Connection, row_id: int, external_id: str,
                         now: datetime) -> None:
     """The department's system took the case and answered its own request id."""
     await conn.execute("UPDATE open311_outbound SET status = 'sent', external_id = ?,"
@@ -256,39 +254,39 @@ async def outbound_sent(conn: aiosqlite.Connection, row_id: int, external_id: st
                        (external_id, iso(now), row_id))
 
 
-async def outbound_retry(conn: aiosqlite.Connection, row_id: int, error: str,
+async def outbound_retry(conn: Connection, row_id: int, error: str,
                          next_attempt: datetime) -> None:
     """A failed attempt: try again later."""
     await conn.execute("UPDATE open311_outbound SET status = 'queued', error = ?,"
                        " next_attempt_at = ? WHERE id = ?", (error, iso(next_attempt), row_id))
 
 
-async def outbound_failed(conn: aiosqlite.Connection, row_id: int, error: str) -> None:
+async def outbound_failed(conn: Connection, row_id: int, error: str) -> None:
     """Given up: staff see the error (`error`) and handle the case by hand."""
     await conn.execute("UPDATE open311_outbound SET status = 'failed', error = ? WHERE id = ?",
                        (error, row_id))
 
 
-async def outbound_closed(conn: aiosqlite.Connection, row_id: int, now: datetime) -> None:
+async def outbound_closed(conn: Connection, row_id: int, now: datetime) -> None:
     """The department is done with the case (reported done or returned it)."""
     await conn.execute("UPDATE open311_outbound SET closed_at = ? WHERE id = ?",
                        (iso(now), row_id))
 
 
-async def outbound_of(conn: aiosqlite.Connection, case_id: int) -> list[Outbound]:
+async def outbound_of(conn: Connection, case_id: int) -> list[Outbound]:
     """The rows of one case, oldest first."""
     rows = await fetch(conn, _OUT + " WHERE case_id = ? ORDER BY id", (case_id,))
     return [Outbound(*r) for r in rows]
 
 
-async def open_outbound(conn: aiosqlite.Connection, department: str) -> list[Outbound]:
+async def open_outbound(conn: Connection, department: str) -> list[Outbound]:
     """Cases a department's system took and has not finished, oldest first."""
     rows = await fetch(conn, _OUT + " WHERE department = ? AND status = 'sent'"
                                     " AND closed_at IS NULL ORDER BY id", (department,))
     return [Outbound(*r) for r in rows]
 
 
-async def mark_pulled(conn: aiosqlite.Connection, department: str, update_id: str,
+async def mark_pulled(conn: Connection, department: str, update_id: str,
                       case_id: int | None, outcome: str, now: datetime) -> bool:
     """Remember an update applied from a department; False if it was applied before."""
     cursor = await conn.execute(
@@ -297,14 +295,14 @@ async def mark_pulled(conn: aiosqlite.Connection, department: str, update_id: st
     return cursor.rowcount == 1
 
 
-async def was_pulled(conn: aiosqlite.Connection, department: str, update_id: str) -> bool:
+async def was_pulled(conn: Connection, department: str, update_id: str) -> bool:
     """Whether an update of a department was applied already."""
     rows = await fetch(conn, "SELECT 1 FROM open311_pulled WHERE department = ?"
                              " AND update_id = ?", (department, update_id))
     return bool(rows)
 
 
-async def case_for_external(conn: aiosqlite.Connection, department: str,
+async def case_for_external(conn: Connection, department: str,
                             external_id: str) -> Outbound | None:
     """The latest row a department's request id belongs to."""
     rows = await fetch(conn, _OUT + " WHERE department = ? AND external_id = ?"

@@ -8,10 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from bot.domain.clock import iso
-from store.db import fetch
+from store.db import Connection, fetch
 
 PRIORITY_REPLY = 0
 PRIORITY_BULK = 10
@@ -49,7 +47,7 @@ class StoredOutbound:
 
 
 async def enqueue(
-    conn: aiosqlite.Connection, messages: Sequence[OutboundRow], now: datetime
+    conn: Connection, messages: Sequence[OutboundRow], now: datetime
 ) -> None:
     """Queue messages in the caller's transaction."""
     if not messages:
@@ -73,7 +71,7 @@ async def enqueue(
 
 
 async def for_address(
-    conn: aiosqlite.Connection, channel: str, address: str, after_id: int = 0, limit: int = 200
+    conn: Connection, channel: str, address: str, after_id: int = 0, limit: int = 200
 ) -> list[StoredOutbound]:
     """Messages queued for one address after a given id (the simulators read these)."""
     rows = await fetch(conn,
@@ -83,7 +81,7 @@ async def for_address(
     return [StoredOutbound(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
 
 
-async def mark_sent(conn: aiosqlite.Connection, ids: Sequence[int], now: datetime) -> None:
+async def mark_sent(conn: Connection, ids: Sequence[int], now: datetime) -> None:
     """Record that messages reached their recipient (the simulator showed them)."""
     await conn.executemany(
         "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1"
@@ -91,7 +89,7 @@ async def mark_sent(conn: aiosqlite.Connection, ids: Sequence[int], now: datetim
 
 
 async def claim(
-    conn: aiosqlite.Connection, channel: str, now: datetime, limit: int,
+    conn: Connection, channel: str, now: datetime, limit: int,
     skip: Collection[str] = (), per_address: int | None = None,
 ) -> list[StoredOutbound]:
     """Take up to `limit` due messages of a channel for sending (status 'sending').
@@ -114,7 +112,7 @@ async def claim(
     return []
 
 
-async def _claim_head(conn: aiosqlite.Connection, channel: str, stamp: str, limit: int,
+async def _claim_head(conn: Connection, channel: str, stamp: str, limit: int,
                       scan: int, skip: str | None,
                       per_address: int | None) -> list[StoredOutbound] | None:
     """Claim from the first `scan` due rows; None if they were all expired or stopped."""
@@ -161,7 +159,7 @@ async def _claim_head(conn: aiosqlite.Connection, channel: str, stamp: str, limi
 
 
 async def record_sent(
-    conn: aiosqlite.Connection, message_id: int, provider_id: str | None, now: datetime
+    conn: Connection, message_id: int, provider_id: str | None, now: datetime
 ) -> None:
     """The provider accepted the message."""
     await conn.execute(
@@ -170,7 +168,7 @@ async def record_sent(
 
 
 async def record_retry(
-    conn: aiosqlite.Connection, message_id: int, error: str, next_attempt: datetime
+    conn: Connection, message_id: int, error: str, next_attempt: datetime
 ) -> None:
     """A temporary failure: queue the message again for a later attempt."""
     await conn.execute(
@@ -178,19 +176,19 @@ async def record_retry(
         (error, iso(next_attempt), message_id))
 
 
-async def record_failed(conn: aiosqlite.Connection, message_id: int, error: str) -> None:
+async def record_failed(conn: Connection, message_id: int, error: str) -> None:
     """A terminal failure, with the provider's error."""
     await conn.execute("UPDATE outbox SET status = 'failed', error = ? WHERE id = ?",
                        (error, message_id))
 
 
-async def attempts_of(conn: aiosqlite.Connection, message_id: int) -> int:
+async def attempts_of(conn: Connection, message_id: int) -> int:
     """How many times a message was taken for sending."""
     rows = await fetch(conn, "SELECT attempts FROM outbox WHERE id = ?", (message_id,))
     return int(rows[0][0]) if rows else 0
 
 
-async def requeue_in_flight(conn: aiosqlite.Connection) -> int:
+async def requeue_in_flight(conn: Connection) -> int:
     """After a crash: messages taken but not confirmed go back to the queue.
 
     This is the one place a message can be sent twice: the provider may have accepted it
@@ -216,7 +214,7 @@ class DeliveryReport:
 
 
 async def record_delivery(
-    conn: aiosqlite.Connection, channel: str, status: str, rank: int, *,
+    conn: Connection, channel: str, status: str, rank: int, *,
     message_id: int | None = None, provider_id: str | None = None,
     error_code: str | None = None, error: str | None = None,
 ) -> bool:
@@ -244,7 +242,7 @@ async def record_delivery(
     return cursor.rowcount == 1
 
 
-async def delivery_of(conn: aiosqlite.Connection, message_id: int) -> DeliveryReport | None:
+async def delivery_of(conn: Connection, message_id: int) -> DeliveryReport | None:
     """A message's status, delivery status and error, as the reports left them."""
     rows = await fetch(conn,
         "SELECT id, address, status, delivery_status, error_code, error FROM outbox"

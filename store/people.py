@@ -6,10 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
 from bot.domain.clock import iso
-from store.db import fetch
+from store.db import Connection, Row, fetch
 
 
 @dataclass(frozen=True)
@@ -46,11 +44,11 @@ FROM contacts c JOIN people p ON p.id = c.person_id
 """
 
 
-def contact_from_row(row: aiosqlite.Row) -> Contact:
+def contact_from_row(row: Row) -> Contact:
     return Contact(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
 
 
-async def find_contact(conn: aiosqlite.Connection, channel: str, address: str) -> Contact | None:
+async def find_contact(conn: Connection, channel: str, address: str) -> Contact | None:
     """Return the contact for a channel address, if known."""
     rows = await fetch(conn,
         CONTACT_SQL + " WHERE c.channel = ? AND c.address = ?", (channel, address))
@@ -58,7 +56,7 @@ async def find_contact(conn: aiosqlite.Connection, channel: str, address: str) -
 
 
 async def get_or_create_contact(
-    conn: aiosqlite.Connection, channel: str, address: str, now: datetime,
+    conn: Connection, channel: str, address: str, now: datetime,
     name: str | None = None,
 ) -> Contact:
     """Return the contact for a channel address, creating the person on first contact."""
@@ -77,7 +75,7 @@ async def get_or_create_contact(
 
 
 async def add_person(
-    conn: aiosqlite.Connection, name: str, now: datetime, phone: str | None = None,
+    conn: Connection, name: str, now: datetime, phone: str | None = None,
     grid_code: str | None = None, duties: str | None = None, locale: str | None = None,
 ) -> int:
     """Create a person (staff loaded from a file, say) and return the id."""
@@ -89,7 +87,7 @@ async def add_person(
 
 
 async def add_contact(
-    conn: aiosqlite.Connection, person_id: int, channel: str, address: str, now: datetime
+    conn: Connection, person_id: int, channel: str, address: str, now: datetime
 ) -> None:
     """Give a person one more channel address."""
     await conn.execute(
@@ -97,7 +95,7 @@ async def add_contact(
         " VALUES (?, ?, ?, ?)", (person_id, channel, address, iso(now)))
 
 
-async def get_person(conn: aiosqlite.Connection, person_id: int) -> Person | None:
+async def get_person(conn: Connection, person_id: int) -> Person | None:
     """Return a person by id."""
     rows = await fetch(conn,
         "SELECT id, name, phone, locale, grid_code, duties, phone_visible, photo_media_id"
@@ -106,18 +104,18 @@ async def get_person(conn: aiosqlite.Connection, person_id: int) -> Person | Non
     return Person(*rows[0]) if rows else None
 
 
-async def set_locale(conn: aiosqlite.Connection, person_id: int, locale: str) -> None:
+async def set_locale(conn: Connection, person_id: int, locale: str) -> None:
     """Remember the language a person chose."""
     await conn.execute("UPDATE people SET locale = ? WHERE id = ?", (locale, person_id))
 
 
-async def set_grid(conn: aiosqlite.Connection, person_id: int, grid_code: str) -> None:
+async def set_grid(conn: Connection, person_id: int, grid_code: str) -> None:
     """Remember the grid a person was last seen reporting in (unless they chose a home)."""
     await conn.execute("UPDATE people SET grid_code = ? WHERE id = ? AND home_at IS NULL",
                        (grid_code, person_id))
 
 
-async def contacts_of(conn: aiosqlite.Connection, person_id: int) -> list[Contact]:
+async def contacts_of(conn: Connection, person_id: int) -> list[Contact]:
     """Every channel address of a person, the one they last wrote from first."""
     rows = await fetch(
         conn, CONTACT_SQL + " LEFT JOIN conversations v ON v.contact_id = c.id"
@@ -127,7 +125,7 @@ async def contacts_of(conn: aiosqlite.Connection, person_id: int) -> list[Contac
 
 
 async def grant_role(
-    conn: aiosqlite.Connection, person_id: int, role: str, scope: str | None, now: datetime
+    conn: Connection, person_id: int, role: str, scope: str | None, now: datetime
 ) -> None:
     """Give a person a role in a scope (an area or department code)."""
     await conn.execute(
@@ -135,7 +133,7 @@ async def grant_role(
         (person_id, role, scope, iso(now)))
 
 
-async def holder_of(conn: aiosqlite.Connection, role: str, scope: str) -> Person | None:
+async def holder_of(conn: Connection, role: str, scope: str) -> Person | None:
     """The person holding a role in a scope (the grid chief of a grid, say), if any."""
     rows = await fetch(conn,
         "SELECT p.id, p.name, p.phone, p.locale, p.grid_code, p.duties, p.phone_visible,"
@@ -146,7 +144,7 @@ async def holder_of(conn: aiosqlite.Connection, role: str, scope: str) -> Person
     return Person(*rows[0]) if rows else None
 
 
-async def roles_of(conn: aiosqlite.Connection, person_id: int) -> list[tuple[str, str | None]]:
+async def roles_of(conn: Connection, person_id: int) -> list[tuple[str, str | None]]:
     """The active (role, scope) pairs of a person."""
     rows = await fetch(conn,
         "SELECT role, scope FROM roles WHERE person_id = ? AND revoked_at IS NULL ORDER BY id",
@@ -155,14 +153,14 @@ async def roles_of(conn: aiosqlite.Connection, person_id: int) -> list[tuple[str
 
 
 async def set_opted_out(
-    conn: aiosqlite.Connection, channel: str, address: str, opted_out: bool
+    conn: Connection, channel: str, address: str, opted_out: bool
 ) -> None:
     """Mark a contact as stopped (nothing more is sent to it) or resumed."""
     await conn.execute("UPDATE contacts SET opted_out = ? WHERE channel = ? AND address = ?",
                        (1 if opted_out else 0, channel, address))
 
 
-async def holders(conn: aiosqlite.Connection, roles: Sequence[str], scope: str | None) -> list[int]:
+async def holders(conn: Connection, roles: Sequence[str], scope: str | None) -> list[int]:
     """Ids of everyone holding one of `roles` (in `scope`, when one is given)."""
     marks = ", ".join("?" * len(roles))
     sql = f"SELECT DISTINCT person_id FROM roles WHERE role IN ({marks}) AND revoked_at IS NULL"
@@ -185,7 +183,7 @@ class Linked:
     conflict: bool = False  # both people have history: nothing was moved
 
 
-async def phone_owner(conn: aiosqlite.Connection, phone: str,
+async def phone_owner(conn: Connection, phone: str,
                       spellings: Sequence[str] = ()) -> int | None:
     """The person an SMS number belongs to: its SMS contact's, else the one with that phone.
 
@@ -203,7 +201,7 @@ async def phone_owner(conn: aiosqlite.Connection, phone: str,
     return int(rows[0][0]) if rows else None
 
 
-async def claim_sms_address(conn: aiosqlite.Connection, phone: str, spellings: Sequence[str],
+async def claim_sms_address(conn: Connection, phone: str, spellings: Sequence[str],
                             now: datetime) -> int | None:
     """Give an SMS number to the person known by that phone (staff), before its first message.
 
@@ -216,7 +214,7 @@ async def claim_sms_address(conn: aiosqlite.Connection, phone: str, spellings: S
     return owner
 
 
-async def _has_history(conn: aiosqlite.Connection, person_id: int) -> bool:
+async def _has_history(conn: Connection, person_id: int) -> bool:
     """Cases reported, handled or followed, or a role: what a merge would have to rewrite."""
     rows = await fetch(
         conn, "SELECT EXISTS (SELECT 1 FROM cases WHERE reporter_id = ? OR assignee_id = ?)"
@@ -225,7 +223,7 @@ async def _has_history(conn: aiosqlite.Connection, person_id: int) -> bool:
     return bool(rows[0][0])
 
 
-async def link_phone(conn: aiosqlite.Connection, channel: str, address: str, phone: str,
+async def link_phone(conn: Connection, channel: str, address: str, phone: str,
                      now: datetime, spellings: Sequence[str] = ()) -> Linked:
     """Join a channel address (a Telegram chat) and an SMS number into one person.
 
@@ -257,7 +255,7 @@ async def link_phone(conn: aiosqlite.Connection, channel: str, address: str, pho
     return Linked(keep, merged_from=drop)
 
 
-async def set_phone_visible(conn: aiosqlite.Connection, person_id: int, visible: bool) -> None:
+async def set_phone_visible(conn: Connection, person_id: int, visible: bool) -> None:
     """Record whether the person agrees to show their phone number to their grid's staff."""
     await conn.execute("UPDATE people SET phone_visible = ? WHERE id = ?",
                        (1 if visible else 0, person_id))

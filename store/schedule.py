@@ -13,11 +13,9 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-import aiosqlite
-
 from bot.domain.clock import iso, parse_iso
 from bot.domain.workflow import AuditRecord, Case, State
-from store.db import fetch
+from store.db import Connection, fetch
 
 # The states in which a case's deadline clock runs (suspended, resolved... stop it).
 RUNNING = (State.REGISTERED, State.DISPATCHED, State.IN_PROGRESS)
@@ -53,26 +51,26 @@ def timer_update_params(case: Case) -> tuple[object, ...]:
     return (deadline, running, warn_at, deadline, running, breach_at)
 
 
-async def due_breaches(conn: aiosqlite.Connection, now: datetime, limit: int) -> list[int]:
+async def due_breaches(conn: Connection, now: datetime, limit: int) -> list[int]:
     """Ids of cases whose deadline has passed and was not acted on, oldest first."""
     rows = await fetch(conn, "SELECT id FROM cases WHERE breach_at IS NOT NULL"
                        " AND breach_at <= ? ORDER BY breach_at LIMIT ?", (iso(now), limit))
     return [int(r[0]) for r in rows]
 
 
-async def clear_breach(conn: aiosqlite.Connection, case_id: int) -> None:
+async def clear_breach(conn: Connection, case_id: int) -> None:
     """The deadline breach was acted on (and the warning with it)."""
     await conn.execute("UPDATE cases SET breach_at = NULL, warn_at = NULL WHERE id = ?",
                        (case_id,))
 
 
-async def postpone_breach(conn: aiosqlite.Connection, case_id: int, until: datetime) -> None:
+async def postpone_breach(conn: Connection, case_id: int, until: datetime) -> None:
     """Look at a case's breach again later (it could not be acted on now)."""
     await conn.execute("UPDATE cases SET breach_at = ? WHERE id = ?", (iso(until), case_id))
 
 
 async def deadline_periods(
-    conn: aiosqlite.Connection, case_ids: Sequence[int]
+    conn: Connection, case_ids: Sequence[int]
 ) -> dict[int, datetime]:
     """When each case's current deadline period began (its last deadline-setting event)."""
     if not case_ids:
@@ -85,7 +83,7 @@ async def deadline_periods(
     return {int(r[0]): parse_iso(r[1]) for r in rows}
 
 
-async def claim_run(conn: aiosqlite.Connection, job: str, period: str, now: datetime) -> bool:
+async def claim_run(conn: Connection, job: str, period: str, now: datetime) -> bool:
     """Record that one occurrence of a job runs now; False if it ran before."""
     cursor = await conn.execute(
         "INSERT OR IGNORE INTO schedule_runs (job, period, done_at) VALUES (?, ?, ?)",
@@ -93,20 +91,20 @@ async def claim_run(conn: aiosqlite.Connection, job: str, period: str, now: date
     return cursor.rowcount == 1
 
 
-async def get_mark(conn: aiosqlite.Connection, name: str) -> str | None:
+async def get_mark(conn: Connection, name: str) -> str | None:
     """A stored watermark, or None."""
     rows = await fetch(conn, "SELECT value FROM schedule_marks WHERE name = ?", (name,))
     return str(rows[0][0]) if rows else None
 
 
-async def set_mark(conn: aiosqlite.Connection, name: str, value: str) -> None:
+async def set_mark(conn: Connection, name: str, value: str) -> None:
     """Store a watermark."""
     await conn.execute("INSERT INTO schedule_marks (name, value) VALUES (?, ?)"
                        " ON CONFLICT (name) DO UPDATE SET value = excluded.value", (name, value))
 
 
 async def closed_unrated(
-    conn: aiosqlite.Connection, after: datetime, until: datetime
+    conn: Connection, after: datetime, until: datetime
 ) -> list[tuple[int, int, str]]:
     """(case id, reporter id, number) of cases closed in (after, until] and still unrated."""
     rows = await fetch(conn, "SELECT id, reporter_id, number FROM cases WHERE state = 'closed'"
@@ -115,7 +113,7 @@ async def closed_unrated(
     return [(int(r[0]), int(r[1]), str(r[2])) for r in rows]
 
 
-async def grid_chiefs(conn: aiosqlite.Connection) -> list[tuple[int, str]]:
+async def grid_chiefs(conn: Connection) -> list[tuple[int, str]]:
     """(person id, grid code) of every active grid chief."""
     rows = await fetch(conn, "SELECT person_id, scope FROM roles WHERE role = 'grid_chief'"
                        " AND revoked_at IS NULL AND scope IS NOT NULL ORDER BY person_id, scope")
@@ -123,7 +121,7 @@ async def grid_chiefs(conn: aiosqlite.Connection) -> list[tuple[int, str]]:
 
 
 async def open_cases_of(
-    conn: aiosqlite.Connection, person_id: int, grids: Sequence[str]
+    conn: Connection, person_id: int, grids: Sequence[str]
 ) -> list[tuple[str, str, str, str | None, str, str | None]]:
     """Open cases a chief answers for: in their grids (whoever holds them now: the chief
     confirms the result on site) or assigned to them.
@@ -143,7 +141,7 @@ async def open_cases_of(
 
 
 async def due_warning_rows(
-    conn: aiosqlite.Connection, now: datetime, limit: int
+    conn: Connection, now: datetime, limit: int
 ) -> list[tuple[int, str, str, str | None, str | None]]:
     """Cases whose warning is due: (id, workflow JSON, description, subcategory, address)."""
     rows = await fetch(conn, "SELECT id, workflow, description, subcategory, address FROM cases"
@@ -152,7 +150,7 @@ async def due_warning_rows(
     return [(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
 
-async def move_warnings(conn: aiosqlite.Connection,
+async def move_warnings(conn: Connection,
                         moves: Sequence[tuple[int, datetime | None]]) -> None:
     """Move each case's warning to its exact moment (None: no warning for this deadline)."""
     await conn.executemany("UPDATE cases SET warn_at = ? WHERE id = ?",
@@ -160,7 +158,7 @@ async def move_warnings(conn: aiosqlite.Connection,
 
 
 async def record_warnings(
-    conn: aiosqlite.Connection, warned: Sequence[tuple[int, int]], audits: Sequence[AuditRecord],
+    conn: Connection, warned: Sequence[tuple[int, int]], audits: Sequence[AuditRecord],
 ) -> set[int]:
     """Record 80% warnings in bulk: each case's version goes up by one (if it is still the
     version given: (id, version) pairs), its audit line is appended and its warning

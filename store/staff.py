@@ -6,10 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
 from bot.domain.clock import iso, parse_iso
-from store.db import fetch
+from store.db import Connection, fetch
 
 
 def hash_code(code: str) -> str:
@@ -17,7 +15,7 @@ def hash_code(code: str) -> str:
     return hashlib.sha256(code.strip().upper().encode()).hexdigest()
 
 
-async def add_invite(conn: aiosqlite.Connection, code: str, role: str, scope: str | None,
+async def add_invite(conn: Connection, code: str, role: str, scope: str | None,
                      now: datetime, expires: datetime) -> None:
     """Store a new invitation (hashed)."""
     await conn.execute(
@@ -33,7 +31,7 @@ class Redeemed:
     scope: str | None
 
 
-async def redeem_invite(conn: aiosqlite.Connection, code: str, person_id: int,
+async def redeem_invite(conn: Connection, code: str, person_id: int,
                         now: datetime) -> Redeemed | str:
     """Use an invitation once; return the role, or why not: 'unknown', 'used', 'expired'."""
     rows = await fetch(conn, "SELECT id, role, scope, expires_at, used_at FROM invites"
@@ -65,7 +63,7 @@ class StaffRow:
     granted_at: str
 
 
-async def list_staff(conn: aiosqlite.Connection) -> list[StaffRow]:
+async def list_staff(conn: Connection) -> list[StaffRow]:
     """Every active staff role."""
     rows = await fetch(
         conn, "SELECT r.id, r.person_id, p.name, r.role, r.scope, r.granted_at FROM roles r"
@@ -74,7 +72,7 @@ async def list_staff(conn: aiosqlite.Connection) -> list[StaffRow]:
     return [StaffRow(*r) for r in rows]
 
 
-async def revoke_role(conn: aiosqlite.Connection, role_id: int, now: datetime) -> bool:
+async def revoke_role(conn: Connection, role_id: int, now: datetime) -> bool:
     """End one role; False if there is no such active role."""
     cursor = await conn.execute(
         "UPDATE roles SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
@@ -82,7 +80,7 @@ async def revoke_role(conn: aiosqlite.Connection, role_id: int, now: datetime) -
     return cursor.rowcount == 1
 
 
-async def add_visit(conn: aiosqlite.Connection, person_id: int, grid_code: str | None,
+async def add_visit(conn: Connection, person_id: int, grid_code: str | None,
                     building: str, household: str, raised: str, now: datetime) -> int:
     """Log a household visit."""
     cursor = await conn.execute(
@@ -93,7 +91,7 @@ async def add_visit(conn: aiosqlite.Connection, person_id: int, grid_code: str |
     return cursor.lastrowid
 
 
-async def add_opinion(conn: aiosqlite.Connection, person_id: int, grid_code: str | None,
+async def add_opinion(conn: Connection, person_id: int, grid_code: str | None,
                       body: str, now: datetime) -> int:
     """Log a social-conditions and public-opinion report."""
     cursor = await conn.execute(
@@ -103,7 +101,7 @@ async def add_opinion(conn: aiosqlite.Connection, person_id: int, grid_code: str
     return cursor.lastrowid
 
 
-async def update_card(conn: aiosqlite.Connection, person_id: int, field: str,
+async def update_card(conn: Connection, person_id: int, field: str,
                       value: str | int) -> None:
     """Change one field of a person's public card: name, phone, duties or photo."""
     column = {"name": "name", "phone": "phone", "duties": "duties",

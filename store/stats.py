@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import aiosqlite
-
 from bot.domain.clock import iso, parse_iso
 from bot.domain.stats import CaseFacts, EventFacts
 from store.cases import case_from_json
-from store.db import fetch
+from store.db import Connection, fetch
 
 
-async def facts(conn: aiosqlite.Connection, start: datetime, end: datetime,
+async def facts(conn: Connection, start: datetime, end: datetime,
                 scope: str | None = None) -> tuple[list[CaseFacts], list[EventFacts]]:
     """Cases that matter to the period [start, end) (in a scope, if given) and their events."""
     sql = ("SELECT id, workflow FROM cases WHERE created_at < ? AND (closed_at IS NULL"
@@ -39,7 +37,7 @@ async def facts(conn: aiosqlite.Connection, start: datetime, end: datetime,
     return cases, events
 
 
-async def chief_names(conn: aiosqlite.Connection,
+async def chief_names(conn: Connection,
                       scope: str | None = None) -> dict[int, tuple[str, str]]:
     """Grid chiefs (in a scope's grids, if given): person id → (name, grid code)."""
     rows = await fetch(

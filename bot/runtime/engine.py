@@ -24,8 +24,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-import aiosqlite
-
 from bot.domain.channels import spec_for
 from bot.domain.clock import Clock
 from bot.domain.messages import Inbound, Kind, Reply, Unreadable
@@ -39,7 +37,7 @@ from store import conversations as conversation_store
 from store import inbox as inbox_store
 from store import outbox as outbox_store
 from store import people as people_store
-from store.db import Database
+from store.db import Connection, Database
 from store.outbox import PRIORITY_REPLY, PRIORITY_STOP_CONFIRMATION, OutboundRow
 
 log = logging.getLogger(__name__)
@@ -283,7 +281,7 @@ class Engine:
                 item.inbound.channel, item.inbound.address, exc, inbox_id=item.inbox_id,
                 stored=(item.provider_id, item.inbound.to_payload()))
 
-    async def _store_and_handle(self, conn: aiosqlite.Connection, item: _Pending,
+    async def _store_and_handle(self, conn: Connection, item: _Pending,
                                 outgoing: list[OutboundRow]) -> int | None:
         """Insert (or claim, if stored before) the inbox row as processed, then handle it."""
         now = self.clock.now()
@@ -338,7 +336,7 @@ class Engine:
                                          asyncio.get_running_loop().create_future(),
                                          inbox_id=inbox_id))
 
-    async def _handle(self, conn: aiosqlite.Connection, inbox_id: int,
+    async def _handle(self, conn: Connection, inbox_id: int,
                       msg: Inbound) -> list[OutboundRow]:
         """Run the flow for one message; save the conversation; return the replies."""
         now = self.clock.now()

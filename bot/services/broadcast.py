@@ -16,11 +16,10 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiosqlite
-
 from bot.domain.channels import spec_for
 from bot.services.render import Renderer
 from store import bulk as bulk_store
+from store.db import Connection
 from store.notices import Recipient
 from store.outbox import PRIORITY_BULK, OutboundRow
 
@@ -111,7 +110,7 @@ def render_one(
 
 
 async def queue_staged(
-    conn: aiosqlite.Connection, renderer: Renderer, default_locale: str,
+    conn: Connection, renderer: Renderer, default_locale: str,
     groups: Mapping[tuple[str | None, str], int], template: str,
     context: Callable[[str], Mapping[str, Any]], bulk: Bulk,
     options: Sequence[Option] = (), photo_id: int | None = None,

@@ -12,8 +12,6 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-import aiosqlite
-
 from bot.domain import workflow
 from bot.domain.clock import iso
 from bot.domain.departments import open311_link
@@ -27,6 +25,7 @@ from store import cases as case_store
 from store import media as media_store
 from store import open311 as open311_store
 from store import people as people_store
+from store.db import Connection
 
 SYSTEM = Actor(person_id=None, role=Role.SYSTEM, scope=None)
 # Notices that hand a case to someone, who must know where to go and what it looks like.
@@ -66,7 +65,7 @@ def parse_case_number(text: str) -> str | None:
 
 
 async def file_case(
-    conn: aiosqlite.Connection, reference: ReferenceData, reporter_id: int, draft: Draft,
+    conn: Connection, reference: ReferenceData, reporter_id: int, draft: Draft,
     now: datetime, *, reporter_role: Role = Role.RESIDENT, reporter_scope: str | None = None,
     found_on_patrol: bool = False,
 ) -> Filed:
@@ -119,7 +118,7 @@ async def file_case(
 
 
 async def follow_case(
-    conn: aiosqlite.Connection, case: Case, person_id: int, now: datetime
+    conn: Connection, case: Case, person_id: int, now: datetime
 ) -> bool:
     """Make a resident follow (+1) an open case, with an audit line; False if they
     reported it themselves or follow it already (they hear of it either way)."""
@@ -145,7 +144,7 @@ LEVEL_ROLES = {
 
 
 async def apply_event(
-    conn: aiosqlite.Connection, reference: ReferenceData, stored: case_store.StoredCase,
+    conn: Connection, reference: ReferenceData, stored: case_store.StoredCase,
     event: Event, actor: Actor, now: datetime, *, after_photos: Sequence[int] = (),
 ) -> tuple[Case, list[PersonalMessage]]:
     """Apply one workflow event to a stored case: save it (version-checked), append the
@@ -174,7 +173,7 @@ async def apply_event(
 
 
 async def notices_for(
-    conn: aiosqlite.Connection, case: Case, details: case_store.CaseDetails,
+    conn: Connection, case: Case, details: case_store.CaseDetails,
     effects: Sequence[workflow.Effect], actor: Actor, note: str = "",
     district: District | None = None,
 ) -> list[PersonalMessage]:
@@ -222,7 +221,7 @@ async def notices_for(
     return notices
 
 
-async def audience(conn: aiosqlite.Connection, case: Case, effect: workflow.Effect) -> list[int]:
+async def audience(conn: Connection, case: Case, effect: workflow.Effect) -> list[int]:
     """The people an effect's notice goes to."""
     who = effect.audience
     if who == "reporter":
@@ -278,7 +277,7 @@ ACTIONS = (
 STAFF_ROLES = frozenset(r for r in Role if r not in (Role.RESIDENT, Role.SYSTEM))
 
 
-async def staff_actors(conn: aiosqlite.Connection, person_id: int) -> list[Actor]:
+async def staff_actors(conn: Connection, person_id: int) -> list[Actor]:
     """The roles a person acts in, as workflow actors (residents have none)."""
     actors = []
     for role, scope in await people_store.roles_of(conn, person_id):
@@ -311,7 +310,7 @@ def can_view(case: Case, actors: Sequence[Actor]) -> bool:
                for actor in actors)
 
 
-async def move_followers(conn: aiosqlite.Connection, merged: Case, target_number: str,
+async def move_followers(conn: Connection, merged: Case, target_number: str,
                          now: datetime) -> None:
     """After a merge, the reporter and followers of the merged case follow the target."""
     target = await case_store.get_by_number(conn, target_number)
@@ -397,7 +396,7 @@ class CaseView:
         return {key: plain(value) for key, value in asdict(self).items()}
 
 
-async def case_view(conn: aiosqlite.Connection, reference: ReferenceData, number: str,
+async def case_view(conn: Connection, reference: ReferenceData, number: str,
                     now: datetime, *, masked: bool = True,
                     locale: str | None = None) -> CaseView | None:
     """One case by number as staff read it, with its audit trail; None if there is none.

@@ -13,14 +13,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiosqlite
-
 from bot.services.broadcast import PRIORITY_DIGEST, Option, queue_staged, render_bulk
 from bot.services.notices import ORGANIZER_ROLES, Outreach, audience, resolve_scope
 from store import bulk as bulk_store
 from store import meetings as meeting_store
 from store import notices as notice_store
 from store import outbox as outbox_store
+from store.db import Connection
 from store.meetings import MeetingRow
 from store.notices import NOBODY
 from store.outbox import OutboundRow
@@ -44,7 +43,7 @@ def meeting_context(outreach: Outreach, meeting: MeetingRow, locale: str) -> dic
             if not meeting.scope.startswith("building:") else ""}
 
 
-async def invite(conn: aiosqlite.Connection, outreach: Outreach, meeting: MeetingRow,
+async def invite(conn: Connection, outreach: Outreach, meeting: MeetingRow,
                  now: datetime) -> int:
     """Send the invitations of a pending meeting; return how many."""
     scope = resolve_scope(outreach.reference.district, meeting.scope)
@@ -64,13 +63,13 @@ async def invite(conn: aiosqlite.Connection, outreach: Outreach, meeting: Meetin
     return sum(groups.values())
 
 
-async def invite_pending(conn: aiosqlite.Connection, outreach: Outreach, now: datetime) -> int:
+async def invite_pending(conn: Connection, outreach: Outreach, now: datetime) -> int:
     """Send the invitations of every pending meeting; return how many messages."""
     return sum([await invite(conn, outreach, meeting, now)
                 for meeting in await meeting_store.pending(conn)])
 
 
-async def remind_due(conn: aiosqlite.Connection, outreach: Outreach, now: datetime) -> int:
+async def remind_due(conn: Connection, outreach: Outreach, now: datetime) -> int:
     """Queue the reminders that are due (a day, an hour before); return how many messages."""
     sent = 0
     for meeting in await meeting_store.needing_reminders(conn, now, now + DAY_BEFORE,
@@ -99,7 +98,7 @@ def _reminder_context(outreach: Outreach, meeting: MeetingRow,
     return context
 
 
-async def _answers_to_organizer(conn: aiosqlite.Connection, outreach: Outreach,
+async def _answers_to_organizer(conn: Connection, outreach: Outreach,
                                 meeting: MeetingRow, now: datetime) -> list[OutboundRow]:
     """The list of answers, for the organizer, an hour before the meeting."""
     assert meeting.organizer_id is not None
@@ -113,7 +112,7 @@ async def _answers_to_organizer(conn: aiosqlite.Connection, outreach: Outreach,
                        bulk)
 
 
-async def summary(conn: aiosqlite.Connection, meeting_id: int) -> dict[str, Any]:
+async def summary(conn: Connection, meeting_id: int) -> dict[str, Any]:
     """The answers for the organizer: counts and names, yes, no, not answered."""
     answers = await meeting_store.answers(conn, meeting_id)
     groups: dict[str, list[str]] = {"yes": [], "no": [], "none": []}

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-import aiosqlite
-
 from bot.domain.channels import spec_for
 from bot.services.broadcast import Bulk, Option, per_channel, queue_staged
 from bot.services.districts import District
@@ -24,6 +22,7 @@ from bot.services.reference import ReferenceData
 from bot.services.render import Renderer
 from store import bulk as bulk_store
 from store import notices as notice_store
+from store.db import Connection
 from store.notices import NoticeRow, People, Recipient
 
 log = logging.getLogger(__name__)
@@ -118,7 +117,7 @@ def audience(scope: Scope, to: str) -> People:
     raise ValueError(f"audience must be one of {', '.join(AUDIENCES)}, not {to!r}")
 
 
-async def recipients(conn: aiosqlite.Connection, scope: Scope, to: str) -> list[Recipient]:
+async def recipients(conn: Connection, scope: Scope, to: str) -> list[Recipient]:
     """Where a message to an audience reaches each of its people."""
     return await notice_store.reach(conn, audience(scope, to))
 
@@ -137,7 +136,7 @@ class Preview:
                    if not spec_for(name).photos_out)
 
 
-async def preview(conn: aiosqlite.Connection, scope: Scope, to: str) -> Preview:
+async def preview(conn: Connection, scope: Scope, to: str) -> Preview:
     """Count the audience per channel (nothing is stored)."""
     people = await recipients(conn, scope, to)
     return Preview(len(people), per_channel(people))
@@ -165,7 +164,7 @@ def notice_context(outreach: Outreach, notice: NoticeRow, locale: str) -> dict[s
 
 
 async def create_notice(
-    conn: aiosqlite.Connection, *, sender_id: int | None, issuer: str | None, scope: str,
+    conn: Connection, *, sender_id: int | None, issuer: str | None, scope: str,
     audience: str, body: str, send_at: datetime, now: datetime, photo_id: int | None = None,
     kind: str = "notice", reminds: int | None = None, outreach: Outreach | None = None,
 ) -> tuple[NoticeRow, int | None]:
@@ -185,7 +184,7 @@ async def create_notice(
     return notice, await send(conn, outreach, notice, now)
 
 
-async def send(conn: aiosqlite.Connection, outreach: Outreach, notice: NoticeRow,
+async def send(conn: Connection, outreach: Outreach, notice: NoticeRow,
                now: datetime) -> int:
     """Queue a stored notice to its audience now; return how many it went to."""
     if notice.kind == "reminder":
@@ -209,13 +208,13 @@ async def send(conn: aiosqlite.Connection, outreach: Outreach, notice: NoticeRow
     return count
 
 
-async def send_due(conn: aiosqlite.Connection, outreach: Outreach, now: datetime) -> int:
+async def send_due(conn: Connection, outreach: Outreach, now: datetime) -> int:
     """Send every scheduled notice whose time has come; return how many messages."""
     return sum([await send(conn, outreach, notice, now)
                 for notice in await notice_store.due(conn, now)])
 
 
-async def _send_reminder(conn: aiosqlite.Connection, outreach: Outreach, reminder: NoticeRow,
+async def _send_reminder(conn: Connection, outreach: Outreach, reminder: NoticeRow,
                          now: datetime) -> int:
     original = await notice_store.get(conn, reminder.reminds or 0)
     if original is None:
@@ -226,7 +225,7 @@ async def _send_reminder(conn: aiosqlite.Connection, outreach: Outreach, reminde
     return count
 
 
-async def remind(conn: aiosqlite.Connection, outreach: Outreach, notice: NoticeRow,
+async def remind(conn: Connection, outreach: Outreach, notice: NoticeRow,
                  now: datetime) -> int:
     """Send the notice again to those who have not acknowledged it; return how many."""
     async with bulk_store.staged(conn, notice_store.unacknowledged(notice.id).reached()

@@ -11,13 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
 from bot.domain.channels import spec_for
 from bot.domain.messages import Reply
 from bot.services.render import Renderer
 from store import conversations as conversation_store
 from store import people as people_store
+from store.db import Connection
 from store.outbox import PRIORITY_REPLY, OutboundRow
 
 
@@ -38,7 +37,7 @@ def open_menu(conv: conversation_store.Conversation, values: Sequence[str]) -> i
 
 
 async def render_personal(
-    conn: aiosqlite.Connection, renderer: Renderer, default_locale: str,
+    conn: Connection, renderer: Renderer, default_locale: str,
     messages: Sequence[PersonalMessage], now: datetime, *, priority: int = PRIORITY_REPLY,
     inbox_id: int | None = None,
 ) -> list[OutboundRow]:

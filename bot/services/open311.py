@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlparse
 
-import aiosqlite
 import httpx
 
 from bot.domain import open311 as spec
@@ -42,7 +41,7 @@ from store import open311 as open311_store
 from store import outbox as outbox_store
 from store import people as people_store
 from store.cases import CaseConflict
-from store.db import Database
+from store.db import Connection, Database
 from store.open311 import SOURCE, ApiKey
 
 Params = Mapping[str, Sequence[str]]  # a query string or form: each name, all its values
@@ -278,7 +277,7 @@ class GeoReport:
         email = one(params, "email")
         return Reporter(name, phone, email[:200] if email else None)
 
-    async def person_for(self, conn: aiosqlite.Connection, reporter: Reporter, key: ApiKey,
+    async def person_for(self, conn: Connection, reporter: Reporter, key: ApiKey,
                          now: datetime) -> int:
         """The person who reported: the one who has that phone, else a new one; with no
         details at all, the key's own person. With SMS on, the phone gets the updates."""
@@ -484,7 +483,7 @@ class GeoReport:
             await self._queue(conn, notices, now)
         return [{"update_id": str(last)}]
 
-    async def check_may_update(self, conn: aiosqlite.Connection, key: ApiKey, case: Case,
+    async def check_may_update(self, conn: Connection, key: ApiKey, case: Case,
                                details: case_store.CaseDetails) -> None:
         """403 unless the key may post on this case: a department's key on a case
         dispatched to its department; any other key on a case it filed, of its services."""
@@ -500,7 +499,7 @@ class GeoReport:
         if key.services is not None and not {code, case.category} & set(key.services):
             raise Open311Error(403, f"this api_key may not post on {code}")
 
-    async def _queue(self, conn: aiosqlite.Connection, notices: list[PersonalMessage],
+    async def _queue(self, conn: Connection, notices: list[PersonalMessage],
                      now: datetime) -> None:
         rows = await render_personal(conn, self.renderer, self.reference.default_locale,
                                      notices, now)
@@ -510,7 +509,7 @@ class GeoReport:
                 callback()
 
 
-async def apply_events(conn: aiosqlite.Connection, reference: ReferenceData, number: str,
+async def apply_events(conn: Connection, reference: ReferenceData, number: str,
                        kinds: Sequence[EventKind], note: str, actor: Actor,
                        now: datetime) -> list[PersonalMessage]:
     """Apply events one after the other to a case as one actor; Open311Error when the

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import aiosqlite
-
 from bot.services.render import mask_phone
 from store import people as people_store
+from store.db import Connection
 
 PHONE_CHANNELS = frozenset({"sms"})  # channels whose address is a phone number
 
 
-async def display_name(conn: aiosqlite.Connection, person_id: int, *,
+async def display_name(conn: Connection, person_id: int, *,
                        masked: bool = True) -> str:
     """The person's name; without one, their contact: a phone (masked unless told
     otherwise, or the person agreed to show it), else a channel address; else "#ID"."""
@@ -29,7 +28,7 @@ async def display_name(conn: aiosqlite.Connection, person_id: int, *,
     return f"#{person_id}"
 
 
-async def contact_line(conn: aiosqlite.Connection, person_id: int, *,
+async def contact_line(conn: Connection, person_id: int, *,
                        masked: bool = True) -> str:
     """Name and phone, as staff read who reported ("王阿姨 139****5678"): the phone on
     file or the SMS number, masked unless told otherwise or the person agreed to show it."""

@@ -8,12 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiosqlite
-
 from bot.domain import stats
 from bot.domain.clock import iso
 from bot.services.people import display_name
 from store import stats as stats_store
+from store.db import Connection
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ def month_of(moment: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
     return start, end
 
 
-async def month_report(conn: aiosqlite.Connection, start: datetime, end: datetime,
+async def month_report(conn: Connection, start: datetime, end: datetime,
                        scope: str | None = None) -> MonthReport:
     """Compute the indicators for [start, end) in a scope (all when None), naming the
     people; a person without a name is called by a contact, phones masked."""
