@@ -94,7 +94,8 @@ async def build(settings: Settings, clock: Clock | None = None) -> Gridbot:
         reference = ReferenceData(catalog=catalog, district=await District.load(db),
                             calendar=calendar, tz=settings.timezone,
                             default_locale=settings.locale, media_dir=settings.media_dir,
-                            departments=load_departments(settings.departments))
+                            departments=load_departments(settings.departments),
+                            public_url=settings.public_url)
     except BaseException:
         await db.close()
         raise

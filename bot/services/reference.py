@@ -23,3 +23,4 @@ class ReferenceData:
     default_locale: str
     media_dir: Path
     departments: list[Department] = field(default_factory=list)
+    public_url: str = "http://127.0.0.1:8080"  # links given out in messages (the console's)
