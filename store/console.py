@@ -109,3 +109,43 @@ async def person_of_role(conn: Connection, role_id: int) -> int | None:
     rows = await fetch(conn,
         "SELECT person_id FROM roles WHERE id = ? AND revoked_at IS NULL", (role_id,))
     return int(rows[0][0]) if rows else None
+
+
+@dataclass(frozen=True)
+class CaseNote:
+    """An internal note or a message to the resident, written in the console."""
+
+    id: int
+    person_id: int
+    kind: str  # "internal" or "message"
+    body: str
+    at: datetime
+
+
+async def add_note(conn: Connection, case_id: int, person_id: int, kind: str, body: str,
+                   now: datetime) -> int:
+    """Store a note on a case; its id."""
+    rows = await fetch(conn,
+        "INSERT INTO case_notes (case_id, person_id, kind, body, at) VALUES (?, ?, ?, ?, ?)"
+        " RETURNING id", (case_id, person_id, kind, body, iso(now)))
+    return int(rows[0][0])
+
+
+async def notes(conn: Connection, case_id: int) -> list[CaseNote]:
+    """A case's notes, oldest first."""
+    rows = await fetch(conn,
+        "SELECT id, person_id, kind, body, at FROM case_notes WHERE case_id = ? ORDER BY id",
+        (case_id,))
+    return [CaseNote(r[0], r[1], r[2], r[3], parse_iso(r[4])) for r in rows]
+
+
+async def last_note(conn: Connection, case_id: int) -> int:
+    """The id of a case's newest note (0 without any)."""
+    rows = await fetch(conn, "SELECT max(id) FROM case_notes WHERE case_id = ?", (case_id,))
+    return int(rows[0][0] or 0)
+
+
+async def area_geometry(conn: Connection, code: str) -> str | None:
+    """An area's GeoJSON geometry as stored (the case page's small map)."""
+    rows = await fetch(conn, "SELECT geometry FROM areas WHERE code = ?", (code,))
+    return str(rows[0][0]) if rows else None

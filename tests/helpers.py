@@ -82,7 +82,7 @@ SAMPLE = {
     "commands": [{"name": "tasks", "label": "我的待办"}, {"name": "patrol", "label": "巡查"}],
     # the console's sign-in link (a real one's length)
     "url": "https://gridbot.example.org/console/login?t=" + "x" * 43, "minutes": 10,
-    "per_hour": 5,
+    "per_hour": 5, "open": True,
 }
 
 

@@ -27,3 +27,15 @@ CREATE INDEX console_sessions_person ON console_sessions (person_id);
 ALTER TABLE cases ADD COLUMN changed_at TEXT;
 UPDATE cases SET changed_at = COALESCE(
     (SELECT max(e.at) FROM case_events e WHERE e.case_id = cases.id), created_at);
+
+-- What staff write on a case in the console besides actions: internal notes (never shown
+-- to residents, nor in Open311) and messages sent to the resident.
+CREATE TABLE case_notes (
+    id          INTEGER PRIMARY KEY,
+    case_id     INTEGER NOT NULL REFERENCES cases (id),
+    person_id   INTEGER NOT NULL REFERENCES people (id),
+    kind        TEXT NOT NULL CHECK (kind IN ('internal', 'message')),
+    body        TEXT NOT NULL,
+    at          TEXT NOT NULL
+);
+CREATE INDEX case_notes_case ON case_notes (case_id, id);

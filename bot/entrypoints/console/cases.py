@@ -11,17 +11,20 @@ import csv
 import io
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.domain.workflow import URGENCIES
+from bot.domain.workflow import URGENCIES, EventKind
 from bot.entrypoints.console import web
 from bot.entrypoints.console.web import Staff, staff_page
-from bot.services import caselist, casework, links
+from bot.services import actions, caselist, casework, console_cases, links
 from bot.services.caselist import Filters
+from bot.services.mediafiles import MediaRefused, save_photo
 from store.caselist import CasePage
+from store.cases import StoredCase
 
 CHANNELS = ("telegram", "sms", "open311", "sim-telegram", "sim-sms")
 POLL_SECONDS = 3
@@ -35,6 +38,8 @@ def routes() -> list[BaseRoute]:
         Route("/console/cases.csv", case_csv, methods=["GET"]),
         Route("/console/cases/{number}", case_page, methods=["GET"]),
         Route("/console/cases/{number}/live", case_live, methods=["GET"]),
+        Route("/console/cases/{number}/act", case_act, methods=["POST"]),
+        Route("/console/cases/{number}/note", case_note, methods=["POST"]),
     ]
 
 
@@ -149,7 +154,7 @@ async def case_csv(request: Request, staff: Staff) -> Response:
 
 
 async def _visible_view(request: Request, staff: Staff, number: str
-                        ) -> tuple[casework.CaseView, Any] | None:
+                        ) -> tuple[casework.CaseView, StoredCase] | None:
     """The case as this person may read it, or None when it is not theirs to see (the
     page then answers 404, as for a case that does not exist)."""
     bot = web.gridbot(request)
@@ -164,20 +169,38 @@ async def _visible_view(request: Request, staff: Staff, number: str
     return (view, stored) if view is not None else None
 
 
-def _photo_links(request: Request, photo_ids: list[int]) -> list[str]:
+def _photo_link(request: Request, media_id: int) -> str:
     bot = web.gridbot(request)
-    now = bot.clock.now()
-    return [links.media_url(bot.settings, media_id, now).removeprefix(bot.settings.public_url)
-            for media_id in photo_ids]
+    return links.media_url(bot.settings, media_id, bot.clock.now()).removeprefix(
+        bot.settings.public_url)
 
 
 async def _case_context(request: Request, staff: Staff, view: casework.CaseView,
-                        stored: Any) -> dict[str, Any]:
+                        stored: StoredCase) -> dict[str, Any]:
     bot = web.gridbot(request)
     now = bot.clock.now()
-    clock = (await caselist.countdowns(bot.db.conn, [stored.case], now))[stored.case.number]
-    return {"view": view, "case": stored.case, "clock": clock, "now": now,
-            "photos": _photo_links(request, view.photo_ids), "poll": POLL_SECONDS}
+    conn = bot.db.conn
+    clock = (await caselist.countdowns(conn, [stored.case], now))[stored.case.number]
+    data = await console_cases.page_data(conn, bot.reference, view, stored, staff.actors,
+                                         staff.locale, masked=staff.masked)
+    photos = [{"url": _photo_link(request, p.media_id), "role": p.role} for p in data.photos]
+    return {"view": view, "case": stored.case, "clock": clock, "now": now, "page": data,
+            "photos": photos, "poll": POLL_SECONDS,
+            "sketch": await console_cases.place_sketch(conn, stored),
+            "max_message": console_cases.MAX_MESSAGE, "max_note": actions.MAX_NOTE,
+            "max_days": actions.MAX_DAYS,
+            "flash": _flash(request)}
+
+
+def _flash(request: Request) -> dict[str, str] | None:
+    """What the last action did, from the address it was sent back to (?done= or
+    ?refused=)."""
+    params = request.query_params
+    for outcome in ("done", "refused"):
+        value = params.get(outcome, "")
+        if value and value.replace("_", "").isalpha() and len(value) <= 32:
+            return {"outcome": outcome, "code": value, "state": params.get("state", "")[:32]}
+    return None
 
 
 @staff_page
@@ -193,13 +216,102 @@ async def case_page(request: Request, staff: Staff) -> Response:
 
 @staff_page
 async def case_live(request: Request, staff: Staff) -> Response:
-    """The case page's changing part for htmx: 204 while the case is at version `v`."""
+    """The case page's changing part for htmx: 204 while the case and its notes are as
+    the page showed them (`s`)."""
     found = await _visible_view(request, staff, request.path_params["number"])
     if found is None:
         return web.plain("not found", 404)
     view, stored = found
-    given = request.query_params.get("v", "")
-    if given.isdigit() and stored.case.version == int(given):
+    if request.query_params.get("s") == await console_cases.stamp(web.gridbot(request).db.conn,
+                                                                 stored):
         return Response(status_code=204, headers=web.SECURITY_HEADERS)
     context = await _case_context(request, staff, view, stored)
     return web.render(request, staff, "_case_live.html", **context)
+
+
+def _back(number: str, **outcome: str) -> Response:
+    """Back to the case page, saying what happened (POST, redirect, GET)."""
+    query = urlencode({k: v for k, v in outcome.items() if v})
+    return RedirectResponse(f"/console/cases/{number}?{query}#outcome", status_code=303,
+                            headers=web.SECURITY_HEADERS)
+
+
+def _wake(request: Request) -> None:
+    """Messages were queued: let the senders know (as the engine does after a commit)."""
+    for callback in web.gridbot(request).engine.on_queued:
+        callback()
+
+
+def _field(form: Any, name: str, limit: int = 2000) -> str:
+    value = form.get(name)
+    return value[:limit] if isinstance(value, str) else ""
+
+
+@staff_page
+async def case_act(request: Request, staff: Staff) -> Response:
+    """Apply one action from the case page, through the same service as the bot's
+    buttons: role, scope, state and the version the page showed are checked."""
+    bot = web.gridbot(request)
+    number = casework.parse_case_number(request.path_params["number"]) or ""
+    form = await request.form(max_files=1, max_fields=20)
+    try:
+        kind = EventKind(_field(form, "kind", 40))
+    except ValueError:
+        return _back(number, refused="incomplete")
+    version = _field(form, "version", 12)
+    days = _field(form, "days", 3)
+    now = bot.clock.now()
+    upload = form.get("photo")
+    photo = None
+    if upload is not None and not isinstance(upload, str) and upload.filename:
+        try:
+            photo = save_photo(bot.settings.media_dir, await upload.read(),
+                               upload.content_type or "")
+        except MediaRefused:
+            return _back(number, refused="photo")
+    try:
+        async with bot.db.transaction() as conn:
+            photos = (await actions.keep_photo(conn, "console", photo, now),) if photo else ()
+            acted = await actions.act(
+                conn, bot.reference, staff.person_id, number, kind,
+                actions.Given(note=_field(form, "note"), target=_field(form, "target", 80),
+                              merge_into=_field(form, "merge_into", 20),
+                              days=int(days) if days.isdigit() else None, photos=photos),
+                now, seen_version=int(version) if version.isdigit() else None)
+            queued = await actions.queue(conn, bot.renderer, bot.reference, acted.notices, now)
+    except actions.ActionRefused as refused:
+        if refused.code == "not_found" and kind != EventKind.MERGE:
+            return web.render(request, staff, "not_found.html", status=404, active="cases")
+        return _back(number, refused=refused.code, state=refused.state or "")
+    if queued:
+        _wake(request)
+    return _back(number, done=kind.value)
+
+
+@staff_page
+async def case_note(request: Request, staff: Staff) -> Response:
+    """An internal note (`kind=internal`) or a message to the resident (`kind=message`)."""
+    bot = web.gridbot(request)
+    number = casework.parse_case_number(request.path_params["number"]) or ""
+    form = await request.form(max_files=0, max_fields=10)
+    kind = _field(form, "kind", 10)
+    text = _field(form, "text", console_cases.MAX_INTERNAL + 1)
+    now = bot.clock.now()
+    queued = 0
+    try:
+        async with bot.db.transaction() as conn:
+            stored = await caselist.visible_case(conn, number, staff.actors)
+            if stored is None:
+                return web.render(request, staff, "not_found.html", status=404,
+                                  active="cases")
+            if kind == "message":
+                told = await console_cases.message_resident(conn, stored, staff.person_id,
+                                                            text, now)
+                queued = await actions.queue(conn, bot.renderer, bot.reference, told, now)
+            else:
+                await console_cases.add_internal_note(conn, stored, staff.person_id, text, now)
+    except console_cases.NoteRefused:
+        return _back(number, refused="note")
+    if queued:
+        _wake(request)
+    return _back(number, done="message" if kind == "message" else "internal")

@@ -25,9 +25,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from bot.bootstrap import Gridbot
+from bot.channels.http_input import BadInput, read_body
 from bot.domain.workflow import Actor, Role
 from bot.services import console_auth
 from bot.services.console_auth import SignedIn
+from bot.services.mediafiles import MAX_PHOTO_BYTES
 from bot.services.people import display_name
 from bot.services.render import mask_phone
 from store import people as people_store
@@ -41,6 +43,7 @@ COOKIE_PATH = "/console"
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 TOUCH_EVERY = timedelta(minutes=1)  # how often a session's last visit is written down
+MAX_FORM_BYTES = MAX_PHOTO_BYTES + 64 * 1024  # a form with one photo of the result
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOCALES = ("zh_CN", "en")
 # The console's navigation, in order: (key, path). A page whose path has no route yet is
@@ -240,6 +243,10 @@ def staff_page(page: Page) -> Callable[[Request], Awaitable[Response]]:
         if request.method not in SAFE_METHODS:
             if not same_origin(request):
                 return plain("拒绝跨站请求 / cross-site request refused", 403)
+            try:  # bounded before any form is parsed (Starlette does not limit a file part)
+                request._body = await read_body(request, MAX_FORM_BYTES)
+            except BadInput as exc:
+                return plain(str(exc), exc.status)
             given = request.headers.get(CSRF_HEADER)
             if given is None and request.headers.get("content-type", "").startswith(
                     ("application/x-www-form-urlencoded", "multipart/form-data")):
