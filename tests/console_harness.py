@@ -112,7 +112,7 @@ async def browser_sign_in(page: Any, link: str) -> None:
     """In Playwright: open a sign-in link, press the button, land on the case list."""
     await page.goto(link)
     await page.locator("#signin-button").click()
-    await page.wait_for_url("**/console/cases")
+    await page.wait_for_url("**/console/cases", wait_until="domcontentloaded")
 
 
 # Points inside each demo grid (the centres of bot/data/demo/district.geojson's grids).
