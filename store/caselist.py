@@ -28,7 +28,7 @@ SORTS = {
 MAX_PAGE = 200
 # The open states written out: the partial indexes of migration 0010 are on exactly this
 # condition, and SQLite (and PostgreSQL) use a partial index only when the query says the
-# same (tests/test_console_scope.py checks the migration against OPEN_STATES).
+# same (tests/test_console_cases.py checks the migration against these).
 OPEN_SQL = "state IN (" + ", ".join(f"'{s}'" for s in OPEN_STATES) + ")"
 FINISHED_STATES = tuple(s.value for s in State if s.value not in OPEN_STATES)
 FINISHED_SQL = "state IN (" + ", ".join(f"'{s}'" for s in FINISHED_STATES) + ")"

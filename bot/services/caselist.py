@@ -2,7 +2,7 @@
 
 `Filters.from_params` reads the page's query string (anything unknown or malformed is
 ignored, never an error); `scopes_for` turns a person's staff roles into what they may
-see, mirroring `casework.can_view` (tests/test_console_scope.py checks the two agree);
+see, mirroring `casework.can_view` (tests/test_console_cases.py checks the two agree);
 `list_cases` returns one page with its counts. The map uses the same filters.
 """
 
