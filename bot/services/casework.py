@@ -17,6 +17,7 @@ from bot.domain.clock import iso
 from bot.domain.departments import open311_link
 from bot.domain.messages import Choice, Localized, Location, Reply
 from bot.domain.workflow import Actor, Case, Event, EventKind, Level, Role, State
+from bot.services import relay
 from bot.services.districts import District, Place
 from bot.services.notify import PersonalMessage
 from bot.services.people import contact_line, display_name
@@ -216,8 +217,11 @@ async def notices_for(
             where = None
             if not public and effect.template in HANDED_OVER:
                 photos, where = case_photos[:MAX_CASE_PHOTOS], location
-            notices.append(PersonalMessage(person_id, Reply(effect.template, context, choices,
-                                                   photos=photos, location=where)))
+            message = PersonalMessage(person_id, Reply(effect.template, context, choices,
+                                                       photos=photos, location=where))
+            if effect.audience == "reporter":  # a phoned-in case's caller without SMS
+                message = await relay.to_reporter(conn, case.id, person_id, message.reply)
+            notices.append(message)
     return notices
 
 
