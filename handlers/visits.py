@@ -177,6 +177,13 @@ async def _households(ctx: Context) -> list[Household]:
                                                  int(ctx.data["building_id"]), reader, ctx.now)
 
 
+async def _lookup(ctx: Context) -> list[Household]:
+    """The building's households to find the one answered (not shown: no read logged)."""
+    if await _reader(ctx) is None:
+        return []
+    return await household_store.in_building(ctx.conn, int(ctx.data["building_id"]))
+
+
 async def _ask_household(ctx: Context) -> None:
     found = await _households(ctx)
     building = ctx.reference.district.building_name(ctx.data.get("building_id"), ctx.locale)
@@ -202,7 +209,7 @@ async def _on_household(ctx: Context) -> None:
             ctx.say("visit_household_type")
             return
         if value.isdigit():
-            chosen = next((h for h in await _households(ctx) if h.id == int(value)), None)
+            chosen = next((h for h in await _lookup(ctx) if h.id == int(value)), None)
     else:
         text = _text(ctx)
         if not text:
@@ -214,7 +221,7 @@ async def _on_household(ctx: Context) -> None:
             ctx.say("visit_raised")
             return
         key = _door_key(text)
-        chosen = next((h for h in await _households(ctx)
+        chosen = next((h for h in await _lookup(ctx)
                        if key and _door_key(h.unit + h.room) == key), None)
         if chosen is None:
             if ctx.data["purpose"] != "visit":

@@ -4,6 +4,7 @@ the staff member, and the loop closes with the caller's answer."""
 from __future__ import annotations
 
 from bot.bootstrap import Gridbot
+from bot.services import stats as stats_service
 from store import cases as case_store
 from store import phonein as phonein_store
 from tests.chat import ChatDriver
@@ -123,6 +124,9 @@ async def test_without_sms_the_staff_member_relays_and_records_the_callers_answe
     rated = [e for e in await case_store.events(gridbot.db.conn, stored.case.id)
              if e.event == "rate"]
     assert rated[0].actor_id == stored.case.reporter_id
+    start, end = stats_service.month_of(gridbot.clock.now(), gridbot.reference.tz)
+    found = await stats_service.month_report(gridbot.db.conn, start, end)
+    assert found.report.by_source["phone"] == 1 and found.report.by_source["chat"] == 0
 
 
 async def test_a_known_number_is_the_same_person_and_english_works(gridbot: Gridbot) -> None:
