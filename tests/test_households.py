@@ -294,3 +294,10 @@ async def test_the_months_statistics_count_visits(gridbot: Gridbot, clock: FakeC
                                                  "33010600100200")
     assert elsewhere.report.visits.visits == 0
     assert household_service.grids_of(gridbot.reference.district, []) == []
+
+
+async def test_mydata_ignores_a_phone_typed_on_a_contact_card(gridbot: Gridbot) -> None:
+    chief = ChatDriver(gridbot, "sim-telegram", "web:chief-0102")
+    await chief.text("/contact phone 13900000101")  # someone else's number, typed
+    await chief.text("/mydata")
+    assert "周桂芳" not in chief.said and "没有与您的号码对应的住户档案" in chief.said

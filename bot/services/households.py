@@ -277,16 +277,15 @@ async def my_data(conn: Connection, reference: ReferenceData, person_id: int,
                   locale: str) -> MyData:
     """A resident's own record: contact, cases, and the household whose phone is theirs.
 
-    The household is matched only on a number the person holds (their SMS number, or the
-    phone on file, which on Telegram comes only from a shared contact of their own): the
-    building, door, head's name, size and tags, and how many visits and staff reads were
-    logged, but not the visit notes (staff's work record, which may name others).
+    The household is matched only on a number the person is known to hold: an SMS
+    contact of theirs (they text from it, shared it as their own Telegram contact, or it
+    is their number in the staff file). Not on the phone of their card, which staff type
+    freely. Shown: the building, door, head's name, size and tags, and how many visits and
+    staff reads were logged, but not the visit notes (staff's notes, which may name others).
     """
     person = await people_store.get_person(conn, person_id)
     contacts = await people_store.contacts_of(conn, person_id)
     numbers = {c.address for c in contacts if c.channel == "sms"}
-    if person is not None and person.phone:
-        numbers.add(person.phone)
     spellings = sorted({s for n in numbers for s in (n, *phones.spellings(n))})
     household = None
     matched = await household_store.with_phone(conn, spellings)
@@ -302,7 +301,7 @@ async def my_data(conn: Connection, reference: ReferenceData, person_id: int,
     grid = person.grid_code if person else None
     return MyData(
         name=(person.name or "") if person else "",
-        phone=sorted(numbers)[0] if numbers else "",
+        phone=sorted(numbers)[0] if numbers else ((person.phone or "") if person else ""),
         locale=(person.locale or "") if person else "",
         home=reference.district.name(grid, locale) if grid else "",
         contacts=sorted({c.channel for c in contacts}),
