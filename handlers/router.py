@@ -84,6 +84,7 @@ OPTIONS: dict[str, Handler] = {
     "mshow": meetings.on_show,
     "hhv": visits.on_visit_button,
     "hhd": visits.on_delete_button,
+    "hhl": visits.on_link_button,
 }
 # Options whose button data is the value itself, not "MENU:INDEX": bulk messages (notices,
 # meetings) carry them without opening a menu. Their handlers check who may answer.

@@ -241,6 +241,10 @@ async def show_case(ctx: Context, stored: StoredCase, actors: list[Actor],
     its photos (the problem, then the result) and its place on a map."""
     case = stored.case
     choices = casework.action_choices(case, actors)
+    if spec_for(ctx.msg.channel).buttons and case.grid_code and households.reader_for(
+            ctx.reference.district, case.grid_code, actors) is not None:
+        # a staff action beside the workflow's (/link N on SMS: its card stays short)
+        choices.append(Choice(f"hhl:{case.number}", "@btn.link_household"))
     reporter = ""
     if case.reporter_id is not None:
         reporter = await _reporter_line(ctx, case.reporter_id, actors)

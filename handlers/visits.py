@@ -59,11 +59,25 @@ async def link(ctx: Context) -> None:
     number = common.case_number(ctx, ctx.msg.args)
     if number is None:
         return
+    await _link(ctx, number)
+
+
+async def _link(ctx: Context, number: str) -> None:
+    actors = await casework.staff_actors(ctx.conn, ctx.contact.person_id)
+    if not household_service.is_reader(actors):
+        ctx.say("household_not_allowed")
+        return
     stored = await case_store.get_by_number(ctx.conn, number)
     if stored is None or not casework.can_view(stored.case, actors):
         ctx.say("case_not_found", number=number)
         return
     await _begin(ctx, "link", number=number, building_id=stored.details.building_id)
+
+
+async def on_link_button(ctx: Context) -> None:
+    """"hhl:NUMBER" on a staff case card: link the case to a household."""
+    assert ctx.option is not None
+    await _link(ctx, ctx.option.split(":", 1)[1])
 
 
 async def _field_actor(ctx: Context) -> bool | None:

@@ -251,6 +251,12 @@ async def test_a_chief_links_a_case_to_a_household(gridbot: Gridbot,
     await chief.text("翠苑一区3幢")
     await chief.press("2-301")
     assert number in chief.said
+    second = await report_by_menu(resident, description="楼道堆满杂物")
+    await chief.text(f"/case {second}")
+    await chief.press("关联住户")  # the same, as a button on the case card
+    await chief.text("翠苑一区3幢")
+    await chief.press("1-102")
+    assert f"事件 {second} 已关联住户 1-102" in chief.said
     other = ChatDriver(gridbot, "sim-telegram", "web:chief-0102")
     await other.text(f"/link {number}")
     assert "没有找到" in other.said or "not found" in other.said
