@@ -307,3 +307,23 @@ async def test_mydata_ignores_a_phone_typed_on_a_contact_card(gridbot: Gridbot) 
     await chief.text("/contact phone 13900000101")  # someone else's number, typed
     await chief.text("/mydata")
     assert "周桂芳" not in chief.said and "没有与您的号码对应的住户档案" in chief.said
+
+
+async def test_a_chief_on_sms_in_english_logs_a_visit_by_numbers(gridbot: Gridbot) -> None:
+    async with gridbot.db.transaction() as conn:  # 王丽华 (grid 0101) texting from her phone
+        chief_id = (await gridbot.db.fetchall(
+            "SELECT person_id FROM contacts WHERE address = 'web:chief-0101'"))[0][0]
+        await conn.execute("INSERT INTO contacts (person_id, channel, address, created_at)"
+                           " VALUES (?, 'sim-sms', 'web:wang-sms', ?)",
+                           [chief_id, gridbot.clock.now().isoformat()])
+    chief = ChatDriver(gridbot, "sim-sms", "web:wang-sms")
+    await chief.text("/lang en")
+    await chief.text("/visit")
+    assert "Visit log" in chief.said and "3: Cuiyuan Area 1 Building 3" in chief.said
+    await chief.press("Building 3")
+    assert "1-101 周** Elderly living alone" in chief.said
+    await chief.press("1-101")
+    assert "what did the household raise" in chief.said
+    await chief.text("Needs help with shopping")
+    await chief.press("No follow-up")
+    assert "The visit is logged (1-101)" in chief.said and "Next visit due by" in chief.said
