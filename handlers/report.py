@@ -479,10 +479,10 @@ async def _file(ctx: Context) -> None:
             street_level=place.grid_code is None)
     ctx.notices.extend(filed.notices)
     if behalf:
-        await _phoned_in(ctx, filed.case, behalf, summary["category"])
+        await _phoned_in(ctx, filed.case, behalf)
 
 
-async def _phoned_in(ctx: Context, case: Case, behalf: dict[str, Any], category: str) -> None:
+async def _phoned_in(ctx: Context, case: Case, behalf: dict[str, Any]) -> None:
     """Mark the case as phoned in, link the household chosen, and tell the caller (SMS)
     or the staff member (who passes it on by phone)."""
     filer = Actor(ctx.contact.person_id, Role(behalf["role"]), behalf.get("scope"))
