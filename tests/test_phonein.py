@@ -4,6 +4,7 @@ the staff member, and the loop closes with the caller's answer."""
 from __future__ import annotations
 
 from bot.bootstrap import Gridbot
+from bot.services import casework
 from bot.services import stats as stats_service
 from store import cases as case_store
 from store import phonein as phonein_store
@@ -104,6 +105,10 @@ async def test_without_sms_the_staff_member_relays_and_records_the_callers_answe
     phone = await gridbot.db.fetchall("SELECT phone FROM people WHERE id = ?",
                                       [stored.case.reporter_id])
     assert phone[0][0] == STRANGER
+    view = await casework.case_view(gridbot.db.conn, gridbot.reference, number,
+                                    gridbot.clock.now())
+    assert view is not None and view.phoned_in_by == "赵调度" and view.caller_sms is False
+    assert view.source_channel == "phone" and "1234" in view.reporter
 
     await close_on_site(chief, number)
     relayed = [s for s in await dispatcher.inbox() if "请电话转告来电人" in s.text]

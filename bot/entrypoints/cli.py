@@ -472,7 +472,8 @@ def _case_card(bot: Gridbot, view: casework.CaseView) -> str:
         f"  area:        {view.area_name or '-'} ({area or '-'})",
         f"  place:       {place}{' (' + view.location_note + ')' if view.location_note else ''}",
         f"  description: {view.description}",
-        f"  reporter:    {view.reporter or '-'} via {view.source_channel or '-'}",
+        f"  reporter:    {view.reporter or '-'} via {view.source_channel or '-'}"
+        f"{_phoned_in(view)}",
         f"  in charge:   {view.assignee or '-'}"
         f"{f' (#{view.assignee_id})' if view.assignee_id is not None else ''}",
         f"  deadline:    {when(view.deadline)}{' (overdue)' if view.overdue else ''}",
@@ -489,6 +490,14 @@ def _case_card(bot: Gridbot, view: casework.CaseView) -> str:
                      f" → {bot.renderer.label(locale, f'state.{entry.to_state}')}  by {who}"
                      f"{'：' + entry.note if entry.note else ''}")
     return "\n".join(lines)
+
+
+def _phoned_in(view: casework.CaseView) -> str:
+    """", phoned in by NAME, …" for a phone-in, else nothing."""
+    if not view.phoned_in_by:
+        return ""
+    how = "SMS to the caller" if view.caller_sms else "no SMS: the filer relays"
+    return f", phoned in by {view.phoned_in_by} ({how})"
 
 
 def _stats(settings: Settings, args: argparse.Namespace) -> int:
