@@ -352,6 +352,8 @@ async def on_visit_button(ctx: Context) -> None:
     found = await _readable(ctx)
     if found is None:
         return
+    await household_store.log_reads(ctx.conn, [found[0].id], ctx.contact.person_id,
+                                    found[1].role.value, "visit", ctx.now)
     ctx.finish()
     ctx.data.update(purpose="visit", building_id=found[0].building_id,
                     household_id=found[0].id)

@@ -327,3 +327,22 @@ async def test_a_chief_on_sms_in_english_logs_a_visit_by_numbers(gridbot: Gridbo
     await chief.text("Needs help with shopping")
     await chief.press("No follow-up")
     assert "The visit is logged (1-101)" in chief.said and "Next visit due by" in chief.said
+
+
+async def test_a_visit_from_the_card_is_logged_against_the_household(gridbot: Gridbot) -> None:
+    chief = ChatDriver(gridbot, "sim-telegram", "web:chief-0101")
+    await chief.text("/household")
+    await chief.text("翠苑一区5幢")
+    await chief.press("1-201")
+    assert "低保、残疾" in chief.said
+    await chief.press("记录走访")
+    await chief.text("申请了临时救助")
+    await chief.text("下周跟进救助审批")
+    target = await household_id(gridbot, "201")
+    assert [r.what for r in await household_store.reads(gridbot.db.conn, target)] == [
+        "list", "card", "visit"]
+    assert await household_store.visit_count(gridbot.db.conn, target) == 1
+    await chief.text("/household")
+    await chief.text("翠苑一区5幢")
+    await chief.press("1-201")
+    assert "走访：1 次" in chief.said and "下次" in chief.said
