@@ -315,13 +315,13 @@ class GeoReport:
                     "GET", url) as response:
                 if response.status_code != 200:
                     return None
-                data = b""
+                data = bytearray()
                 async for chunk in response.aiter_bytes():
                     data += chunk
                     if len(data) > MAX_PHOTO_BYTES:
                         return None
                 content_type = response.headers.get("content-type", "").split(";")[0]
-            return save_photo(self.reference.media_dir, data, content_type.strip())
+            return save_photo(self.reference.media_dir, bytes(data), content_type.strip())
         except (httpx.HTTPError, MediaRefused, OSError):
             return None
 
