@@ -43,28 +43,38 @@ STREET = "33010600100000"
 
 
 def fill(database: Path, now: datetime) -> None:
-    """A million cases over the last year, 10 % open, each with its workflow JSON."""
-    case = new_case("NUMBER", "sanitation", "U2", None, GRIDS[0], "33010600100100", STREET,
+    """A million cases over the last year, 10 % open, each with its workflow JSON agreeing
+    with its columns (number, areas, creation time); one closed case in 50 was closed by
+    the street office (force_closed, which only the JSON holds)."""
+    case = new_case("NUMBER", "sanitation", "U2", None, "GRIDCODE", "COMMUNITYCODE", STREET,
                     None, now)
-    template = {state: case_to_json(replace(case, state=state))
-                for state in (State.REGISTERED, State.CLOSED)}
+    stamp = iso(now)
+    template = {"open": case_to_json(replace(case, state=State.REGISTERED)),
+                "closed": case_to_json(replace(case, state=State.CLOSED)),
+                "forced": case_to_json(replace(case, state=State.CLOSED, force_closed=True))}
     step = timedelta(days=365) / CASES
     start = now - timedelta(days=365)
 
     def rows() -> Any:
         for i in range(CASES):
-            state = State.REGISTERED if i % 10 == 0 else State.CLOSED
-            number = f"B{i:07d}"
-            yield (number, state.value, "sanitation", "garbage", "U2", "general", "grid",
-                   GRIDS[i % 8], "垃圾满了", iso(start + step * i),
-                   template[state].replace("NUMBER", number), 1)
+            kind = "open" if i % 10 == 0 else "forced" if i % 50 == 1 else "closed"
+            number, grid = f"B{i:07d}", GRIDS[i % 8]
+            community, created = grid[:-2] + "00", iso(start + step * i)
+            yield (number, State.REGISTERED.value if kind == "open" else State.CLOSED.value,
+                   "sanitation", "garbage", "U2", "general", "grid", grid, community, STREET,
+                   "垃圾满了", created,
+                   template[kind].replace("NUMBER", number).replace("GRIDCODE", grid)
+                   .replace("COMMUNITYCODE", community).replace(stamp, created), 1)
 
     with sqlite3.connect(database) as conn:
         conn.executemany(
             "INSERT INTO cases (number, state, category, subcategory, urgency, procedure,"
-            " level, grid_code, description, created_at, workflow, version)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
+            " level, grid_code, community_code, street_code, description, created_at,"
+            " workflow, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
         conn.execute("ANALYZE")
+    with sqlite3.connect(database) as conn:
+        # What a server that has run a while has done: the fill's WAL copied into the file.
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def plan(database: Path, now: datetime) -> list[str]:

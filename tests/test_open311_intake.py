@@ -25,7 +25,7 @@ from store import cases as case_store
 from store import media as media_store
 from store import outbox as outbox_store
 from tests.fake_twilio import FakeTwilio, LocalServer
-from tests.helpers import GRID_1, GRID_1_POINT
+from tests.helpers import GRID_1, GRID_1_POINT, STREET
 from tests.images import jpeg
 from tests.sms_harness import SmsHarness
 
@@ -190,3 +190,36 @@ async def test_there_are_no_tokens_a_filing_answers_its_case_number_at_once(
     assert response.status_code == 404
     [error] = response.json()
     assert error["code"] == 404 and "tokens" in error["description"]
+
+
+# --- the search's status notes -----------------------------------------------------------
+
+async def test_the_search_tells_a_force_closed_and_a_merged_case_as_the_case_itself_does(
+        sms: SmsHarness) -> None:
+    """The search reads force_closed and merged_into without loading each whole case
+    (store/open311.py Listed): its answers are the same as for the case asked by id."""
+    key = await _key(sms)
+    forced, kept, merged = [await _file(sms, key) for _ in range(3)]
+    bot = sms.bot
+    async with bot.db.transaction() as conn:
+        stored = await case_store.get_by_number(conn, forced)
+        assert stored is not None
+        street = Actor(stored.case.assignee_id, Role.DISPATCHER, STREET)
+        await casework.apply_event(conn, bot.reference, stored,
+                                   Event(EventKind.FORCE_CLOSE, note="重复上报"), street,
+                                   sms.now())
+        stored = await case_store.get_by_number(conn, merged)
+        assert stored is not None
+        chief = Actor(stored.case.assignee_id, Role.GRID_CHIEF, GRID_1)
+        await casework.apply_event(conn, bot.reference, stored,
+                                   Event(EventKind.MERGE, merged_into=kept), chief, sms.now())
+    listed = await sms.http.get(f"{sms.server.url}{API}/requests.json",
+                                params={"api_key": key})
+    by_number = {r["service_request_id"]: r for r in listed.json()}
+    assert by_number[forced]["status_notes"] == "Closed by the street office."
+    assert by_number[merged]["status_notes"] == f"Duplicate of {kept}."
+    assert by_number[kept]["status"] == "open"
+    for number in (forced, kept, merged):
+        one = await sms.http.get(f"{sms.server.url}{API}/requests/{number}.json",
+                                 params={"api_key": key})
+        assert one.json() == [by_number[number]]
