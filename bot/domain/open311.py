@@ -183,15 +183,10 @@ _NOTES = {
 }
 
 
-def status_notes(case: Case, agency: str) -> str:
-    """A line on where the case stands, for `status_notes`."""
-    return notes_for(case.state, case.level, agency, force_closed=case.force_closed,
-                     merged_into=case.merged_into)
-
-
 def notes_for(state: State, level: Level, agency: str, *, force_closed: bool,
               merged_into: str | None) -> str:
-    """`status_notes` from the few fields it depends on (a listing has no whole Case)."""
+    """A line on where a case stands, for `status_notes`, from the few fields it depends
+    on (a listing has no whole Case)."""
     if state == State.CLOSED and force_closed:
         return "Closed by the street office."
     return _NOTES[state].format(level=level.value, agency=agency,

@@ -401,13 +401,9 @@ class GeoReport:
             "media_url": listed.media_url,
         }
 
-    def agency(self, case: Case) -> str:
-        """Who is in charge now: the department, or the grid, community or street."""
-        return self._agency(case.level, case.department, case.grid_code,
-                            case.community_code, case.street_code)
-
     def _agency(self, level: Level, department: str | None, grid: str | None,
                 community: str | None, street: str | None) -> str:
+        """Who is in charge now: the department, or the grid, community or street."""
         # A page of 1,000 cases names a handful of areas: each is worked out once.
         key = (level, department, grid, community, street)
         found = self._agencies.get(key)
