@@ -264,8 +264,15 @@ def _place_text(ctx: Context, place: Place, with_address: bool = False) -> str:
     elif place.lat is not None and place.lon is not None:
         parts.append(f"{place.lat:.5f}, {place.lon:.5f}")
     if place.grid_code:
-        parts.append(f"({district.name(place.grid_code, ctx.locale)})")
+        parts.append(f"({_area(ctx, place.grid_code)})")
     return " ".join(parts)
+
+
+def _area(ctx: Context, code: str | None) -> str:
+    """An area as the reporter reads it: staff on patrol see a grid's code with its name."""
+    district = ctx.reference.district
+    return district.label(code, ctx.locale) if ctx.data.get("patrol") else district.name(
+        code, ctx.locale)
 
 
 # --- photos -----------------------------------------------------------------------------
@@ -471,11 +478,11 @@ async def _file(ctx: Context) -> None:
         reporter_scope=patrol["scope"] if patrol else None, found_on_patrol=bool(patrol))
     summary = _summary_context(ctx)
     handler_name = filed.handler.name if filed.handler and filed.handler.name else ""
+    area = _area(ctx, filed.case.grid_code or filed.case.street_code)
     ctx.finish()
     ctx.say("case_created", number=filed.case.number, category=summary["category"],
             handler=handler_name, deadline=filed.case.deadline,
-            area=ctx.reference.district.name(filed.case.grid_code or filed.case.street_code,
-                                            ctx.locale),
+            area=area,
             street_level=place.grid_code is None)
     ctx.notices.extend(filed.notices)
     if behalf:

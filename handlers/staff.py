@@ -111,8 +111,8 @@ def _targets(ctx: Context, stored: StoredCase) -> list[Choice]:
     case = stored.case
     choices = []
     if case.level in (Level.STREET, Level.COMMUNITY) and case.grid_code:
-        choices.append(Choice("to:grid", ctx.reference.district.name(case.grid_code,
-                                                                    ctx.locale)))
+        choices.append(Choice("to:grid", ctx.reference.district.label(case.grid_code,
+                                                                     ctx.locale)))
     if case.level == Level.STREET and case.community_code:
         choices.append(Choice("to:community", ctx.reference.district.name(
             case.community_code, ctx.locale)))
@@ -255,8 +255,8 @@ async def show_case(ctx: Context, stored: StoredCase, actors: list[Actor],
             category=case.category, urgency=case.urgency,
             state_label=ctx.label(f"state.{case.state.value}"),
             level_label=ctx.label(f"level.{case.level.value}"),
-            area=ctx.reference.district.name(case.grid_code or case.community_code
-                                            or case.street_code, ctx.locale),
+            area=ctx.reference.district.label(case.grid_code or case.community_code
+                                             or case.street_code, ctx.locale),
             place=place.text(ctx.locale), place_short=short.text(ctx.locale),
             photos=len(photos), description=stored.details.description,
             reporter=reporter, deadline=case.deadline,
@@ -334,7 +334,7 @@ async def stats_command(ctx: Context) -> None:
     found = await stats_service.month_report(ctx.conn, start, end, scope)
     report = found.report
     ctx.say("stats_summary", month=found.month,
-            scope=ctx.reference.district.name(scope, ctx.locale) if scope else "",
+            scope=ctx.reference.district.label(scope, ctx.locale) if scope else "",
             due=report.total.due, closed=report.total.closed,
             rates=stats.shown_rates(report.total),
             chiefs=[{"name": found.chiefs[pid][0], "handled": n,
