@@ -98,7 +98,8 @@ async def build(settings: Settings, clock: Clock | None = None) -> Gridbot:
                             calendar=calendar, tz=settings.timezone,
                             default_locale=settings.locale, media_dir=settings.media_dir,
                             departments=load_departments(settings.departments),
-                            household_tags=tags, phone_region=settings.phone_region)
+                            household_tags=tags, phone_region=settings.phone_region,
+                            public_url=settings.public_url)
     except BaseException:
         await db.close()
         raise

@@ -110,7 +110,7 @@ def staff_menu(roles: list[str]) -> tuple[str, ...]:
         "patrol": bool(held & FIELD_ROLES), "visit": bool(held & FIELD_ROLES),
         "phonein": bool(held & PHONEIN_ROLES), "household": bool(held & HOUSEHOLD_ROLES),
         "notice": bool(held & SENDER_ROLES), "meeting": bool(held & ORGANIZER_ROLES),
-        "stats": True, "contact": bool(held & FIELD_ROLES),
+        "stats": True, "contact": bool(held & FIELD_ROLES), "console": True,
         "report": True, "cancel": True, "lang": True, "help": True,
     }
     return tuple(name for name, shown in wanted.items() if shown)

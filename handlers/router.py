@@ -11,6 +11,7 @@ from handlers import (
     answers,
     chief,
     common,
+    console,
     feedback,
     home,
     join,
@@ -58,6 +59,7 @@ COMMANDS: dict[str, Handler] = {
     "mute": home.mute,
     "unmute": home.unmute,
     "ack": answers.ack_command,
+    "console": console.console_link,
 }
 
 # Commands typed without "/" that take words after them (SMS): "JOIN 7KQ2M9", "签收 261123001".

@@ -8,39 +8,24 @@ the case as it is now, so an old, forged or someone else's button changes nothin
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
-from bot.domain import stats, workflow
-from bot.domain.categories import TimeLimit
+from bot.domain import stats
 from bot.domain.channels import spec_for
-from bot.domain.departments import for_category
 from bot.domain.messages import Choice, Kind
-from bot.domain.workflow import Actor, Event, EventKind, Level, Role
-from bot.services import casework, households, people
+from bot.domain.workflow import Actor, Event, EventKind, Role
+from bot.services import actions, casework, households, people
 from bot.services import stats as stats_service
 from handlers import common
 from handlers.base import Context, short_list_size
 from store import cases as case_store
 from store import media as media_store
-from store import people as people_store
-from store.cases import CaseConflict, StoredCase
+from store.cases import StoredCase
 
 log = logging.getLogger(__name__)
 
 FLOW = "staff"
-MAX_NOTE = 500
-
-# What an action needs from the person before it can be applied.
-NEEDS_REASON = {EventKind.CHECK_FAIL, EventKind.RETURN, EventKind.DENY_APPROVAL,
-                EventKind.DENY_EXTENSION, EventKind.SUSPEND, EventKind.FORCE_CLOSE,
-                EventKind.ESCALATE, EventKind.REQUEST_APPROVAL}
-NEEDS_INPUT = {
-    **{kind: "reason" for kind in NEEDS_REASON},
-    EventKind.REPORT_DONE: "note",
-    EventKind.DISPATCH: "target",
-    EventKind.MERGE: "merge",
-    EventKind.REQUEST_EXTENSION: "days",
-}
+MAX_NOTE = actions.MAX_NOTE
+NEEDS_INPUT = actions.NEEDS_INPUT
 # Staff roles below the community see residents' phone numbers masked.
 MASKED_ROLES = {Role.GRID_CHIEF, Role.INFO_OFFICER, Role.DEPARTMENT}
 DONE_WORDS = {"完成", "跳过", "done", "skip"}
@@ -108,17 +93,8 @@ async def prompt(ctx: Context) -> None:
 
 def _targets(ctx: Context, stored: StoredCase) -> list[Choice]:
     """Where a case can be dispatched: down to a grid or community, or to a department."""
-    case = stored.case
-    choices = []
-    if case.level in (Level.STREET, Level.COMMUNITY) and case.grid_code:
-        choices.append(Choice("to:grid", ctx.reference.district.label(case.grid_code,
-                                                                     ctx.locale)))
-    if case.level == Level.STREET and case.community_code:
-        choices.append(Choice("to:community", ctx.reference.district.name(
-            case.community_code, ctx.locale)))
-    choices += [Choice(f"to:dept:{d.code}", d.name(ctx.locale))
-                for d in for_category(ctx.reference.departments, case.category)]
-    return choices
+    return [Choice(f"to:{t.value}", t.name)
+            for t in actions.targets(ctx.reference, stored.case, ctx.locale)]
 
 
 async def handle(ctx: Context) -> bool:
@@ -147,7 +123,9 @@ async def handle(ctx: Context) -> bool:
         ctx.say("action_photo_kept", count=len(ctx.data["photos"]))
         return True
     photos = tuple(ctx.data.get("photos", []))
-    event = _event_from_answer(ctx, stored, kind, step, text, has_photos=bool(photos))
+    given = _given(ctx, stored, step, text, photos)
+    event = actions.build_event(ctx.reference, stored.case, kind, given, ctx.now) \
+        if given is not None else None
     if event is None:
         await prompt(ctx)
         return True
@@ -156,76 +134,45 @@ async def handle(ctx: Context) -> bool:
     return True
 
 
-def _event_from_answer(ctx: Context, stored: StoredCase, kind: EventKind, step: str | None,
-                       text: str, has_photos: bool) -> Event | None:
-    """Build the event from the answer, or None when it does not fit (asked again)."""
-    case = stored.case
+def _given(ctx: Context, stored: StoredCase, step: str | None, text: str,
+           photos: tuple[int, ...]) -> actions.Given | None:
+    """What the answer gives the pending action, or None when it does not fit (asked
+    again)."""
     if step == "reason":
-        return Event(kind, note=text[:MAX_NOTE], deadline=_new_deadline(ctx, case, kind)) \
-            if text else None
+        return actions.Given(note=text)
     if step == "note":
-        if not text and not has_photos:
-            return None
-        note = "" if text.lower() in DONE_WORDS else text[:MAX_NOTE]
-        return Event(kind, note=note)
+        done = text.lower() in DONE_WORDS and bool(photos)  # "完成" after the photos
+        return actions.Given(note="" if done else text, photos=photos)
     if step == "merge":
         target = casework.parse_case_number(text)
-        if target is None or target == case.number:
+        if target is None or target == stored.case.number:
             ctx.say("case_usage")
             return None
-        return Event(kind, merged_into=target, note=target)
+        return actions.Given(merge_into=target)
     if step == "days":
-        if not text.isdigit() or not 1 <= int(text) <= 30:
-            return None
-        start = max(case.deadline or ctx.now, ctx.now)
-        deadline = ctx.reference.calendar.deadline(start, TimeLimit(int(text), "days", True),
-                                                  ctx.reference.tz)
-        return Event(kind, deadline=deadline, note=f"+{text}d")
+        return actions.Given(days=int(text)) if text.isdigit() and len(text) <= 3 else None
     if step == "target" and ctx.option and ctx.option.startswith("to:"):
-        target = ctx.option[3:]
-        if target == "grid":
-            return Event(kind, level=Level.GRID)
-        if target == "community":
-            return Event(kind, level=Level.COMMUNITY)
-        if target.startswith("dept:"):
-            return Event(kind, level=Level.DEPARTMENT, department=target[5:])
+        return actions.Given(target=ctx.option[3:])
     return None
-
-
-def _new_deadline(ctx: Context, case: workflow.Case, kind: EventKind) -> datetime | None:
-    """Escalation restarts the clock at the new level with the category's time limit."""
-    if kind != EventKind.ESCALATE:
-        return None
-    limit = ctx.reference.catalog.time_limit_of(case.category)
-    return ctx.reference.calendar.deadline(ctx.now, limit, ctx.reference.tz)
 
 
 async def _apply(ctx: Context, stored: StoredCase, event: Event, actor: Actor,
                  after_photos: tuple[int, ...] = ()) -> None:
     """Apply an action, tell the person what it did, and show the case's next actions."""
-    if event.kind == EventKind.DISPATCH and event.level == Level.GRID and stored.case.grid_code:
-        chief = await people_store.holder_of(ctx.conn, "grid_chief", stored.case.grid_code)
-        event = Event(event.kind, level=Level.GRID, assignee_id=chief.id if chief else None)
-    if event.kind == EventKind.MERGE and (
-            event.merged_into is None
-            or await case_store.get_by_number(ctx.conn, event.merged_into) is None):
-        ctx.say("case_not_found", number=event.merged_into or "")
-        return
     try:
-        case, notices = await casework.apply_event(ctx.conn, ctx.reference, stored, event,
-                                                   actor, ctx.now, after_photos=after_photos)
-    except workflow.TransitionRefused as refused:
-        ctx.say("action_refused", reason=refused.message)
+        acted = await actions.apply(ctx.conn, ctx.reference, stored, event, actor, ctx.now,
+                                    after_photos)
+    except actions.ActionRefused as refused:
+        if refused.code == "not_found":
+            ctx.say("case_not_found", number=event.merged_into or "")
+        elif refused.code == "conflict":
+            ctx.say("action_conflict", number=stored.case.number,
+                    state=ctx.label(f"state.{refused.state}") if refused.state else "")
+        else:
+            ctx.say("action_refused", reason=refused.message)
         return
-    except CaseConflict:
-        fresh = await case_store.get_by_number(ctx.conn, stored.case.number)
-        ctx.say("action_conflict", number=stored.case.number,
-                state=ctx.label(f"state.{fresh.case.state.value}") if fresh else "")
-        return
-    assert case.id is not None
-    if event.kind == EventKind.MERGE and event.merged_into:
-        await casework.move_followers(ctx.conn, case, event.merged_into, ctx.now)
-    ctx.notices.extend(notices)
+    case = acted.case
+    ctx.notices.extend(acted.notices)
     ctx.say("action_done", number=case.number, action=ctx.label(f"act.{event.kind.value}"),
             state=ctx.label(f"state.{case.state.value}"))
     refreshed = await case_store.get_by_number(ctx.conn, case.number)

@@ -168,6 +168,9 @@ async def add_events(
         " at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(case_id, r.event.value, r.actor.person_id, r.actor.role.value, r.from_state.value,
           r.to_state.value, iso(r.at), r.note) for r in records])
+    if records:  # the console's list sorts by the last change (migration 0010)
+        await conn.execute("UPDATE cases SET changed_at = ? WHERE id = ?",
+                           (iso(max(r.at for r in records)), case_id))
 
 
 _SELECT = ("SELECT id, workflow, description, subcategory, address, building_id, lat, lon,"

@@ -81,6 +81,9 @@ SAMPLE = {
     "yes": ["王丽华"], "no": [], "unanswered": ["陈建国"], "invited": 2, "home": "翠苑一区3幢",
     "current": "翠苑一区3幢", "given": "999", "place_short": "3号楼",
     "commands": [{"name": "tasks", "label": "我的待办"}, {"name": "patrol", "label": "巡查"}],
+    # the console's sign-in link (a real one's length)
+    "url": "https://gridbot.example.org/console/login?t=" + "x" * 43, "minutes": 10,
+    "per_hour": 5, "open": True,
     # phone-in and households (issue 17)
     "sms": True, "inner": "case_closed", "caller": "13900000101", "building": "翠苑一区3幢",
     "door": "2-301", "head": "王秀英", "next_due": NOW, "follow_up": True, "people": 2,

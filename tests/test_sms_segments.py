@@ -118,6 +118,9 @@ def _sample(locale: str) -> dict[str, Any]:
         "reason": ("不属于本网格管辖范围，请街道重新派遣" if zh else
                    "not in this grid's area; the street should dispatch it again"),
         "merged_into": "261123-009", "department": "sanitation_office",
+        # the console's sign-in link, as long as a real one behind a real domain
+        "url": "https://gridbot.example.org/console/login?t=" + "x" * 43, "minutes": 10,
+        "per_hour": 5, "open": True,
         "action": "退回" if zh else "return",
         "state": "处理中" if zh else "in progress",
         "state_label": "处理中" if zh else "in progress",

@@ -23,7 +23,7 @@ from bot.domain.clock import SystemClock
 from bot.domain.households import TagCatalog, TagError
 from bot.domain.messages import Inbound, Kind, parse_text
 from bot.domain.wording import counted
-from bot.entrypoints import cli_apikeys, cli_notices
+from bot.entrypoints import cli_apikeys, cli_console, cli_notices
 from bot.runtime import loop
 from bot.services import casework, households
 from bot.services import stats as stats_service
@@ -106,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate.set_defaults(run=_migrate)
     cli_notices.add_commands(commands)  # notice, meeting
     cli_apikeys.add_commands(commands)  # api-key
+    cli_console.add_commands(commands)  # console-link
 
     invite = commands.add_parser("invite", help="make a one-time code for a staff member")
     invite.add_argument("--role", required=True, choices=sorted(STAFF_ROLE_NAMES),
@@ -165,6 +166,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     print(f"gridbot: serving on http://{host}:{port} (health: /healthz),"
           f" database {settings.database}", flush=True)
     print(f"gridbot: {sim.start_line(settings)}", flush=True)
+    console_line = cli_console.demo_line(settings)
+    if console_line is not None:
+        print(f"gridbot: {console_line}", flush=True)
     server = Server(uvicorn.Config(create_app(settings, sim=sim), host=host, port=port,
                                    log_level="info", timeout_graceful_shutdown=5))
     with sock:

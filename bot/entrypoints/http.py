@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.bootstrap import Gridbot, build
 from bot.channels.registry import webhook_routes
-from bot.entrypoints import open311
+from bot.entrypoints import console, open311
 from bot.entrypoints.sim import SimAccess, sim_access, stop_polls
 from bot.entrypoints.sim import install as install_simulator
 from bot.services.links import routes as media_routes
@@ -47,7 +47,8 @@ def create_app(settings: Settings, gridbot: Gridbot | None = None,
                 await bot.close()
 
     routes: list[BaseRoute] = [Route("/healthz", healthz), *media_routes(),
-                              *webhook_routes(settings), *open311.routes()]
+                              *webhook_routes(settings), *open311.routes(),
+                              *console.routes()]
     if not sim.on:
         routes.append(Route("/", front_page))
     app = Starlette(routes=routes, lifespan=lifespan)

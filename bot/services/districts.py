@@ -228,12 +228,27 @@ async def import_staff(db: Database, text: str, now: datetime) -> int:
     return len(rows)
 
 
+async def import_street_staff(db: Database, text: str, now: datetime) -> int:
+    """Load staff with any role from CSV text (role,scope,name,phone,duties): the demo's
+    street dispatcher (who signs in to the console) and a sanitation department member."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    async with db.transaction() as conn:
+        for row in rows:
+            person_id = await people_store.add_person(
+                conn, row["name"], now, phone=row.get("phone") or None,
+                duties=row.get("duties") or None)
+            await people_store.grant_role(conn, person_id, row["role"],
+                                          row.get("scope") or None, now)
+    return len(rows)
+
+
 async def load_demo(db: Database, now: datetime) -> None:
     """Fill an empty database with the demo district: areas, buildings, grid chiefs."""
     data = json.loads((DEMO / "district.geojson").read_text(encoding="utf-8"))
     await import_geojson(db, data, now)
     await import_buildings(db, (DEMO / "buildings.csv").read_text(encoding="utf-8"))
     await import_staff(db, (DEMO / "staff.csv").read_text(encoding="utf-8"), now)
+    await import_street_staff(db, (DEMO / "street_staff.csv").read_text(encoding="utf-8"), now)
     # Each demo chief can be played in the web simulator as "chief-<last 4 digits of grid>".
     async with db.transaction() as conn:
         for area in await area_store.all_areas(conn):

@@ -26,3 +26,4 @@ class ReferenceData:
     departments: list[Department] = field(default_factory=list)
     household_tags: TagCatalog = field(default_factory=TagCatalog.load)
     phone_region: str = "CN"  # numbers typed without a country code (GRIDBOT_PHONE_REGION)
+    public_url: str = "http://127.0.0.1:8080"  # links given out in messages (the console's)
