@@ -232,14 +232,10 @@ async def _meeting(bot: Gridbot, args: argparse.Namespace, source: TextIO, out: 
         return 1
     outreach = notices.Outreach(bot.renderer, bot.reference, bot.settings.quiet_hours)
     async with bot.db.transaction() as conn:
-        meeting_id = await meeting_store.create(
-            conn, organizer_id=None, title=args.title.strip()[:60],
-            place=args.place.strip()[:60], starts_at=starts_at, scope=scope.code,
-            audience=args.to, now=now)
-        meeting = await meeting_store.get(conn, meeting_id)
-        assert meeting is not None
-        count = await meetings.invite(conn, outreach, meeting, now)
-    print(f"meeting {meeting_id}: invitations queued for {counted(count, 'person')}",
+        meeting, count = await meetings.call(
+            conn, outreach, organizer_id=None, title=args.title, place=args.place,
+            starts_at=starts_at, scope=scope, audience=args.to, now=now)
+    print(f"meeting {meeting.id}: invitations queued for {counted(count, 'person')}",
           file=out)
     return 0
 

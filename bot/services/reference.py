@@ -10,6 +10,7 @@ from bot.domain.categories import Catalog
 from bot.domain.departments import Department
 from bot.domain.worktime import WorkCalendar
 from bot.services.districts import District
+from store.db import Database
 
 
 @dataclass
@@ -24,3 +25,9 @@ class ReferenceData:
     media_dir: Path
     departments: list[Department] = field(default_factory=list)
     public_url: str = "http://127.0.0.1:8080"  # links given out in messages (the console's)
+
+    async def reload_district(self, db: Database) -> None:
+        """Read the district again from the database (after an import): every flow that
+        asks `reference.district` (routing a report by its pin, notices, the console)
+        uses the new areas, grid index and buildings from its next question on."""
+        self.district = await District.load(db)
