@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shapely.geometry import mapping, shape
@@ -54,6 +54,9 @@ class Preview:
     shapes: list[Shape]
     dots: list[Dot]
     counts: dict[str, int]
+    # drawn beneath, as lines: a changed area's boundary as stored ("before"), and the
+    # stored grids the file leaves alone, for context ("context")
+    outlines: list[Shape] = field(default_factory=list)
 
 
 def _rings(geometry: BaseGeometry) -> list[list[tuple[float, float]]]:
@@ -94,8 +97,19 @@ async def of_areas(conn: Connection, features: Sequence[geo.AreaFeature]) -> Pre
     """The areas of a checked GeoJSON file, compared with the stored ones: the smallest
     level drawn filled, the others as outlines beneath."""
     stored = {a.code: a for a in await area_store.all_areas(conn)}
+    codes = {f.code for f in features}
+    levels = {f.level for f in features}
+    around = [(a, shape(a.geometry)) for a in stored.values()
+              if a.level in levels and a.code not in codes]
     points = [p for f in features for ring in _rings(f.geometry) for p in ring]
+    points += [p for _, g in around for ring in _rings(g) for p in ring]
     project = _Projection(points)
+    outlines = []
+    for area, geometry in around:
+        centre = geometry.representative_point()
+        outlines.append(Shape(area.code, area.name, area.level,
+                              project.path(_rings(geometry)),
+                              project(centre.x, centre.y), "context"))
     shapes = []
     for f in sorted(features, key=lambda f: geo.LEVELS.index(f.level)):
         before = stored.get(f.code)
@@ -109,7 +123,11 @@ async def of_areas(conn: Connection, features: Sequence[geo.AreaFeature]) -> Pre
         centre = f.geometry.representative_point()
         shapes.append(Shape(f.code, f.name, f.level, project.path(_rings(f.geometry)),
                             project(centre.x, centre.y), change))
-    return Preview(WIDTH, HEIGHT, shapes, [], _count(s.change for s in shapes))
+        if change == "changed" and before is not None:
+            outlines.append(Shape(f.code, before.name, before.level,
+                                  project.path(_rings(shape(before.geometry))),
+                                  project(centre.x, centre.y), "before"))
+    return Preview(WIDTH, HEIGHT, shapes, [], _count(s.change for s in shapes), outlines)
 
 
 async def of_buildings(conn: Connection, buildings: Sequence[geo.Building]) -> Preview:
