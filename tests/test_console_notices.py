@@ -332,3 +332,26 @@ async def test_only_the_street_changes_the_district(gridbot: Gridbot) -> None:
             "kind": "areas", "content": json.dumps(moved_boundary())})
         assert refused.status_code == 403
     assert gridbot.reference.district.locate_point(*PIN).grid_code == GRID_2
+
+
+async def test_a_community_sees_the_streets_notice_to_it_but_cannot_cancel_it(
+        gridbot: Gridbot, clock: FakeClock) -> None:
+    console = Console(gridbot)
+    dispatcher = await console.staff("调度员", "dispatcher", STREET)
+    staff = await console.staff("社区干事", "community_staff", COMMUNITY_1)
+    other = await console.staff("二区干事", "community_staff", COMMUNITY_2)
+    later = (clock.now() + timedelta(days=1)).astimezone(gridbot.settings.timezone)
+    async with signed_in(console, dispatcher) as client:
+        sent = await client.post_form("/console/notices/send", {
+            "scope": COMMUNITY_1, "audience": "chiefs", "body": "周五开会",
+            "send_at": later.strftime("%Y-%m-%dT%H:%M")})
+        where = sent.headers["location"].split("?")[0]
+    async with signed_in(console, staff) as client:
+        page = await client.get(where)
+        assert page.status_code == 200 and 'id="cancel-notice"' not in page.text
+        refused = await client.post_form(f"{where}/cancel")
+        assert refused.status_code == 404
+    async with signed_in(console, other) as client:
+        assert (await client.get(where)).status_code == 404
+    notice = await notice_store.get(gridbot.db.conn, int(where.rsplit("/", 1)[1]))
+    assert notice is not None and notice.status == "scheduled"

@@ -220,6 +220,18 @@ def visible_to(district: District, roles: Sequence[tuple[str, str | None]],
     return scope is not None and may_address(district, roles, scope, SENDER_ROLES) is not None
 
 
+def may_manage(district: District, roles: Sequence[tuple[str, str | None]],
+               person_id: int, notice: NoticeRow) -> bool:
+    """Whether a person may remind or cancel a notice: they sent it, or they may send from
+    the area it was issued by (a street dispatcher for a community's notice; not a
+    community for the street's)."""
+    if notice.sender_id == person_id:
+        return True
+    issuer = resolve_scope(district, notice.issuer) if notice.issuer else None
+    return issuer is not None and may_address(district, roles, issuer,
+                                              SENDER_ROLES) is not None
+
+
 async def visible_notices(conn: Connection, district: District,
                           roles: Sequence[tuple[str, str | None]],
                           limit: int = 30) -> list[NoticeRow]:

@@ -280,18 +280,29 @@ async def notice_send(request: Request, staff: Staff) -> Response:
                             status_code=303, headers=web.SECURITY_HEADERS)
 
 
-async def _visible(request: Request, staff: Staff) -> NoticeRow | None:
+async def _visible(request: Request, staff: Staff, manage: bool = False
+                   ) -> NoticeRow | None:
+    """The notice of the path if this person may see it (and, with `manage`, remind or
+    cancel it), else None (answered 404, as a missing one)."""
     bot = web.gridbot(request)
     notice = await notice_store.get(bot.db.conn, int(request.path_params["id"]))
     if notice is None or notice.kind != "notice":
         return None
     roles = await _roles(request, staff)
-    return notice if notices.visible_to(bot.reference.district, roles, notice) else None
+    district = bot.reference.district
+    if not notices.visible_to(district, roles, notice):
+        return None
+    if manage and not notices.may_manage(district, roles, staff.person_id, notice):
+        return None
+    return notice
 
 
 async def _page_context(request: Request, staff: Staff, notice: NoticeRow) -> dict[str, Any]:
     view = (await _views(request, [notice], staff.locale))[0]
-    return {"view": view, "notice": notice, "poll": POLL_SECONDS,
+    roles = await _roles(request, staff)
+    manage = notices.may_manage(web.gridbot(request).reference.district, roles,
+                                staff.person_id, notice)
+    return {"view": view, "notice": notice, "poll": POLL_SECONDS, "manage": manage,
             "flash": request.query_params.get("done", "")[:20]}
 
 
@@ -324,7 +335,7 @@ def _back(notice_id: int, done: str) -> Response:
 async def notice_remind(request: Request, staff: Staff) -> Response:
     """Send the notice again to those who have not acknowledged it (as `--remind`)."""
     bot = web.gridbot(request)
-    notice = await _visible(request, staff)
+    notice = await _visible(request, staff, manage=True)
     if notice is None:
         return _refuse(request, staff, 404)
     if notice.status != "sent":
@@ -340,7 +351,7 @@ async def notice_remind(request: Request, staff: Staff) -> Response:
 async def notice_cancel(request: Request, staff: Staff) -> Response:
     """Cancel a scheduled notice before it goes."""
     bot = web.gridbot(request)
-    notice = await _visible(request, staff)
+    notice = await _visible(request, staff, manage=True)
     if notice is None:
         return _refuse(request, staff, 404)
     async with bot.db.transaction() as conn:
