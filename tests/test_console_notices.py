@@ -355,3 +355,35 @@ async def test_a_community_sees_the_streets_notice_to_it_but_cannot_cancel_it(
         assert (await client.get(where)).status_code == 404
     notice = await notice_store.get(gridbot.db.conn, int(where.rsplit("/", 1)[1]))
     assert notice is not None and notice.status == "scheduled"
+
+
+async def test_the_pages_speak_english_to_staff_who_chose_it(gridbot: Gridbot) -> None:
+    console = Console(gridbot)
+    dispatcher = await console.staff("Zhao", "dispatcher", STREET)
+    async with gridbot.db.transaction() as conn:
+        await people_store.set_locale(conn, dispatcher, "en")
+    await residents(gridbot, GRID_1, "sim-sms")
+    async with signed_in(console, dispatcher) as client:
+        form = await client.get("/console/notices/new")
+        assert "New notice" in form.text and "Cuiyuan Area 1 Grid 1" in form.text
+        preview = await client.post_form("/console/notices/preview", {
+            "scope": GRID_1, "audience": "residents", "body": "停水", "body_en": "No water"})
+        assert "1 recipients" in preview.text and "SMS segments" in preview.text
+        assert "[Cuiyuan Street] No water" in preview.text
+        assert "Meetings" in (await client.get("/console/meetings")).text
+        assert "The district" in (await client.get("/console/district")).text
+
+
+async def test_a_buildings_file_applied_is_found_by_the_bot_at_once(gridbot: Gridbot) -> None:
+    console = Console(gridbot)
+    dispatcher = await console.staff("调度员", "dispatcher", STREET)
+    rows = "name,address,grid_code,lat,lon\n新建9幢,学院路99号,33010600100101,30.2801,120.1166\n"
+    assert gridbot.reference.district.locate_text("新建9幢") is None
+    async with signed_in(console, dispatcher) as client:
+        text = await upload(client, "buildings.csv", rows, "text/csv")
+        assert 'data-change="new"' in text and "新增 1" in text
+        applied = await client.post_form("/console/district/apply",
+                                         {"kind": "buildings", "content": rows})
+        assert "已应用 1 栋楼" in applied.text
+    place = gridbot.reference.district.locate_text("新建9幢")
+    assert place is not None and place.grid_code == GRID_1
