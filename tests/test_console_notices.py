@@ -104,6 +104,17 @@ async def test_a_dispatcher_previews_and_sends_a_notice_to_one_grid_and_sees_its
         listed = await client.get("/console/notices/live")
         assert f'data-id="{notice_id}"' in listed.text and "排队中 <b>2</b>" in listed.text
 
+        shown = re.search(r'data-stamp="(\w+)"', page.text)
+        assert shown
+        live = f"/console/notices/{notice_id}/live?s={shown.group(1)}"
+        assert (await client.get(live)).status_code == 204  # nothing changed since
+        async with gridbot.db.transaction() as conn:
+            await notice_store.acknowledge(conn, notice_id, people[1], now)
+        fresh = await client.get(live)
+        assert fresh.status_code == 200 and "2 / 2 · 100%" in fresh.text
+        async with gridbot.db.transaction() as conn:  # as before, to remind the other one
+            await conn.execute("UPDATE notice_recipients SET acked_at = NULL WHERE"
+                               " notice_id = ? AND person_id = ?", (notice_id, people[1]))
         reminded = await client.post_form(f"/console/notices/{notice_id}/remind")
         assert reminded.status_code == 303
         delivery = await notice_store.delivery(gridbot.db.conn, [notice_id])

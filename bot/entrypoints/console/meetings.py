@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.entrypoints.console import web
-from bot.entrypoints.console.notices import scope_tree
+from bot.entrypoints.console.notices import scope_tree, stamp, unchanged
 from bot.entrypoints.console.web import Staff, staff_page
 from bot.services import meetings, notices
 from store import meetings as meeting_store
@@ -152,6 +152,7 @@ async def _page_context(request: Request, staff: Staff, meeting: MeetingRow
             "grid": bot.reference.district.name(grid, staff.locale) if grid else ""})
     return {"meeting": meeting, "groups": groups, "invited": len(answers),
             "reminders": meetings.reminders(meeting),
+            "stamp": stamp((meeting, groups)),
             "to_remind": len(groups["yes"]) + len(groups["none"]),
             "scope": bot.reference.district.name(meeting.scope, staff.locale),
             "poll": POLL_SECONDS, "flash": request.query_params.get("done", "")[:20]}
@@ -173,5 +174,6 @@ async def meeting_live(request: Request, staff: Staff) -> Response:
     meeting = await _visible(request, staff)
     if meeting is None:
         return web.plain("not found", 404)
-    return web.render(request, staff, "_meeting_live.html",
-                      **await _page_context(request, staff, meeting))
+    context = await _page_context(request, staff, meeting)
+    return unchanged(request, context["stamp"]) or web.render(
+        request, staff, "_meeting_live.html", **context)

@@ -9,6 +9,7 @@ do: `create_notice` stores (and queues) it, `remind` and `cancel` act on one.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,20 @@ def routes() -> list[BaseRoute]:
         Route("/console/notices/{id:int}/remind", notice_remind, methods=["POST"]),
         Route("/console/notices/{id:int}/cancel", notice_cancel, methods=["POST"]),
     ]
+
+
+def stamp(value: Any) -> str:
+    """A short fingerprint of what a live fragment shows: a poll that sends back the same
+    one is answered 204 (see `unchanged`)."""
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
+
+
+def unchanged(request: Request, current: str) -> Response | None:
+    """204 when the poll's `s` is the fragment's current stamp (htmx then leaves the page
+    alone), else None."""
+    if request.query_params.get("s") == current:
+        return Response(status_code=204, headers=web.SECURITY_HEADERS)
+    return None
 
 
 async def _roles(request: Request, staff: Staff) -> list[tuple[str, str | None]]:
@@ -151,7 +166,8 @@ async def _list_context(request: Request, staff: Staff,
                         roles: list[tuple[str, str | None]]) -> dict[str, Any]:
     bot = web.gridbot(request)
     found = await notices.visible_notices(bot.db.conn, bot.reference.district, roles)
-    return {"views": await _views(request, found, staff.locale), "poll": POLL_SECONDS,
+    views = await _views(request, found, staff.locale)
+    return {"views": views, "poll": POLL_SECONDS, "stamp": stamp(views),
             "flash": request.query_params.get("done", "")[:20]}
 
 
@@ -161,8 +177,9 @@ async def notice_list_live(request: Request, staff: Staff) -> Response:
     roles = await _roles(request, staff)
     if not notices.sender_roles(roles):
         return web.plain("forbidden", 403)
-    return web.render(request, staff, "_notice_rows.html",
-                      **await _list_context(request, staff, roles))
+    context = await _list_context(request, staff, roles)
+    return unchanged(request, context["stamp"]) or web.render(
+        request, staff, "_notice_rows.html", **context)
 
 
 def _compose_context(request: Request, staff: Staff, roles: list[tuple[str, str | None]],
@@ -303,6 +320,7 @@ async def _page_context(request: Request, staff: Staff, notice: NoticeRow) -> di
     manage = notices.may_manage(web.gridbot(request).reference.district, roles,
                                 staff.person_id, notice)
     return {"view": view, "notice": notice, "poll": POLL_SECONDS, "manage": manage,
+            "stamp": stamp((view, manage)),
             "flash": request.query_params.get("done", "")[:20]}
 
 
@@ -322,8 +340,9 @@ async def notice_live(request: Request, staff: Staff) -> Response:
     notice = await _visible(request, staff)
     if notice is None:
         return web.plain("not found", 404)
-    return web.render(request, staff, "_notice_live.html",
-                      **await _page_context(request, staff, notice))
+    context = await _page_context(request, staff, notice)
+    return unchanged(request, context["stamp"]) or web.render(
+        request, staff, "_notice_live.html", **context)
 
 
 def _back(notice_id: int, done: str) -> Response:
