@@ -107,6 +107,39 @@ def areas_for(district: District, roles: Sequence[tuple[str, str | None]],
     return list(dict.fromkeys(found))
 
 
+def scope_tree(district: District, roles: Sequence[tuple[str, str | None]], locale: str,
+               allowed: frozenset[str] = SENDER_ROLES) -> list[dict[str, Any]]:
+    """The areas (street → community → grid, each followed by its buildings) a person may
+    address with `allowed` roles, in tree order: value ("CODE" or "building:ID"), name,
+    depth and level of each."""
+    children: dict[str | None, list[str]] = {}
+    for code, area in sorted(district.areas.items()):
+        children.setdefault(area.parent, []).append(code)
+    buildings: dict[str, list[int]] = {}
+    for b in sorted(district.buildings.values(), key=lambda b: b.name):
+        buildings.setdefault(b.grid_code, []).append(b.id)
+    seen: set[str] = set()
+    found: list[dict[str, Any]] = []
+
+    def walk(code: str, depth: int) -> None:
+        if code in seen:
+            return
+        seen.add(code)
+        area = district.areas[code]
+        found.append({"value": code, "name": area.display(locale), "depth": depth,
+                      "level": area.level})
+        for child in children.get(code, []):
+            walk(child, depth + 1)
+        for building_id in buildings.get(code, []):
+            found.append({"value": f"building:{building_id}", "depth": depth + 1,
+                          "name": district.building_name(building_id, locale),
+                          "level": "building"})
+
+    for top in areas_for(district, roles, allowed):  # a role's area, then those below it
+        walk(top, 0)
+    return found
+
+
 def audience(scope: Scope, to: str) -> People:
     """Everyone a notice to `to` (residents, chiefs, staff) in a scope reaches."""
     if to == "residents":

@@ -64,35 +64,9 @@ async def _roles(request: Request, staff: Staff) -> list[tuple[str, str | None]]
 
 def scope_tree(request: Request, roles: list[tuple[str, str | None]], locale: str,
                allowed: frozenset[str] = notices.SENDER_ROLES) -> list[dict[str, Any]]:
-    """The areas (street → community → grid) and buildings this person may address with
-    `allowed` roles, in tree order, each with its depth."""
-    district = web.gridbot(request).reference.district
-    tops = notices.areas_for(district, roles, allowed)
-    seen: set[str] = set()
-    found: list[dict[str, Any]] = []
-    children: dict[str | None, list[str]] = {}
-    for code, area in sorted(district.areas.items()):
-        children.setdefault(area.parent, []).append(code)
-    buildings: dict[str, list[Any]] = {}
-    for b in sorted(district.buildings.values(), key=lambda b: b.name):
-        buildings.setdefault(b.grid_code, []).append(b)
-
-    def walk(code: str, depth: int) -> None:
-        if code in seen:
-            return
-        seen.add(code)
-        area = district.areas[code]
-        found.append({"value": code, "name": area.display(locale), "depth": depth,
-                      "level": area.level})
-        for child in children.get(code, []):
-            walk(child, depth + 1)
-        for b in buildings.get(code, []):
-            found.append({"value": f"building:{b.id}", "depth": depth + 1,
-                          "name": district.building_name(b.id, locale), "level": "building"})
-
-    for top in tops:  # a role's own area, then the ones below it (walked already)
-        walk(top, 0)
-    return found
+    """The areas and buildings this person may address, as the form's tree."""
+    return notices.scope_tree(web.gridbot(request).reference.district, roles, locale,
+                              allowed)
 
 
 def _outreach(request: Request) -> notices.Outreach:
