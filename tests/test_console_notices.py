@@ -398,3 +398,29 @@ async def test_a_buildings_file_applied_is_found_by_the_bot_at_once(gridbot: Gri
         assert "已应用 1 栋楼" in applied.text
     place = gridbot.reference.district.locate_text("新建9幢")
     assert place is not None and place.grid_code == GRID_1
+
+
+async def test_a_scheduled_notice_goes_at_its_time_in_each_readers_language(
+        gridbot: Gridbot, clock: FakeClock) -> None:
+    console = Console(gridbot)
+    dispatcher = await console.staff("调度员", "dispatcher", STREET)
+    chinese, english = await residents(gridbot, GRID_1, "sim-telegram", "sim-telegram")
+    async with gridbot.db.transaction() as conn:
+        await people_store.set_locale(conn, english, "en")
+    later = (clock.now() + timedelta(hours=2)).astimezone(gridbot.settings.timezone)
+    async with signed_in(console, dispatcher) as client:
+        sent = await client.post_form("/console/notices/send", {
+            "scope": GRID_1, "audience": "residents", "body": "今晚停电",
+            "body_en": "No power tonight", "send_at": later.strftime("%Y-%m-%dT%H:%M")})
+        notice_id = int(sent.headers["location"].split("/")[-1].split("?")[0])
+    clock.advance(timedelta(hours=2))
+    outreach = notices.Outreach(gridbot.renderer, gridbot.reference, None)
+    async with gridbot.db.transaction() as conn:
+        assert await notices.send_due(conn, outreach, clock.now()) == 2
+    delivery = await notice_store.delivery(gridbot.db.conn, [notice_id])
+    assert delivery[notice_id] == {"queued": 2, "sent": 0, "failed": 0}
+    zh = await ChatDriver(gridbot, "sim-telegram", f"web:r{GRID_1[-2:]}0").inbox()
+    en = await ChatDriver(gridbot, "sim-telegram", f"web:r{GRID_1[-2:]}1").inbox()
+    assert "今晚停电" in zh[-1].text and "No power tonight" not in zh[-1].text
+    assert "No power tonight" in en[-1].text
+    assert chinese != english
