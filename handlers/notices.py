@@ -195,10 +195,7 @@ async def on_remind(ctx: Context) -> None:
     if notice is None or notice.sender_id != ctx.contact.person_id:
         ctx.say("notice_not_found", id=part)
         return
-    await notices.create_notice(
-        ctx.conn, sender_id=ctx.contact.person_id, issuer=notice.issuer, scope=notice.scope,
-        audience=notice.audience, body=notice.body, send_at=ctx.now, now=ctx.now,
-        kind="reminder", reminds=notice.id)
+    await notices.queue_reminder(ctx.conn, notice, ctx.contact.person_id, ctx.now)
     ctx.say("notice_reminder_queued", id=notice.id)
 
 

@@ -11,6 +11,7 @@ from bot.domain.departments import Department
 from bot.domain.households import TagCatalog
 from bot.domain.worktime import WorkCalendar
 from bot.services.districts import District
+from store.db import Database
 
 
 @dataclass
@@ -27,3 +28,9 @@ class ReferenceData:
     household_tags: TagCatalog = field(default_factory=TagCatalog.load)
     phone_region: str = "CN"  # numbers typed without a country code (GRIDBOT_PHONE_REGION)
     public_url: str = "http://127.0.0.1:8080"  # links given out in messages (the console's)
+
+    async def reload_district(self, db: Database) -> None:
+        """Read the district again from the database (after an import): every flow that
+        asks `reference.district` (routing a report by its pin, notices, the console)
+        uses the new areas, grid index and buildings from its next question on."""
+        self.district = await District.load(db)
