@@ -19,6 +19,7 @@ from bot.domain.workflow import Actor, Event, EventKind, Role
 from bot.services import casework, phones, relay
 from bot.services import households as household_service
 from bot.services.notify import PersonalMessage
+from bot.services.people import display_name
 from bot.services.reference import ReferenceData
 from store import cases as case_store
 from store import households as household_store
@@ -164,3 +165,43 @@ async def record_caller_answer(conn: Connection, reference: ReferenceData,
         raise AnswerRefused(str(exc)) from exc
     await phonein_store.record_answer(conn, stored.case.id, recorder_id, now)
     return case, notices
+
+
+@dataclass(frozen=True)
+class PhoneInView:
+    """What a case page shows of a phoned-in case."""
+
+    filed_by: str
+    filed_role: str
+    sms: bool
+    answered_by: str | None
+    can_answer: bool  # this person records the caller's answer, and the case awaits one
+    can_rate: bool
+    can_reopen: bool
+
+
+async def view(conn: Connection, case: workflow.Case, person_id: int) -> PhoneInView | None:
+    """Who phoned the case in, whether the caller hears by SMS, and whether this person
+    may record the caller's answer to "fixed?" now; None when it was not phoned in."""
+    if case.id is None:
+        return None
+    found = await phonein_store.get(conn, case.id)
+    if found is None:
+        return None
+    caller_actor = Actor(found.caller_id, Role.RESIDENT, None)
+    relayed = not found.sms and found.filed_by == person_id and case.reporter_id is not None
+    may = {kind: relayed and _allowed(case, kind, caller_actor)
+           for kind in (EventKind.RATE, EventKind.REOPEN)}
+    answered = (await display_name(conn, found.answered_by)
+                if found.answered_by is not None else None)
+    return PhoneInView(await display_name(conn, found.filed_by), found.filed_role, found.sms,
+                       answered, may[EventKind.RATE] or may[EventKind.REOPEN],
+                       may[EventKind.RATE], may[EventKind.REOPEN])
+
+
+def _allowed(case: workflow.Case, kind: EventKind, actor: Actor) -> bool:
+    try:
+        workflow.authorize(case, kind, actor)
+    except workflow.TransitionRefused:
+        return False
+    return True

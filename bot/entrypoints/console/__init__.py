@@ -53,10 +53,10 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from bot.entrypoints.console import cases, signin
+from bot.entrypoints.console import cases, households, phonein, signin
 from bot.entrypoints.console.web import STATIC
 
-PAGES = (signin, cases)  # a new page module: add it here
+PAGES = (signin, cases, phonein, households)  # a new page module: add it here
 
 
 def routes() -> list[BaseRoute]:
