@@ -7,6 +7,8 @@ department: 404), CSRF, and the list filtered to phoned-in cases."""
 from __future__ import annotations
 
 import re
+import shutil
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -23,6 +25,8 @@ from tests.sms_harness import SmsHarness
 GRID_2 = "33010600100102"
 CALLER = "+8613900000101"  # 周桂芳, demo household 翠苑一区3幢 1-101 in grid 0101, 独居老人
 STRANGER = "+8613700001234"
+CHROMIUM = shutil.which("chromium")  # Debian's package: /usr/bin/chromium
+INSTALL = "apt-get install -y chromium chromium-driver fonts-noto-cjk"
 CASE = re.compile(r"\d{6}-\d{3,4}")
 
 
@@ -298,3 +302,69 @@ async def test_the_case_list_filters_phoned_in_cases(gridbot: Gridbot) -> None:
         assert 'value="phone"' in listed.text
     numbers = set(re.findall(r'data-number="(\d{6}-\d{3,4})"', listed.text))
     assert numbers == {phoned} and chat not in numbers
+
+
+# --- in a real browser -------------------------------------------------------------
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    """Headless Chromium; a missing Chromium or Playwright fails with what to install."""
+    if CHROMIUM is None:
+        pytest.fail(f"Chromium is missing for the browser tests: {INSTALL}", pytrace=False)
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:  # pragma: no cover - the dev extras bring it
+        pytest.fail("the browser tests need Playwright: pip install -e '.[dev]'",
+                    pytrace=False)
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM,
+                                                    args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def test_a_community_worker_files_a_phone_call_in_the_browser_and_the_caller_gets_the_number(
+        browser: object, sms: SmsHarness) -> None:
+    from playwright.async_api import expect
+
+    bot = sms.bot
+    console = Console(bot)
+    worker = await console.staff("社区小李", "community_staff", COMMUNITY_1)
+    context = await browser.new_context(  # type: ignore[attr-defined]
+        viewport={"width": 1280, "height": 900}, locale="zh-CN", timezone_id="Asia/Shanghai")
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    base = sms.server.url.rstrip("/")
+    await page.goto(await console.link(worker, base))
+    await page.locator("#signin-button").click()
+    await page.wait_for_url("**/console/cases", wait_until="domcontentloaded")
+
+    # The call: the number, look up the household, SMS yes, what and where, file.
+    await page.click("nav a[href='/console/phonein']")
+    await page.fill("#lookup-phone", "139 0000 0101")
+    await page.click("#phonein-lookup button[type=submit]")
+    await expect(page.locator("#phonein-household option")).to_have_count(2)
+    await page.select_option("#phonein-household", index=1)
+    await page.check("#sms-yes")
+    await page.select_option("#phonein-category", "utilities")
+    await page.fill("#phonein-description", "楼道灯坏了，晚上看不见路")
+    await page.select_option("#phonein-place", f"b:{building_of(bot, '翠苑一区3幢')}")
+    await page.click("#phonein-submit")
+    outcome = page.locator("#outcome")
+    await expect(outcome).to_contain_text("短信")
+    number = (await page.locator("#filed-case").inner_text()).strip()
+    assert CASE.fullmatch(number), number
+
+    await sms.drain()
+    assert f"编号{number}" in sms.replies(CALLER)  # at the fake Twilio
+
+    await page.click("#filed-case")
+    await expect(page.locator("#phonein-info")).to_contain_text("社区小李")
+    await expect(page.locator("#caller-hears")).to_contain_text("短信")
+    await expect(page.locator("#linked-household")).to_be_visible()
+    assert not errors  # no CSP violation, no script error
