@@ -6,9 +6,11 @@ department: 404), CSRF, and the list filtered to phoned-in cases."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -326,7 +328,9 @@ async def browser() -> AsyncIterator[object]:
 
 
 async def test_a_community_worker_files_a_phone_call_in_the_browser_and_the_caller_gets_the_number(
-        browser: object, sms: SmsHarness) -> None:
+        browser: object, sms: SmsHarness, tmp_path: Path) -> None:
+    """(A screenshot of the form goes to `$CONSOLE_SCREENSHOTS`, else the temporary
+    folder: docs/console.md's is made with `CONSOLE_SCREENSHOTS=docs`.)"""
     from playwright.async_api import expect
 
     bot = sms.bot
@@ -354,6 +358,9 @@ async def test_a_community_worker_files_a_phone_call_in_the_browser_and_the_call
     await page.select_option("#phonein-category", "utilities")
     await page.fill("#phonein-description", "楼道灯坏了，晚上看不见路")
     await page.select_option("#phonein-place", f"b:{building_of(bot, '翠苑一区3幢')}")
+    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(folder / "console-phonein-1280.png"), full_page=True)
     await page.click("#phonein-submit")
     outcome = page.locator("#outcome")
     await expect(outcome).to_contain_text("短信")
@@ -367,4 +374,5 @@ async def test_a_community_worker_files_a_phone_call_in_the_browser_and_the_call
     await expect(page.locator("#phonein-info")).to_contain_text("社区小李")
     await expect(page.locator("#caller-hears")).to_contain_text("短信")
     await expect(page.locator("#linked-household")).to_be_visible()
+    await page.screenshot(path=str(folder / "console-phonein-case-1280.png"), full_page=True)
     assert not errors  # no CSP violation, no script error
