@@ -327,6 +327,12 @@ async def browser() -> AsyncIterator[object]:
             await chromium.close()
 
 
+def shots_folder(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 async def test_a_community_worker_files_a_phone_call_in_the_browser_and_the_caller_gets_the_number(
         browser: object, sms: SmsHarness, tmp_path: Path) -> None:
     """(A screenshot of the form goes to `$CONSOLE_SCREENSHOTS`, else the temporary
@@ -358,8 +364,7 @@ async def test_a_community_worker_files_a_phone_call_in_the_browser_and_the_call
     await page.select_option("#phonein-category", "utilities")
     await page.fill("#phonein-description", "楼道灯坏了，晚上看不见路")
     await page.select_option("#phonein-place", f"b:{building_of(bot, '翠苑一区3幢')}")
-    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = shots_folder(tmp_path)
     await page.screenshot(path=str(folder / "console-phonein-1280.png"), full_page=True)
     await page.click("#phonein-submit")
     outcome = page.locator("#outcome")
