@@ -381,3 +381,42 @@ async def test_a_community_worker_files_a_phone_call_in_the_browser_and_the_call
     await expect(page.locator("#linked-household")).to_be_visible()
     await page.screenshot(path=str(folder / "console-phonein-case-1280.png"), full_page=True)
     assert not errors  # no CSP violation, no script error
+
+
+async def test_the_pages_read_in_english_for_an_english_speaking_chief(gridbot: Gridbot) -> None:
+    from store import people as people_store
+
+    console = Console(gridbot)
+    chief = await console.staff("Chief One", "grid_chief", GRID_1)
+    async with gridbot.db.transaction() as conn:
+        await people_store.set_locale(conn, chief, "en")
+    hid = await household_id(gridbot)
+    async with console.client() as client:
+        await console.sign_in(chief, client)
+        pages = [await client.get(url) for url in (
+            "/console/phonein", f"/console/households?grid={GRID_1}",
+            f"/console/households/{hid}", "/console/households/due")]
+    assert all(p.status_code == 200 for p in pages)
+    assert "Phone-in case" in pages[0].text and "Text the caller?" in pages[0].text
+    assert "Households" in pages[1].text and "Log a visit" in pages[2].text
+    assert "living alone" in pages[2].text.lower()  # the tag in English
+    assert "Due a visit" in pages[3].text
+    for page in pages:  # no text key left untranslated
+        assert not re.search(r">\s*(phonein|households)\.[a-z_]+", page.text)
+
+
+def test_the_console_texts_have_the_same_keys_in_both_languages() -> None:
+    import tomllib
+
+    from bot.entrypoints.console.web import TEMPLATES
+
+    def keys(table: dict[str, object], prefix: str = "") -> set[str]:
+        found: set[str] = set()
+        for key, value in table.items():
+            found |= keys(value, f"{prefix}{key}.") if isinstance(value, dict) \
+                else {prefix + key}
+        return found
+
+    zh, en = (keys(tomllib.loads((TEMPLATES / "i18n" / f"{lang}.toml").read_text("utf-8")))
+              for lang in ("zh_CN", "en"))
+    assert {k for k in zh ^ en if k.startswith(("phonein.", "households."))} == set()
