@@ -288,7 +288,10 @@ async def test_a_department_cannot_phone_in_and_bad_forms_are_refused(
         assert elsewhere.status_code == 400
         typed = await client.post_form("/console/phonein", phonein_form(
             gridbot, STRANGER, True, description="<script>alert(1)</script>"))
-        assert typed.status_code == 303  # kept as text, shown escaped
+        assert typed.status_code == 303
+        page = await client.get(f"/console/cases/{await filed_number(typed)}")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text  # kept as text, inert
+    assert "<script>alert(1)" not in page.text
 
 
 async def test_the_case_list_filters_phoned_in_cases(gridbot: Gridbot) -> None:
