@@ -237,11 +237,17 @@ async def test_a_phone_in_without_sms_relays_to_the_filer_who_records_the_answer
     stored = await case_store.get_by_number(gridbot.db.conn, number)
     assert stored is not None and stored.case.reporter_id is not None
     now = gridbot.clock.now()
+    told = []
     for kind, note in ((EventKind.SIGN, ""), (EventKind.REPORT_DONE, "已修好"),
                        (EventKind.CHECK_PASS, "")):
         async with gridbot.db.transaction() as conn:
-            await actions.act(conn, gridbot.reference, chief, number, kind,
-                              actions.Given(note=note), now)
+            acted = await actions.act(conn, gridbot.reference, chief, number, kind,
+                                      actions.Given(note=note), now)
+            told += acted.notices
+    # The caller's "fixed?" question goes to the filer, to be passed on by phone.
+    relayed = [n for n in told if n.reply.template == "phonein_relay"]
+    assert relayed and all(n.person_id == chief for n in relayed)
+    assert not [n for n in told if n.person_id == stored.case.reporter_id]
     stored = await case_store.get_by_number(gridbot.db.conn, number)
     assert stored is not None and stored.case.state == State.CLOSED
     async with console.client() as client:  # someone else cannot answer for the caller
