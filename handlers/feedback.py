@@ -5,10 +5,9 @@ from __future__ import annotations
 from bot.domain import workflow
 from bot.domain.messages import Choice
 from bot.domain.workflow import Actor, Event, EventKind, Role
-from bot.services import casework, relay
+from bot.services import casework, phonein, relay
 from handlers.base import Context
 from store import cases as case_store
-from store import phonein as phonein_store
 from store.cases import CaseConflict
 
 
@@ -60,17 +59,16 @@ async def on_rate(ctx: Context) -> None:
 async def _apply(ctx: Context, stored: case_store.StoredCase, event: Event) -> bool:
     # The caller's answer recorded by the staff member who phoned the case in is the
     # reporter's own (the phone-in record keeps who recorded it).
-    proxied = stored.case.reporter_id != ctx.contact.person_id
-    actor = Actor(person_id=stored.case.reporter_id if proxied else ctx.contact.person_id,
-                  role=Role.RESIDENT, scope=None)
     try:
-        _, notices = await casework.apply_event(ctx.conn, ctx.reference, stored, event, actor,
-                                                ctx.now)
-    except (workflow.TransitionRefused, CaseConflict):
+        if stored.case.reporter_id != ctx.contact.person_id:
+            _, notices = await phonein.record_caller_answer(
+                ctx.conn, ctx.reference, stored, ctx.contact.person_id, event, ctx.now)
+        else:
+            actor = Actor(person_id=ctx.contact.person_id, role=Role.RESIDENT, scope=None)
+            _, notices = await casework.apply_event(ctx.conn, ctx.reference, stored, event,
+                                                    actor, ctx.now)
+    except (workflow.TransitionRefused, CaseConflict, phonein.AnswerRefused):
         ctx.say("menu_stale")
         return False
-    if proxied and stored.case.id is not None:
-        await phonein_store.record_answer(ctx.conn, stored.case.id, ctx.contact.person_id,
-                                          ctx.now)
     ctx.notices.extend(notices)
     return True

@@ -13,7 +13,6 @@ from bot.services import households as household_service
 from bot.services.render import mask_phone
 from handlers import report
 from handlers.base import Context
-from store import households as household_store
 from store import people as people_store
 
 FLOW = "phonein"
@@ -91,16 +90,9 @@ def _ask_sms(ctx: Context) -> None:
 async def _ask_household(ctx: Context) -> None:
     """Offer the households on file with the caller's number in the staff member's area
     (each listing logged as a read); none: straight on to the report."""
-    phone = str(ctx.data["phone"])
     actors = await casework.staff_actors(ctx.conn, ctx.contact.person_id)
-    matched = []
-    for household in await household_store.with_phone(ctx.conn, [phone, *phones.spellings(phone)]):
-        actor = household_service.reader_for(ctx.reference.district, household.grid_code,
-                                             actors)
-        if actor is not None:
-            await household_store.log_reads(ctx.conn, [household.id], ctx.contact.person_id,
-                                            actor.role.value, "phonein", ctx.now)
-            matched.append(household)
+    matched = await phonein.households_for(ctx.conn, ctx.reference, str(ctx.data["phone"]),
+                                           actors, ctx.now)
     if not matched:
         await _start_report(ctx, None)
         return

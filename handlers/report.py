@@ -18,7 +18,6 @@ from bot.services import casework, phonein
 from bot.services.districts import Place
 from handlers.base import Context
 from store import cases as case_store
-from store import households as household_store
 from store import media as media_store
 
 FLOW = "report"
@@ -494,13 +493,10 @@ async def _phoned_in(ctx: Context, case: Case, behalf: dict[str, Any]) -> None:
     or the staff member (who passes it on by phone)."""
     filer = Actor(ctx.contact.person_id, Role(behalf["role"]), behalf.get("scope"))
     caller_id, sms = int(behalf["caller_id"]), bool(behalf["sms"])
-    await phonein.mark(ctx.conn, case, filer, caller_id, sms, ctx.now)
-    if behalf.get("household_id") and case.id is not None:
-        await household_store.link_case(ctx.conn, case.id, int(behalf["household_id"]),
-                                        ctx.contact.person_id, ctx.now)
-    if sms:
-        ctx.notify(caller_id, "phonein_filed", number=case.number, category=case.category,
-                   deadline=case.deadline)
+    household_id = behalf.get("household_id")
+    ctx.notices.extend(await phonein.phoned_in(
+        ctx.conn, case, filer, caller_id, sms, int(household_id) if household_id else None,
+        ctx.now))
     ctx.say("phonein_done", number=case.number, sms=sms, phone=behalf["phone"])
 
 

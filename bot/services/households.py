@@ -18,6 +18,7 @@ from bot.domain.households import parse_households_csv as parse_csv
 from bot.domain.workflow import Actor, Role
 from bot.services import phones
 from bot.services.districts import DEMO, District
+from bot.services.people import display_name
 from bot.services.reference import ReferenceData
 from bot.services.render import mask_phone
 from store import areas as area_store
@@ -308,6 +309,100 @@ async def my_data(conn: Connection, reference: ReferenceData, person_id: int,
         reported=[c.number for c in cases if c.reporter_id == person_id],
         followed=sum(1 for c in cases if c.reporter_id != person_id),
         household=household)
+
+
+# --- for the web console (each function checks scope itself) ------------------------
+
+def can_delete(reference: ReferenceData, household: Household,
+               actors: Sequence[Actor]) -> bool:
+    """Whether the person is the street over the household (may delete it)."""
+    return reader_for(reference.district, household.grid_code, actors, DELETERS) is not None
+
+
+@dataclass(frozen=True)
+class BuildingHouseholds:
+    """A building of a grid with its households, as a list page shows them."""
+
+    building_id: int
+    name: str
+    households: list[Household]
+
+
+async def in_grid(conn: Connection, reference: ReferenceData, grid_code: str,
+                  actors: Sequence[Actor], now: datetime, locale: str,
+                  building_id: int | None = None) -> list[BuildingHouseholds] | None:
+    """A grid's buildings (or the one asked) with their households for a reader, the
+    reads logged as `list_building` logs them; None when the grid is not theirs."""
+    actor = reader_for(reference.district, grid_code, actors)
+    if actor is None:
+        return None
+    buildings = sorted((b for b in reference.district.buildings.values()
+                        if b.grid_code == grid_code
+                        and (building_id is None or b.id == building_id)),
+                       key=lambda b: (b.name, b.id))
+    return [BuildingHouseholds(b.id, reference.district.building_name(b.id, locale),
+                               await list_building(conn, reference, b.id, actor, now))
+            for b in buildings]
+
+
+@dataclass(frozen=True)
+class VisitView:
+    """One logged visit, with the visitor's name."""
+
+    at: datetime
+    visitor: str
+    raised: str
+    follow_up: str | None
+
+
+async def visit_lines(conn: Connection, household_id: int, limit: int = 10
+                      ) -> list[VisitView]:
+    """A household's latest visits, newest first (read with its record: `view` logs it)."""
+    lines = await household_store.visits_of(conn, household_id, limit)
+    names: dict[int, str] = {}
+    for line in lines:
+        if line.person_id not in names:
+            names[line.person_id] = await display_name(conn, line.person_id)
+    return [VisitView(v.at, names[v.person_id], v.raised, v.follow_up) for v in lines]
+
+
+async def due_for(conn: Connection, reference: ReferenceData, actors: Sequence[Actor],
+                  now: datetime, locale: str) -> list[DueItem]:
+    """The households due a visit by tonight in every grid the person reads (a chief:
+    their grid), the reads logged."""
+    grids = grids_of(reference.district, actors)
+    reader = next((a for a in actors if a.role in READER_LEVELS or a.role in UNSCOPED_READERS),
+                  None)
+    if not grids or reader is None:
+        return []
+    return await due_in_grids(conn, reference, grids, now, locale, reader=reader)
+
+
+async def linked_to(conn: Connection, reference: ReferenceData, case_id: int,
+                    actors: Sequence[Actor]) -> int | None:
+    """The household a case is linked to, when the person may read it."""
+    found = await household_store.household_of_case(conn, case_id)
+    if found is None or await readable(conn, reference, found, actors) is None:
+        return None
+    return found
+
+
+async def link_choices(conn: Connection, reference: ReferenceData, grid_code: str | None,
+                       building_id: int | None, actors: Sequence[Actor], now: datetime
+                       ) -> list[Household]:
+    """The households a case may be linked to: those of its building, else of its grid,
+    when the person reads that grid (the listing logged as a read)."""
+    if grid_code is None:
+        return []
+    actor = reader_for(reference.district, grid_code, actors)
+    if actor is None:
+        return []
+    if building_id is not None and building_id in reference.district.buildings:
+        return await list_building(conn, reference, building_id, actor, now)
+    found = await household_store.in_grids(conn, [grid_code])
+    await household_store.log_reads(conn, [h.id for h in found], actor.person_id or 0,
+                                    actor.role.value, "list", now)
+    return found
 
 
 DEMO_HOUSEHOLDS = DEMO / "households.csv"

@@ -53,10 +53,19 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from bot.entrypoints.console import cases, district, meetings, notices, signin
+from bot.entrypoints.console import (
+    cases,
+    district,
+    households,
+    meetings,
+    notices,
+    phonein,
+    signin,
+)
 from bot.entrypoints.console.web import STATIC
 
-PAGES = (signin, cases, notices, meetings, district)  # a new page module: add it here
+# A new page module: add it here.
+PAGES = (signin, cases, phonein, households, notices, meetings, district)
 
 
 def routes() -> list[BaseRoute]:

@@ -28,7 +28,7 @@ from bot.services.mediafiles import MediaRefused, save_photo
 from store.caselist import CasePage
 from store.cases import StoredCase
 
-CHANNELS = ("telegram", "sms", "open311", "sim-telegram", "sim-sms")
+CHANNELS = ("telegram", "sms", "phone", "open311", "sim-telegram", "sim-sms")
 POLL_SECONDS = 3
 
 
