@@ -53,10 +53,10 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from bot.entrypoints.console import cases, signin
+from bot.entrypoints.console import cases, map, signin
 from bot.entrypoints.console.web import STATIC
 
-PAGES = (signin, cases)  # a new page module: add it here
+PAGES = (signin, cases, map)  # a new page module: add it here
 
 
 def routes() -> list[BaseRoute]:
