@@ -25,7 +25,7 @@
   }
 
   function newMap(element, tiles, attribution) {
-    var map = L.map(element, { zoomSnap: 0.25, attributionControl: Boolean(tiles) });
+    var map = L.map(element, { zoomSnap: 0.25, maxZoom: 19, attributionControl: Boolean(tiles) });
     if (tiles) {
       L.tileLayer(tiles, { maxZoom: 19, attribution: "" }).addTo(map);
       // the attribution as text, not HTML
@@ -61,7 +61,8 @@
         label.appendChild(textNode("b", "", p.name));
         label.appendChild(textNode("span", "counts",
           format(element.getAttribute("data-text-counts"), { n: p.count, o: p.overdue })));
-        layer.bindTooltip(label, { permanent: true, direction: "center",
+        // above the grid's middle, where its cases' markers are
+        layer.bindTooltip(label, { permanent: true, direction: "top", offset: [0, -14],
                                    className: "grid-label" + (p.overdue ? " has-overdue" : "") });
       }
     }).addTo(map);
@@ -76,7 +77,7 @@
           iconSize: L.point(40, 40)
         });
       }
-    }).addTo(map);
+    });  // added to the map once it has a view (the clusters are made for a zoom)
     var caseUrl = element.getAttribute("data-case-url");
     var etag = null;
     var fitted = false;
@@ -105,6 +106,12 @@
     function draw(data) {
       grids.clearLayers();
       grids.addData(data.grids);
+      if (!fitted) {
+        if (data.grids.features.length) map.fitBounds(grids.getBounds(), { padding: [12, 12] });
+        else map.setView([30.28, 120.12], 14);
+        fitted = true;
+        clusters.addTo(map);
+      }
       clusters.clearLayers();
       clusters.addLayers(data.points.map(marker));
       element.setAttribute("data-points", String(data.points.length));
@@ -112,12 +119,6 @@
       if (status) {
         status.textContent = format(element.getAttribute(data.truncated ? "data-text-truncated" : "data-text-shown"),
                                     { n: data.points.length });
-      }
-      if (!fitted && data.grids.features.length) {
-        map.fitBounds(grids.getBounds(), { padding: [12, 12] });
-        fitted = true;
-      } else if (!fitted) {
-        map.setView([30.28, 120.12], 14);
       }
       element.setAttribute("data-version", etag || "");
       element.dispatchEvent(new CustomEvent("map:drawn", { bubbles: true }));
@@ -132,7 +133,9 @@
           return response.json();
         })
         .then(function (data) { if (data) draw(data); })
-        .catch(function () { /* try again at the next tick */ });
+        .catch(function (error) {  // tried again at the next tick
+          element.setAttribute("data-error", String(error && error.message || error));
+        });
     }
 
     load();
@@ -154,24 +157,31 @@
         figure.insertBefore(holder, sketch || figure.firstChild);
         if (sketch) sketch.remove();
         var map = newMap(holder, "", "");
+        var layers = [];
         var bounds = null;
         if (data.grid) {
           var outline = L.geoJSON(data.grid, { style: function () {
             return { color: "#1f5fbf", weight: 2, fillColor: "#e7eef8", fillOpacity: 0.7,
                      className: "grid-area grid-" + (data.grid.properties.code || "") };
-          } }).addTo(map);
+          } });
+          layers.push(outline);
           bounds = outline.getBounds();
         }
         if (data.point) {
-          L.circleMarker(data.point, { radius: 7, color: "#fff", weight: 2, fillColor: "#b3261e",
-                                       fillOpacity: 1, className: "case-pin" }).addTo(map);
+          layers.push(L.circleMarker(data.point, { radius: 7, color: "#fff", weight: 2,
+            fillColor: "#b3261e", fillOpacity: 1, className: "case-pin" }));
           bounds = bounds ? bounds.extend(data.point) : L.latLngBounds([data.point, data.point]);
         }
-        if (bounds && bounds.getNorthEast().equals(bounds.getSouthWest())) map.setView(data.point, 17);
-        else if (bounds) map.fitBounds(bounds, { padding: [12, 12] });
+        // the view first: Leaflet draws a layer for the map's view
+        if (bounds.getNorthEast().equals(bounds.getSouthWest())) map.setView(data.point, 17);
+        else map.fitBounds(bounds, { padding: [12, 12] });
+        layers.forEach(function (layer) { layer.addTo(map); });
         figure.setAttribute("data-drawn", "leaflet");
       })
-      .catch(function () { figure.removeAttribute("data-drawn"); });
+      .catch(function (error) {  // the server's sketch stays
+        figure.setAttribute("data-drawn", "");
+        figure.setAttribute("data-error", String(error && error.message || error));
+      });
   }
 
   function start() {
