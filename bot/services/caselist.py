@@ -23,13 +23,15 @@ from store.cases import OPEN_STATES
 from store.db import Connection
 
 PAGE_SIZE = 50
+COUNT_CAP = caselist_store.COUNT_CAP  # counts per finished state stop there ("10000+")
 # The status filter: a group of states, or one state by its name.
+STATES = tuple(s.value for s in State)
+FINISHED_STATES = caselist_store.FINISHED_STATES
 STATUS_GROUPS: dict[str, tuple[str, ...] | None] = {
     "open": OPEN_STATES,
-    "closed": (State.CLOSED.value, State.EVALUATED.value),
+    "closed": FINISHED_STATES,  # closed, evaluated, rejected, merged
     "all": None,
 }
-STATES = tuple(s.value for s in State)
 SORTS = tuple(caselist_store.SORTS)
 WARN_SHARE = 0.8  # amber from 80 % of the time limit, as the scheduler's warning
 
@@ -123,8 +125,15 @@ def query_for(filters: Filters, actors: Sequence[Actor], now: datetime, tz: Zone
     def local_midnight(day: date | None) -> datetime | None:
         return datetime.combine(day, time(0), tz) if day else None
 
+    if filters.status == "all":
+        counted = STATES
+    elif filters.status == "closed" or filters.status in FINISHED_STATES:
+        counted = FINISHED_STATES
+    else:
+        counted = OPEN_STATES
     return CaseQuery(
-        scopes=scopes_for(actors), states=states, category=filters.category or None,
+        scopes=scopes_for(actors), states=states, counted_states=counted,
+        category=filters.category or None,
         urgency=filters.urgency or None, community=filters.community or None,
         grid=filters.grid or None, channel=filters.channel or None, text=filters.q or None,
         overdue_at=now if filters.overdue else None, due_between=due_between,
