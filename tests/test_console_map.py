@@ -110,9 +110,9 @@ async def test_grids_carry_their_open_and_overdue_counts(
     assert (counted[GRID_1]["count"], counted[GRID_1]["overdue"]) == (3, 2)
     assert (counted[GRID_2]["count"], counted[GRID_2]["overdue"]) == (1, 0)
     assert counted[GRID_1]["name"] and counted[OTHER_COMMUNITY_GRID]["count"] == 0
-    overdue = {point[0] for point in data["points"] if point[4] == 1}
+    overdue = {point[0] for point in data["points"] if point[5] == 1}
     assert len(overdue) == 2
-    assert all(len(point) == 7 and point[3] in ("U1", "U2", "U3", "U4")
+    assert all(len(point) == 6 and point[3] in ("U1", "U2", "U3", "U4")
                for point in data["points"])
 
 

@@ -31,20 +31,33 @@ MAX_POINTS = 50_000  # a street's open cases fit many times over; past it the ma
 
 
 @dataclass(frozen=True)
-class MapData:
-    """What the map page draws: grids (GeoJSON features with counts) and points."""
+class MapGrid:
+    """A grid on the map: its outline (GeoJSON text, as stored) and what it shows."""
 
-    grids: list[dict[str, Any]]
+    geometry: str
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MapData:
+    """What the map page draws: grids (outlines with counts) and points."""
+
+    grids: list[MapGrid]
     points: list[map_store.MapPoint]
     truncated: bool
 
-    def as_json(self) -> dict[str, Any]:
-        """The map's JSON: a FeatureCollection of grids and compact points
-        ([number, lat, lon, urgency, overdue 0/1, category, state])."""
-        return {"grids": {"type": "FeatureCollection", "features": self.grids},
-                "points": [[p.number, p.lat, p.lon, p.urgency, int(p.overdue), p.category,
-                            p.state] for p in self.points],
-                "truncated": self.truncated}
+    def json_text(self) -> str:
+        """The map's JSON: a FeatureCollection of grids and compact points ([number, lat,
+        lon, urgency, category, overdue 0/1]). The outlines go in as stored (JSON written
+        by the import), not parsed and written again: a thousand of them would cost more
+        than the rest."""
+        compact = {"separators": (",", ":"), "ensure_ascii": False}
+        features = ",".join('{"type":"Feature","geometry":' + grid.geometry
+                            + ',"properties":' + json.dumps(grid.properties, **compact) + "}"
+                            for grid in self.grids)
+        return ('{"grids":{"type":"FeatureCollection","features":[' + features + ']},'
+                '"points":' + json.dumps(self.points, **compact)
+                + ',"truncated":' + ("true" if self.truncated else "false") + "}")
 
 
 def grid_visible(district: District, actors: Sequence[Actor], code: str) -> bool:
@@ -70,9 +83,9 @@ async def map_data(conn: Connection, district: District, filters: Filters,
             continue
         shown, overdue = counts.get(grid.code, (0, 0))
         name = grid.name_en or grid.name if locale == "en" else grid.name
-        grids.append({"type": "Feature", "geometry": json.loads(grid.geometry),
-                      "properties": {"code": grid.code, "name": name, "parent": grid.parent,
-                                     "count": shown, "overdue": overdue}})
+        grids.append(MapGrid(grid.geometry, {"code": grid.code, "name": name,
+                                             "parent": grid.parent, "count": shown,
+                                             "overdue": overdue}))
     return MapData(grids, found[:MAX_POINTS], len(found) > MAX_POINTS)
 
 

@@ -83,7 +83,7 @@
     var fitted = false;
 
     function marker(point) {
-      var number = point[0], urgency = point[3], overdue = point[4] === 1;
+      var number = point[0], urgency = point[3], overdue = point[5] === 1;
       var icon = L.divIcon({
         className: "case-marker u-" + urgency + (overdue ? " overdue" : ""),
         html: "", iconSize: [18, 18], iconAnchor: [9, 9]
@@ -92,7 +92,7 @@
                                                keyboard: true, title: number });
       var tip = document.createElement("div");
       tip.appendChild(textNode("b", "", number));
-      tip.appendChild(textNode("span", "", " " + (categories[point[5]] || point[5]) + " " + urgency));
+      tip.appendChild(textNode("span", "", " " + (categories[point[4]] || point[4]) + " " + urgency));
       if (overdue) tip.appendChild(textNode("span", "late", " " + element.getAttribute("data-text-overdue")));
       m.bindTooltip(tip, { direction: "top", offset: [0, -8] });
       m.on("click", function () { window.location.href = caseUrl + encodeURIComponent(number); });
