@@ -51,12 +51,14 @@ class MapData:
         lon, urgency, category, overdue 0/1]). The outlines go in as stored (JSON written
         by the import), not parsed and written again: a thousand of them would cost more
         than the rest."""
-        compact = {"separators": (",", ":"), "ensure_ascii": False}
+        def compact(value: Any) -> str:
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
         features = ",".join('{"type":"Feature","geometry":' + grid.geometry
-                            + ',"properties":' + json.dumps(grid.properties, **compact) + "}"
+                            + ',"properties":' + compact(grid.properties) + "}"
                             for grid in self.grids)
         return ('{"grids":{"type":"FeatureCollection","features":[' + features + ']},'
-                '"points":' + json.dumps(self.points, **compact)
+                '"points":' + compact(self.points)
                 + ',"truncated":' + ("true" if self.truncated else "false") + "}")
 
 
