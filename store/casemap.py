@@ -48,36 +48,45 @@ async def grid_outlines(conn: Connection) -> list[GridOutline]:
     return [GridOutline(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
-def counts_sql(query: CaseQuery, now: datetime) -> tuple[str, list[Any]]:
+def counts_sql(query: CaseQuery, now: datetime, newest: int | None = None
+               ) -> tuple[str, list[Any]]:
     """How many cases match per grid, and how many of those are open past their deadline
-    (for the benchmark's EXPLAIN QUERY PLAN too)."""
+    (for the benchmark's EXPLAIN QUERY PLAN too); with `newest`, among the latest filed
+    that many only (finished cases: the year's hundreds of thousands)."""
     condition, params = where(query)
     overdue, overdue_params = _overdue_sql(query, now)
-    return (f"SELECT grid_code, count(*), sum({overdue}) FROM cases WHERE {condition}"
-            " GROUP BY grid_code", [*overdue_params, *params])
+    if newest is None:
+        return (f"SELECT grid_code, count(*), sum({overdue}) FROM cases WHERE {condition}"
+                " GROUP BY grid_code", [*overdue_params, *params])
+    return (f"SELECT grid_code, count(*), sum({overdue}) FROM (SELECT grid_code, deadline,"
+            f" state FROM cases WHERE {condition} ORDER BY id DESC LIMIT ?) AS latest"
+            " GROUP BY grid_code", [*overdue_params, *params, newest])
 
 
-async def grid_counts(conn: Connection, query: CaseQuery, now: datetime
-                      ) -> dict[str, tuple[int, int]]:
-    """(matching, overdue) per grid code, for the cases the query matches."""
-    sql, params = counts_sql(query, now)
+async def grid_counts(conn: Connection, query: CaseQuery, now: datetime,
+                      newest: int | None = None) -> dict[str, tuple[int, int]]:
+    """(matching, overdue) per grid code, for the cases the query matches (with `newest`,
+    among the latest filed that many)."""
+    sql, params = counts_sql(query, now, newest)
     return {str(r[0]): (int(r[1]), int(r[2] or 0)) for r in await fetch(conn, sql, params)
             if r[0] is not None}
 
 
-def points_sql(query: CaseQuery, now: datetime, limit: int) -> tuple[str, list[Any]]:
-    """The matching cases that have a place, most urgent deadline first."""
+def points_sql(query: CaseQuery, now: datetime, limit: int, *, newest_first: bool = False
+               ) -> tuple[str, list[Any]]:
+    """The matching cases that have a place: the nearest deadline first, or (finished
+    cases) the latest filed first."""
     condition, params = where(query)
     overdue, overdue_params = _overdue_sql(query, now)
+    order = "id DESC" if newest_first else "deadline"
     return (f"SELECT number, lat, lon, urgency, category, {overdue} FROM cases"
             f" WHERE {condition} AND lat IS NOT NULL AND lon IS NOT NULL"
-            " ORDER BY deadline LIMIT ?",
-            [*overdue_params, *params, limit])
+            f" ORDER BY {order} LIMIT ?", [*overdue_params, *params, limit])
 
 
-async def points(conn: Connection, query: CaseQuery, now: datetime, limit: int
-                 ) -> list[MapPoint]:
+async def points(conn: Connection, query: CaseQuery, now: datetime, limit: int, *,
+                 newest_first: bool = False) -> list[MapPoint]:
     """Up to `limit` matching cases with a place, as points."""
-    sql, params = points_sql(query, now, limit)
+    sql, params = points_sql(query, now, limit, newest_first=newest_first)
     return [(r[0], round(r[1], 6), round(r[2], 6), r[3], r[4], r[5])
             for r in await fetch(conn, sql, params)]

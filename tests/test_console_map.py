@@ -14,7 +14,7 @@ import pytest
 from bot.bootstrap import Gridbot, build
 from bot.domain.clock import FakeClock
 from bot.domain.workflow import EventKind
-from bot.services import actions
+from bot.services import actions, casemap
 from bot.settings import Settings, SettingsError
 from tests.console_harness import Console, file_case
 from tests.helpers import COMMUNITY_1, GRID_1, STREET
@@ -236,3 +236,17 @@ async def test_a_tile_setting_adds_that_host_to_the_maps_csp_only(
 def test_a_tile_setting_that_is_not_a_plain_tile_url_is_refused(bad: str) -> None:
     with pytest.raises(SettingsError, match="GRIDBOT_MAP_TILES"):
         Settings.from_mapping({"GRIDBOT_MAP_TILES": bad})
+
+
+async def test_a_map_of_finished_cases_draws_the_latest_filed_and_says_so(
+        gridbot: Gridbot, console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(casemap, "MAX_FINISHED", 2)
+    admin = await console.staff("管理员", "admin", None)
+    filed = [await file_case(gridbot, GRID_1, f"第{n}件") for n in range(3)]
+    async with console.client() as browser:
+        await console.sign_in(admin, browser)
+        everything = (await browser.get("/console/map/data.json?status=all")).json()
+        still_open = (await browser.get("/console/map/data.json")).json()
+    assert numbers(everything) == set(filed[1:]) and everything["truncated"] is True
+    assert grids(everything)[GRID_1]["count"] == 2
+    assert numbers(still_open) == set(filed) and still_open["truncated"] is False

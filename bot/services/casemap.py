@@ -24,10 +24,13 @@ from bot.services.caselist import Filters
 from bot.services.districts import District
 from store import casemap as map_store
 from store import console as console_store
-from store.cases import StoredCase
+from store.cases import OPEN_STATES, StoredCase
 from store.db import Connection
 
 MAX_POINTS = 50_000  # a street's open cases fit many times over; past it the map says so
+# Finished cases are most of a year's million: the map shows the latest filed this many
+# (counts included) and says so, rather than read them all.
+MAX_FINISHED = 2_000
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,11 @@ async def map_data(conn: Connection, district: District, filters: Filters,
     """The grids this person may see, each with how many cases match the filters and how
     many of those are overdue, and the matching cases that have a place."""
     query = caselist.query_for(filters, actors, now, tz)
-    counts = await map_store.grid_counts(conn, query, now)
-    found = await map_store.points(conn, query, now, MAX_POINTS + 1)
+    open_only = query.states is not None and set(query.states) <= set(OPEN_STATES)
+    newest = None if open_only else MAX_FINISHED
+    limit = MAX_POINTS if open_only else MAX_FINISHED
+    counts = await map_store.grid_counts(conn, query, now, newest)
+    found = await map_store.points(conn, query, now, limit + 1, newest_first=not open_only)
     grids = []
     for grid in await map_store.grid_outlines(conn):
         if not grid_visible(district, actors, grid.code):
@@ -88,7 +94,7 @@ async def map_data(conn: Connection, district: District, filters: Filters,
         grids.append(MapGrid(grid.geometry, {"code": grid.code, "name": name,
                                              "parent": grid.parent, "count": shown,
                                              "overdue": overdue}))
-    return MapData(grids, found[:MAX_POINTS], len(found) > MAX_POINTS)
+    return MapData(grids, found[:limit], len(found) > limit)
 
 
 async def map_version(conn: Connection, filters: Filters, actors: Sequence[Actor],
