@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.clock import iso
-from store.caselist import CaseQuery, where
+from store.caselist import OPEN_SQL, CaseQuery
+from store.caselist import where as list_where
 from store.cases import OPEN_STATES
 from store.db import Connection, fetch
 
@@ -31,10 +32,24 @@ class GridOutline:
 MapPoint = tuple[str, float, float, str, str, int]
 
 
+def _open_only(query: CaseQuery) -> bool:
+    return query.states is not None and set(query.states) <= set(OPEN_STATES)
+
+
+def where(query: CaseQuery) -> tuple[str, list[Any]]:
+    """The list's WHERE clause; for some open states (one state, say), with the open
+    cases' condition said too: it changes nothing, but lets the planner use the open
+    cases' partial indexes."""
+    condition, params = list_where(query)
+    if _open_only(query) and tuple(query.states or ()) != OPEN_STATES:
+        condition += f" AND {OPEN_SQL}"
+    return condition, params
+
+
 def _overdue_sql(query: CaseQuery, now: datetime) -> tuple[str, list[Any]]:
     """1 for a case open past its deadline. When the query reads open cases only, the
     state need not be asked again (and the open cases' indexes then hold all it needs)."""
-    if query.states is not None and set(query.states) <= set(OPEN_STATES):
+    if _open_only(query):
         return "CASE WHEN deadline < ? THEN 1 ELSE 0 END", [iso(now)]
     marks = ", ".join("?" * len(OPEN_STATES))
     return (f"CASE WHEN deadline < ? AND state IN ({marks}) THEN 1 ELSE 0 END",
