@@ -63,45 +63,27 @@ async def grid_outlines(conn: Connection) -> list[GridOutline]:
     return [GridOutline(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
-def counts_sql(query: CaseQuery, now: datetime, newest: int | None = None
-               ) -> tuple[str, list[Any]]:
-    """How many cases match per grid, and how many of those are open past their deadline
-    (for the benchmark's EXPLAIN QUERY PLAN too); with `newest`, among the latest filed
-    that many only (finished cases: the year's hundreds of thousands)."""
-    condition, params = where(query)
-    overdue, overdue_params = _overdue_sql(query, now)
-    if newest is None:
-        return (f"SELECT grid_code, count(*), sum({overdue}) FROM cases WHERE {condition}"
-                " GROUP BY grid_code", [*overdue_params, *params])
-    return (f"SELECT grid_code, count(*), sum({overdue}) FROM (SELECT grid_code, deadline,"
-            f" state FROM cases WHERE {condition} ORDER BY id DESC LIMIT ?) AS latest"
-            " GROUP BY grid_code", [*overdue_params, *params, newest])
+# One matching case as the map reads it: number, lat, lon, urgency, category, overdue
+# (0/1), grid code.
+MapRow = tuple[str, float | None, float | None, str, str, int, str | None]
 
 
-async def grid_counts(conn: Connection, query: CaseQuery, now: datetime,
-                      newest: int | None = None) -> dict[str, tuple[int, int]]:
-    """(matching, overdue) per grid code, for the cases the query matches (with `newest`,
-    among the latest filed that many)."""
-    sql, params = counts_sql(query, now, newest)
-    return {str(r[0]): (int(r[1]), int(r[2] or 0)) for r in await fetch(conn, sql, params)
-            if r[0] is not None}
-
-
-def points_sql(query: CaseQuery, now: datetime, limit: int, *, newest_first: bool = False
-               ) -> tuple[str, list[Any]]:
-    """The matching cases that have a place: the nearest deadline first, or (finished
-    cases) the latest filed first."""
+def cases_sql(query: CaseQuery, now: datetime, limit: int, *, newest_first: bool = False
+              ) -> tuple[str, list[Any]]:
+    """The matching cases (the map counts them per grid and draws those with a place):
+    the nearest deadline first, or (finished cases) the latest filed first. One query,
+    read from a covering index for the open cases (for the benchmark's EXPLAIN QUERY
+    PLAN too)."""
     condition, params = where(query)
     overdue, overdue_params = _overdue_sql(query, now)
     order = "id DESC" if newest_first else "deadline"
-    return (f"SELECT number, lat, lon, urgency, category, {overdue} FROM cases"
-            f" WHERE {condition} AND lat IS NOT NULL AND lon IS NOT NULL"
-            f" ORDER BY {order} LIMIT ?", [*overdue_params, *params, limit])
+    return (f"SELECT number, lat, lon, urgency, category, {overdue}, grid_code FROM cases"
+            f" WHERE {condition} ORDER BY {order} LIMIT ?", [*overdue_params, *params, limit])
 
 
-async def points(conn: Connection, query: CaseQuery, now: datetime, limit: int, *,
-                 newest_first: bool = False) -> list[MapPoint]:
-    """Up to `limit` matching cases with a place, as points."""
-    sql, params = points_sql(query, now, limit, newest_first=newest_first)
-    return [(r[0], round(r[1], 6), round(r[2], 6), r[3], r[4], r[5])
+async def matching_cases(conn: Connection, query: CaseQuery, now: datetime, limit: int, *,
+                         newest_first: bool = False) -> list[MapRow]:
+    """Up to `limit` matching cases, as the map reads them."""
+    sql, params = cases_sql(query, now, limit, newest_first=newest_first)
+    return [(r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6])
             for r in await fetch(conn, sql, params)]

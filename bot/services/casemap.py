@@ -81,10 +81,19 @@ async def map_data(conn: Connection, district: District, filters: Filters,
     many of those are overdue, and the matching cases that have a place."""
     query = caselist.query_for(filters, actors, now, tz)
     open_only = query.states is not None and set(query.states) <= set(OPEN_STATES)
-    newest = None if open_only else MAX_FINISHED
     limit = MAX_POINTS if open_only else MAX_FINISHED
-    counts = await map_store.grid_counts(conn, query, now, newest)
-    found = await map_store.points(conn, query, now, limit + 1, newest_first=not open_only)
+    found = await map_store.matching_cases(conn, query, now, limit + 1,
+                                           newest_first=not open_only)
+    truncated = len(found) > limit
+    counts: dict[str, list[int]] = {}
+    points: list[map_store.MapPoint] = []
+    for number, lat, lon, urgency, category, overdue, grid_code in found[:limit]:
+        if grid_code is not None:
+            counted = counts.setdefault(grid_code, [0, 0])
+            counted[0] += 1
+            counted[1] += overdue
+        if lat is not None and lon is not None:
+            points.append((number, round(lat, 6), round(lon, 6), urgency, category, overdue))
     grids = []
     for grid in await map_store.grid_outlines(conn):
         if not grid_visible(district, actors, grid.code):
@@ -94,7 +103,7 @@ async def map_data(conn: Connection, district: District, filters: Filters,
         grids.append(MapGrid(grid.geometry, {"code": grid.code, "name": name,
                                              "parent": grid.parent, "count": shown,
                                              "overdue": overdue}))
-    return MapData(grids, found[:limit], len(found) > limit)
+    return MapData(grids, points, truncated)
 
 
 async def map_version(conn: Connection, filters: Filters, actors: Sequence[Actor],

@@ -8,3 +8,7 @@ CREATE INDEX cases_open_map ON cases (deadline, grid_code, street_code, communit
 CREATE INDEX cases_open_map_street ON cases (street_code, deadline, grid_code, community_code,
     department, category, urgency, source_channel, created_at, state, number, lat, lon)
     WHERE state IN ('submitted', 'registered', 'dispatched', 'in_progress', 'resolved', 'suspended');
+-- One open state (the status filter's "registered", say).
+CREATE INDEX cases_open_map_state ON cases (state, deadline, grid_code, street_code,
+    community_code, department, category, urgency, source_channel, created_at, number, lat, lon)
+    WHERE state IN ('submitted', 'registered', 'dispatched', 'in_progress', 'resolved', 'suspended');
