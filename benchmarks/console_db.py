@@ -174,7 +174,7 @@ def fill(database: Path, now: datetime, *, cases: int = CASES, open_cases: int =
                 deadline = created + timedelta(days=chance.uniform(0.2, 15))
             lat, lon = grid_centre(grid_index)
             number = f"{250000 + i // 9999:06d}-{i % 9999 + 1:04d}"  # digits, as real ones
-            text = f"{WORDS[i % len(WORDS)]}，{chance.randrange(1, 40)}号楼附近，编号{i}"
+            text = f"{chance.choice(WORDS)}，{chance.randrange(1, 40)}号楼附近，编号{i}"
             yield (number, state.value, category, sub, urgency, "general",
                    "grid", grid, plan.community_of(grid), plan.street_of(grid), None, None,
                    1 + i % 10_000, text, f"{chance.randrange(1, 40)}号楼",
