@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -73,6 +73,18 @@ class Settings:
     # street's area code), and the hosts whose media_url may be fetched (none: links only).
     open311_jurisdiction: str | None = None
     open311_media_hosts: tuple[str, ...] = ()
+    # The console's map (docs/console.md): no tile layer unless a tile URL template
+    # ({z}/{x}/{y}, optionally {s}) is given, with the attribution its provider asks for.
+    map_tiles: str | None = None
+    map_attribution: str = ""
+
+    @property
+    def map_tile_source(self) -> str | None:
+        """The tile server as a CSP source (scheme://host, {s} as a wildcard), or None."""
+        if self.map_tiles is None:
+            return None
+        parts = urlsplit(self.map_tiles)
+        return f"{parts.scheme}://{parts.netloc.replace('{s}', '*')}"
 
     @property
     def telegram_enabled(self) -> bool:
@@ -196,7 +208,26 @@ class Settings:
             open311_jurisdiction=get("GRIDBOT_OPEN311_JURISDICTION"),
             open311_media_hosts=_hosts("GRIDBOT_OPEN311_MEDIA_HOSTS",
                                        get("GRIDBOT_OPEN311_MEDIA_HOSTS")),
+            map_tiles=_tiles(get("GRIDBOT_MAP_TILES")),
+            map_attribution=get("GRIDBOT_MAP_ATTRIBUTION") or "",
         )
+
+
+# A tile URL template: http(s), a plain host (letters, digits, dots, dashes, a port, {s}),
+# and {z}, {x} and {y} somewhere after it.
+_TILE_HOST = re.compile(r"(\{s\}\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def _tiles(raw: str | None) -> str | None:
+    """The map's tile URL template, checked: it goes into the pages' CSP."""
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if (parts.scheme not in ("http", "https") or not _TILE_HOST.fullmatch(parts.netloc)
+            or not all(f"{{{k}}}" in raw for k in "zxy") or any(c in raw for c in " ;,'\"")):
+        raise SettingsError("GRIDBOT_MAP_TILES: must be an http(s) tile URL template like"
+                            f" https://tile.example.org/{{z}}/{{x}}/{{y}}.png, got {raw!r}")
+    return raw
 
 
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")

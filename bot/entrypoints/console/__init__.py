@@ -57,6 +57,7 @@ from bot.entrypoints.console import (
     cases,
     district,
     households,
+    map,
     meetings,
     notices,
     phonein,
@@ -65,7 +66,7 @@ from bot.entrypoints.console import (
 from bot.entrypoints.console.web import STATIC
 
 # A new page module: add it here.
-PAGES = (signin, cases, phonein, households, notices, meetings, district)
+PAGES = (signin, cases, phonein, households, notices, meetings, district, map)
 
 
 def routes() -> list[BaseRoute]:

@@ -1,0 +1,188 @@
+"""Console map benchmark: the map's data (/console/map/data.json: every grid's outline
+with its counts, and the matching cases as points) on 1,000,000 cases (30,000 open) over
+1,000 grids (benchmarks/console_db.py, the case list benchmark's district).
+
+Asked through the real app (Starlette's TestClient, signed in by a one-time link like a
+browser) as an administrator (every grid, all 30,000 open cases as points), a street
+dispatcher (the street's 200 grids) and a grid chief, with the list's filters alone and
+combined (the open cases, which the map is for): the server time of each answer with the
+JSON, p95 over all of them, goal < 200 ms. The query plan of its query (the matching
+cases, which it counts per grid and draws) is printed and checked to use an index. The
+answer to a poll while nothing changed (304, by ETag) is timed too. Closed and
+all-status maps are timed apart: they draw the latest 2,000 filed and have no goal.
+
+Run: python -m benchmarks.bench_console_map  (BENCH_CASES, BENCH_OPEN, BENCH_GRIDS,
+BENCH_CALLS, BENCH_DB to keep the filled database between runs)
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from benchmarks import console_db
+from benchmarks.bench_console import full_scan, p95, signed_in
+from benchmarks.benchkit import StealMeter, machine_line
+from bot.bootstrap import build
+from bot.domain.clock import iso
+from bot.domain.workflow import Actor, Role
+from bot.entrypoints.http import create_app
+from bot.runtime import loop
+from bot.services import caselist, casemap, console_auth
+from bot.settings import Settings
+from store.casemap import cases_sql
+
+CALLS = int(os.environ.get("BENCH_CALLS", "3"))
+GOAL_MS = 200.0
+
+
+def combinations(plan: console_db.Layout, today: str) -> list[dict[str, str]]:
+    """The map's filters (the list's, without the sort): each alone and in pairs."""
+    community, grid = plan.communities[3], plan.grids[77]
+    return [
+        {}, {"status": "registered"}, {"category": "sanitation"}, {"urgency": "U1"},
+        {"community": community}, {"grid": grid}, {"channel": "sms"}, {"overdue": "1"},
+        {"due_today": "1"}, {"q": "井盖"}, {"from": today}, {"to": today},
+        {"overdue": "1", "category": "sanitation", "community": community},
+        {"overdue": "1", "urgency": "U1"}, {"due_today": "1", "community": community},
+        {"category": "sanitation", "q": "垃圾"},
+    ]
+
+
+def plans(database: Path, filters: caselist.Filters, now: datetime, tz: Any,
+          actors: list[Actor]) -> list[str]:
+    """The query plan of the map's query (the outlines aside)."""
+    query = caselist.query_for(filters, actors, now, tz)
+    sql, params = cases_sql(query, now, casemap.MAX_POINTS + 1)
+    with sqlite3.connect(database) as conn:
+        return [str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+
+
+def main() -> None:
+    print(machine_line("Console map benchmark"))
+    now = datetime.now(UTC)
+    kept = os.environ.get("BENCH_DB")
+    with tempfile.TemporaryDirectory() as folder:
+        database = Path(kept) if kept else Path(folder) / "bench.db"
+        settings = Settings.from_mapping({
+            "GRIDBOT_DATABASE": str(database),
+            "GRIDBOT_MEDIA_DIR": str(Path(folder) / "media"), "GRIDBOT_DEMO": "false"})
+        fresh = not database.exists()
+
+        async def migrate() -> None:
+            await (await build(settings)).close()
+
+        loop.run(migrate())
+        plan = console_db.layout()
+        if fresh:
+            started = time.perf_counter()
+            plan = console_db.fill(settings.database, now)
+            print(f"filled {console_db.CASES:,} cases ({console_db.OPEN:,} open) over"
+                  f" {len(plan.grids):,} grids in {time.perf_counter() - started:.1f} s")
+        else:
+            print(f"reusing {database} (BENCH_DB); its cases' times are those of its fill")
+        roles = {"admin": (None, [Actor(1, Role.ADMIN)]),
+                 "grid_chief": (plan.grids[5], [Actor(1, Role.GRID_CHIEF, plan.grids[5])]),
+                 "dispatcher": (plan.streets[0], [Actor(1, Role.DISPATCHER, plan.streets[0])])}
+
+        async def staff() -> dict[str, str]:
+            bot = await build(settings)
+            links = {}
+            try:
+                async with bot.db.transaction() as conn:
+                    for role, (scope, _) in roles.items():
+                        rows = await conn.execute_fetchall(
+                            "INSERT INTO people (name, created_at) VALUES (?, ?) RETURNING id",
+                            (f"bench map {role}", iso(now)))
+                        person = int(list(rows)[0][0])
+                        await conn.execute("INSERT INTO roles (person_id, role, scope,"
+                                           " granted_at) VALUES (?, ?, ?, ?)",
+                                           (person, role, scope, iso(now)))
+                        links[role] = await console_auth.issue_link(conn, person, now,
+                                                                    "http://testserver")
+            finally:
+                await bot.close()
+            return links
+
+        links = loop.run(staff())
+        tz = settings.timezone
+        today = now.astimezone(tz).date().isoformat()
+        combos = combinations(plan, today)
+        scans = []
+        shown: set[tuple[str, ...]] = set()
+        for role, (_, actors) in roles.items():
+            for combo in combos:
+                lines = plans(settings.database, caselist.Filters.from_params(combo), now,
+                              tz, actors)
+                if full_scan(lines):
+                    scans.append((role, combo))
+                if tuple(lines) not in shown and role != "grid_chief":
+                    shown.add(tuple(lines))
+                    print(f"  plan {role} {combo}:")
+                    for line in lines:
+                        print(f"      {line}")
+        print(f"query plans: {len(combos) * len(roles)} role and filter combinations,"
+              f" {len(scans)} with a full scan of cases{': ' + str(scans) if scans else ''}")
+
+        steal = StealMeter()
+        ok = True
+        with TestClient(create_app(settings)) as client:
+            for role in roles:
+                client.cookies.clear()
+                signed_in(client, links[role])
+                times: list[tuple[float, dict[str, str], int, int]] = []
+                size = 0
+                polls = []
+                for combo in combos:
+                    for _ in range(CALLS):
+                        began = time.perf_counter()
+                        answer = client.get("/console/map/data.json", params=combo)
+                        elapsed = (time.perf_counter() - began) * 1000
+                        assert answer.status_code == 200, answer.text[:300]
+                        data = answer.json()
+                        size = len(answer.content) if not combo else size
+                        times.append((elapsed, combo, len(data["grids"]["features"]),
+                                      len(data["points"])))
+                        began = time.perf_counter()
+                        again = client.get("/console/map/data.json", params=combo,
+                                           headers={"If-None-Match": answer.headers["etag"]})
+                        # 200 when a minute turned in between (the ETag holds the minute)
+                        if again.status_code == 304:
+                            polls.append((time.perf_counter() - began) * 1000)
+                values = [t[0] for t in times]
+                worst = sorted(times, key=lambda t: -t[0])[:3]
+                widest = max(times, key=lambda t: t[3])
+                good = p95(values) < GOAL_MS
+                ok = ok and good
+                print(f"map data as {role}: {len(values)} answers over {len(combos)} filter"
+                      f" combinations (up to {widest[2]:,} grids and {widest[3]:,} points),"
+                      f" median {statistics.median(values):.1f} ms, p95 {p95(values):.1f} ms"
+                      f" (goal < {GOAL_MS:.0f} ms) {'ok' if good else 'MISSED'}; slowest:"
+                      + "; ".join(f" {t:.0f} ms {c} ({n:,} points)" for t, c, _, n in worst))
+                print(f"  a poll while nothing changed (304): median"
+                      f" {statistics.median(polls):.1f} ms, p95 {p95(polls):.1f} ms")
+            for status in ("closed", "all"):
+                began = time.perf_counter()
+                answer = client.get("/console/map/data.json", params={"status": status})
+                elapsed = (time.perf_counter() - began) * 1000
+                assert answer.status_code == 200, answer.text[:300]
+                data = answer.json()
+                print(f"map data as dispatcher, status={status} (no goal):"
+                      f" {len(data['points']):,} points{' (capped)' if data['truncated'] else ''}"
+                      f" in {elapsed:.0f} ms")
+            print(f"map data size as dispatcher, all its open cases: {size:,} bytes of JSON")
+        print(steal.line())
+        print("console map benchmark: " + ("all goals met" if ok and not scans else
+                                           "a goal was MISSED"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+// The console's maps (Leaflet, no inline script: the CSP forbids it).
+//  - #case-map (the map page): the grids from data-source as polygons coloured by their
+//    counts, the cases as markers coloured by urgency and overdue, clustered when dense;
+//    a click on a marker opens the case. Polls data-source every data-poll seconds with
+//    If-None-Match: 304 while nothing changed.
+//  - .place-map[data-place] (the case page): the case's grid and its pin, replacing the
+//    server's sketch; drawn again after htmx swaps the case page's live part.
+// No tile layer unless data-tiles holds a URL template (GRIDBOT_MAP_TILES).
+// Every text from the data goes in through textContent, never as HTML.
+"use strict";
+(function () {
+  var URGENCY_COLOURS = { U1: "#b3261e", U2: "#c26a00", U3: "#1f5fbf", U4: "#5b6675" };
+
+  function textNode(tag, className, text) {
+    var el = document.createElement(tag);
+    if (className) el.className = className;
+    el.textContent = text;
+    return el;
+  }
+
+  function format(template, values) {
+    return String(template || "").replace(/\{(\w+)\}/g, function (all, key) {
+      return Object.prototype.hasOwnProperty.call(values, key) ? String(values[key]) : all;
+    });
+  }
+
+  function newMap(element, tiles, attribution) {
+    var map = L.map(element, { zoomSnap: 0.25, maxZoom: 19, attributionControl: Boolean(tiles) });
+    if (tiles) {
+      L.tileLayer(tiles, { maxZoom: 19, attribution: "" }).addTo(map);
+      // the attribution as text, not HTML
+      if (attribution) map.attributionControl.addAttribution(
+        attribution.replace(/[&<>"']/g, function (c) { return "&#" + c.charCodeAt(0) + ";"; }));
+    }
+    return map;
+  }
+
+  function gridStyle(props) {
+    var colour = props.overdue > 0 ? "#b3261e" : props.count > 0 ? "#c26a00" : "#1e7b3a";
+    var weight = Math.min(0.55, 0.12 + 0.06 * Math.sqrt(props.count || 0));
+    return { color: "#1f5fbf", weight: 1.5, fillColor: colour, fillOpacity: weight,
+             className: "grid-area grid-" + props.code };
+  }
+
+  // --- the map page --------------------------------------------------------------------
+  function caseMap(element) {
+    var map = newMap(element, element.getAttribute("data-tiles"),
+                     element.getAttribute("data-attribution"));
+    var categories = {};
+    try {
+      JSON.parse(element.getAttribute("data-categories") || "[]").forEach(function (pair) {
+        categories[pair[0]] = pair[1];
+      });
+    } catch (e) { /* names stay codes */ }
+    var status = document.getElementById("map-status");
+    var grids = L.geoJSON(null, {
+      style: function (feature) { return gridStyle(feature.properties); },
+      onEachFeature: function (feature, layer) {
+        var p = feature.properties;
+        var label = document.createElement("div");
+        label.appendChild(textNode("b", "", p.name));
+        label.appendChild(textNode("span", "counts",
+          format(element.getAttribute("data-text-counts"), { n: p.count, o: p.overdue })));
+        // above the grid's middle, where its cases' markers are
+        layer.bindTooltip(label, { permanent: true, direction: "top", offset: [0, -14],
+                                   className: "grid-label" + (p.overdue ? " has-overdue" : "") });
+      }
+    }).addTo(map);
+    var clusters = L.markerClusterGroup({
+      showCoverageOnHover: false, maxClusterRadius: 40, spiderfyOnMaxZoom: true,
+      iconCreateFunction: function (cluster) {
+        var overdue = cluster.getAllChildMarkers().some(function (m) { return m.options.overdue; });
+        var n = cluster.getChildCount();
+        return L.divIcon({
+          html: "<div><span>" + Number(n) + "</span></div>",
+          className: "marker-cluster case-cluster " + (overdue ? "has-overdue" : "marker-cluster-small"),
+          iconSize: L.point(40, 40)
+        });
+      }
+    });  // added to the map once it has a view (the clusters are made for a zoom)
+    var caseUrl = element.getAttribute("data-case-url");
+    var etag = null;
+    var fitted = false;
+
+    function marker(point) {
+      var number = point[0], urgency = point[3], overdue = point[5] === 1;
+      var icon = L.divIcon({
+        className: "case-marker u-" + urgency + (overdue ? " overdue" : ""),
+        html: "", iconSize: [18, 18], iconAnchor: [9, 9]
+      });
+      var m = L.marker([point[1], point[2]], { icon: icon, overdue: overdue,
+                                               keyboard: true, title: number });
+      var tip = document.createElement("div");
+      tip.appendChild(textNode("b", "", number));
+      tip.appendChild(textNode("span", "", " " + (categories[point[4]] || point[4]) + " " + urgency));
+      if (overdue) tip.appendChild(textNode("span", "late", " " + element.getAttribute("data-text-overdue")));
+      m.bindTooltip(tip, { direction: "top", offset: [0, -8] });
+      m.on("click", function () { window.location.href = caseUrl + encodeURIComponent(number); });
+      m.on("add", function () {
+        var el = m.getElement();
+        if (el) el.setAttribute("data-case", number);
+      });
+      return m;
+    }
+
+    function draw(data) {
+      grids.clearLayers();
+      grids.addData(data.grids);
+      if (!fitted) {
+        if (data.grids.features.length) map.fitBounds(grids.getBounds(), { padding: [12, 12] });
+        else map.setView([30.28, 120.12], 14);
+        fitted = true;
+        clusters.addTo(map);
+      }
+      clusters.clearLayers();
+      clusters.addLayers(data.points.map(marker));
+      element.setAttribute("data-points", String(data.points.length));
+      element.setAttribute("data-grids", String(data.grids.features.length));
+      if (status) {
+        status.textContent = format(element.getAttribute(data.truncated ? "data-text-truncated" : "data-text-shown"),
+                                    { n: data.points.length });
+      }
+      element.setAttribute("data-version", etag || "");
+      element.dispatchEvent(new CustomEvent("map:drawn", { bubbles: true }));
+    }
+
+    function load() {
+      var headers = etag ? { "If-None-Match": etag } : {};
+      return fetch(element.getAttribute("data-source"), { headers: headers, credentials: "same-origin" })
+        .then(function (response) {
+          if (response.status === 304 || !response.ok) return null;
+          etag = response.headers.get("ETag");
+          return response.json();
+        })
+        .then(function (data) { if (data) draw(data); })
+        .catch(function (error) {  // tried again at the next tick
+          element.setAttribute("data-error", String(error && error.message || error));
+        });
+    }
+
+    load();
+    var every = Math.max(1, Number(element.getAttribute("data-poll")) || 3) * 1000;
+    window.setInterval(function () { if (!document.hidden) load(); }, every);
+  }
+
+  // --- a case's small map --------------------------------------------------------------
+  function placeMap(figure) {
+    if (figure.getAttribute("data-drawn")) return;
+    figure.setAttribute("data-drawn", "1");
+    fetch(figure.getAttribute("data-place"), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) {
+        if (!data || (!data.grid && !data.point)) return;
+        var holder = document.createElement("div");
+        holder.className = "place-leaflet";
+        var sketch = figure.querySelector("svg");
+        figure.insertBefore(holder, sketch || figure.firstChild);
+        if (sketch) sketch.remove();
+        var map = newMap(holder, "", "");
+        var layers = [];
+        var bounds = null;
+        if (data.grid) {
+          var outline = L.geoJSON(data.grid, { style: function () {
+            return { color: "#1f5fbf", weight: 2, fillColor: "#e7eef8", fillOpacity: 0.7,
+                     className: "grid-area grid-" + (data.grid.properties.code || "") };
+          } });
+          layers.push(outline);
+          bounds = outline.getBounds();
+        }
+        if (data.point) {
+          layers.push(L.circleMarker(data.point, { radius: 7, color: "#fff", weight: 2,
+            fillColor: "#b3261e", fillOpacity: 1, className: "case-pin" }));
+          bounds = bounds ? bounds.extend(data.point) : L.latLngBounds([data.point, data.point]);
+        }
+        // the view first: Leaflet draws a layer for the map's view
+        if (bounds.getNorthEast().equals(bounds.getSouthWest())) map.setView(data.point, 17);
+        else map.fitBounds(bounds, { padding: [12, 12] });
+        layers.forEach(function (layer) { layer.addTo(map); });
+        figure.setAttribute("data-drawn", "leaflet");
+      })
+      .catch(function (error) {  // the server's sketch stays
+        figure.setAttribute("data-drawn", "");
+        figure.setAttribute("data-error", String(error && error.message || error));
+      });
+  }
+
+  function start() {
+    if (typeof L === "undefined") return;
+    var page = document.getElementById("case-map");
+    if (page && !page.getAttribute("data-started") && L.markerClusterGroup) {
+      page.setAttribute("data-started", "1");
+      caseMap(page);
+    }
+    Array.prototype.forEach.call(document.querySelectorAll(".place-map[data-place]"), placeMap);
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
+  // htmx replaces the case page's live part when the case changes: draw its map again
+  document.addEventListener("htmx:afterSettle", start);
+})();
