@@ -30,7 +30,7 @@ class SettingsError(ValueError):
 class Settings:
     """Everything gridbot reads from its environment."""
 
-    database: Path = Path("var/gridbot.db")
+    database: Path | str = Path("var/gridbot.db")  # a SQLite file, or a postgresql:// URL
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = "http://127.0.0.1:8080"
@@ -202,15 +202,21 @@ _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
 
 
-def _database(raw: str | None, default: Path) -> Path:
-    """The SQLite file; a URL (postgresql://…) is refused, not taken as a folder name."""
+def _database(raw: str | None, default: Path | str) -> Path | str:
+    """The SQLite file, or a postgresql:// URL; any other URL is refused in one line, not
+    taken as a folder name."""
     if raw is None:
         return default
     scheme = _URL_SCHEME.match(raw)
     if scheme:
+        if scheme.group(1).lower() in ("postgresql", "postgres"):
+            if not urlparse(raw).hostname and "host=" not in raw:
+                raise SettingsError("GRIDBOT_DATABASE: a PostgreSQL URL needs a host,"
+                                    " e.g. postgresql://gridbot@127.0.0.1/gridbot")
+            return raw
         raise SettingsError(
-            f"GRIDBOT_DATABASE: {scheme.group(1)}:// databases are not supported yet; give the"
-            f" path of a SQLite file (the default is {default})")
+            f"GRIDBOT_DATABASE: {scheme.group(1)}:// databases are not supported; give the"
+            f" path of a SQLite file (the default is {default}) or a postgresql:// URL")
     return Path(raw)
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from bot.domain.clock import iso
-from store.db import Connection, fetch
+from store.db import Connection, fetch, insert_id
 
 # What became of a stored payload; the CHECK in store/migrations/0008_inbox_refused.sql.
 Status = Literal["received", "processed", "failed", "ignored", "refused"]
@@ -36,14 +36,14 @@ async def insert(
     is the payload's JSON as it arrived, kept as it is (and not encoded again) when given.
     """
     stamp = iso(now)
-    cursor = await conn.execute(
+    return await insert_id(
+        conn,
         "INSERT INTO inbox (channel, provider_id, address, payload, received_at, status,"
         " processed_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, provider_id)"
         " DO NOTHING",
         (channel, provider_id, address,
          raw if raw is not None else json.dumps(payload, ensure_ascii=False), stamp, status,
          None if status == "received" else stamp))
-    return cursor.lastrowid if cursor.rowcount == 1 else None
 
 
 async def get(conn: Connection, inbox_id: int) -> InboxRow | None:

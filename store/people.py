@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain.clock import iso
-from store.db import Connection, Row, fetch
+from store.db import Connection, Row, fetch, new_id
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,8 @@ async def get_or_create_contact(
     found = await find_contact(conn, channel, address)
     if found is not None:
         return found
-    cursor = await conn.execute(
-        "INSERT INTO people (name, created_at) VALUES (?, ?)", (name, iso(now)))
-    person_id = cursor.lastrowid
+    person_id = await new_id(
+        conn, "INSERT INTO people (name, created_at) VALUES (?, ?)", (name, iso(now)))
     await conn.execute(
         "INSERT INTO contacts (person_id, channel, address, created_at, last_seen_at)"
         " VALUES (?, ?, ?, ?, ?)", (person_id, channel, address, iso(now), iso(now)))
@@ -79,11 +78,9 @@ async def add_person(
     grid_code: str | None = None, duties: str | None = None, locale: str | None = None,
 ) -> int:
     """Create a person (staff loaded from a file, say) and return the id."""
-    cursor = await conn.execute(
+    return await new_id(conn,
         "INSERT INTO people (name, phone, grid_code, duties, locale, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?)", (name, phone, grid_code, duties, locale, iso(now)))
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
 
 
 async def add_contact(

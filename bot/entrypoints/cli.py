@@ -31,7 +31,8 @@ from bot.services.mediafiles import MediaRefused, save_photo
 from bot.settings import Settings, SettingsError
 from store import outbox as outbox_store
 from store import staff as staff_store
-from store.db import Database
+from store.db import UNREACHABLE, Database
+from store.pg import display_url
 
 INVITE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud safely
 CHAT_HELP = """Type as the resident would. Extra simulator commands:
@@ -53,7 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"gridbot: {exc}", file=sys.stderr)
         return 2
-    result: int = args.run(settings, args)
+    try:
+        result: int = args.run(settings, args)
+    except UNREACHABLE as exc:
+        where = display_url(str(settings.database))
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        print(f"gridbot: cannot reach the database {where}: {reason}", file=sys.stderr)
+        return 1
     return result
 
 
@@ -314,7 +321,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> int:
         bot = await build(settings)
         await bot.close()
-        print(f"database {settings.database} is ready")
+        print(f"database {display_url(str(settings.database))} is ready")
         return 0
 
     return loop.run(run())
