@@ -72,6 +72,9 @@ class Settings:
     # street's area code), and the hosts whose media_url may be fetched (none: links only).
     open311_jurisdiction: str | None = None
     open311_media_hosts: tuple[str, ...] = ()
+    # Several processes on PostgreSQL (docs/scaling.md): how long a message claimed for
+    # sending, or a payload stored, stays its process's before another one takes it over.
+    lease_seconds: float = 60.0
 
     @property
     def telegram_enabled(self) -> bool:
@@ -178,6 +181,8 @@ class Settings:
             simulators=_optional_flag("GRIDBOT_SIMULATORS", get("GRIDBOT_SIMULATORS")),
             sim_token=_sim_token(get("GRIDBOT_SIM_TOKEN")),
             tick_seconds=_tick(get("GRIDBOT_TICK_SECONDS"), defaults.tick_seconds),
+            lease_seconds=_positive("GRIDBOT_LEASE_SECONDS", get("GRIDBOT_LEASE_SECONDS"),
+                                    defaults.lease_seconds),
             digest_morning=_clock_time("GRIDBOT_DIGEST_MORNING", get("GRIDBOT_DIGEST_MORNING"),
                                        defaults.digest_morning),
             digest_evening=_clock_time("GRIDBOT_DIGEST_EVENING", get("GRIDBOT_DIGEST_EVENING"),

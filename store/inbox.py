@@ -83,3 +83,21 @@ async def pending(conn: Connection, limit: int = 1000) -> list[int]:
     rows = await fetch(conn,
         "SELECT id FROM inbox WHERE status = 'received' ORDER BY id LIMIT ?", (limit,))
     return [r[0] for r in rows]
+
+
+async def waiting_before(conn: Connection, channel: str, address: str, inbox_id: int) -> bool:
+    """Whether an earlier payload of the same sender is still waiting to be processed (on
+    another process, with several): this one must wait its turn."""
+    rows = await fetch(conn,
+        "SELECT 1 FROM inbox WHERE status = 'received' AND channel = ? AND address = ?"
+        " AND id < ? LIMIT 1", (channel, address, inbox_id))
+    return bool(rows)
+
+
+async def stale(conn: Connection, before: datetime, limit: int = 1000) -> list[int]:
+    """Payloads still 'received' that were stored before `before`: their process died
+    (several processes on PostgreSQL); another one processes them."""
+    rows = await fetch(conn,
+        "SELECT id FROM inbox WHERE status = 'received' AND received_at < ?"
+        " ORDER BY id LIMIT ?", (iso(before), limit))
+    return [r[0] for r in rows]

@@ -163,7 +163,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     sim = sim_access(settings)
     print(f"gridbot: serving on http://{host}:{port} (health: /healthz),"
-          f" database {settings.database}", flush=True)
+          f" database {display_url(str(settings.database))}", flush=True)
     print(f"gridbot: {sim.start_line(settings)}", flush=True)
     server = Server(uvicorn.Config(create_app(settings, sim=sim), host=host, port=port,
                                    log_level="info", timeout_graceful_shutdown=5))

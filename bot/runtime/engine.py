@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from bot.domain.channels import spec_for
@@ -47,6 +48,11 @@ MAX_BATCH = 64
 # How long a graceful stop waits for payloads being processed; the rest stay 'received'
 # in the inbox and are processed by `recover` at the next start.
 STOP_GRACE = 10.0
+
+# Several processes on PostgreSQL: how long a payload waits for an earlier one of the same
+# sender that another process holds, and how often it looks.
+ORDER_WAIT = 10.0
+ORDER_POLL = 0.02
 
 InboundParser = Callable[[inbox_store.InboxRow], Awaitable[Inbound | None]]
 
@@ -111,6 +117,8 @@ class Engine:
         self._drainer: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
+        # A payload 'received' for longer than this has lost its process (PostgreSQL).
+        self.lease = timedelta(seconds=60)
         # How background processing is doing; bootstrap hands in the registry /healthz reads.
         self.health: Reporter = Health(clock).reporter("inbox")
 
@@ -262,6 +270,8 @@ class Engine:
     async def _handle_batch(self, batch: list[_Pending]) -> list[int | None]:
         outgoing: list[OutboundRow] = []
         async with self.db.transaction(starts_with_write=True) as conn:
+            await conversation_store.lock_all(
+                conn, [(item.inbound.channel, item.inbound.address) for item in batch])
             results = [await self._store_and_handle(conn, item, outgoing) for item in batch]
             await outbox_store.enqueue(conn, outgoing, self.clock.now())
         return results
@@ -270,6 +280,8 @@ class Engine:
         try:
             outgoing: list[OutboundRow] = []
             async with self.db.transaction(starts_with_write=True) as conn:
+                await conversation_store.lock_all(conn, [(item.inbound.channel,
+                                                          item.inbound.address)])
                 result = await self._store_and_handle(conn, item, outgoing)
                 await outbox_store.enqueue(conn, outgoing, self.clock.now())
             return result
@@ -297,11 +309,33 @@ class Engine:
         return inbox_id
 
     async def recover(self) -> int:
-        """Process payloads that were stored but not processed (a crash in between)."""
-        pending = await inbox_store.pending(self.db.conn)
+        """Process payloads that were stored but not processed (a crash in between).
+
+        With several processes on PostgreSQL only those older than the lease: younger
+        ones may be another live process's, under way.
+        """
+        if self.db.postgres:
+            pending = await inbox_store.stale(self.db.conn, self.clock.now() - self.lease)
+        else:
+            pending = await inbox_store.pending(self.db.conn)
         for inbox_id in pending:
             await self.process(inbox_id)
         return len(pending)
+
+    async def _wait_turn(self, row: inbox_store.InboxRow) -> None:
+        """With several processes: wait while an earlier payload of the same sender is
+        still to be processed elsewhere, so one person's messages keep their order. After
+        `ORDER_WAIT` (that process is gone) this one goes ahead; the earlier one is taken
+        over after the lease (`recover`)."""
+        if not self.db.postgres:
+            return  # one process: the lock per conversation already keeps the order
+        deadline = asyncio.get_running_loop().time() + ORDER_WAIT
+        while await inbox_store.waiting_before(self.db.conn, row.channel, row.address, row.id):
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("inbox %s goes ahead of an earlier payload of %s/%s", row.id,
+                            row.channel, row.address)
+                return
+            await asyncio.sleep(ORDER_POLL)
 
     async def process(self, inbox_id: int) -> None:
         """Handle one stored payload, once (the second half of `take`).
@@ -314,6 +348,7 @@ class Engine:
             return
         parser = self.parsers.get(row.channel, parse_stored_inbound)
         async with self.locks.hold((row.channel, row.address)):
+            await self._wait_turn(row)
             try:
                 inbound = await parser(row)
             except Unreadable as exc:  # nobody to answer, or nothing to act on

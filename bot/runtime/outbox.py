@@ -26,6 +26,7 @@ from bot.runtime.supervisor import TRANSIENT_ERRORS, Health, Reporter, Superviso
 from store import outbox as outbox_store
 from store import people as people_store
 from store.db import Database
+from store.leader import Leadership
 from store.outbox import StoredOutbound
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,18 @@ class OutboxWorker:
         self._more = True  # the latest claim may have left due messages behind
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        # With several processes on PostgreSQL one process sends for a channel, so that its
+        # pacer sees every message and the provider's limits hold for all together
+        # (store/leader.py). None: always this process.
+        self.leadership: Leadership | None = None
+        self.sent_count = 0  # deliveries the provider accepted (/metrics)
+        self.error_count = 0  # attempts the provider refused or failed (/metrics)
+
+    async def _leads(self) -> bool:
+        """Whether this process sends for the channel now (taking the role if free)."""
+        if self.leadership is None:
+            return True
+        return await self.leadership.holds(self.name)
 
     @property
     def batch(self) -> int:
@@ -265,6 +278,12 @@ class OutboxWorker:
                     or (self._more and len(self._ready) < self.batch)):
                 self.wake.clear()
                 try:
+                    if not await self._leads():
+                        # Another process sends; what this one holds still goes out.
+                        poll_at = self.timer() + self.poll_seconds
+                        if not await self._start_next():
+                            await self._nap(self.poll_seconds)
+                        continue
                     await self._claim(self.batch)
                 except TRANSIENT_ERRORS as exc:
                     self._more = True
@@ -397,6 +416,10 @@ class OutboxWorker:
                 delivery = Delivery("failed", error="recipient opted out")
             else:
                 delivery = await self._attempt(message)
+                if delivery.status == "sent":
+                    self.sent_count += 1
+                else:
+                    self.error_count += 1
             await self._record_surely(message, delivery)
         finally:
             self._flying[message.address] -= 1
