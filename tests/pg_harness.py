@@ -58,6 +58,16 @@ class PgServer:
         self.port = port
         self.bin_dir = bin_dir
         self.user = user  # the OS user the server runs as (None: the current one)
+        self.options: list[str] = []
+
+    def pause(self) -> None:
+        """Stop the server (an outage), keeping its data."""
+        self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server again after `pause`."""
+        self._run("pg_ctl", "-D", str(self.folder / "data"), "-l", str(self.folder / "log"),
+                  "-o", " ".join(self.options), "-w", "-t", "60", "start")
 
     def url(self, database: str = "postgres") -> str:
         """A postgresql:// URL of a database on this server."""
@@ -115,9 +125,9 @@ def start_server(*, durable: bool = False) -> PgServer:
                "-c shared_buffers=64MB"]
     if not durable:
         options += ["-c fsync=off", "-c full_page_writes=off", "-c synchronous_commit=off"]
+    server.options = options
     try:
-        server._run("pg_ctl", "-D", str(folder / "data"), "-l", str(folder / "log"),
-                    "-o", " ".join(options), "-w", "-t", "60", "start")
+        server.resume()
     except subprocess.CalledProcessError as exc:
         log = (folder / "log").read_text(errors="replace") if (folder / "log").exists() else ""
         shutil.rmtree(folder, ignore_errors=True)

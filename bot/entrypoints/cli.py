@@ -153,6 +153,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from bot.entrypoints.http import Server, create_app
+    from bot.entrypoints.metrics import configure_logging
     from bot.entrypoints.sim import sim_access
 
     host, port = settings.host, settings.port  # --host/--port are in the settings
@@ -161,6 +162,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"gridbot: {cannot_listen(host, port, exc)}", file=sys.stderr)
         return 1
+    configure_logging()
     sim = sim_access(settings)
     print(f"gridbot: serving on http://{host}:{port} (health: /healthz),"
           f" database {display_url(str(settings.database))}", flush=True)

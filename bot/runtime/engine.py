@@ -21,6 +21,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -31,7 +32,7 @@ from bot.domain.messages import Inbound, Kind, Reply, Unreadable
 from bot.runtime.supervisor import TRANSIENT_ERRORS, Health, Reporter
 from bot.services.notify import open_menu, render_personal
 from bot.services.reference import ReferenceData
-from bot.services.render import Renderer
+from bot.services.render import Renderer, mask_phone
 from handlers.base import Context
 from handlers.router import RAW_OPTIONS, reprompt, route
 from store import conversations as conversation_store
@@ -53,6 +54,10 @@ STOP_GRACE = 10.0
 # sender that another process holds, and how often it looks.
 ORDER_WAIT = 10.0
 ORDER_POLL = 0.02
+
+# The conversation a log line belongs to ("telegram:12345", a phone masked), set while a
+# payload is processed; the log format of `gridbot serve` shows it.
+CONVERSATION: ContextVar[str] = ContextVar("conversation", default="-")
 
 InboundParser = Callable[[inbox_store.InboxRow], Awaitable[Inbound | None]]
 
@@ -347,6 +352,8 @@ class Engine:
         if row is None or row.status != "received":
             return
         parser = self.parsers.get(row.channel, parse_stored_inbound)
+        shown = mask_phone(row.address) if row.address.startswith("+") else row.address
+        CONVERSATION.set(f"{row.channel}:{shown}")
         async with self.locks.hold((row.channel, row.address)):
             await self._wait_turn(row)
             try:
