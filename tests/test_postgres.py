@@ -8,6 +8,9 @@ server that goes away and comes back.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +24,7 @@ from store.dialect import UnsupportedStatement, to_postgres
 from store.leader import Leadership
 from store.outbox import OutboundRow
 from tests.fake_telegram import FakeTelegram, Updates
+from tests.helpers import gridbot
 from tests.pg_harness import INSTALL_HINT, PgDatabases, pg_bin, running_server
 from tests.telegram_harness import running_gridbot, telegram_settings
 
@@ -169,3 +173,33 @@ async def test_metrics_show_queues_per_channel_and_priority_and_who_leads(
     assert 'gridbot_outbox_depth{channel="telegram",priority="0"}' in page
     assert "gridbot_outbox_oldest_age_seconds" in page
     assert 'gridbot_leader{process=' in page and 'role="scheduler"' in page
+
+
+# --- moving a SQLite deployment ---------------------------------------------------------
+
+def test_copy_database_moves_a_sqlite_deployment_with_every_count_checked(
+        tmp_path: Path, pg_databases: PgDatabases) -> None:
+    sqlite_env = {"GRIDBOT_DATABASE": str(tmp_path / "old.db")}
+    filed = gridbot(tmp_path, "chat", "--as", "老李", "--channel", "sms",
+                    stdin="/report\n1\n垃圾桶满了\n/loc 30.2801 120.11661\n1\n1\n", **sqlite_env)
+    number = re.search(r"\d{6}-\d{3}", filed.stdout)
+    assert filed.returncode == 0 and number, filed.stdout + filed.stderr
+    server = pg_databases.server
+    target = server.create_database(f"copy_{os.getpid()}")
+    copied = gridbot(tmp_path, "copy-database", str(tmp_path / "old.db"), target)
+    assert copied.returncode == 0, copied.stderr
+    assert "every count checked" in copied.stdout and "MISMATCH" not in copied.stdout
+    # The moved deployment works: the case is there, and new rows get fresh ids.
+    shown = gridbot(tmp_path, "case", number.group(0), "--json", GRIDBOT_DATABASE=target)
+    assert json.loads(shown.stdout)["number"] == number.group(0)
+    again = gridbot(tmp_path, "chat", "--as", "老李", "--channel", "sms",
+                    stdin="/report\n1\n路灯坏了\n/loc 30.2801 120.11661\n1\n1\n",
+                    GRIDBOT_DATABASE=target)
+    assert re.search(r"\d{6}-\d{3}", again.stdout), again.stdout + again.stderr
+    # A second copy into the same (no longer empty) database is refused, copying nothing.
+    refused = gridbot(tmp_path, "copy-database", str(tmp_path / "old.db"), target)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "gridbot: copy-database: the target is not empty: table areas has rows;"
+        " nothing copied"]
+    server.drop_database(target.rsplit("/", 1)[1])

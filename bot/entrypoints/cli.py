@@ -22,7 +22,7 @@ from bot.domain.channels import SIMULATED
 from bot.domain.clock import SystemClock
 from bot.domain.messages import Inbound, Kind, parse_text
 from bot.domain.wording import counted
-from bot.entrypoints import cli_apikeys, cli_notices
+from bot.entrypoints import cli_apikeys, cli_copy, cli_notices
 from bot.runtime import loop
 from bot.services import casework
 from bot.services import stats as stats_service
@@ -106,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate.set_defaults(run=_migrate)
     cli_notices.add_commands(commands)  # notice, meeting
     cli_apikeys.add_commands(commands)  # api-key
+    cli_copy.add_commands(commands)  # copy-database
 
     invite = commands.add_parser("invite", help="make a one-time code for a staff member")
     invite.add_argument("--role", required=True, choices=sorted(STAFF_ROLE_NAMES),
