@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -24,9 +25,12 @@ from bot.services.render import Renderer
 from bot.settings import Settings
 from store import areas as area_store
 from store import outbox as outbox_store
+from store.areas import AreaListener
 from store.db import Database
 from store.leader import Leadership
 from store.pg import PgConnection
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -80,6 +84,34 @@ class Gridbot:
             self.scheduler.start()
         if self.db.postgres:
             self._housekeeper = self.supervisor.start("takeover", self._take_over)
+        self.supervisor.start("areas", self._follow_areas)
+
+    async def _follow_areas(self) -> None:
+        """Reload the grid index when an import (`gridbot import-grids`, another process)
+        changed the areas: at once on PostgreSQL's NOTIFY, else within a tick (polled)."""
+        reporter = self.health.reporter("areas")
+        listener = (AreaListener(str(self.settings.database)) if self.db.postgres else None)
+        seen: str | None = None
+        first = True
+        try:
+            while True:
+                try:
+                    mark = await area_store.change_mark(self.db.conn)
+                    if not first and mark != seen:
+                        self.reference.district = await District.load(self.db)
+                        log.info("areas changed: grid index reloaded")
+                    seen, first = mark, False
+                    if listener is not None:
+                        await listener.wait(self.settings.tick_seconds)
+                    else:
+                        await asyncio.sleep(self.settings.tick_seconds)
+                except TRANSIENT_ERRORS as exc:
+                    await asyncio.sleep(reporter.failed(exc))
+                    continue
+                reporter.ok()
+        finally:
+            if listener is not None:
+                await listener.close()
 
     async def _take_over(self) -> None:
         """With several processes: each tick, what a dead process held goes on here —

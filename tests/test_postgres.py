@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.bootstrap import build
 from bot.domain.clock import FakeClock
+from bot.services.districts import DEMO, import_geojson
+from bot.settings import Settings
 from store import outbox
 from store.db import Database
 from store.dialect import UnsupportedStatement, to_postgres
@@ -203,3 +206,32 @@ def test_copy_database_moves_a_sqlite_deployment_with_every_count_checked(
         "gridbot: copy-database: the target is not empty: table areas has rows;"
         " nothing copied"]
     server.drop_database(target.rsplit("/", 1)[1])
+
+
+# --- the grid index of every process -------------------------------------------------------
+
+async def test_an_import_reaches_every_processs_grid_index_without_a_restart(
+        tmp_path: Path, pg_databases: PgDatabases) -> None:
+    url = pg_databases.fresh()
+    settings = Settings.from_mapping({"GRIDBOT_DATABASE": url,
+                                      "GRIDBOT_MEDIA_DIR": str(tmp_path / "media"),
+                                      "GRIDBOT_TICK_SECONDS": "3600"})  # no polling: NOTIFY
+    first, second = await build(settings), await build(settings)
+    try:
+        await first.start()
+        await second.start()
+        data = json.loads((DEMO / "district.geojson").read_text(encoding="utf-8"))
+        grid = next(f for f in data["features"] if f["properties"]["level"] == "grid")
+        grid["properties"]["name"] = "新名字网格"
+        await asyncio.sleep(0.2)  # both are listening (real connections, not a clock)
+        await import_geojson(first.db, data, first.clock.now())
+        for _ in range(250):  # a real NOTIFY between processes: polled
+            if second.reference.district.areas[grid["properties"]["code"]].name == "新名字网格":
+                break
+            await asyncio.sleep(0.02)
+        assert second.reference.district.areas[grid["properties"]["code"]].name == "新名字网格"
+    finally:
+        for bot in (first, second):
+            await bot.stop()
+            await bot.close()
+        pg_databases.drop(url)

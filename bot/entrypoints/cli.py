@@ -292,8 +292,8 @@ def _run_import(settings: Settings, file: Path, noun: str,
             return 1
         finally:
             await db.close()
-        print(f"imported {counted(count, noun)} from {file} (restart a running server to use"
-              " them)")
+        print(f"imported {counted(count, noun)} from {file} (running servers use them within"
+              " a tick)")
         return 0
 
     return loop.run(run())
