@@ -11,6 +11,7 @@ SQLite's own, once per distinct statement (the result is cached):
   parameter's type there;
 - booleans: a comparison's result is compared with a Python bool parameter (`(state IN
   (…)) = ?` bound to True/False), which SQLite stores as 1/0 and PostgreSQL as boolean;
+- `CROSS JOIN t ON …` (SQLite: a join in the order written) becomes `JOIN t ON …`;
 - `INSERT OR IGNORE` becomes `INSERT … ON CONFLICT DO NOTHING`;
 - `json_each(?)` (a JSON array as a table with a `value` column) becomes
   `json_array_elements_text(…)`: its values are text, so a caller comparing them with
@@ -38,6 +39,9 @@ _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\b", re.I)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
 _IS_PARAM = re.compile(r"\bIS\s+(NOT\s+)?\?", re.I)
 _PARAM_IS_NULL = re.compile(r"\?(\s+IS\s+(NOT\s+)?NULL)", re.I)
+# SQLite's CROSS JOIN … ON (an inner join whose order the planner keeps); PostgreSQL's
+# CROSS JOIN takes no ON: there it is a plain JOIN.
+_CROSS_JOIN_ON = re.compile(r"\bCROSS\s+JOIN\s+(\w+(?:\s+(?:AS\s+)?\w+)?)\s+ON\b", re.I)
 _JSON_EACH = re.compile(r"\bjson_each\s*\(\s*\?\s*\)", re.I)
 
 
@@ -94,6 +98,7 @@ def to_postgres(sql: str) -> str:
         if ddl:
             text = _ddl(text)
         text = _JSON_EACH.sub("json_array_elements_text(CAST(? AS json)) AS je (value)", text)
+        text = _CROSS_JOIN_ON.sub(r"JOIN \1 ON", text)
         text = _PARAM_IS_NULL.sub(r"CAST(? AS TEXT)\1", text)
         text = _IS_PARAM.sub(lambda m: "IS DISTINCT FROM ?" if m.group(1)
                              else "IS NOT DISTINCT FROM ?", text)

@@ -94,10 +94,16 @@ async def waiting_before(conn: Connection, channel: str, address: str, inbox_id:
     return bool(rows)
 
 
-async def stale(conn: Connection, before: datetime, limit: int = 1000) -> list[int]:
+async def stale(conn: Connection, before: datetime, limit: int = 1000, *,
+                channel: str | None = None, address: str | None = None,
+                before_id: int | None = None) -> list[int]:
     """Payloads still 'received' that were stored before `before`: their process died
-    (several processes on PostgreSQL); another one processes them."""
-    rows = await fetch(conn,
-        "SELECT id FROM inbox WHERE status = 'received' AND received_at < ?"
-        " ORDER BY id LIMIT ?", (iso(before), limit))
+    (several processes on PostgreSQL); another one processes them. Optionally only one
+    sender's, stored before the payload `before_id`."""
+    sql = "SELECT id FROM inbox WHERE status = 'received' AND received_at < ?"
+    params: list[object] = [iso(before)]
+    if channel is not None:
+        sql += " AND channel = ? AND address = ? AND id < ?"
+        params += [channel, address, before_id]
+    rows = await fetch(conn, sql + " ORDER BY id LIMIT ?", (*params, limit))
     return [r[0] for r in rows]

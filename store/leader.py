@@ -19,8 +19,8 @@ from store.pg import PgConnection, is_postgres_url
 
 
 def lock_key(name: str) -> int:
-    """A stable signed 64-bit key for a role's name."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    """A stable non-negative 63-bit key for a role's name (or any name to lock by)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1
 
 
 class Leadership:
@@ -49,24 +49,30 @@ class Leadership:
         """
         if self.url is None:
             return True
-        conn = self._conn
-        raw = conn.raw if conn is not None else None
-        if conn is None or raw is None or raw.closed or raw.broken:
-            self._held.clear()
-            if conn is None:
-                conn = self._conn = PgConnection(self.url)
+        if self._conn is None:
+            self._conn = PgConnection(self.url)
         try:
+            # A role believed held is checked in pg_locks for this very session: had the
+            # connection been opened again meanwhile (the old session and its locks gone),
+            # it is taken afresh, and is ours only if nobody else took it.
             if name in self._held:
-                await conn.execute_raw("SELECT 1")  # still connected, so still held
-                return True
-            rows = (await conn.execute_raw("SELECT pg_try_advisory_lock(%s)",
-                                           (lock_key(name),))).rows
+                rows = (await self._conn.execute_raw(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND pid = pg_backend_pid() AND granted AND objsubid = 1"
+                    " AND classid::bigint * 4294967296 + objid::bigint = %s)",
+                    (lock_key(name),))).rows
+                if rows and rows[0][0]:
+                    return True
+                self._held.discard(name)
+            rows = (await self._conn.execute_raw("SELECT pg_try_advisory_lock(%s)",
+                                                 (lock_key(name),))).rows
         except Exception:
             self._held.clear()
             raise
         if rows and rows[0][0]:
             self._held.add(name)
             return True
+        self._held.discard(name)
         return False
 
     async def release(self, name: str) -> None:

@@ -165,7 +165,9 @@ async def _claim_head(conn: Connection, channel: str, stamp: str, limit: int,
 # rows are locked FOR UPDATE SKIP LOCKED (two claims never take the same row, nor wait for
 # each other), and a claimed row carries a lease (`lease_until`, migration 0014): a
 # message a dead process held is queued again once its lease has passed
-# (`requeue_in_flight`), never while a live process may still be sending it.
+# (`requeue_in_flight`), never while a live process may still be sending it. An address
+# with an earlier message in flight anywhere is left for later, so that a chat's messages
+# keep their order even across a takeover.
 DEFAULT_LEASE = timedelta(seconds=60)
 
 
@@ -182,6 +184,8 @@ async def _claim_pg(conn: PgConnection, channel: str, now: datetime, limit: int,
             " WHERE o.channel = %s AND o.status = 'queued'"
             " AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= %s)"
             " AND NOT (o.address = ANY(%s))"
+            " AND NOT EXISTS (SELECT 1 FROM outbox f WHERE f.status = 'sending'"
+            " AND f.channel = o.channel AND f.address = o.address AND f.id < o.id)"
             " ORDER BY o.priority, o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED",
             (channel, stamp, list(skip), scan))).rows
         expired = [r[0] for r in head if r[1] is not None and r[1] <= stamp]
@@ -217,6 +221,15 @@ async def _claim_pg(conn: PgConnection, channel: str, now: datetime, limit: int,
                    for r in rows]
         return sorted(claimed, key=lambda m: (m.priority, m.id))
     return []
+
+
+async def extend_leases(conn: Connection, ids: Collection[int], now: datetime) -> None:
+    """Messages this process still holds (waiting for their turn, or being sent) keep
+    their lease (PostgreSQL): only a dead process's run out. Nothing to do on SQLite."""
+    if isinstance(conn, PgConnection) and ids:
+        await conn.execute_raw(
+            "UPDATE outbox SET lease_until = %s WHERE id = ANY(%s) AND status = 'sending'",
+            (iso(now + conn.outbox_lease), list(ids)))
 
 
 async def record_sent(

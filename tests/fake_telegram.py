@@ -71,6 +71,7 @@ class Call:
     method: str
     params: dict[str, Any]
     status: int = 200
+    at: float = field(default_factory=time.monotonic, compare=False)  # when it arrived
 
     @property
     def buttons(self) -> list[tuple[str, str]]:

@@ -50,6 +50,13 @@ def test_insert_or_ignore_becomes_on_conflict_do_nothing_before_returning() -> N
         "INSERT INTO t (a) VALUES (%s) ON CONFLICT DO NOTHING RETURNING id")
 
 
+def test_sqlites_ordered_cross_join_on_becomes_a_join() -> None:
+    assert to_postgres("SELECT 1 FROM roles r CROSS JOIN contacts c ON c.person_id = r.id"
+                       " CROSS JOIN people p ON p.id = c.person_id") == (
+        "SELECT 1 FROM roles r JOIN contacts c ON c.person_id = r.id"
+        " JOIN people p ON p.id = c.person_id")
+
+
 def test_ddl_maps_rowid_keys_integers_and_reals() -> None:
     assert to_postgres("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, x REAL)"
                        " WITHOUT ROWID") == (

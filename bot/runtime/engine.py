@@ -336,6 +336,14 @@ class Engine:
             return  # one process: the lock per conversation already keeps the order
         deadline = asyncio.get_running_loop().time() + ORDER_WAIT
         while await inbox_store.waiting_before(self.db.conn, row.channel, row.address, row.id):
+            # An earlier one whose process died (older than the lease) is processed here and
+            # now, holding this conversation's lock, rather than waited for.
+            for orphan_id in await inbox_store.stale(self.db.conn, self.clock.now() - self.lease,
+                                                     channel=row.channel, address=row.address,
+                                                     before_id=row.id):
+                orphan = await inbox_store.get(self.db.conn, orphan_id)
+                if orphan is not None and orphan.status == "received":
+                    await self._process_held(orphan)
             if asyncio.get_running_loop().time() > deadline:
                 log.warning("inbox %s goes ahead of an earlier payload of %s/%s", row.id,
                             row.channel, row.address)
@@ -351,32 +359,37 @@ class Engine:
         row = self._fresh.pop(inbox_id, None) or await inbox_store.get(self.db.conn, inbox_id)
         if row is None or row.status != "received":
             return
-        parser = self.parsers.get(row.channel, parse_stored_inbound)
         shown = mask_phone(row.address) if row.address.startswith("+") else row.address
         CONVERSATION.set(f"{row.channel}:{shown}")
         async with self.locks.hold((row.channel, row.address)):
             await self._wait_turn(row)
-            try:
-                inbound = await parser(row)
-            except Unreadable as exc:  # nobody to answer, or nothing to act on
-                log.info("inbox %s refused: %s", inbox_id, exc)
-                async with self.db.transaction() as conn:
-                    await inbox_store.mark(conn, inbox_id, "refused", self.clock.now(),
-                                           str(exc))
-                return
-            except TRANSIENT_ERRORS:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any failure is recorded, not lost
-                log.exception("inbox %s could not be read", inbox_id)
-                await self._record_failure(row.channel, row.address, exc, inbox_id=inbox_id)
-                return
-            if inbound is None:
-                async with self.db.transaction() as conn:
-                    await inbox_store.mark(conn, inbox_id, "ignored", self.clock.now())
-                return
-            await self._enqueue(_Pending(inbound, row.provider_id,
-                                         asyncio.get_running_loop().create_future(),
-                                         inbox_id=inbox_id))
+            await self._process_held(row)
+
+    async def _process_held(self, row: inbox_store.InboxRow) -> None:
+        """`process` with the conversation's lock held."""
+        inbox_id = row.id
+        parser = self.parsers.get(row.channel, parse_stored_inbound)
+        try:
+            inbound = await parser(row)
+        except Unreadable as exc:  # nobody to answer, or nothing to act on
+            log.info("inbox %s refused: %s", inbox_id, exc)
+            async with self.db.transaction() as conn:
+                await inbox_store.mark(conn, inbox_id, "refused", self.clock.now(),
+                                       str(exc))
+            return
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded, not lost
+            log.exception("inbox %s could not be read", inbox_id)
+            await self._record_failure(row.channel, row.address, exc, inbox_id=inbox_id)
+            return
+        if inbound is None:
+            async with self.db.transaction() as conn:
+                await inbox_store.mark(conn, inbox_id, "ignored", self.clock.now())
+            return
+        await self._enqueue(_Pending(inbound, row.provider_id,
+                                     asyncio.get_running_loop().create_future(),
+                                     inbox_id=inbox_id))
 
     async def _handle(self, conn: Connection, inbox_id: int,
                       msg: Inbound) -> list[OutboundRow]:

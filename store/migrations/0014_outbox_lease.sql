@@ -3,4 +3,7 @@
 -- again. SQLite, one process, requeues everything 'sending' at start instead.
 
 ALTER TABLE outbox ADD COLUMN lease_until TEXT;
-CREATE INDEX outbox_in_flight ON outbox (lease_until) WHERE status = 'sending';
+-- Messages in flight per address: the claim on PostgreSQL leaves an address alone while an
+-- earlier message to it is in flight anywhere (a dead process's, until its lease passes),
+-- so one chat's messages still arrive in order after a takeover.
+CREATE INDEX outbox_in_flight ON outbox (channel, address, id) WHERE status = 'sending';
