@@ -33,6 +33,8 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_outbox
 	$(BIN)/python -m benchmarks.bench_replies
 	$(BIN)/python -m benchmarks.bench_open311
+	$(BIN)/python -m benchmarks.bench_pg_drivers
+	$(BIN)/python -m benchmarks.bench_postgres
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
