@@ -186,6 +186,8 @@ async def build(settings: Settings, clock: Clock | None = None) -> Gridbot:
             worker.leadership = bot.leadership
         if isinstance(channel, TelegramChannel):
             channel.menus.health = bot.health.reporter("telegram-menus")
+            if bot.leadership.shared:
+                channel.menus.leadership = bot.leadership
             if settings.telegram_mode == "polling":
                 channel.polling_health = bot.health.reporter("telegram-polling")
         engine.on_queued.append(worker.wake.set)
