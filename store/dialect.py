@@ -21,6 +21,10 @@ SQLite's own, once per distinct statement (the result is cached):
   (SQLite's REAL is 8 bytes; PostgreSQL's is 4), and `WITHOUT ROWID` goes;
 - SQLite-only statements (PRAGMA) are refused loudly rather than half-translated.
 
+What the rewriting does not touch, the store writes portably: NULLs sort first in SQLite
+and last in PostgreSQL, so an ORDER BY on a column that may be NULL says
+`coalesce(col, '')`.
+
 A statement that cannot be written portably at all (a bulk claim with row locks, SQLite's
 bare columns beside max()) has its PostgreSQL variant beside it in its store module,
 chosen with `store.db.is_postgres(conn)`.

@@ -114,10 +114,12 @@ async def set_grid(conn: Connection, person_id: int, grid_code: str) -> None:
 
 async def contacts_of(conn: Connection, person_id: int) -> list[Contact]:
     """Every channel address of a person, the one they last wrote from first."""
+    # coalesce: SQLite sorts NULLs first, PostgreSQL last; a contact never written from
+    # (no conversation yet) must come after those written from, on both.
     rows = await fetch(
         conn, CONTACT_SQL + " LEFT JOIN conversations v ON v.contact_id = c.id"
-        " WHERE c.person_id = ? ORDER BY v.updated_at DESC, c.last_seen_at DESC, c.id DESC",
-        (person_id,))
+        " WHERE c.person_id = ? ORDER BY coalesce(v.updated_at, '') DESC,"
+        " coalesce(c.last_seen_at, '') DESC, c.id DESC", (person_id,))
     return [contact_from_row(r) for r in rows]
 
 
