@@ -112,6 +112,8 @@ def _roles(bot: Gridbot) -> Iterable[str]:
     yield "scheduler"
     for worker in bot.workers:
         yield worker.name
+    if bot.settings.telegram_enabled:
+        yield "telegram-menus"
 
 
 async def metrics(request: Request) -> Response:
