@@ -125,10 +125,10 @@ def sender_role_of(port: int) -> bool:
                and line.endswith(" 1.0") for line in page.splitlines())
 
 
-def stored_count(url: str) -> int:
-    """Updates in the inbox so far."""
+def stored_count(url: str, sql: str = "SELECT count(*) FROM inbox") -> int:
+    """Updates in the inbox so far (or another count)."""
     with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT count(*) FROM inbox").fetchone()
+        row = conn.execute(sql.encode()).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -171,6 +171,7 @@ def test_three_processes_one_killed_lose_nothing_keep_order_and_telegrams_limit(
         fake: FakeTelegram, updates: Updates) -> None:
     url, servers = cluster
     ports = [port for port, _ in servers]
+    fake.answer_delay = 0.3  # so that messages are in flight at the kill
     plan = {FIRST_CHAT + p: [updates.text(FIRST_CHAT + p, f"/case {number(k)}")
                              for k in range(MESSAGES)] for p in range(RESIDENTS)}
     total = RESIDENTS * MESSAGES
@@ -183,6 +184,10 @@ def test_three_processes_one_killed_lose_nothing_keep_order_and_telegrams_limit(
         pending = pool.map_async(post_residents, [
             ([plan[c] for c in chats[i::POSTERS]], ports) for i in range(POSTERS)])
         wait_until(lambda: stored_count(url) >= total // 2, "half the updates", timeout=120)
+        # ...and the sender holds messages (claimed, or handed to the slow Bot API).
+        wait_until(lambda: stored_count(url, "SELECT count(*) FROM outbox"
+                                             " WHERE status = 'sending'") > 0,
+                   "the sender to hold messages", timeout=120)
         # Midway: the process sending for Telegram dies.
         leader.send_signal(signal.SIGKILL)
         leader.wait(timeout=30)
