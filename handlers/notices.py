@@ -171,7 +171,9 @@ async def on_show(ctx: Context) -> None:
         return
     district = ctx.reference.district
     counts = await notice_store.ack_counts(ctx.conn, notice_id)
-    rows = [{"area": district.name(area, ctx.locale) if area else "-", "total": total,
+    # `label` names a grid with its code; SMS, short of room, shows the name's end only.
+    rows = [{"area": district.name(area, ctx.locale) if area else "-",
+             "label": district.label(area, ctx.locale) if area else "-", "total": total,
              "acked": acked} for area, total, acked in counts]
     acked = sum(count for _area, _total, count in counts)
     choices = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.domain.clock import iso, parse_iso
-from bot.domain.stats import CaseFacts, EventFacts
+from bot.domain.stats import CaseFacts, EventFacts, VisitFacts, source_of
 from store.cases import case_from_json
 from store.db import Connection, fetch
 
@@ -13,7 +13,8 @@ from store.db import Connection, fetch
 async def facts(conn: Connection, start: datetime, end: datetime,
                 scope: str | None = None) -> tuple[list[CaseFacts], list[EventFacts]]:
     """Cases that matter to the period [start, end) (in a scope, if given) and their events."""
-    sql = ("SELECT id, workflow FROM cases WHERE created_at < ? AND (closed_at IS NULL"
+    sql = ("SELECT id, workflow, source_channel FROM cases WHERE created_at < ?"
+           " AND (closed_at IS NULL"
            " OR closed_at >= ? OR deadline >= ?)")
     params: list[object] = [iso(end), iso(start), iso(start)]
     if scope is not None:
@@ -24,7 +25,8 @@ async def facts(conn: Connection, start: datetime, end: datetime,
         case = case_from_json(row[1], row[0])
         cases.append(CaseFacts(row[0], case.grid_code, case.assignee_id, case.urgency,
                                case.registered_at, case.deadline, case.closed_at,
-                               case.closed_by_level.value if case.closed_by_level else None))
+                               case.closed_by_level.value if case.closed_by_level else None,
+                               source_of(row[2], case.found_on_patrol)))
     if not cases:
         return [], []
     ids = [c.id for c in cases]
@@ -48,3 +50,16 @@ async def chief_names(conn: Connection,
         " (SELECT code FROM areas WHERE parent = ?)) ORDER BY r.scope",
         (scope, scope, scope, scope))
     return {int(r[0]): (r[1] or "", r[2] or "") for r in rows}
+
+
+async def visits(conn: Connection, start: datetime, end: datetime,
+                 scope: str | None = None) -> list[VisitFacts]:
+    """Household visits logged in [start, end), in a scope's grids if given."""
+    rows = await fetch(
+        conn, "SELECT v.grid_code, v.person_id, v.household_id, v.follow_up FROM visits v"
+        " LEFT JOIN areas a ON a.code = v.grid_code WHERE v.at >= ? AND v.at < ?"
+        " AND (? IS NULL OR v.grid_code = ? OR a.parent = ? OR a.parent IN"
+        " (SELECT code FROM areas WHERE parent = ?)) ORDER BY v.id",
+        (iso(start), iso(end), scope, scope, scope, scope))
+    return [VisitFacts(r[0], int(r[1]), int(r[2]) if r[2] is not None else None,
+                       bool(r[3])) for r in rows]

@@ -99,6 +99,13 @@ class District:
         area = self.areas.get(code)
         return area.display(locale) if area else code
 
+    def label(self, code: str | None, locale: str) -> str:
+        """An area as staff read it: a grid's name with its code ("翠苑一区第1网格
+        33010600100101"), as the assignment's place shows it; any other area by name."""
+        name = self.name(code, locale)
+        area = self.areas.get(code) if code is not None else None
+        return f"{name} {code}" if area is not None and area.level == "grid" else name
+
     def locate_point(self, lat: float, lon: float) -> Place:
         """The grid a GPS point falls in (grid None when outside every grid)."""
         return Place(self.index.locate(lat, lon), lat=lat, lon=lon)
@@ -161,7 +168,7 @@ class District:
                 title = address
             elif lat is not None and lon is not None:
                 title = f"{lat:.5f}, {lon:.5f}"
-            grid = f"{self.name(grid_code, locale)} {grid_code}" if grid_code else ""
+            grid = self.label(grid_code, locale) if grid_code else ""
             full = ", ".join(part for part in (title, where) if part)
             if grid:
                 full = f"{full} ({grid})" if full else grid

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.categories import Catalog
 from bot.domain.departments import Department
+from bot.domain.households import TagCatalog
 from bot.domain.worktime import WorkCalendar
 from bot.services.districts import District
 
@@ -23,3 +24,5 @@ class ReferenceData:
     default_locale: str
     media_dir: Path
     departments: list[Department] = field(default_factory=list)
+    household_tags: TagCatalog = field(default_factory=TagCatalog.load)
+    phone_region: str = "CN"  # numbers typed without a country code (GRIDBOT_PHONE_REGION)
