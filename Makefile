@@ -35,6 +35,8 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_open311
 	$(BIN)/python -m benchmarks.bench_console
 	$(BIN)/python -m benchmarks.bench_console_map
+	$(BIN)/python -m benchmarks.bench_pg_drivers
+	$(BIN)/python -m benchmarks.bench_postgres
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -38,9 +38,11 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def engine_run(folder: Path) -> tuple[int, float, list[float]]:
-    """Run the dialogues; return (steps, seconds, per-step latencies in seconds)."""
-    settings = Settings.from_mapping({"GRIDBOT_DATABASE": str(folder / "engine.db"),
+async def engine_run(folder: Path, database: str | None = None
+                     ) -> tuple[int, float, list[float]]:
+    """Run the dialogues (on `database`, a postgresql:// URL, if given, else a SQLite file
+    in `folder`); return (steps, seconds, per-step latencies in seconds)."""
+    settings = Settings.from_mapping({"GRIDBOT_DATABASE": database or str(folder / "engine.db"),
                                       "GRIDBOT_MEDIA_DIR": str(folder / "media")})
     bot = await build(settings)
     rng = random.Random(7)

@@ -30,7 +30,7 @@ class SettingsError(ValueError):
 class Settings:
     """Everything gridbot reads from its environment."""
 
-    database: Path = Path("var/gridbot.db")
+    database: Path | str = Path("var/gridbot.db")  # a SQLite file, or a postgresql:// URL
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = "http://127.0.0.1:8080"
@@ -85,6 +85,9 @@ class Settings:
             return None
         parts = urlsplit(self.map_tiles)
         return f"{parts.scheme}://{parts.netloc.replace('{s}', '*')}"
+    # Several processes on PostgreSQL (docs/scaling.md): how long a message claimed for
+    # sending, or a payload stored, stays its process's before another one takes it over.
+    lease_seconds: float = 60.0
 
     @property
     def telegram_enabled(self) -> bool:
@@ -191,6 +194,8 @@ class Settings:
             simulators=_optional_flag("GRIDBOT_SIMULATORS", get("GRIDBOT_SIMULATORS")),
             sim_token=_sim_token(get("GRIDBOT_SIM_TOKEN")),
             tick_seconds=_tick(get("GRIDBOT_TICK_SECONDS"), defaults.tick_seconds),
+            lease_seconds=_positive("GRIDBOT_LEASE_SECONDS", get("GRIDBOT_LEASE_SECONDS"),
+                                    defaults.lease_seconds),
             digest_morning=_clock_time("GRIDBOT_DIGEST_MORNING", get("GRIDBOT_DIGEST_MORNING"),
                                        defaults.digest_morning),
             digest_evening=_clock_time("GRIDBOT_DIGEST_EVENING", get("GRIDBOT_DIGEST_EVENING"),
@@ -237,15 +242,21 @@ _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
 
 
-def _database(raw: str | None, default: Path) -> Path:
-    """The SQLite file; a URL (postgresql://…) is refused, not taken as a folder name."""
+def _database(raw: str | None, default: Path | str) -> Path | str:
+    """The SQLite file, or a postgresql:// URL; any other URL is refused in one line, not
+    taken as a folder name."""
     if raw is None:
         return default
     scheme = _URL_SCHEME.match(raw)
     if scheme:
+        if scheme.group(1).lower() in ("postgresql", "postgres"):
+            if not urlparse(raw).hostname and "host=" not in raw:
+                raise SettingsError("GRIDBOT_DATABASE: a PostgreSQL URL needs a host,"
+                                    " e.g. postgresql://gridbot@127.0.0.1/gridbot")
+            return raw
         raise SettingsError(
-            f"GRIDBOT_DATABASE: {scheme.group(1)}:// databases are not supported yet; give the"
-            f" path of a SQLite file (the default is {default})")
+            f"GRIDBOT_DATABASE: {scheme.group(1)}:// databases are not supported; give the"
+            f" path of a SQLite file (the default is {default}) or a postgresql:// URL")
     return Path(raw)
 
 

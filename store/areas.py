@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +11,7 @@ from typing import Any
 
 from bot.domain.clock import iso
 from store.db import Connection, fetch
+from store.pg import PgConnection
 
 
 @dataclass(frozen=True)
@@ -88,3 +90,53 @@ async def all_buildings(conn: Connection) -> list[BuildingRow]:
         "SELECT id, name, address, grid_code, lat, lon, name_en, address_en FROM buildings"
         " ORDER BY id")
     return [BuildingRow(*r) for r in rows]
+
+
+# --- telling every process that the areas changed ----------------------------------------
+
+# Each process keeps the grid index in memory (bot/services/districts.py). An import marks
+# the change in the database (a fresh value in schedule_marks) and, on PostgreSQL, NOTIFYs
+# this channel; processes LISTEN for it and, as the backstop, compare the mark each tick.
+AREAS_CHANNEL = "gridbot_areas"
+_MARK = "areas_version"
+
+
+async def mark_changed(conn: Connection) -> None:
+    """Record (in the caller's transaction) that areas or buildings changed."""
+    value = uuid.uuid4().hex
+    await conn.execute("INSERT INTO schedule_marks (name, value) VALUES (?, ?)"
+                       " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                       (_MARK, value))
+    if isinstance(conn, PgConnection):  # delivered when the transaction commits
+        await conn.execute_raw("SELECT pg_notify(%s, %s)", (AREAS_CHANNEL, value))
+
+
+async def change_mark(conn: Connection) -> str | None:
+    """The latest change's mark (None: nothing imported since the database was made)."""
+    rows = await fetch(conn, "SELECT value FROM schedule_marks WHERE name = ?", (_MARK,))
+    return str(rows[0][0]) if rows else None
+
+
+class AreaListener:
+    """A connection of its own that LISTENs for area changes (PostgreSQL)."""
+
+    def __init__(self, url: str) -> None:
+        self.conn = PgConnection(url)
+        self._listening = False
+
+    async def wait(self, seconds: float) -> bool:
+        """Wait for a change notice, at most `timeout` seconds; True when one came."""
+        raw = self.conn.raw
+        if raw is None or raw.closed or raw.broken or not self._listening:
+            self._listening = False
+            await self.conn.execute_raw(f"LISTEN {AREAS_CHANNEL}")
+            self._listening = True
+            raw = self.conn.raw
+        assert raw is not None
+        async for _ in raw.notifies(timeout=seconds, stop_after=1):
+            return True
+        return False
+
+    async def close(self) -> None:
+        """Stop listening."""
+        await self.conn.close()

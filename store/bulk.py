@@ -13,16 +13,25 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from bot.domain.clock import iso
-from store.db import Connection, fetch
+from store.db import Connection, fetch, is_postgres
 
-STAGED = "temp.bulk_staged"
+# Unqualified: both SQLite and PostgreSQL look in the connection's temporary tables first.
+STAGED = "bulk_staged"
+
+
+class Audience(Protocol):
+    """Who a message goes to (`store.notices.People`)."""
+
+    def reached(self, postgres: bool = False) -> tuple[str, tuple[Any, ...]]:
+        """A SELECT of (person_id, area, channel, address, locale, pick), in the dialect."""
+        ...
 
 
 @asynccontextmanager
-async def staged(conn: Connection, reached: tuple[str, tuple[Any, ...]]
+async def staged(conn: Connection, audience: Audience
                  ) -> AsyncIterator[dict[tuple[str | None, str], int]]:
     """Stage recipients, a SELECT of (person_id, area, channel, address, locale, pick)
     (`store.notices.People.reached`), for the block; give how many per (locale, channel).
@@ -34,7 +43,7 @@ async def staged(conn: Connection, reached: tuple[str, tuple[Any, ...]]
         "CREATE TEMP TABLE IF NOT EXISTS bulk_staged (person_id INTEGER PRIMARY KEY,"
         " area TEXT, channel TEXT NOT NULL, address TEXT NOT NULL, locale TEXT, pick TEXT)")
     await conn.execute(f"DELETE FROM {STAGED}")
-    sql, params = reached
+    sql, params = audience.reached(is_postgres(conn))
     await conn.execute(f"INSERT INTO {STAGED} {sql}", params)
     rows = await fetch(conn, f"SELECT locale, channel, count(*) FROM {STAGED}"
                              " GROUP BY locale, channel ORDER BY locale, channel")

@@ -19,7 +19,7 @@ from typing import Any
 from bot.domain.clock import iso, parse_iso
 from bot.domain.workflow import AuditRecord, Case, State
 from store import schedule
-from store.db import Connection, Row, fetch
+from store.db import Connection, Row, fetch, new_id
 
 OPEN_STATES = tuple(s.value for s in State if s not in (
     State.CLOSED, State.EVALUATED, State.REJECTED, State.MERGED))
@@ -120,7 +120,7 @@ async def next_number(conn: Connection, local_day: str) -> str:
     name = f"case:{local_day}"
     rows = await fetch(
         conn, "INSERT INTO counters (name, value) VALUES (?, 1)"
-        " ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value", (name,))
+        " ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value", (name,))
     return f"{local_day}-{int(rows[0][0]):03d}"
 
 
@@ -135,7 +135,8 @@ def _columns(case: Case) -> tuple[Any, ...]:
 
 async def insert_case(conn: Connection, case: Case, details: CaseDetails) -> Case:
     """Store a new case and return it with its id."""
-    cursor = await conn.execute(
+    case_id = await new_id(
+        conn,
         "INSERT INTO cases (number, state, category, urgency, procedure, level, grid_code,"
         " community_code, street_code, department, assignee_id, reporter_id, deadline,"
         " closed_at, workflow, version, subcategory, description, address, building_id, lat,"
@@ -144,7 +145,7 @@ async def insert_case(conn: Connection, case: Case, details: CaseDetails) -> Cas
         (*_columns(case), details.subcategory, details.description, details.address,
          details.building_id, details.lat, details.lon, details.location_note,
          details.source_channel, iso(case.created_at), *schedule.timer_columns(case)))
-    return dataclasses.replace(case, id=cursor.lastrowid)
+    return dataclasses.replace(case, id=case_id)
 
 
 async def update_case(conn: Connection, case: Case, loaded_version: int) -> None:

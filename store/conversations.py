@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from bot.domain.clock import iso
 from store.db import Connection, fetch
+from store.leader import lock_key
 from store.people import Contact, contact_from_row
+from store.pg import PgConnection
 
 
 class ConversationConflict(RuntimeError):
@@ -74,3 +77,17 @@ async def save(conn: Connection, conv: Conversation, now: datetime) -> None:
     if cursor.rowcount != 1:
         raise ConversationConflict(f"conversation {conv.contact_id} changed meanwhile")
     conv.version += 1
+
+
+async def lock_all(conn: Connection, keys: Iterable[tuple[str, str]]) -> None:
+    """Hold each (channel, address)'s conversation for the rest of the transaction, so that
+    no other process handles one person's messages meanwhile (PostgreSQL: transaction
+    advisory locks, taken in sorted order so that two batches never deadlock). On SQLite
+    the one writer already holds the whole database: nothing to do."""
+    if not isinstance(conn, PgConnection):
+        return
+    wanted = sorted({lock_key(f"conversation:{channel}:{address}") for channel, address in keys})
+    if wanted:
+        await conn.execute_raw(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k",
+            (wanted,))

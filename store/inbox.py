@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from bot.domain.clock import iso
-from store.db import Connection, fetch
+from store.db import Connection, fetch, insert_id
 
 # What became of a stored payload; the CHECK in store/migrations/0008_inbox_refused.sql.
 Status = Literal["received", "processed", "failed", "ignored", "refused"]
@@ -36,14 +36,14 @@ async def insert(
     is the payload's JSON as it arrived, kept as it is (and not encoded again) when given.
     """
     stamp = iso(now)
-    cursor = await conn.execute(
+    return await insert_id(
+        conn,
         "INSERT INTO inbox (channel, provider_id, address, payload, received_at, status,"
         " processed_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, provider_id)"
         " DO NOTHING",
         (channel, provider_id, address,
          raw if raw is not None else json.dumps(payload, ensure_ascii=False), stamp, status,
          None if status == "received" else stamp))
-    return cursor.lastrowid if cursor.rowcount == 1 else None
 
 
 async def get(conn: Connection, inbox_id: int) -> InboxRow | None:
@@ -82,4 +82,28 @@ async def pending(conn: Connection, limit: int = 1000) -> list[int]:
     """Ids of payloads stored but not yet processed (left by a crash), oldest first."""
     rows = await fetch(conn,
         "SELECT id FROM inbox WHERE status = 'received' ORDER BY id LIMIT ?", (limit,))
+    return [r[0] for r in rows]
+
+
+async def waiting_before(conn: Connection, channel: str, address: str, inbox_id: int) -> bool:
+    """Whether an earlier payload of the same sender is still waiting to be processed (on
+    another process, with several): this one must wait its turn."""
+    rows = await fetch(conn,
+        "SELECT 1 FROM inbox WHERE status = 'received' AND channel = ? AND address = ?"
+        " AND id < ? LIMIT 1", (channel, address, inbox_id))
+    return bool(rows)
+
+
+async def stale(conn: Connection, before: datetime, limit: int = 1000, *,
+                channel: str | None = None, address: str | None = None,
+                before_id: int | None = None) -> list[int]:
+    """Payloads still 'received' that were stored before `before`: their process died
+    (several processes on PostgreSQL); another one processes them. Optionally only one
+    sender's, stored before the payload `before_id`."""
+    sql = "SELECT id FROM inbox WHERE status = 'received' AND received_at < ?"
+    params: list[object] = [iso(before)]
+    if channel is not None:
+        sql += " AND channel = ? AND address = ? AND id < ?"
+        params += [channel, address, before_id]
+    rows = await fetch(conn, sql + " ORDER BY id LIMIT ?", (*params, limit))
     return [r[0] for r in rows]

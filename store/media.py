@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain.clock import iso
-from store.db import Connection, fetch
+from store.db import Connection, fetch, new_id
 
 BEFORE = "before"
 AFTER = "after"
@@ -33,12 +33,10 @@ async def add(
     path: str | None = None, sha256: str | None = None, content_type: str | None = None,
 ) -> int:
     """Record a media file received on a channel and return its id."""
-    cursor = await conn.execute(
+    return await new_id(conn,
         "INSERT INTO media (channel, provider_ref, path, sha256, content_type, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?)", (channel, provider_ref, path, sha256, content_type,
                                        iso(now)))
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
 
 
 async def attach(conn: Connection, media_ids: Sequence[int], case_id: int,

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from bot.domain.clock import iso, parse_iso
 from store.bulk import STAGED
-from store.db import Connection, Row, fetch
+from store.db import Connection, Row, fetch, new_id
 from store.notices import People
 
 
@@ -42,12 +42,10 @@ async def create(
     starts_at: datetime, scope: str, audience: str, now: datetime,
 ) -> int:
     """Store a meeting; return its id."""
-    cursor = await conn.execute(
+    return await new_id(conn,
         "INSERT INTO meetings (organizer_id, title, place, starts_at, scope, audience,"
         " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (organizer_id, title, place, iso(starts_at), scope, audience, iso(now)))
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
 
 
 async def get(conn: Connection, meeting_id: int) -> MeetingRow | None:

@@ -12,14 +12,18 @@ async def staff_chats(conn: Connection) -> list[tuple[str, str | None, list[str]
     """Private Telegram chats of people with a staff role: (address, locale, roles)."""
     # From the few staff roles to their contacts (CROSS JOIN keeps that order), not from
     # every resident's Telegram contact: this runs every minute on the shared connection.
+    # The roles are gathered here rather than by group_concat, which PostgreSQL lacks.
     rows = await fetch(
-        conn, "SELECT c.address, p.locale, group_concat(DISTINCT r.role) FROM roles r"
+        conn, "SELECT DISTINCT c.address, p.locale, r.role FROM roles r"
         " CROSS JOIN contacts c ON c.person_id = r.person_id"
         " CROSS JOIN people p ON p.id = c.person_id"
         " WHERE r.revoked_at IS NULL AND r.role != 'resident' AND c.channel = 'telegram'"
-        " AND NOT c.opted_out AND c.address NOT LIKE '-%'"
-        " GROUP BY c.address ORDER BY c.address")
-    return [(r[0], r[1], sorted(str(r[2]).split(","))) for r in rows]
+        " AND c.opted_out = 0 AND c.address NOT LIKE '-%'"
+        " ORDER BY c.address")
+    chats: dict[str, tuple[str | None, set[str]]] = {}
+    for address, locale, role in rows:
+        chats.setdefault(address, (locale, set()))[1].add(role)
+    return [(address, locale, sorted(roles)) for address, (locale, roles) in chats.items()]
 
 
 async def recorded(conn: Connection) -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.domain.clock import iso, parse_iso
 from store.bulk import STAGED
-from store.db import Connection, Row, fetch
+from store.db import Connection, Row, fetch, is_postgres, new_id
 
 # Roles that make a person staff rather than a resident for notices.
 STAFF_ROLES = ("grid_chief", "community_staff", "community_director", "dispatcher",
@@ -72,10 +72,22 @@ class People:
     sql: str
     params: tuple[Any, ...] = ()
 
-    def reached(self) -> tuple[str, tuple[Any, ...]]:
+    def reached(self, postgres: bool = False) -> tuple[str, tuple[Any, ...]]:
         """A SELECT of (person_id, area, channel, address, locale, pick): one row a person,
         at the contact they last wrote from that has not opted out (as for every other
         message to a person)."""
+        if postgres:
+            # PostgreSQL has no bare columns beside max(): DISTINCT ON takes the first row
+            # of each person in the same order (the contact they last wrote from).
+            return (f"""
+        WITH wanted (person_id, area) AS ({self.sql})
+        SELECT DISTINCT ON (w.person_id) w.person_id, w.area, c.channel, c.address,
+               p.locale, ''
+        FROM wanted w JOIN people p ON p.id = w.person_id
+        JOIN contacts c ON c.person_id = w.person_id AND c.opted_out = 0
+        LEFT JOIN conversations v ON v.contact_id = c.id
+        ORDER BY w.person_id, coalesce(v.updated_at, '') DESC,
+                 coalesce(c.last_seen_at, '') DESC, c.id DESC""", self.params)
         # SQLite takes the bare columns of a max() from the row that has the max, here the
         # contact they last wrote from (as store.people.contacts_of orders).
         return (f"""
@@ -89,12 +101,13 @@ class People:
         GROUP BY w.person_id ORDER BY w.person_id""", self.params)
 
 
-NOBODY = People("SELECT NULL, NULL WHERE 0")  # an audience of no one
+# An audience of no one.
+NOBODY = People("SELECT CAST(NULL AS INTEGER), CAST(NULL AS TEXT) WHERE 1 = 0")
 
 
 async def reach(conn: Connection, people: People) -> list[Recipient]:
     """Where a message reaches each of these people."""
-    rows = await fetch(conn, *people.reached())
+    rows = await fetch(conn, *people.reached(is_postgres(conn)))
     return [Recipient(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
 
@@ -130,7 +143,7 @@ async def reach_people(conn: Connection, person_ids: Sequence[int],
     if not person_ids:
         return []
     return await reach(conn, People(
-        "SELECT value, ? FROM json_each(?)",
+        "SELECT CAST(value AS INTEGER), CAST(? AS TEXT) FROM json_each(?)",
         (area, "[" + ",".join(str(int(p)) for p in person_ids) + "]")))
 
 
@@ -140,13 +153,11 @@ async def create(
     kind: str = "notice", reminds: int | None = None, body_en: str | None = None,
 ) -> int:
     """Store a notice (or a reminder of one) to be sent at `send_at`; return its id."""
-    rows = await fetch(
-        conn, "INSERT INTO notices (kind, reminds, sender_id, issuer, scope, audience, body,"
-        " photo_id, send_at, created_at, body_en) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " RETURNING id",
+    return await new_id(conn,
+        "INSERT INTO notices (kind, reminds, sender_id, issuer, scope, audience, body,"
+        " photo_id, send_at, created_at, body_en) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (kind, reminds, sender_id, issuer, scope, audience, body, photo_id, iso(send_at),
          iso(now), body_en))
-    return int(rows[0][0])
 
 
 _NOTICE = ("SELECT id, kind, reminds, sender_id, issuer, scope, audience, body, photo_id,"

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from bot.domain.clock import iso, parse_iso
 from bot.domain.workflow import Level, State
 from store.cases import CaseDetails, StoredCase, case_from_json
-from store.db import Connection, Row, fetch
+from store.db import Connection, Row, fetch, new_id
 
 # Written exactly as in the index cases_open311_window (0009_open311.sql), so that SQLite
 # uses it: an index on an expression serves only that same expression.
@@ -55,13 +55,11 @@ async def add_key(conn: Connection, name: str, key: str, person_id: int,
                   now: datetime, *, services: Sequence[str] | None = None,
                   department: str | None = None) -> int:
     """Store a new API key (hashed) and return its id."""
-    cursor = await conn.execute(
+    return await new_id(conn,
         "INSERT INTO api_keys (name, key_hash, prefix, services, department, person_id,"
         " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (name, hash_key(key), key[:6], json.dumps(list(services)) if services else None,
          department, person_id, iso(now)))
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
 
 
 async def key_for(conn: Connection, key: str) -> ApiKey | None:
@@ -225,7 +223,7 @@ async def search(conn: Connection, start: datetime, end: datetime, *,
     one service (category, subcategory), one page of them."""
     params: list[Any] = []
     if closed is not None:
-        params.append(1 if closed else 0)
+        params.append(bool(closed))  # compared with a boolean on PostgreSQL
     params += [iso(start), iso(end)]
     if category is not None:
         params += [category, subcategory]
@@ -285,11 +283,9 @@ _OUT = "SELECT id, case_id, department, status, attempts, external_id FROM open3
 async def queue_outbound(conn: Connection, case_id: int, department: str,
                          now: datetime) -> int:
     """Queue a case for a department's system (in the dispatch's transaction)."""
-    cursor = await conn.execute(
+    return await new_id(conn,
         "INSERT INTO open311_outbound (case_id, department, created_at) VALUES (?, ?, ?)",
         (case_id, department, iso(now)))
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
 
 
 async def claim_outbound(conn: Connection, now: datetime,

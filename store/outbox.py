@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.domain.clock import iso
-from store.db import Connection, fetch
+from store.db import Connection, fetch, is_postgres
+from store.pg import PgConnection
 
 PRIORITY_REPLY = 0
 PRIORITY_BULK = 10
@@ -101,6 +102,8 @@ async def claim(
     and at most `per_address` messages are taken for one address, so that one chat's
     burst does not fill the claim.
     """
+    if isinstance(conn, PgConnection):
+        return await _claim_pg(conn, channel, now, limit, skip, per_address)
     # Only the head of the queue is looked at: a long queue (a notice to 100,000 people)
     # costs the same per claim as a short one.
     skipped = json.dumps(sorted(skip)) if skip else None
@@ -158,6 +161,77 @@ async def _claim_head(conn: Connection, channel: str, stamp: str, limit: int,
     return sorted(claimed, key=lambda m: (priorities[m.id], m.id))
 
 
+# PostgreSQL's claim, beside SQLite's: several processes claim from one outbox, so the head
+# rows are locked FOR UPDATE SKIP LOCKED (two claims never take the same row, nor wait for
+# each other), and a claimed row carries a lease (`lease_until`, migration 0014): a
+# message a dead process held is queued again once its lease has passed
+# (`requeue_in_flight`), never while a live process may still be sending it. An address
+# with an earlier message in flight anywhere is left for later, so that a chat's messages
+# keep their order even across a takeover.
+DEFAULT_LEASE = timedelta(seconds=60)
+
+
+async def _claim_pg(conn: PgConnection, channel: str, now: datetime, limit: int,
+                    skip: Collection[str], per_address: int | None) -> list[StoredOutbound]:
+    stamp = iso(now)
+    lease = iso(now + conn.outbox_lease)
+    scan = limit if per_address is None else limit * 4
+    for _ in range(10):
+        head = (await conn.execute_raw(
+            "SELECT o.id, o.expires_at, o.priority, coalesce(c.opted_out, 0), o.address"
+            " FROM outbox o"
+            " LEFT JOIN contacts c ON c.channel = o.channel AND c.address = o.address"
+            " WHERE o.channel = %s AND o.status = 'queued'"
+            " AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= %s)"
+            " AND NOT (o.address = ANY(%s))"
+            " AND NOT EXISTS (SELECT 1 FROM outbox f WHERE f.status = 'sending'"
+            " AND f.channel = o.channel AND f.address = o.address AND f.id < o.id)"
+            " ORDER BY o.priority, o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED",
+            (channel, stamp, list(skip), scan))).rows
+        expired = [r[0] for r in head if r[1] is not None and r[1] <= stamp]
+        stopped = [r[0] for r in head if (r[1] is None or r[1] > stamp) and r[3] and r[2] >= 0]
+        passed = {*expired, *stopped}
+        taken: list[int] = []
+        per: dict[str, int] = {}
+        for r in head:
+            if r[0] in passed or len(taken) >= limit:
+                continue
+            if per_address is not None:
+                if per.get(r[4], 0) >= per_address:
+                    continue
+                per[r[4]] = per.get(r[4], 0) + 1
+            taken.append(r[0])
+        if expired:
+            await conn.execute_raw("UPDATE outbox SET status = 'expired' WHERE id = ANY(%s)",
+                                   (expired,))
+        if stopped:
+            await conn.execute_raw("UPDATE outbox SET status = 'failed',"
+                                   " error = 'recipient opted out' WHERE id = ANY(%s)",
+                                   (stopped,))
+        if not taken:
+            if len(head) == scan:
+                continue
+            return []
+        rows = (await conn.execute_raw(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = %s"
+            " WHERE id = ANY(%s)"
+            " RETURNING id, channel, address, body, payload, status, created_at, priority",
+            (lease, taken))).rows
+        claimed = [StoredOutbound(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7])
+                   for r in rows]
+        return sorted(claimed, key=lambda m: (m.priority, m.id))
+    return []
+
+
+async def extend_leases(conn: Connection, ids: Collection[int], now: datetime) -> None:
+    """Messages this process still holds (waiting for their turn, or being sent) keep
+    their lease (PostgreSQL): only a dead process's run out. Nothing to do on SQLite."""
+    if isinstance(conn, PgConnection) and ids:
+        await conn.execute_raw(
+            "UPDATE outbox SET lease_until = %s WHERE id = ANY(%s) AND status = 'sending'",
+            (iso(now + conn.outbox_lease), list(ids)))
+
+
 async def record_sent(
     conn: Connection, message_id: int, provider_id: str | None, now: datetime
 ) -> None:
@@ -188,12 +262,19 @@ async def attempts_of(conn: Connection, message_id: int) -> int:
     return int(rows[0][0]) if rows else 0
 
 
-async def requeue_in_flight(conn: Connection) -> int:
+async def requeue_in_flight(conn: Connection, now: datetime | None = None) -> int:
     """After a crash: messages taken but not confirmed go back to the queue.
 
     This is the one place a message can be sent twice: the provider may have accepted it
-    just before the crash.
+    just before the crash. On PostgreSQL, where other processes may be sending right now,
+    only messages whose lease has passed go back (`now`: the time to compare with).
     """
+    if is_postgres(conn):
+        stamp = iso(now) if now is not None else "9999"
+        cursor = await conn.execute(
+            "UPDATE outbox SET status = 'queued' WHERE status = 'sending'"
+            " AND (lease_until IS NULL OR lease_until <= ?)", (stamp,))
+        return cursor.rowcount
     cursor = await conn.execute("UPDATE outbox SET status = 'queued' WHERE status = 'sending'")
     return cursor.rowcount
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain.clock import iso
-from store.db import Connection, Row, fetch
+from store.db import Connection, Row, fetch, new_id
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,8 @@ async def get_or_create_contact(
     found = await find_contact(conn, channel, address)
     if found is not None:
         return found
-    cursor = await conn.execute(
-        "INSERT INTO people (name, created_at) VALUES (?, ?)", (name, iso(now)))
-    person_id = cursor.lastrowid
+    person_id = await new_id(
+        conn, "INSERT INTO people (name, created_at) VALUES (?, ?)", (name, iso(now)))
     await conn.execute(
         "INSERT INTO contacts (person_id, channel, address, created_at, last_seen_at)"
         " VALUES (?, ?, ?, ?, ?)", (person_id, channel, address, iso(now), iso(now)))
@@ -79,11 +78,9 @@ async def add_person(
     grid_code: str | None = None, duties: str | None = None, locale: str | None = None,
 ) -> int:
     """Create a person (staff loaded from a file, say) and return the id."""
-    cursor = await conn.execute(
+    return await new_id(conn,
         "INSERT INTO people (name, phone, grid_code, duties, locale, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?)", (name, phone, grid_code, duties, locale, iso(now)))
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
 
 
 async def add_contact(
@@ -117,10 +114,12 @@ async def set_grid(conn: Connection, person_id: int, grid_code: str) -> None:
 
 async def contacts_of(conn: Connection, person_id: int) -> list[Contact]:
     """Every channel address of a person, the one they last wrote from first."""
+    # coalesce: SQLite sorts NULLs first, PostgreSQL last; a contact never written from
+    # (no conversation yet) must come after those written from, on both.
     rows = await fetch(
         conn, CONTACT_SQL + " LEFT JOIN conversations v ON v.contact_id = c.id"
-        " WHERE c.person_id = ? ORDER BY v.updated_at DESC, c.last_seen_at DESC, c.id DESC",
-        (person_id,))
+        " WHERE c.person_id = ? ORDER BY coalesce(v.updated_at, '') DESC,"
+        " coalesce(c.last_seen_at, '') DESC, c.id DESC", (person_id,))
     return [contact_from_row(r) for r in rows]
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from bot.domain.clock import iso, parse_iso
 from bot.domain.workflow import AuditRecord, Case, State
-from store.db import Connection, fetch
+from store.db import Connection, fetch, is_postgres
 
 # The states in which a case's deadline clock runs (suspended, resolved... stop it).
 RUNNING = (State.REGISTERED, State.DISPATCHED, State.IN_PROGRESS)
@@ -47,7 +47,7 @@ def timer_update_params(case: Case) -> tuple[object, ...]:
     """The parameters of `TIMER_UPDATE_SQL` for the case being stored."""
     warn_at, breach_at = timer_columns(case)
     deadline = iso(case.deadline) if case.deadline else None
-    running = 1 if case.state in RUNNING else 0
+    running = case.state in RUNNING  # a bool: compared with a boolean on PostgreSQL
     return (deadline, running, warn_at, deadline, running, breach_at)
 
 
@@ -157,6 +157,21 @@ async def move_warnings(conn: Connection,
                            [(iso(at) if at else None, case_id) for case_id, at in moves])
 
 
+_RECORD_WARNINGS = (
+    "UPDATE cases SET version = version + 1, warn_at = NULL,"
+    " workflow = json_set(workflow, '$.version', version + 1)"
+    " WHERE (id, version) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))"
+    " RETURNING id")
+# PostgreSQL's JSON functions differ (jsonb_set; the pairs' elements as json, cast).
+_RECORD_WARNINGS_PG = (
+    "UPDATE cases SET version = version + 1, warn_at = NULL,"
+    " workflow = CAST(jsonb_set(CAST(workflow AS jsonb), '{version}',"
+    " to_jsonb(version + 1)) AS TEXT)"
+    " WHERE (id, version) IN (SELECT CAST(p.value ->> 0 AS BIGINT),"
+    " CAST(p.value ->> 1 AS BIGINT) FROM json_array_elements(CAST(? AS json)) AS p (value))"
+    " RETURNING id")
+
+
 async def record_warnings(
     conn: Connection, warned: Sequence[tuple[int, int]], audits: Sequence[AuditRecord],
 ) -> set[int]:
@@ -167,11 +182,8 @@ async def record_warnings(
     if not warned:
         return set()
     pairs = json.dumps([[case_id, version] for case_id, version in warned])
-    rows = await fetch(
-        conn, "UPDATE cases SET version = version + 1, warn_at = NULL,"
-        " workflow = json_set(workflow, '$.version', version + 1)"
-        " WHERE (id, version) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))"
-        " RETURNING id", (pairs,))
+    rows = await fetch(conn, _RECORD_WARNINGS_PG if is_postgres(conn) else _RECORD_WARNINGS,
+                       (pairs,))
     done = {int(r[0]) for r in rows}
     await conn.executemany(
         "INSERT INTO case_events (case_id, event, actor_id, actor_role, from_state, to_state,"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain.clock import iso, parse_iso
-from store.db import Connection, fetch
+from store.db import Connection, fetch, new_id
 
 
 def hash_code(code: str) -> str:
@@ -83,22 +83,20 @@ async def revoke_role(conn: Connection, role_id: int, now: datetime) -> bool:
 async def add_visit(conn: Connection, person_id: int, grid_code: str | None,
                     building: str, household: str, raised: str, now: datetime) -> int:
     """Log a household visit."""
-    cursor = await conn.execute(
+    return await new_id(
+        conn,
         "INSERT INTO visits (person_id, grid_code, building, household, raised, at)"
         " VALUES (?, ?, ?, ?, ?, ?)", (person_id, grid_code, building, household, raised,
                                        iso(now)))
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
 
 
 async def add_opinion(conn: Connection, person_id: int, grid_code: str | None,
                       body: str, now: datetime) -> int:
     """Log a social-conditions and public-opinion report."""
-    cursor = await conn.execute(
+    return await new_id(
+        conn,
         "INSERT INTO opinions (person_id, grid_code, body, at) VALUES (?, ?, ?, ?)",
         (person_id, grid_code, body, iso(now)))
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
 
 
 async def update_card(conn: Connection, person_id: int, field: str,

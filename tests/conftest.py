@@ -16,6 +16,7 @@ from tests.chat import ChatDriver
 from tests.fake_telegram import FakeTelegram, Updates
 from tests.fake_twilio import FakeTwilio
 from tests.helpers import CHECKER
+from tests.pg_harness import INSTALL_HINT, PgDatabases, pg_bin, running_server
 from tests.sms_harness import ACCOUNT_SID, AUTH_TOKEN, SmsHarness
 from tests.telegram_harness import Harness, running_gridbot, telegram_settings
 
@@ -23,11 +24,53 @@ from tests.telegram_harness import Harness, running_gridbot, telegram_settings
 MONDAY_MORNING = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 
+# --- the database: SQLite, and PostgreSQL for the modules that run on both -----------
+
+# Test modules whose `database` (and so `settings` and `gridbot`) runs on both backends:
+# the store's own tests and the flows over it. The rest run on SQLite only.
+ON_BOTH_DATABASES = {
+    "test_store", "test_store_pg", "test_report_flow", "test_notices", "test_outbox",
+    "test_staff", "test_meetings", "test_scheduler", "test_stats", "test_open311",
+    "test_open311_departments", "test_sim_api", "test_assignment_place", "test_households",
+    "test_phonein", "test_open311_intake", "test_stats_sources",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run `database` on SQLite, and in the modules above on PostgreSQL too."""
+    if "database" in metafunc.fixturenames:
+        module = metafunc.module.__name__.rsplit(".", 1)[-1]
+        backends = ["sqlite", "postgresql"] if module in ON_BOTH_DATABASES else ["sqlite"]
+        metafunc.parametrize("database", backends, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[PgDatabases]:
+    """One PostgreSQL server for the whole session (started on first use)."""
+    if pg_bin() is None:
+        pytest.skip(INSTALL_HINT)
+    with running_server() as server:
+        yield PgDatabases(server)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database: a SQLite file in the test's folder, or a PostgreSQL database
+    copied from the migrated template; its GRIDBOT_DATABASE value."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield str(tmp_path / "gridbot.db")
+        return
+    databases: PgDatabases = request.getfixturevalue("pg_databases")
+    url = databases.fresh()
+    yield url
+    databases.drop(url)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database: str) -> Settings:
     """Settings pointing at a fresh database and media folder."""
     return Settings.from_mapping({
-        "GRIDBOT_DATABASE": str(tmp_path / "gridbot.db"),
+        "GRIDBOT_DATABASE": database,
         "GRIDBOT_MEDIA_DIR": str(tmp_path / "media"),
     })
 

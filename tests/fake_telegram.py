@@ -71,6 +71,7 @@ class Call:
     method: str
     params: dict[str, Any]
     status: int = 200
+    at: float = field(default_factory=time.monotonic, compare=False)  # when it arrived
 
     @property
     def buttons(self) -> list[tuple[str, str]]:
@@ -283,6 +284,9 @@ class FakeTelegram:
         self._updates: list[dict[str, Any]] = []
         self._changed = threading.Condition()
         self._ids = itertools.count(1)
+        # Seconds before a sendMessage is answered (recorded as accepted on arrival): a
+        # slow network, so that messages are in flight when a test kills the sender.
+        self.answer_delay = 0.0
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -328,6 +332,7 @@ class FakeTelegram:
             self.files.clear()
             self._failures.clear()
             self._updates.clear()
+            self.answer_delay = 0.0
 
     def add_file(self, data: bytes, suffix: str = ".jpg") -> str:
         """Hold a file as Telegram would; return its file_id."""
@@ -419,6 +424,8 @@ class FakeTelegram:
             self._record(call, [])
             return result
         self._record(call, [])
+        if method == "sendMessage" and self.answer_delay:  # accepted, answered late
+            await asyncio.sleep(self.answer_delay)
         return JSONResponse({"ok": True, "result": result})
 
     def _record(self, call: Call, problems: list[str]) -> None:

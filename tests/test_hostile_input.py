@@ -297,9 +297,9 @@ async def test_a_message_of_photos_only_that_telegram_all_refuses_fails(
 
 async def test_the_inbox_rebuild_keeps_every_row_and_what_points_at_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    everything = db_module._migrations()
-    monkeypatch.setattr(db_module, "_migrations",
-                        lambda: [m for m in everything if m[0] < "0008"])
+    everything = db_module.migration_files("sqlite")
+    monkeypatch.setattr(db_module, "migration_files",
+                        lambda dialect: [m for m in everything if m[0] < "0008"])
     old = await Database.open(tmp_path / "old.db")
     async with old.transaction() as conn:
         await conn.execute("INSERT INTO inbox (channel, provider_id, address, payload,"

@@ -126,5 +126,5 @@ async def test_a_meeting_whose_area_is_gone_invites_no_one_and_holds_up_no_other
     assert await scheduler(gridbot).send_pending(gridbot.clock.now()) == 4
     meeting = await meeting_store.get(gridbot.db.conn, lost)
     assert meeting is not None and meeting.status == "active" and meeting.invited == 0
-    staged = await gridbot.db.fetchall("SELECT count(*) FROM temp.bulk_staged")
+    staged = await gridbot.db.fetchall("SELECT count(*) FROM bulk_staged")
     assert staged[0][0] == 0  # nothing left behind for the next message to many

@@ -262,7 +262,7 @@ async def test_a_notice_is_written_in_each_recipients_language_on_their_channel(
     rows = await gridbot.db.fetchall("SELECT grid_code, count(*) FROM notice_recipients"
                                      " WHERE notice_id = ? GROUP BY grid_code", (notice_id,))
     assert sorted(tuple(r) for r in rows) == [(GRID_1, 2), (GRID_2, 1)]
-    assert (await gridbot.db.fetchall("SELECT count(*) FROM temp.bulk_staged"))[0][0] == 0
+    assert (await gridbot.db.fetchall("SELECT count(*) FROM bulk_staged"))[0][0] == 0
 
 
 async def test_a_notice_whose_area_is_gone_goes_to_no_one_and_holds_up_no_other(

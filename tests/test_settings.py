@@ -40,18 +40,23 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     assert settings.port == 9000 and settings.locale == "zh_CN"
 
 
-@pytest.mark.parametrize("url", ["postgresql://gridbot@db/gridbot", "mysql://x/y",
-                                 "sqlite:///var/g.db"])
-def test_a_database_url_is_refused_in_one_line_not_taken_as_a_folder(url: str) -> None:
+@pytest.mark.parametrize("url", ["mysql://x/y", "sqlite:///var/g.db"])
+def test_a_database_url_other_than_postgresql_is_refused_in_one_line(url: str) -> None:
     with pytest.raises(SettingsError, match=r"GRIDBOT_DATABASE: \w+:// databases are not"
-                                            r" supported yet; give the path of a SQLite file"):
+                                            r" supported; give the path of a SQLite file"):
         Settings.from_mapping({"GRIDBOT_DATABASE": url})
 
 
-def test_migrate_with_a_postgresql_url_creates_nothing(tmp_path: Path) -> None:
-    result = gridbot(tmp_path, "migrate", GRIDBOT_DATABASE="postgresql://u@localhost/g")
+def test_a_postgresql_url_selects_postgresql() -> None:
+    url = "postgresql://gridbot@db.internal:5432/gridbot"
+    assert Settings.from_mapping({"GRIDBOT_DATABASE": url}).database == url
+
+
+def test_migrate_with_an_unreachable_postgresql_says_so_and_creates_nothing(
+        tmp_path: Path) -> None:
+    result = gridbot(tmp_path, "migrate", GRIDBOT_DATABASE="postgresql://u@127.0.0.1:1/g")
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == [
-        "gridbot: GRIDBOT_DATABASE: postgresql:// databases are not supported yet; give the"
-        " path of a SQLite file (the default is var/gridbot.db)"]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "gridbot: cannot reach the database postgresql://u@127.0.0.1:1/g"), lines
     assert list(tmp_path.iterdir()) == []  # no 'postgresql:' folder, no SQLite file

@@ -23,7 +23,7 @@ from bot.domain.clock import SystemClock
 from bot.domain.households import TagCatalog, TagError
 from bot.domain.messages import Inbound, Kind, parse_text
 from bot.domain.wording import counted
-from bot.entrypoints import cli_apikeys, cli_console, cli_notices
+from bot.entrypoints import cli_apikeys, cli_console, cli_copy, cli_notices
 from bot.runtime import loop
 from bot.services import casework, households
 from bot.services import stats as stats_service
@@ -32,7 +32,8 @@ from bot.services.mediafiles import MediaRefused, save_photo
 from bot.settings import Settings, SettingsError
 from store import outbox as outbox_store
 from store import staff as staff_store
-from store.db import Database
+from store.db import UNREACHABLE, Database
+from store.pg import display_url
 
 INVITE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud safely
 CHAT_HELP = """Type as the resident would. Extra simulator commands:
@@ -54,7 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"gridbot: {exc}", file=sys.stderr)
         return 2
-    result: int = args.run(settings, args)
+    try:
+        result: int = args.run(settings, args)
+    except UNREACHABLE as exc:
+        where = display_url(str(settings.database))
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        print(f"gridbot: cannot reach the database {where}: {reason}", file=sys.stderr)
+        return 1
     return result
 
 
@@ -107,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_notices.add_commands(commands)  # notice, meeting
     cli_apikeys.add_commands(commands)  # api-key
     cli_console.add_commands(commands)  # console-link
+    cli_copy.add_commands(commands)  # copy-database
 
     invite = commands.add_parser("invite", help="make a one-time code for a staff member")
     invite.add_argument("--role", required=True, choices=sorted(STAFF_ROLE_NAMES),
@@ -154,6 +162,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from bot.entrypoints.http import Server, create_app
+    from bot.entrypoints.metrics import configure_logging
     from bot.entrypoints.sim import sim_access
 
     host, port = settings.host, settings.port  # --host/--port are in the settings
@@ -162,9 +171,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"gridbot: {cannot_listen(host, port, exc)}", file=sys.stderr)
         return 1
+    configure_logging()
     sim = sim_access(settings)
     print(f"gridbot: serving on http://{host}:{port} (health: /healthz),"
-          f" database {settings.database}", flush=True)
+          f" database {display_url(str(settings.database))}", flush=True)
     print(f"gridbot: {sim.start_line(settings)}", flush=True)
     console_line = cli_console.demo_line(settings)
     if console_line is not None:
@@ -293,8 +303,8 @@ def _run_import(settings: Settings, file: Path, noun: str,
             return 1
         finally:
             await db.close()
-        print(f"imported {counted(count, noun)} from {file} (restart a running server to use"
-              " them)")
+        print(f"imported {counted(count, noun)} from {file} (running servers use them within"
+              " a tick)")
         return 0
 
     return loop.run(run())
@@ -341,7 +351,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> int:
         bot = await build(settings)
         await bot.close()
-        print(f"database {settings.database} is ready")
+        print(f"database {display_url(str(settings.database))} is ready")
         return 0
 
     return loop.run(run())

@@ -21,11 +21,12 @@ from starlette.routing import BaseRoute, Route
 
 from bot.bootstrap import Gridbot, build
 from bot.channels.registry import webhook_routes
-from bot.entrypoints import console, open311
+from bot.entrypoints import console, metrics, open311
 from bot.entrypoints.sim import SimAccess, sim_access, stop_polls
 from bot.entrypoints.sim import install as install_simulator
 from bot.services.links import routes as media_routes
 from bot.settings import Settings
+from store.db import UNREACHABLE
 
 
 def create_app(settings: Settings, gridbot: Gridbot | None = None,
@@ -48,10 +49,12 @@ def create_app(settings: Settings, gridbot: Gridbot | None = None,
 
     routes: list[BaseRoute] = [Route("/healthz", healthz), *media_routes(),
                               *webhook_routes(settings), *open311.routes(),
-                              *console.routes()]
+                              *console.routes(), *metrics.routes()]
     if not sim.on:
         routes.append(Route("/", front_page))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # The database unreachable (PostgreSQL down): 503, so providers deliver again later.
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={error: metrics.unavailable for error in UNREACHABLE})
     install_simulator(app, sim)
     return app
 
@@ -89,6 +92,7 @@ async def healthz(request: Request) -> Response:
     troubled = bot.health.unhealthy()
     healthy = ok and not troubled
     return JSONResponse({"status": "ok" if healthy else "error",
+                         "process": metrics.process_name(),
                          "database": "ok" if ok else "unreachable",
                          "unhealthy": troubled,
                          "workers": bot.health.as_json()},

@@ -21,7 +21,9 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from bot.domain.channels import spec_for
@@ -30,7 +32,7 @@ from bot.domain.messages import Inbound, Kind, Reply, Unreadable
 from bot.runtime.supervisor import TRANSIENT_ERRORS, Health, Reporter
 from bot.services.notify import open_menu, render_personal
 from bot.services.reference import ReferenceData
-from bot.services.render import Renderer
+from bot.services.render import Renderer, mask_phone
 from handlers.base import Context
 from handlers.router import RAW_OPTIONS, reprompt, route
 from store import conversations as conversation_store
@@ -47,6 +49,15 @@ MAX_BATCH = 64
 # How long a graceful stop waits for payloads being processed; the rest stay 'received'
 # in the inbox and are processed by `recover` at the next start.
 STOP_GRACE = 10.0
+
+# Several processes on PostgreSQL: how long a payload waits for an earlier one of the same
+# sender that another process holds, and how often it looks.
+ORDER_WAIT = 10.0
+ORDER_POLL = 0.02
+
+# The conversation a log line belongs to ("telegram:12345", a phone masked), set while a
+# payload is processed; the log format of `gridbot serve` shows it.
+CONVERSATION: ContextVar[str] = ContextVar("conversation", default="-")
 
 InboundParser = Callable[[inbox_store.InboxRow], Awaitable[Inbound | None]]
 
@@ -111,6 +122,8 @@ class Engine:
         self._drainer: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
+        # A payload 'received' for longer than this has lost its process (PostgreSQL).
+        self.lease = timedelta(seconds=60)
         # How background processing is doing; bootstrap hands in the registry /healthz reads.
         self.health: Reporter = Health(clock).reporter("inbox")
 
@@ -262,6 +275,8 @@ class Engine:
     async def _handle_batch(self, batch: list[_Pending]) -> list[int | None]:
         outgoing: list[OutboundRow] = []
         async with self.db.transaction(starts_with_write=True) as conn:
+            await conversation_store.lock_all(
+                conn, [(item.inbound.channel, item.inbound.address) for item in batch])
             results = [await self._store_and_handle(conn, item, outgoing) for item in batch]
             await outbox_store.enqueue(conn, outgoing, self.clock.now())
         return results
@@ -270,6 +285,8 @@ class Engine:
         try:
             outgoing: list[OutboundRow] = []
             async with self.db.transaction(starts_with_write=True) as conn:
+                await conversation_store.lock_all(conn, [(item.inbound.channel,
+                                                          item.inbound.address)])
                 result = await self._store_and_handle(conn, item, outgoing)
                 await outbox_store.enqueue(conn, outgoing, self.clock.now())
             return result
@@ -297,11 +314,41 @@ class Engine:
         return inbox_id
 
     async def recover(self) -> int:
-        """Process payloads that were stored but not processed (a crash in between)."""
-        pending = await inbox_store.pending(self.db.conn)
+        """Process payloads that were stored but not processed (a crash in between).
+
+        With several processes on PostgreSQL only those older than the lease: younger
+        ones may be another live process's, under way.
+        """
+        if self.db.postgres:
+            pending = await inbox_store.stale(self.db.conn, self.clock.now() - self.lease)
+        else:
+            pending = await inbox_store.pending(self.db.conn)
         for inbox_id in pending:
             await self.process(inbox_id)
         return len(pending)
+
+    async def _wait_turn(self, row: inbox_store.InboxRow) -> None:
+        """With several processes: wait while an earlier payload of the same sender is
+        still to be processed elsewhere, so one person's messages keep their order. After
+        `ORDER_WAIT` (that process is gone) this one goes ahead; the earlier one is taken
+        over after the lease (`recover`)."""
+        if not self.db.postgres:
+            return  # one process: the lock per conversation already keeps the order
+        deadline = asyncio.get_running_loop().time() + ORDER_WAIT
+        while await inbox_store.waiting_before(self.db.conn, row.channel, row.address, row.id):
+            # An earlier one whose process died (older than the lease) is processed here and
+            # now, holding this conversation's lock, rather than waited for.
+            for orphan_id in await inbox_store.stale(self.db.conn, self.clock.now() - self.lease,
+                                                     channel=row.channel, address=row.address,
+                                                     before_id=row.id):
+                orphan = await inbox_store.get(self.db.conn, orphan_id)
+                if orphan is not None and orphan.status == "received":
+                    await self._process_held(orphan)
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("inbox %s goes ahead of an earlier payload of %s/%s", row.id,
+                            row.channel, row.address)
+                return
+            await asyncio.sleep(ORDER_POLL)
 
     async def process(self, inbox_id: int) -> None:
         """Handle one stored payload, once (the second half of `take`).
@@ -312,29 +359,37 @@ class Engine:
         row = self._fresh.pop(inbox_id, None) or await inbox_store.get(self.db.conn, inbox_id)
         if row is None or row.status != "received":
             return
-        parser = self.parsers.get(row.channel, parse_stored_inbound)
+        shown = mask_phone(row.address) if row.address.startswith("+") else row.address
+        CONVERSATION.set(f"{row.channel}:{shown}")
         async with self.locks.hold((row.channel, row.address)):
-            try:
-                inbound = await parser(row)
-            except Unreadable as exc:  # nobody to answer, or nothing to act on
-                log.info("inbox %s refused: %s", inbox_id, exc)
-                async with self.db.transaction() as conn:
-                    await inbox_store.mark(conn, inbox_id, "refused", self.clock.now(),
-                                           str(exc))
-                return
-            except TRANSIENT_ERRORS:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any failure is recorded, not lost
-                log.exception("inbox %s could not be read", inbox_id)
-                await self._record_failure(row.channel, row.address, exc, inbox_id=inbox_id)
-                return
-            if inbound is None:
-                async with self.db.transaction() as conn:
-                    await inbox_store.mark(conn, inbox_id, "ignored", self.clock.now())
-                return
-            await self._enqueue(_Pending(inbound, row.provider_id,
-                                         asyncio.get_running_loop().create_future(),
-                                         inbox_id=inbox_id))
+            await self._wait_turn(row)
+            await self._process_held(row)
+
+    async def _process_held(self, row: inbox_store.InboxRow) -> None:
+        """`process` with the conversation's lock held."""
+        inbox_id = row.id
+        parser = self.parsers.get(row.channel, parse_stored_inbound)
+        try:
+            inbound = await parser(row)
+        except Unreadable as exc:  # nobody to answer, or nothing to act on
+            log.info("inbox %s refused: %s", inbox_id, exc)
+            async with self.db.transaction() as conn:
+                await inbox_store.mark(conn, inbox_id, "refused", self.clock.now(),
+                                       str(exc))
+            return
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded, not lost
+            log.exception("inbox %s could not be read", inbox_id)
+            await self._record_failure(row.channel, row.address, exc, inbox_id=inbox_id)
+            return
+        if inbound is None:
+            async with self.db.transaction() as conn:
+                await inbox_store.mark(conn, inbox_id, "ignored", self.clock.now())
+            return
+        await self._enqueue(_Pending(inbound, row.provider_id,
+                                     asyncio.get_running_loop().create_future(),
+                                     inbox_id=inbox_id))
 
     async def _handle(self, conn: Connection, inbox_id: int,
                       msg: Inbound) -> list[OutboundRow]:

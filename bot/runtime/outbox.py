@@ -26,6 +26,7 @@ from bot.runtime.supervisor import TRANSIENT_ERRORS, Health, Reporter, Superviso
 from store import outbox as outbox_store
 from store import people as people_store
 from store.db import Database
+from store.leader import Leadership
 from store.outbox import PRIORITY_REPLY, StoredOutbound
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,12 @@ MAX_BACKOFF_SECONDS = 600.0
 RATE_MARGIN = 0.04
 MAX_HELD = 2000  # claimed messages waiting in memory for their address's turn, at most
 STOPPING_RECORD_TRIES = 3  # when stopping, an outcome the database refuses is given up
+# Several processes: a new sender for a channel starts this long after taking the role.
+TAKEOVER_PAUSE = 1.0
+# ...and renews the leases of what it holds this often (a lease is GRIDBOT_LEASE_SECONDS,
+# 60 by default; at least 2 here: a lease shorter than twice this would run out on a
+# live process).
+RENEW_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -225,10 +232,34 @@ class OutboxWorker:
         self._round = 0  # the fair-queuing turn of the latest start
         self._rounds: dict[str, int] = {}  # address -> the turn of its latest message
         self._flying: Counter[str] = Counter()  # addresses with a message in flight
+        self._flying_ids: set[int] = set()  # the messages in flight
         self._in_flight: set[asyncio.Task[None]] = set()
         self._more = True  # the latest claim may have left due messages behind
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        # With several processes on PostgreSQL one process sends for a channel, so that its
+        # pacer sees every message and the provider's limits hold for all together
+        # (store/leader.py). None: always this process.
+        self.leadership: Leadership | None = None
+        self._led = False
+        self.sent_count = 0  # deliveries the provider accepted (/metrics)
+        self.error_count = 0  # attempts the provider refused or failed (/metrics)
+
+    async def _leads(self) -> bool:
+        """Whether this process sends for the channel now (taking the role if free).
+
+        A process that has just taken the role waits `TAKEOVER_PAUSE` before its first
+        send: the process it took over from may have sent a second's worth just before it
+        died, and that second and this one's first together must stay within the limits
+        (overall, and 1 a second per chat).
+        """
+        if self.leadership is None:
+            return True
+        leads = await self.leadership.holds(self.name)
+        if leads and not self._led:
+            self.limiter.last = self.timer() + TAKEOVER_PAUSE - self.limiter.interval
+        self._led = leads
+        return leads
 
     @property
     def batch(self) -> int:
@@ -264,11 +295,24 @@ class OutboxWorker:
         """Claim due messages and start each as its turn comes; sleep until woken, the
         next turn or the next poll. Database errors are reported and waited out."""
         self._more = True
-        poll_at = self.timer()
+        poll_at = renew_at = self.timer()
         while True:
+            if self.leadership is not None and self.timer() >= renew_at:
+                try:
+                    await self._renew_leases()
+                except TRANSIENT_ERRORS as exc:
+                    await self.sleep(self.health.failed(exc))
+                    continue
+                renew_at = self.timer() + RENEW_SECONDS
             if self.timer() >= poll_at or self._should_claim():
                 self.wake.clear()
                 try:
+                    if not await self._leads():
+                        # Another process sends; what this one holds still goes out.
+                        poll_at = self.timer() + self.poll_seconds
+                        if not await self._start_next():
+                            await self._nap(self.poll_seconds)
+                        continue
                     await self._claim(self.batch)
                 except TRANSIENT_ERRORS as exc:
                     self._more = True
@@ -315,6 +359,15 @@ class OutboxWorker:
         return tried
 
     # --- claiming and taking turns -------------------------------------------------------
+
+    async def _renew_leases(self) -> None:
+        """With several processes: what this one holds keeps its lease (each poll)."""
+        if self.leadership is None:
+            return
+        ids = {m.id for queue in self.held.values() for m in queue} | self._flying_ids
+        if ids:
+            async with self.db.transaction() as conn:
+                await outbox_store.extend_leases(conn, ids, self.clock.now())
 
     async def _claim(self, size: int) -> int:
         """Claim due messages for addresses not already waiting; return how many."""
@@ -389,6 +442,7 @@ class OutboxWorker:
             self._rounds.pop(address, None)
             self._more = True
         self._flying[address] += 1
+        self._flying_ids.add(message.id)
         task = asyncio.create_task(self._deliver(message), name=f"{self.name}-{message.id}")
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
@@ -415,8 +469,13 @@ class OutboxWorker:
                 delivery = Delivery("failed", error="recipient opted out")
             else:
                 delivery = await self._attempt(message)
+                if delivery.status == "sent":
+                    self.sent_count += 1
+                else:
+                    self.error_count += 1
             await self._record_surely(message, delivery)
         finally:
+            self._flying_ids.discard(message.id)
             self._flying[message.address] -= 1
             if self._flying[message.address] <= 0:
                 del self._flying[message.address]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ from bot.settings import Settings, crontab_fields
 from store import notices as notice_store
 from store import schedule as schedule_store
 from store.db import Database
+from store.leader import Leadership
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,10 @@ class Scheduler:
         self._ran: dict[str, str] = {}  # job -> latest period known to have run
         self.health = health or Health(clock).reporter("scheduler")
         self._retry: asyncio.Task[None] | None = None  # an early tick after a database error
+        # With several processes on PostgreSQL the sweeps run in the one holding this role
+        # (store/leader.py); bootstrap hands it in. None: always this process.
+        self.leadership: Leadership | None = None
+        self.sweep_seconds: dict[str, float] = {}  # each step's latest duration (/metrics)
 
     # --- the clock ---------------------------------------------------------------------
 
@@ -146,6 +152,13 @@ class Scheduler:
         async with self._lock:
             now = self.clock.now()
             done: dict[str, int] = {}
+            if self.leadership is not None:
+                try:
+                    if not await self.leadership.holds("scheduler"):
+                        return done  # another process sweeps; this one checks each tick
+                except TRANSIENT_ERRORS as exc:
+                    self.health.failed(exc, retry_in=self.settings.tick_seconds)
+                    return done
             steps: list[tuple[str, Callable[[datetime], Awaitable[int]]]] = [
                 ("notices", self.send_pending), ("breaches", self.sweep_breaches),
                 ("warnings", self.sweep_warnings), ("meetings", self.remind_meetings),
@@ -153,8 +166,10 @@ class Scheduler:
                 ("open311", self.departments.sync)]
             trouble: BaseException | None = None
             for name, step in steps:
+                started = time.perf_counter()
                 try:
                     done[name] = await step(now)
+                    self.sweep_seconds[name] = time.perf_counter() - started
                 except TRANSIENT_ERRORS as exc:
                     trouble = exc
                     done[name] = 0

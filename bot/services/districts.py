@@ -215,6 +215,7 @@ async def import_geojson(db: Database, data: object, now: datetime) -> int:
                                dict(mapping(f.geometry))) for f in features]
     async with db.transaction() as conn:
         await area_store.upsert_areas(conn, rows, now)
+        await area_store.mark_changed(conn)  # every running process reloads its index
     return len(rows)
 
 
@@ -226,6 +227,7 @@ async def import_buildings(db: Database, text: str) -> int:
         await area_store.upsert_buildings(
             conn, [(b.name, b.address, b.grid_code, b.lat, b.lon, b.name_en, b.address_en)
                    for b in buildings])
+        await area_store.mark_changed(conn)  # every running process reloads its index
     return len(buildings)
 
 

@@ -124,7 +124,7 @@ async def invite(conn: Connection, outreach: Outreach, meeting: MeetingRow,
     await meeting_store.mark_reminded(conn, meeting.id, now,
                                       day=meeting.starts_at - DAY_BEFORE <= now,
                                       hour=meeting.starts_at - HOUR_BEFORE <= now)
-    async with bulk_store.staged(conn, people.reached()) as groups:
+    async with bulk_store.staged(conn, people) as groups:
         await meeting_store.invite_staged(conn, meeting.id, now)
         await queue_staged(conn, outreach.renderer, outreach.reference.default_locale, groups,
                            "meeting_invitation",
@@ -150,7 +150,7 @@ async def remind_due(conn: Connection, outreach: Outreach, now: datetime) -> int
         if not hour and meeting.day_reminder_at is not None:
             continue
         async with bulk_store.staged(
-                conn, meeting_store.attendees_to_remind(meeting.id).reached()) as groups:
+                conn, meeting_store.attendees_to_remind(meeting.id)) as groups:
             sent += await queue_staged(
                 conn, outreach.renderer, outreach.reference.default_locale, groups,
                 "meeting_reminder", _reminder_context(outreach, meeting, hour),

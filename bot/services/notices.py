@@ -345,7 +345,7 @@ async def send(conn: Connection, outreach: Outreach, notice: NoticeRow,
                     notice.id, notice.scope)
         await notice_store.mark_sent(conn, notice.id, 0, now)
         return 0
-    async with bulk_store.staged(conn, audience(scope, notice.audience).reached()) as groups:
+    async with bulk_store.staged(conn, audience(scope, notice.audience)) as groups:
         count = sum(groups.values())
         if not await notice_store.mark_sent(conn, notice.id, count, now):
             return 0
@@ -378,7 +378,7 @@ async def _send_reminder(conn: Connection, outreach: Outreach, reminder: NoticeR
 async def remind(conn: Connection, outreach: Outreach, notice: NoticeRow,
                  now: datetime) -> int:
     """Send the notice again to those who have not acknowledged it; return how many."""
-    async with bulk_store.staged(conn, notice_store.unacknowledged(notice.id).reached()
+    async with bulk_store.staged(conn, notice_store.unacknowledged(notice.id)
                                  ) as groups:
         await queue_staged(conn, outreach.renderer, outreach.reference.default_locale, groups,
                            "notice_reminder",

@@ -27,6 +27,7 @@ from bot.services.render import Renderer
 from handlers.chief import staff_menu
 from store import menus as menu_store
 from store.db import Database
+from store.leader import Leadership
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class StaffMenus:
         self.default_locale = default_locale
         self.pace = pace
         self.health = Health(clock).reporter("telegram-menus")  # the app's registry: bootstrap
+        self.leadership: Leadership | None = None  # several processes: bootstrap hands it in
 
     async def sync(self) -> int:
         """Set or clear the menus that differ from what was recorded; return the calls made."""
@@ -68,7 +70,9 @@ class StaffMenus:
         (a transient database error is reported to the health registry in one line)."""
         while True:
             try:
-                await self.sync()
+                # With several processes on PostgreSQL one of them keeps the menus.
+                if self.leadership is None or await self.leadership.holds("telegram-menus"):
+                    await self.sync()
             except RetryAfter as exc:
                 await asyncio.sleep(retry_seconds(exc))
                 continue

@@ -1,0 +1,214 @@
+"""PostgreSQL against SQLite, and one to three `gridbot serve` processes on one PostgreSQL.
+
+1. Engine steps/s: the dialogue benchmark of benchmarks/bench.py (residents reporting at
+   once through `Engine.handle`) on a SQLite file and on PostgreSQL, rounds alternating
+   in the same run.
+2. A notice to 100,000 residents queued on PostgreSQL (goal < 3 s, as on SQLite).
+3. The webhook path with 1, 2 and 3 processes on one PostgreSQL: Telegram updates posted
+   to the processes in turn (posters in processes of their own), until every update is
+   processed and its reply handed to the fake Bot API (its rate limit raised).
+
+The PostgreSQL server is a fresh one of Debian's package in a temp folder, with fsync on
+and `synchronous_commit = off`: what SQLite's WAL with `synchronous=NORMAL` promises
+(a process crash loses nothing; a power cut may lose the last transactions). On this
+2-core machine the figures say more about overhead than about scale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from benchmarks import bench as engine_bench
+from benchmarks.bench import engine_run
+from benchmarks.bench_outbox import GRIDS, queue_notice
+from benchmarks.benchkit import StealMeter, machine_line
+from bot.bootstrap import build
+from bot.domain.clock import iso
+from bot.settings import Settings
+from tests.fake_telegram import FakeTelegram, Updates, listening_socket
+from tests.pg_harness import PgServer, running_server
+from tests.telegram_harness import SECRET
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CONVERSATIONS = int(os.environ.get("BENCH_CONVERSATIONS", "200"))
+RESIDENTS = int(os.environ.get("BENCH_RESIDENTS", "100000"))
+UPDATES = int(os.environ.get("BENCH_UPDATES", "400"))
+POSTERS = 4
+ROOT = Path(__file__).resolve().parent.parent
+FIRST_CHAT = 9_000_000
+
+
+def engine_rates(server: PgServer, folder: Path) -> tuple[list[float], list[float]]:
+    """Steps/s on SQLite and on PostgreSQL, rounds alternating."""
+    sqlite_rates, pg_rates = [], []
+    engine_bench.CONVERSATIONS = CONVERSATIONS  # fewer than bench.py's own default
+    for n in range(ROUNDS):
+        steps, seconds, _ = asyncio.run(engine_run(folder / f"s{n}"))
+        sqlite_rates.append(steps / seconds)
+        url = server.create_database(f"engine{n}")
+        steps, seconds, _ = asyncio.run(engine_run(folder / f"p{n}", url))
+        pg_rates.append(steps / seconds)
+    return sqlite_rates, pg_rates
+
+
+def notice_seconds(server: PgServer, folder: Path) -> tuple[list[float], int]:
+    """Seconds to queue a notice to every resident of the street, per round."""
+    url = server.create_database("notice")
+    settings = Settings.from_mapping({"GRIDBOT_DATABASE": url,
+                                      "GRIDBOT_MEDIA_DIR": str(folder / "media")})
+
+    async def prepare() -> None:
+        bot = await build(settings)  # migrates and loads the demo district
+        await bot.close()
+
+    asyncio.run(prepare())
+    stamp = iso(datetime.now(UTC))
+    with psycopg.connect(url) as conn, conn.cursor() as cursor:
+        with cursor.copy("COPY people (id, name, grid_code, created_at) FROM STDIN") as copy:
+            for i in range(RESIDENTS):
+                copy.write_row((1_000_000 + i, f"居民{i}", GRIDS[i % 8], stamp))
+        with cursor.copy("COPY contacts (person_id, channel, address, created_at)"
+                         " FROM STDIN") as copy:
+            for i in range(RESIDENTS):
+                copy.write_row((1_000_000 + i, "telegram", str(FIRST_CHAT + i), stamp))
+        cursor.execute("ANALYZE")
+
+    async def rounds() -> tuple[list[float], int]:
+        bot = await build(settings)
+        times, count = [], 0
+        try:
+            for _ in range(ROUNDS):
+                seconds, count = await queue_notice(bot, datetime.now(UTC))
+                times.append(seconds)
+                async with bot.db.transaction() as conn:
+                    await conn.execute("DELETE FROM outbox")
+        finally:
+            await bot.close()
+        return times, count
+
+    return asyncio.run(rounds())
+
+
+# --- the webhook path with several processes ---------------------------------------------
+
+def post_updates(work: tuple[list[dict[str, object]], list[int]]) -> int:
+    """(In a poster process.) POST each update to the processes in turn; count 200s."""
+    updates, ports = work
+    answered = 0
+    with httpx.Client(timeout=30) as client:
+        for i, update in enumerate(updates):
+            response = client.post(f"http://127.0.0.1:{ports[i % len(ports)]}/telegram/webhook",
+                                   json=update,
+                                   headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+            answered += response.status_code == 200
+    return answered
+
+
+def webhook_rate(server: PgServer, folder: Path, fake: FakeTelegram, processes: int) -> float:
+    """Updates/s from the first POST until every update's reply reached the fake."""
+    url = server.create_database(f"webhook{processes}")
+    env = {**os.environ, "GRIDBOT_DATABASE": url, "GRIDBOT_MEDIA_DIR": str(folder / "media"),
+           "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_BASE_URL": fake.base_url,
+           "TELEGRAM_MODE": "webhook", "TELEGRAM_WEBHOOK_SECRET": SECRET,
+           "GRIDBOT_PUBLIC_URL": "https://bot.example.org", "GRIDBOT_TELEGRAM_RATE": "5000",
+           "GRIDBOT_QUIET_HOURS": "off", "GRIDBOT_DIGEST_MORNING": "off",
+           "GRIDBOT_DIGEST_EVENING": "off", "GRIDBOT_MEETING_CRON": "off"}
+    subprocess.run([sys.executable, "-m", "bot", "migrate"], env=env, cwd=ROOT, check=True,
+                   capture_output=True)
+    servers: list[subprocess.Popen[bytes]] = []
+    ports = []
+    try:
+        for n in range(processes):
+            sock = listening_socket()
+            port = int(sock.getsockname()[1])
+            sock.close()
+            servers.append(subprocess.Popen(
+                [sys.executable, "-m", "bot", "serve"], cwd=ROOT, env={
+                    **env, "GRIDBOT_PORT": str(port), "GRIDBOT_PROCESS_NAME": f"p{n}"},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            ports.append(port)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"server {n} did not start")
+                time.sleep(0.1)
+        fake.reset()
+        maker = Updates()
+        updates = [maker.text(FIRST_CHAT + i % 200, f"/case 261123-{i % 900 + 1:03d}")
+                   for i in range(UPDATES)]
+        parts = [(updates[i::POSTERS], ports) for i in range(POSTERS)]
+        started = time.perf_counter()
+        with multiprocessing.get_context("spawn").Pool(POSTERS) as pool:
+            answered = sum(pool.map(post_updates, parts))
+        assert answered == UPDATES, f"{answered} of {UPDATES} answered 200"
+        while len([c for c in fake.calls_to("sendMessage") if c.status == 200]) < UPDATES:
+            if time.perf_counter() - started > 300:
+                raise RuntimeError("replies did not all arrive")
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM inbox WHERE status = 'processed'"
+                               ).fetchone()
+        assert row is not None and row[0] == UPDATES, "every update processed once"
+        return UPDATES / elapsed
+    finally:
+        for process in servers:
+            process.send_signal(signal.SIGTERM)
+        for process in servers:
+            process.wait(timeout=60)
+
+
+def main() -> None:
+    """All three parts on one server; medians and ratios."""
+    steal = StealMeter()
+    print(machine_line("gridbot PostgreSQL benchmark"))
+    with tempfile.TemporaryDirectory() as tmp, running_server(durable=True) as server:
+        folder = Path(tmp)
+        with psycopg.connect(server.url(), autocommit=True) as conn:
+            version = conn.execute("SHOW server_version").fetchone()
+            conn.execute("ALTER SYSTEM SET synchronous_commit = off")
+            conn.execute("SELECT pg_reload_conf()")
+        print(f"PostgreSQL {version[0] if version else '?'} (fsync on, synchronous_commit off)")
+        sqlite_rates, pg_rates = engine_rates(server, folder)
+        s, p = statistics.median(sqlite_rates), statistics.median(pg_rates)
+        print(f"engine, {CONVERSATIONS} conversations x 6 steps, {ROUNDS} rounds alternating:"
+              f" SQLite {s:,.0f} steps/s, PostgreSQL {p:,.0f} steps/s (medians);"
+              f" ratio PostgreSQL / SQLite {p / s:.2f}")
+        times, count = notice_seconds(server, folder)
+        print(f"queue a notice to {count:,} recipients on PostgreSQL: median"
+              f" {statistics.median(times):.2f} s (rounds: "
+              f"{', '.join(f'{t:.2f}' for t in times)}; goal < 3 s)")
+        fake = FakeTelegram()
+        fake.start()
+        try:
+            rates = {n: webhook_rate(server, folder, fake, n) for n in (1, 2, 3)}
+        finally:
+            fake.stop()
+        print(f"webhook path, {UPDATES} Telegram updates to replies at the fake Bot API: "
+              + ", ".join(f"{n} process{'es' if n > 1 else ''} {r:,.0f}/s"
+                          for n, r in rates.items())
+              + f"; ratios to one process: 2 {rates[2] / rates[1]:.2f}, 3"
+              f" {rates[3] / rates[1]:.2f}")
+    print(steal.line())
+
+
+if __name__ == "__main__":
+    main()

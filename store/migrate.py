@@ -1,0 +1,34 @@
+"""The numbered migrations (store/migrations/NNNN_name.sql), for one database or the other.
+
+One numbered set serves both: a file is plain DDL in the portable subset, which
+store/dialect.py maps to PostgreSQL (types, identity columns). Where a migration's SQL
+only SQLite runs (rebuilding a table to change a CHECK), a file of the same name ending
+`.postgresql.sql` beside it holds PostgreSQL's way, and is recorded under the same name.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+VARIANT = ".postgresql.sql"
+
+
+def migration_files(dialect: str) -> list[tuple[str, str]]:
+    """(name, SQL) of each migration in order, with the dialect's variants in place."""
+    folder = resources.files("store") / "migrations"
+    base: dict[str, str] = {}
+    variants: dict[str, str] = {}
+    for entry in folder.iterdir():
+        if entry.name.endswith(VARIANT):
+            variants[entry.name[: -len(VARIANT)] + ".sql"] = entry.read_text(encoding="utf-8")
+        elif entry.name.endswith(".sql"):
+            base[entry.name] = entry.read_text(encoding="utf-8")
+    if dialect == "postgresql":
+        base.update({name: sql for name, sql in variants.items() if name in base})
+    return sorted(base.items())
+
+
+def statements(sql: str) -> list[str]:
+    """A migration's statements (plain DDL: no semicolons inside strings or triggers)."""
+    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
