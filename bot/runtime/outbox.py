@@ -120,24 +120,33 @@ class RateLimiter:
         self.last: float | None = None
         self.timer = timer
         self.sleep = sleep
+        # The actual moments of the last `rate` starts: the start `rate` ago must be a full
+        # second old, which the planned cadence alone does not ensure after a late wake.
+        self.recent: deque[float] = deque(maxlen=max(1, int(rate)))
 
     async def acquire(self) -> None:
         """Wait until the next start is allowed, and take it.
 
         A start counts at its planned moment when the event loop woke the waiter a little
         late (less than half an interval), so the cadence does not slow down by the loop's
-        lateness; after a longer hold-up it counts from now, so nothing bursts.
+        lateness; after a longer hold-up it counts from now, so nothing bursts. Either way a
+        start waits until the one `rate` starts before it is a second old, so a late start
+        followed by punctual ones cannot put `rate` + 1 into one second.
         """
         while True:
             now = self.timer()
             if self.last is None:
                 self.last = now
+                self.recent.append(now)
                 return
             planned = self.last + self.interval
-            if now >= planned - 1e-9:
+            full = len(self.recent) == self.recent.maxlen
+            window_opens = self.recent[0] + 1.0 if full else now
+            if now >= planned - 1e-9 and now >= window_opens:
                 self.last = planned if now - planned < self.interval / 2 else now
+                self.recent.append(now)
                 return
-            await self.sleep(planned - now)
+            await self.sleep(max(planned, window_opens) - now)
 
 
 class AddressTurns:
