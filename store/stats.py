@@ -13,18 +13,26 @@ from store.db import Connection, fetch
 async def facts(conn: Connection, start: datetime, end: datetime,
                 scope: str | None = None) -> tuple[list[CaseFacts], list[EventFacts]]:
     """Cases that matter to the period [start, end) (in a scope, if given) and their events."""
-    sql = ("SELECT id, workflow FROM cases WHERE created_at < ? AND (closed_at IS NULL"
-           " OR closed_at >= ? OR deadline >= ?)")
-    params: list[object] = [iso(end), iso(start), iso(start)]
+    # A case matters to the period when it falls due, arrives or closes in it, or has an
+    # audit line in it (an assignment, a report of done, a rating, ...): four ranges that
+    # each walk an index, rather than every case created before the end.
+    sql = ("SELECT id, workflow, source_channel FROM cases WHERE id IN ("
+           "SELECT id FROM cases WHERE deadline >= ? AND deadline < ?"
+           " UNION SELECT id FROM cases WHERE created_at >= ? AND created_at < ?"
+           " UNION SELECT id FROM cases WHERE closed_at >= ? AND closed_at < ?"
+           " UNION SELECT case_id FROM case_events WHERE at >= ? AND at < ?)")
+    params: list[object] = [iso(start), iso(end)] * 4
     if scope is not None:
         sql += " AND ? IN (grid_code, community_code, street_code)"
         params.append(scope)
+    sql += " ORDER BY id"
     cases = []
     for row in await fetch(conn, sql, params):
         case = case_from_json(row[1], row[0])
         cases.append(CaseFacts(row[0], case.grid_code, case.assignee_id, case.urgency,
                                case.registered_at, case.deadline, case.closed_at,
-                               case.closed_by_level.value if case.closed_by_level else None))
+                               case.closed_by_level.value if case.closed_by_level else None,
+                               case.community_code, case.category, row[2]))
     if not cases:
         return [], []
     ids = [c.id for c in cases]

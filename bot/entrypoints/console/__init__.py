@@ -54,9 +54,10 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from bot.entrypoints.console import cases, signin
+from bot.entrypoints.console import stats as stats_page
 from bot.entrypoints.console.web import STATIC
 
-PAGES = (signin, cases)  # a new page module: add it here
+PAGES = (signin, cases, stats_page)  # a new page module: add it here
 
 
 def routes() -> list[BaseRoute]:
