@@ -54,10 +54,11 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from bot.entrypoints.console import cases, signin
+from bot.entrypoints.console import staff as staff_page
 from bot.entrypoints.console import stats as stats_page
 from bot.entrypoints.console.web import STATIC
 
-PAGES = (signin, cases, stats_page)  # a new page module: add it here
+PAGES = (signin, cases, stats_page, staff_page)  # a new page module: add it here
 
 
 def routes() -> list[BaseRoute]:
