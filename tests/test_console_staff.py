@@ -97,6 +97,12 @@ async def test_only_admins_and_dispatchers_manage_staff_and_only_in_their_street
         assert refused.status_code == 404 and CODE.search(refused.text) is None
 
 
+def shots_folder(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     """Headless Chromium; a missing Chromium fails the test with what to install."""
@@ -135,8 +141,7 @@ async def test_the_printed_qr_code_decodes_to_the_telegram_deep_link(
     found = zxingcpp.read_barcodes(Image.open(io.BytesIO(shot)).convert("L"))
     assert [b.text for b in found] == [link]
     assert [b.format for b in found] == [zxingcpp.BarcodeFormat.QRCode]
-    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = shots_folder(tmp_path)
     await page.screenshot(path=str(folder / "console-staff-1280.png"), full_page=True)
     await page.emulate_media(media="print")
     await page.screenshot(path=str(folder / "console-invite-print.png"))

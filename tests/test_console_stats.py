@@ -8,21 +8,33 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import openpyxl
+import pytest
 
 from bot.bootstrap import Gridbot
+from bot.domain.clock import FakeClock
 from bot.domain.stats import percent
 from bot.domain.workflow import EventKind
 from bot.services import actions
+from bot.settings import Settings
 from store.db import fetch
-from tests.console_harness import Console, file_case
+from tests.console_harness import Console, browser_sign_in, file_case, serving_console
 from tests.helpers import COMMUNITY_1, GRID_1, STREET
 
+try:
+    from playwright.async_api import Browser, async_playwright
+except ImportError:  # pragma: no cover - the dev extras bring it
+    pytest.fail("the browser tests need Playwright: pip install -e '.[dev]'", pytrace=False)
+
+CHROMIUM = shutil.which("chromium")  # Debian's package
+INSTALL = "apt-get install -y chromium chromium-driver fonts-noto-cjk"
 MONTH = "2026-11"  # the clock's month (tests/helpers.py NOW)
 GRID_2 = "33010600100102"
 GRID_5 = "33010600100201"  # in the second community
@@ -212,3 +224,62 @@ async def test_the_chart_data_has_bars_per_grid_a_12_month_trend_and_the_target(
     assert sorted(data["channels"]["labels"]) == ["sim-sms", "sim-telegram"]
     assert english.status_code == 200 and "2026-10" in english.text
     assert "<script>" not in page.text and " style=" not in page.text  # CSP: files only
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium; a missing Chromium fails the test with what to install."""
+    if CHROMIUM is None:
+        pytest.fail(f"Chromium is missing for the browser tests: {INSTALL}", pytrace=False)
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM,
+                                                    args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+def shots_folder(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+async def test_in_a_browser_the_charts_draw_under_the_csp_and_the_page_prints(
+        browser: Browser, settings: Settings, clock: FakeClock, tmp_path: Path) -> None:
+    async with serving_console(settings, clock) as live:
+        await hand_made_month(live.bot)
+        console = Console(live.bot)
+        dispatcher = await console.staff("孙调度", "dispatcher", STREET)
+        folder = shots_folder(tmp_path)
+        for width, height in ((1280, 900), (390, 844)):
+            context = await browser.new_context(viewport={"width": width, "height": height},
+                                                locale="zh-CN", timezone_id="Asia/Shanghai")
+            page = await context.new_page()
+            page.set_default_timeout(15_000)
+            errors: list[str] = []
+            page.on("console", lambda m, e=errors: e.append(m.text)
+                    if m.type == "error" else None)
+            page.on("pageerror", lambda exc, e=errors: e.append(str(exc)))
+            await browser_sign_in(page, await console.link(dispatcher, live.url))
+            await page.goto(f"{live.url}/console/stats?month={MONTH}")
+            await page.locator("body[data-charts=drawn]").wait_for()
+            drawn = await page.evaluate(
+                "Array.from(document.querySelectorAll('canvas')).filter("
+                "c => window.Chart.getChart(c)).length")
+            assert drawn == 11  # trend, 7 indicators per grid, appraisal, category, channel
+            trend = await page.evaluate(
+                "window.Chart.getChart(document.getElementById('chart-trend'))"
+                ".data.labels")
+            assert len(trend) == 12 and trend[-1] == MONTH
+            await page.locator("#definitions summary").click()
+            assert await page.locator("#definitions dd").first.is_visible()
+            assert errors == []  # no CSP violation, no script error
+            await page.screenshot(path=str(folder / f"console-stats-{width}.png"),
+                                  full_page=width == 1280)
+            if width == 1280:
+                await page.emulate_media(media="print")
+                assert not await page.locator("header.top").is_visible()
+                assert await page.locator("#stats-grids").is_visible()
+            await context.close()
