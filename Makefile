@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_outbox
 	$(BIN)/python -m benchmarks.bench_replies
 	$(BIN)/python -m benchmarks.bench_open311
+	$(BIN)/python -m benchmarks.bench_console
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -7,23 +7,32 @@ filters into a `CaseQuery`; here they become one WHERE clause with `?` parameter
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from bot.domain.clock import iso, parse_iso
-from bot.domain.workflow import Case
+from bot.domain.workflow import Case, State
 from store.cases import OPEN_STATES, case_from_json
-from store.db import Connection, fetch
+from store.db import Connection, Row, fetch
 
 # Columns a scope may restrict on: (column, value); ("*", None) is everything.
 SCOPE_COLUMNS = frozenset({"grid_code", "community_code", "street_code", "department", "*"})
 SORTS = {
-    "deadline": "deadline IS NULL, deadline, id",
+    # NULL deadlines (cases not registered yet) come first in SQLite, last in PostgreSQL:
+    # "deadline IS NULL" first would put them last in both but stop either using an index.
+    "deadline": "deadline, id",
     "newest": "created_at DESC, id DESC",
     "changed": "changed_at DESC, id DESC",
 }
 MAX_PAGE = 200
+# The open states written out: the partial indexes of migration 0010 are on exactly this
+# condition, and SQLite (and PostgreSQL) use a partial index only when the query says the
+# same (tests/test_console_cases.py checks the migration against these).
+OPEN_SQL = "state IN (" + ", ".join(f"'{s}'" for s in OPEN_STATES) + ")"
+FINISHED_STATES = tuple(s.value for s in State if s.value not in OPEN_STATES)
+FINISHED_SQL = "state IN (" + ", ".join(f"'{s}'" for s in FINISHED_STATES) + ")"
+COUNT_CAP = 10_000  # counts per state stop here ("10000+"): a count reads at most this
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,7 @@ class CaseQuery:
 
     scopes: Sequence[tuple[str, str | None]]
     states: Sequence[str] | None = None
+    counted_states: Sequence[str] = ()  # the states whose counts the page shows
     category: str | None = None
     urgency: str | None = None
     community: str | None = None
@@ -42,6 +52,9 @@ class CaseQuery:
     due_between: tuple[datetime, datetime] | None = None  # open, deadline in [from, to)
     created_from: datetime | None = None
     created_before: datetime | None = None
+    # The report dates span a few months at most: finished cases are then found by their
+    # date first (the planner cannot tell, and would walk the whole order index).
+    narrow_dates: bool = False
     sort: str = "deadline"
     limit: int = 50
     offset: int = 0
@@ -65,8 +78,9 @@ class CasePage:
     """A page of the list, how many match in all, and the counts per state."""
 
     cases: list[ListedCase]
-    total: int
+    total: int  # at most COUNT_CAP for each state counted
     by_state: dict[str, int] = field(default_factory=dict)
+    capped: bool = False  # some count reached COUNT_CAP
 
 
 def like_pattern(text: str) -> str:
@@ -88,34 +102,50 @@ def _scope_sql(scopes: Sequence[tuple[str, str | None]]) -> tuple[str, list[Any]
     return ("(" + " OR ".join(clauses) + ")", params) if clauses else ("1 = 0", [])
 
 
-def where(query: CaseQuery, *, with_states: bool = True) -> tuple[str, list[Any]]:
-    """The WHERE clause (without the word) and its parameters; `with_states=False` leaves
-    the state filter out (for the counts per state)."""
+def where(query: CaseQuery, *, state: str | None = None) -> tuple[str, list[Any]]:
+    """The WHERE clause (without the word) and its parameters; with `state`, for that one
+    state instead of the query's (the counts per state)."""
     scope, params = _scope_sql(query.scopes)
     clauses = [scope]
-    if with_states and query.states is not None:
-        clauses.append(f"state IN ({', '.join('?' * len(query.states))})" if query.states
-                       else "1 = 0")
-        params += list(query.states)
+    if state is not None:
+        clauses.append("state = ?")
+        params.append(state)
+    elif query.states is not None:
+        if tuple(query.states) == OPEN_STATES:
+            clauses.append(OPEN_SQL)
+        elif tuple(query.states) == FINISHED_STATES:
+            clauses.append(FINISHED_SQL)
+        elif query.states:
+            clauses.append(f"state IN ({', '.join('?' * len(query.states))})")
+            params += list(query.states)
+        else:
+            clauses.append("1 = 0")
     for column, value in (("category", query.category), ("urgency", query.urgency),
                           ("community_code", query.community), ("grid_code", query.grid),
                           ("source_channel", query.channel)):
         if value:
             clauses.append(f"{column} = ?")
             params.append(value)
-    open_marks = ", ".join("?" * len(OPEN_STATES))
     if query.overdue_at is not None:
-        clauses.append(f"deadline < ? AND state IN ({open_marks})")
-        params += [iso(query.overdue_at), *OPEN_STATES]
+        clauses.append(f"deadline < ? AND {OPEN_SQL}")
+        params.append(iso(query.overdue_at))
     if query.due_between is not None:
-        clauses.append(f"deadline >= ? AND deadline < ? AND state IN ({open_marks})")
-        params += [iso(query.due_between[0]), iso(query.due_between[1]), *OPEN_STATES]
+        clauses.append(f"deadline >= ? AND deadline < ? AND {OPEN_SQL}")
+        params += [iso(query.due_between[0]), iso(query.due_between[1])]
+    dates: list[str] = []
     if query.created_from is not None:
-        clauses.append("created_at >= ?")
+        dates.append("created_at >= ?")
         params.append(iso(query.created_from))
     if query.created_before is not None:
-        clauses.append("created_at < ?")
+        dates.append("created_at < ?")
         params.append(iso(query.created_before))
+    finished = state is None and query.states is not None and bool(query.states) \
+        and set(query.states) <= set(FINISHED_STATES)  # one state: (state, created_at)
+    if dates and query.narrow_dates and finished:
+        clauses.append(f"id IN (SELECT id FROM cases WHERE {FINISHED_SQL} AND"
+                       f" {' AND '.join(dates)})")
+    else:
+        clauses += dates
     if query.text:
         pattern = like_pattern(query.text)
         clauses.append("(description LIKE ? ESCAPE '\\' OR address LIKE ? ESCAPE '\\')")
@@ -123,44 +153,87 @@ def where(query: CaseQuery, *, with_states: bool = True) -> tuple[str, list[Any]
     return " AND ".join(clauses), params
 
 
-def select_sql(query: CaseQuery) -> tuple[str, list[Any]]:
-    """The page's SELECT (for the benchmark's EXPLAIN QUERY PLAN too)."""
+_COLUMNS = ("id, workflow, description, address, source_channel, changed_at, lat, lon,"
+            " deadline, created_at")
+
+
+def select_sql(query: CaseQuery, max_page: int = MAX_PAGE) -> tuple[str, list[Any]]:
+    """The page's SELECT (for the benchmark's EXPLAIN QUERY PLAN too). Without a state
+    filter it is the first of two (see `page`): the open cases."""
+    if query.states is None:
+        query = replace(query, states=OPEN_STATES)
     condition, params = where(query)
     order = SORTS.get(query.sort, SORTS["deadline"])
-    sql = ("SELECT id, workflow, description, address, source_channel, changed_at, lat, lon"
-           f" FROM cases WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?")
-    return sql, [*params, max(1, min(query.limit, MAX_PAGE)), max(0, query.offset)]
+    sql = f"SELECT {_COLUMNS} FROM cases WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?"
+    return sql, [*params, max(1, min(query.limit, max_page)), max(0, query.offset)]
+
+
+def _sort_key(sort: str, row: Row) -> tuple[Any, ...]:
+    """The order of `SORTS` in Python, to merge the open and the finished cases' pages."""
+    if sort == "newest":
+        return (row[9], row[0])
+    if sort == "changed":
+        return (row[5] or "", row[0])
+    return (row[8] is not None, row[8] or "", row[0])  # NULLs first, as SQLite
+
+
+async def _rows(conn: Connection, query: CaseQuery, max_page: int = MAX_PAGE) -> list[Row]:
+    """The page's rows. Every status is two queries, the open cases and the finished
+    ones, each read in order from its own partial index, merged here: one query over both
+    would scan the whole table, or a full index the planner prefers wrongly."""
+    if query.states is not None:
+        sql, params = select_sql(query, max_page)
+        return await fetch(conn, sql, params)
+    limit = max(1, min(query.limit, max_page))
+    wanted = limit + max(0, query.offset)
+    both: list[Row] = []
+    for states in (OPEN_STATES, FINISHED_STATES):
+        sql, params = select_sql(replace(query, states=states, limit=wanted, offset=0),
+                                 wanted)
+        both += await fetch(conn, sql, params)
+    descending = query.sort in ("newest", "changed")
+    both.sort(key=lambda row: _sort_key(query.sort, row), reverse=descending)
+    return both[max(0, query.offset):wanted]
 
 
 def count_sql(query: CaseQuery) -> tuple[str, list[Any]]:
-    """Counts per state of everything the filters other than the state match."""
-    condition, params = where(query, with_states=False)
-    return f"SELECT state, count(*) FROM cases WHERE {condition} GROUP BY state", params
+    """The counts of the states shown (`counted_states`) within the other filters: the
+    open ones in one grouped query (a few thousand rows), each finished one stopping at
+    COUNT_CAP + 1 (there are hundreds of thousands)."""
+    parts: list[str] = []
+    params: list[Any] = []
+    if set(OPEN_STATES) <= set(query.counted_states):
+        condition, more = where(replace(query, states=OPEN_STATES))
+        parts.append(f"SELECT state, count(*) FROM cases WHERE {condition} GROUP BY state")
+        params += more
+    for state in query.counted_states:
+        if state in OPEN_STATES and parts:
+            continue
+        condition, more = where(query, state=state)
+        parts.append(f"SELECT ?, (SELECT count(*) FROM (SELECT 1 FROM cases WHERE {condition}"
+                     " LIMIT ?) AS capped)")
+        params += [state, *more, COUNT_CAP + 1]
+    return " UNION ALL ".join(parts) or "SELECT '', 0 WHERE 1 = 0", params
 
 
 async def page(conn: Connection, query: CaseQuery) -> CasePage:
     """One page of the list, the total matching, and the counts per state."""
-    sql, params = select_sql(query)
-    rows = await fetch(conn, sql, params)
+    rows = await _rows(conn, query)
     cases = [ListedCase(case_from_json(r[1], r[0]), r[2], r[3], r[4],
                         parse_iso(r[5]) if r[5] else None, r[6], r[7]) for r in rows]
     counted_sql, counted_params = count_sql(query)
-    by_state = {str(r[0]): int(r[1]) for r in await fetch(conn, counted_sql, counted_params)}
-    if query.states is None:
-        total = sum(by_state.values())
-    else:
-        total = sum(n for state, n in by_state.items() if state in set(query.states))
-    return CasePage(cases, total, by_state)
+    counted = {str(r[0]): int(r[1]) for r in await fetch(conn, counted_sql, counted_params)}
+    capped = any(n > COUNT_CAP for n in counted.values())
+    by_state = {state: min(n, COUNT_CAP) for state, n in counted.items() if n}
+    wanted = set(query.states) if query.states is not None else set(counted)
+    total = sum(n for state, n in by_state.items() if state in wanted)
+    return CasePage(cases, total, by_state, capped)
 
 
 async def all_matching(conn: Connection, query: CaseQuery, limit: int = 50_000
                        ) -> list[ListedCase]:
     """Every case the filters match, in the list's order (the CSV export), up to `limit`."""
-    condition, params = where(query)
-    order = SORTS.get(query.sort, SORTS["deadline"])
-    rows = await fetch(conn,
-        "SELECT id, workflow, description, address, source_channel, changed_at, lat, lon"
-        f" FROM cases WHERE {condition} ORDER BY {order} LIMIT ?", [*params, limit])
+    rows = await _rows(conn, replace(query, limit=limit, offset=0), max_page=limit)
     return [ListedCase(case_from_json(r[1], r[0]), r[2], r[3], r[4],
                        parse_iso(r[5]) if r[5] else None, r[6], r[7]) for r in rows]
 

@@ -7,13 +7,15 @@ import csv
 import io
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from bot.bootstrap import Gridbot
 from bot.domain.clock import FakeClock
-from bot.domain.workflow import Actor, Role
-from bot.services import caselist, casework
+from bot.domain.workflow import Actor, EventKind, Role, State
+from bot.services import actions, caselist, casework
+from store import caselist as caselist_store
 from store import cases as case_store
 from store import people as people_store
 from tests.console_harness import Console, file_case
@@ -222,3 +224,33 @@ async def test_the_list_answers_204_until_a_case_changes(gridbot: Gridbot,
         newer = await file_case(gridbot, GRID_2, "新来的")
         rows = await browser.get(f"/console/cases/rows?since={since.group(1)}")
         assert rows.status_code == 200 and newer in rows.text
+
+
+def test_the_partial_indexes_are_on_exactly_the_lists_conditions() -> None:
+    """SQLite and PostgreSQL use a partial index only when the query says the same: the
+    migration's WHERE clauses must be store.caselist.OPEN_SQL and FINISHED_SQL."""
+    sql = (Path(__file__).resolve().parents[1] / "store" / "migrations"
+           / "0010_console.sql").read_text(encoding="utf-8")
+    wheres = set(re.findall(r"WHERE (state IN \([^)]*\))", sql))
+    assert wheres == {caselist_store.OPEN_SQL, caselist_store.FINISHED_SQL}
+    assert set(caselist_store.OPEN_STATES) | set(caselist_store.FINISHED_STATES) == {
+        s.value for s in State}
+
+
+async def test_any_status_merges_open_and_finished_cases_in_order(
+        gridbot: Gridbot, console: Console, clock: FakeClock) -> None:
+    done = await file_case(gridbot, GRID_1, "已经办完的")
+    chief = await console.staff("一网格长", "grid_chief", GRID_1)
+    admin = await console.staff("管理员", "admin", None)
+    async with gridbot.db.transaction() as conn:
+        await actions.act(conn, gridbot.reference, admin, done, EventKind.FORCE_CLOSE,
+                          actions.Given(note="重复"), clock.now())
+    clock.advance(timedelta(minutes=1))
+    later = [await file_case(gridbot, GRID_1, f"第{i}件") for i in range(3)]
+    async with console.client() as browser:
+        await console.sign_in(chief, browser)
+        page = (await browser.get("/console/cases?status=all&sort=newest")).text
+        shown = re.findall(r'data-number="(\d{6}-\d{3,4})"', page)
+        assert shown == [*reversed(later), done]
+        assert numbers((await browser.get("/console/cases?status=closed")).text) == {done}
+        assert numbers((await browser.get("/console/cases")).text) == set(later)

@@ -2,7 +2,7 @@
 
 `Filters.from_params` reads the page's query string (anything unknown or malformed is
 ignored, never an error); `scopes_for` turns a person's staff roles into what they may
-see, mirroring `casework.can_view` (tests/test_console_scope.py checks the two agree);
+see, mirroring `casework.can_view` (tests/test_console_cases.py checks the two agree);
 `list_cases` returns one page with its counts. The map uses the same filters.
 """
 
@@ -23,14 +23,17 @@ from store.cases import OPEN_STATES
 from store.db import Connection
 
 PAGE_SIZE = 50
+COUNT_CAP = caselist_store.COUNT_CAP  # counts per finished state stop there ("10000+")
 # The status filter: a group of states, or one state by its name.
+STATES = tuple(s.value for s in State)
+FINISHED_STATES = caselist_store.FINISHED_STATES
 STATUS_GROUPS: dict[str, tuple[str, ...] | None] = {
     "open": OPEN_STATES,
-    "closed": (State.CLOSED.value, State.EVALUATED.value),
+    "closed": FINISHED_STATES,  # closed, evaluated, rejected, merged
     "all": None,
 }
-STATES = tuple(s.value for s in State)
 SORTS = tuple(caselist_store.SORTS)
+NARROW_DAYS = 92  # a date range this short is searched by date first (store.caselist)
 WARN_SHARE = 0.8  # amber from 80 % of the time limit, as the scheduler's warning
 
 
@@ -123,14 +126,24 @@ def query_for(filters: Filters, actors: Sequence[Actor], now: datetime, tz: Zone
     def local_midnight(day: date | None) -> datetime | None:
         return datetime.combine(day, time(0), tz) if day else None
 
+    if filters.status == "all":
+        counted = STATES
+    elif filters.status == "closed" or filters.status in FINISHED_STATES:
+        counted = FINISHED_STATES
+    else:
+        counted = OPEN_STATES
     return CaseQuery(
-        scopes=scopes_for(actors), states=states, category=filters.category or None,
+        scopes=scopes_for(actors), states=states, counted_states=counted,
+        category=filters.category or None,
         urgency=filters.urgency or None, community=filters.community or None,
         grid=filters.grid or None, channel=filters.channel or None, text=filters.q or None,
         overdue_at=now if filters.overdue else None, due_between=due_between,
         created_from=local_midnight(filters.date_from),
         created_before=local_midnight(filters.date_to + timedelta(days=1))
         if filters.date_to else None,
+        narrow_dates=filters.date_from is not None and (
+            (filters.date_to or now.astimezone(tz).date()) - filters.date_from
+            <= timedelta(days=NARROW_DAYS)),
         sort=filters.sort, limit=page_size, offset=(filters.page - 1) * page_size)
 
 

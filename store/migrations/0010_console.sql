@@ -39,3 +39,48 @@ CREATE TABLE case_notes (
     at          TEXT NOT NULL
 );
 CREATE INDEX case_notes_case ON case_notes (case_id, id);
+
+-- The case list (store/caselist.py). Open cases (a few percent of all) have partial
+-- indexes, one per filter the page offers, each in deadline order; their WHERE is
+-- store.caselist.OPEN_SQL word for word, or the planner would not use them.
+-- (The first also holds the state and the words, so that a text search and the counts
+-- of the open cases read the index, not the rows.)
+CREATE INDEX cases_open_deadline ON cases (deadline, state, description, address)
+    WHERE state IN ('submitted', 'registered', 'dispatched', 'in_progress', 'resolved', 'suspended');
+CREATE INDEX cases_open_created ON cases (created_at)
+    WHERE state IN ('submitted', 'registered', 'dispatched', 'in_progress', 'resolved', 'suspended');
+CREATE INDEX cases_open_changed ON cases (changed_at)
+    WHERE state IN ('submitted', 'registered', 'dispatched', 'in_progress', 'resolved', 'suspended');
+CREATE INDEX cases_open_street ON cases (street_code, deadline)
+    WHERE state IN ('submitted', 'registered', 'dispatched', 'in_progress', 'resolved', 'suspended');
+CREATE INDEX cases_open_community ON cases (community_code, deadline)
+    WHERE state IN ('submitted', 'registered', 'dispatched', 'in_progress', 'resolved', 'suspended');
+CREATE INDEX cases_open_grid ON cases (grid_code, deadline)
+    WHERE state IN ('submitted', 'registered', 'dispatched', 'in_progress', 'resolved', 'suspended');
+CREATE INDEX cases_open_category ON cases (category, deadline)
+    WHERE state IN ('submitted', 'registered', 'dispatched', 'in_progress', 'resolved', 'suspended');
+CREATE INDEX cases_open_urgency ON cases (urgency, deadline)
+    WHERE state IN ('submitted', 'registered', 'dispatched', 'in_progress', 'resolved', 'suspended');
+CREATE INDEX cases_open_channel ON cases (source_channel, deadline)
+    WHERE state IN ('submitted', 'registered', 'dispatched', 'in_progress', 'resolved', 'suspended');
+CREATE INDEX cases_open_department ON cases (department, deadline)
+    WHERE state IN ('submitted', 'registered', 'dispatched', 'in_progress', 'resolved', 'suspended');
+-- The finished cases (closed, evaluated, rejected, merged: most of them) in each order,
+-- again on store.caselist.FINISHED_SQL word for word. There is no index on deadline or
+-- changed_at over all cases: the planner would walk it, filtering, instead of the partial
+-- ones; "any status" is read as the open and the finished cases, merged.
+CREATE INDEX cases_done_deadline ON cases (deadline)
+    WHERE state IN ('closed', 'evaluated', 'rejected', 'merged');
+CREATE INDEX cases_done_created ON cases (created_at)
+    WHERE state IN ('closed', 'evaluated', 'rejected', 'merged');
+CREATE INDEX cases_done_changed ON cases (changed_at)
+    WHERE state IN ('closed', 'evaluated', 'rejected', 'merged');
+-- One state, and the counts per state, with each area and filter.
+CREATE INDEX cases_state_deadline ON cases (state, deadline);
+CREATE INDEX cases_state_created ON cases (state, created_at);
+CREATE INDEX cases_state_changed ON cases (state, changed_at);
+CREATE INDEX cases_street_state ON cases (street_code, state, created_at);
+CREATE INDEX cases_community_state ON cases (community_code, state, created_at);
+CREATE INDEX cases_department_state ON cases (department, state);
+CREATE INDEX cases_urgency_state ON cases (urgency, state);
+CREATE INDEX cases_channel_state ON cases (source_channel, state);

@@ -82,7 +82,8 @@ async def _rows_context(request: Request, staff: Staff, filters: Filters
                                                 bot.settings.timezone)
     clocks = await caselist.countdowns(conn, [c.case for c in found.cases], now)
     pages = max(1, -(-found.total // caselist.PAGE_SIZE))
-    return {"found": found, "clocks": clocks, "filters": filters, "since": since,
+    return {"found": found, "states": caselist.STATES, "cap": caselist.COUNT_CAP,
+            "clocks": clocks, "filters": filters, "since": since,
             "now": now, "pages": pages, "poll": POLL_SECONDS,
             "query": filters.as_params(),
             "category_name": lambda code: _category_name(request, code, staff.locale)}

@@ -1,0 +1,221 @@
+"""A big district for the console's benchmarks: 1,000 grids (5 streets × 10 communities
+× 20 grids, square outlines) and 1,000,000 cases over the last year, 30,000 of them open,
+written straight into SQLite as bench_outbox.py and bench_open311.py do (after `build`
+migrated the file), with each case's workflow JSON, and the audit trail (submit,
+register) of the open ones.
+
+    fill(database, now)         # BENCH_CASES, BENCH_OPEN, BENCH_GRIDS override the sizes
+
+Open cases: a third overdue, some due today, the rest later; every category of the
+catalog, the four urgencies, the channels in proportion (Telegram, SMS, Open311).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.domain.categories import Catalog
+from bot.domain.clock import iso
+from bot.domain.workflow import Level, State, new_case
+from store.cases import OPEN_STATES, case_to_json
+
+CASES = int(os.environ.get("BENCH_CASES", "1000000"))
+OPEN = int(os.environ.get("BENCH_OPEN", "30000"))
+GRIDS = int(os.environ.get("BENCH_GRIDS", "1000"))
+COUNTY = "330106"
+STREETS, COMMUNITIES = 5, 10  # per county, per street; grids per community: the rest
+CELL = 0.002  # degrees: a grid's side
+ORIGIN = (30.20, 120.05)
+CHANNELS = ("telegram",) * 5 + ("sms",) * 3 + ("open311",) + ("sim-telegram",)
+WORDS = ("垃圾堆放", "路灯不亮", "井盖松动", "占道经营", "噪音扰民", "树枝断落", "污水外溢",
+         "违章停车", "小广告", "楼道堆物")
+OPEN_SHARES = (State.REGISTERED, State.REGISTERED, State.DISPATCHED, State.IN_PROGRESS,
+               State.RESOLVED)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The codes of the big district."""
+
+    streets: list[str]
+    communities: list[str]  # in street order
+    grids: list[str]  # in community order
+
+    def community_of(self, grid: str) -> str:
+        """A grid's community code."""
+        return grid[:-2] + "00"
+
+    def street_of(self, code: str) -> str:
+        """An area's street code."""
+        return code[:9] + "00000"
+
+
+def layout(grids: int = GRIDS) -> Layout:
+    """Streets, communities and grids: 14-digit codes as the national norm has them."""
+    per_community = max(1, grids // (STREETS * COMMUNITIES))
+    streets, communities, grid_codes = [], [], []
+    for s in range(1, STREETS + 1):
+        street = f"{COUNTY}{s:03d}00000"
+        streets.append(street)
+        for c in range(1, COMMUNITIES + 1):
+            community = f"{COUNTY}{s:03d}{c:03d}00"
+            communities.append(community)
+            grid_codes += [f"{COUNTY}{s:03d}{c:03d}{g:02d}" for g in range(1, per_community + 1)]
+    return Layout(streets, communities, grid_codes[:grids])
+
+
+def _square(row: int, col: int, size: float = CELL) -> dict[str, Any]:
+    lat, lon = ORIGIN[0] + row * size, ORIGIN[1] + col * size
+    ring = [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size],
+            [lon, lat]]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def _bounds(squares: list[dict[str, Any]]) -> dict[str, Any]:
+    xs = [x for sq in squares for x, _ in sq["coordinates"][0]]
+    ys = [y for sq in squares for _, y in sq["coordinates"][0]]
+    ring = [[min(xs), min(ys)], [max(xs), min(ys)], [max(xs), max(ys)], [min(xs), max(ys)],
+            [min(xs), min(ys)]]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def grid_centre(index: int, per_row: int = 40) -> tuple[float, float]:
+    """The centre (lat, lon) of the grid at this index of `layout().grids`."""
+    row, col = divmod(index, per_row)
+    return ORIGIN[0] + (row + 0.5) * CELL, ORIGIN[1] + (col + 0.5) * CELL
+
+
+def fill_areas(conn: sqlite3.Connection, plan: Layout, now: datetime, per_row: int = 40
+               ) -> None:
+    """The district, its streets, communities and grids, with square outlines."""
+    stamp = iso(now)
+    squares = {code: _square(*divmod(i, per_row)) for i, code in enumerate(plan.grids)}
+    rows: list[tuple[Any, ...]] = []
+    county = f"{COUNTY}00000000"
+    rows.append((county, "大区", "Big District", "district", None,
+                 json.dumps(_bounds(list(squares.values()))), stamp))
+    for s, street in enumerate(plan.streets, 1):
+        inside = [sq for code, sq in squares.items() if plan.street_of(code) == street]
+        rows.append((street, f"第{s}街道", f"Street {s}", "street", county,
+                     json.dumps(_bounds(inside or [_square(0, 0)])), stamp))
+    for community in plan.communities:
+        inside = [sq for code, sq in squares.items() if plan.community_of(code) == community]
+        n = int(community[9:12])
+        rows.append((community, f"{community[6:9]}街道第{n}社区", f"Community {community[6:12]}",
+                     "community", plan.street_of(community),
+                     json.dumps(_bounds(inside or [_square(0, 0)])), stamp))
+    for code, square in squares.items():
+        rows.append((code, f"{code[9:12]}社区第{int(code[12:])}网格", f"Grid {code[9:]}",
+                     "grid", plan.community_of(code), json.dumps(square), stamp))
+    conn.executemany("INSERT INTO areas (code, name, name_en, level, parent, geometry,"
+                     " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def fill(database: Path, now: datetime, *, cases: int = CASES, open_cases: int = OPEN,
+         grids: int = GRIDS, seed: int = 13) -> Layout:
+    """Fill a migrated, empty database with the big district and its cases."""
+    plan = layout(grids)
+    catalog = Catalog.default()
+    categories = [(c.code, c.subcategories[0].code if c.subcategories else None)
+                  for c in catalog.categories]
+    chance = random.Random(seed)
+    span = timedelta(days=365)
+    start = now - span
+    template = new_case("NUMBER", "sanitation", "U2", None, plan.grids[0],
+                        plan.community_of(plan.grids[0]), plan.streets[0], None, now)
+
+    # The workflow JSON of each state once, with markers replaced per case (fast).
+    marked = replace(template, category="@CAT@", urgency="@URG@", grid_code="@GRID@",
+                     community_code="@COMM@", street_code="@STREET@", version=2,
+                     level=Level.GRID)
+    created_mark, deadline_mark = now - timedelta(days=999), now + timedelta(days=999)
+    texts = {state: case_to_json(replace(
+        marked, state=state, created_at=created_mark, registered_at=created_mark,
+        deadline=deadline_mark,
+        closed_at=deadline_mark if state == State.CLOSED else None))
+        for state in (*OPEN_SHARES, State.CLOSED)}
+    created_text, deadline_text = iso(created_mark), iso(deadline_mark)
+
+    def workflow_json(number: str, state: State, created: datetime,
+                      deadline: datetime, category: str, urgency: str, grid: str) -> str:
+        text = texts[state]
+        for mark, value in (("NUMBER", number), ("@CAT@", category), ("@URG@", urgency),
+                            ("@GRID@", grid), ("@COMM@", plan.community_of(grid)),
+                            ("@STREET@", plan.street_of(grid)), (created_text, iso(created)),
+                            (deadline_text, iso(deadline))):
+            text = text.replace(mark, value)
+        return text
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for i in range(cases):
+            is_open = (i * open_cases) // cases != ((i + 1) * open_cases) // cases
+            created = start + span * (i / cases)
+            grid_index = chance.randrange(len(plan.grids))
+            grid = plan.grids[grid_index]
+            category, sub = categories[chance.randrange(len(categories))]
+            urgency = ("U1", "U2", "U2", "U3", "U3", "U3", "U4")[chance.randrange(7)]
+            if is_open:
+                state = OPEN_SHARES[chance.randrange(len(OPEN_SHARES))]
+                created = now - timedelta(days=chance.uniform(0, 20))
+                kind = chance.randrange(10)
+                deadline = (now - timedelta(hours=chance.uniform(1, 200)) if kind < 3 else
+                            now + timedelta(hours=chance.uniform(0.2, 6)) if kind < 5 else
+                            now + timedelta(days=chance.uniform(1, 10)))
+            else:
+                state = State.CLOSED
+                deadline = created + timedelta(days=chance.uniform(0.2, 15))
+            lat, lon = grid_centre(grid_index)
+            number = f"{250000 + i // 9999:06d}-{i % 9999 + 1:04d}"  # digits, as real ones
+            text = f"{chance.choice(WORDS)}，{chance.randrange(1, 40)}号楼附近，编号{i}"
+            yield (number, state.value, category, sub, urgency, "general",
+                   "grid", grid, plan.community_of(grid), plan.street_of(grid), None, None,
+                   1 + i % 10_000, text, f"{chance.randrange(1, 40)}号楼",
+                   lat + chance.uniform(-CELL / 3, CELL / 3),
+                   lon + chance.uniform(-CELL / 3, CELL / 3),
+                   CHANNELS[i % len(CHANNELS)], iso(created), iso(deadline),
+                   iso(deadline - timedelta(hours=1)) if state == State.CLOSED else None,
+                   workflow_json(number, state, created, deadline, category, urgency, grid),
+                   2, None, None,  # no deadline timer due: the scheduler has nothing to do
+                   iso(created + timedelta(minutes=30)))
+
+    with sqlite3.connect(database) as conn:
+        # Bulk inserts go faster without the cases' indexes: drop them, insert, make them
+        # again (as they were created by the migrations).
+        indexes = [str(r[0]) for r in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cases'"
+            " AND sql IS NOT NULL")]
+        for name in [str(r[0]) for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cases'"
+                " AND sql IS NOT NULL")]:
+            conn.execute(f"DROP INDEX {name}")
+        fill_areas(conn, plan, now)
+        conn.executemany("INSERT INTO people (name, created_at) VALUES (?, ?)",
+                         ((f"居民{i}", iso(start)) for i in range(10_000)))
+        conn.executemany(
+            "INSERT INTO cases (number, state, category, subcategory, urgency, procedure,"
+            " level, grid_code, community_code, street_code, department, assignee_id,"
+            " reporter_id, description, address, lat, lon, source_channel, created_at,"
+            " deadline, closed_at, workflow, version, warn_at, breach_at, changed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?)", rows())
+        marks = ", ".join("?" * len(OPEN_STATES))
+        conn.execute(
+            "INSERT INTO case_events (case_id, event, actor_id, actor_role, from_state,"
+            " to_state, at, note) SELECT id, 'submit', reporter_id, 'resident', 'submitted',"
+            f" 'submitted', created_at, '' FROM cases WHERE state IN ({marks})", OPEN_STATES)
+        conn.execute(
+            "INSERT INTO case_events (case_id, event, actor_id, actor_role, from_state,"
+            " to_state, at, note) SELECT id, 'register', NULL, 'system', 'submitted',"
+            f" 'registered', created_at, '' FROM cases WHERE state IN ({marks})", OPEN_STATES)
+        for sql in indexes:
+            conn.execute(sql)
+        conn.execute("ANALYZE")
+    return plan
