@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_replies
 	$(BIN)/python -m benchmarks.bench_open311
 	$(BIN)/python -m benchmarks.bench_console
+	$(BIN)/python -m benchmarks.bench_console_stats
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -283,3 +283,21 @@ async def test_in_a_browser_the_charts_draw_under_the_csp_and_the_page_prints(
                 assert not await page.locator("header.top").is_visible()
                 assert await page.locator("#stats-grids").is_visible()
             await context.close()
+
+
+async def test_a_change_to_a_case_shows_at_the_next_visit(gridbot: Gridbot) -> None:
+    await hand_made_month(gridbot)
+    console = Console(gridbot)
+    dispatcher = await console.staff("孙调度", "dispatcher", STREET)
+    async with console.client() as client:
+        await console.sign_in(dispatcher, client)
+        before = table((await client.get(f"/console/stats?month={MONTH}")).text,
+                       "stats-total")["合计"]
+        late = await file_case(gridbot, GRID_1, "又一件", reporter="web:r9")
+        async with gridbot.db.transaction() as conn:
+            await actions.act(conn, gridbot.reference, await chief_of(gridbot, GRID_1), late,
+                              EventKind.SIGN, actions.Given(), gridbot.clock.now())
+        after = table((await client.get(f"/console/stats?month={MONTH}")).text,
+                      "stats-total")["合计"]
+    assert before["on_time_signing_rate"] == "50.0%"
+    assert after["on_time_signing_rate"] == "60.0%"  # three of five now

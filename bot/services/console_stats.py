@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo
 import xlsxwriter
 
 from bot.domain import stats
+from bot.domain.clock import iso
 from bot.domain.workflow import Actor, Role
+from bot.services import caselist
 from bot.services.districts import District
 from bot.services.stats import MonthReport, month_of, month_report
 from store.db import Connection
@@ -88,30 +90,62 @@ def parse_month(text: str | None, now: datetime, tz: ZoneInfo) -> tuple[datetime
         return month_of(now, tz)
 
 
-async def report(conn: Connection, start: datetime, end: datetime,
-                 scope: str | None) -> MonthReport:
-    """The month's report, exactly as `gridbot stats --month … --scope …` computes it."""
-    return await month_report(conn, start, end, scope)
+class ReportMemory:
+    """The month reports computed lately, per (area, month), with the newest audit line
+    at the time (`caselist.last_change`). The month a page shows is taken from here only
+    while no case has changed since and for KEEP_SECONDS at most (a role granted or
+    revoked writes no audit line); the trend's past months for TREND_KEEP_SECONDS."""
+
+    KEEP_SECONDS = 60.0
+    SIZE = 256
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[str | None, str], tuple[int, float, MonthReport]] = {}
+
+    def get(self, scope: str | None, start: datetime, basis: int | None,
+            seconds: float) -> MonthReport | None:
+        """A kept report, if computed at this basis (any, for None) within `seconds`."""
+        kept = self._kept.get((scope, iso(start)))
+        if kept is None or time.monotonic() - kept[1] >= seconds:
+            return None
+        return kept[2] if basis is None or kept[0] == basis else None
+
+    def put(self, found: MonthReport, basis: int) -> None:
+        """Keep a report computed at this basis (the oldest goes when full)."""
+        if len(self._kept) >= self.SIZE:
+            del self._kept[next(iter(self._kept))]
+        self._kept[(found.scope, iso(found.start))] = (basis, time.monotonic(), found)
 
 
-_kept: dict[tuple[str | None, str], tuple[float, MonthReport]] = {}
+async def report(conn: Connection, start: datetime, end: datetime, scope: str | None,
+                 memory: ReportMemory | None = None) -> MonthReport:
+    """The month's report, exactly as `gridbot stats --month … --scope …` computes it
+    (the same report again while nothing changed, when given a memory)."""
+    basis = await caselist.last_change(conn)
+    if memory is not None:
+        kept = memory.get(scope, start, basis, ReportMemory.KEEP_SECONDS)
+        if kept is not None:
+            return kept
+    found = await month_report(conn, start, end, scope)
+    if memory is not None:
+        memory.put(found, basis)
+    return found
 
 
-async def trend(conn: Connection, found: MonthReport, tz: ZoneInfo,
+async def trend(conn: Connection, found: MonthReport, tz: ZoneInfo, memory: ReportMemory,
                 months: int = TREND_MONTHS) -> list[MonthReport]:
     """The reports of the `months` months up to the shown one (oldest first); past months
-    come from a short-lived memory (TREND_KEEP_SECONDS), the shown month is `found`."""
+    are kept TREND_KEEP_SECONDS (their figures move only when an old case changes late),
+    the shown month is `found`."""
     reports = [found]
     start = found.start
+    basis = await caselist.last_change(conn)
     for _ in range(months - 1):
         start, end = month_of(start - timedelta(days=1), tz)
-        key = (found.scope, f"{start:%Y-%m}")
-        kept = _kept.get(key)
-        if kept is not None and time.monotonic() - kept[0] < TREND_KEEP_SECONDS:
-            reports.append(kept[1])
-            continue
-        earlier = await month_report(conn, start, end, found.scope)
-        _kept[key] = (time.monotonic(), earlier)
+        earlier = memory.get(found.scope, start, None, TREND_KEEP_SECONDS)
+        if earlier is None:
+            earlier = await month_report(conn, start, end, found.scope)
+            memory.put(earlier, basis)
         reports.append(earlier)
     return list(reversed(reports))
 

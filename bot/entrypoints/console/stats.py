@@ -44,7 +44,15 @@ async def _report(request: Request, staff: Staff) -> MonthReport | None:
     tz = bot.settings.timezone
     start, end = console_stats.parse_month(request.query_params.get("month"),
                                            bot.clock.now(), tz)
-    return await console_stats.report(bot.db.conn, start, end, scope)
+    return await console_stats.report(bot.db.conn, start, end, scope, memory(request))
+
+
+def memory(request: Request) -> console_stats.ReportMemory:
+    """The app's memory of month reports (one per running app)."""
+    kept = getattr(request.app.state, "stats_memory", None)
+    if kept is None:
+        kept = request.app.state.stats_memory = console_stats.ReportMemory()
+    return kept
 
 
 def _naming(request: Request, staff: Staff) -> console_stats.Naming:
@@ -103,7 +111,8 @@ async def stats_data(request: Request, staff: Staff) -> Response:
     if found is None:
         return web.plain("not found", 404)
     bot = web.gridbot(request)
-    months = await console_stats.trend(bot.db.conn, found, bot.settings.timezone)
+    months = await console_stats.trend(bot.db.conn, found, bot.settings.timezone,
+                                       memory(request))
     data = console_stats.chart_data(found, months, _naming(request, staff))
     return JSONResponse(data, headers=web.SECURITY_HEADERS)
 
