@@ -6,6 +6,7 @@ from datetime import datetime
 
 from bot.domain.clock import iso, parse_iso
 from bot.domain.stats import CaseFacts, EventFacts
+from store.caselist import FINISHED_SQL, OPEN_SQL
 from store.cases import case_from_json
 from store.db import Connection, fetch
 
@@ -14,14 +15,17 @@ async def facts(conn: Connection, start: datetime, end: datetime,
                 scope: str | None = None) -> tuple[list[CaseFacts], list[EventFacts]]:
     """Cases that matter to the period [start, end) (in a scope, if given) and their events."""
     # A case matters to the period when it falls due, arrives or closes in it, or has an
-    # audit line in it (an assignment, a report of done, a rating, ...): four ranges that
-    # each walk an index, rather than every case created before the end.
+    # audit line in it (an assignment, a report of done, a rating, ...): ranges that each
+    # walk an index, rather than every case created before the end. The deadline is read
+    # on the console's partial indexes of open and of finished cases (store.caselist).
     sql = ("SELECT id, workflow, source_channel FROM cases WHERE id IN ("
-           "SELECT id FROM cases WHERE deadline >= ? AND deadline < ?"
+           f"SELECT id FROM cases WHERE {OPEN_SQL} AND deadline >= ? AND deadline < ?"
+           f" UNION SELECT id FROM cases WHERE {FINISHED_SQL} AND deadline >= ?"
+           " AND deadline < ?"
            " UNION SELECT id FROM cases WHERE created_at >= ? AND created_at < ?"
            " UNION SELECT id FROM cases WHERE closed_at >= ? AND closed_at < ?"
            " UNION SELECT case_id FROM case_events WHERE at >= ? AND at < ?)")
-    params: list[object] = [iso(start), iso(end)] * 4
+    params: list[object] = [iso(start), iso(end)] * 5
     if scope is not None:
         sql += " AND ? IN (grid_code, community_code, street_code)"
         params.append(scope)
