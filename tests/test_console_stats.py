@@ -301,3 +301,21 @@ async def test_a_change_to_a_case_shows_at_the_next_visit(gridbot: Gridbot) -> N
                       "stats-total")["合计"]
     assert before["on_time_signing_rate"] == "50.0%"
     assert after["on_time_signing_rate"] == "60.0%"  # three of five now
+
+
+async def test_an_english_reader_gets_the_page_and_the_workbook_in_english(
+        gridbot: Gridbot) -> None:
+    await hand_made_month(gridbot)
+    console = Console(gridbot)
+    dispatcher = await console.staff("Sun", "dispatcher", STREET)
+    async with gridbot.db.transaction() as conn:
+        await conn.execute("UPDATE people SET locale = 'en' WHERE id = ?", (dispatcher,))
+    async with console.client() as client:
+        await console.sign_in(dispatcher, client)
+        page = await client.get(f"/console/stats?month={MONTH}")
+        xlsx = await client.get(f"/console/stats/export.xlsx?month={MONTH}")
+    assert "Closing rate" in page.text and "How each indicator is defined" in page.text
+    assert "结案率" not in page.text
+    book = openpyxl.load_workbook(io.BytesIO(xlsx.content))
+    assert book.sheetnames == ["Indicators", "Appraisal", "By category", "By channel"]
+    assert book["Indicators"]["A2"].value == "Total"
