@@ -10,12 +10,13 @@ from bot.channels.telegram import TelegramChannel
 from bot.domain.categories import Catalog
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.departments import load_departments
+from bot.domain.households import TagCatalog
 from bot.domain.worktime import WorkCalendar
 from bot.runtime.engine import Engine
 from bot.runtime.outbox import OutboxWorker
 from bot.runtime.scheduler import Scheduler
 from bot.runtime.supervisor import Health, Supervisor
-from bot.services import links
+from bot.services import households, links
 from bot.services.districts import District, load_demo
 from bot.services.reference import ReferenceData
 from bot.services.render import Renderer
@@ -89,12 +90,15 @@ async def build(settings: Settings, clock: Clock | None = None) -> Gridbot:
     calendar = WorkCalendar.load(settings.holidays)
     db = await Database.open(settings.database)
     try:
+        tags = TagCatalog.load(settings.household_tags)
         if settings.demo and await area_store.count_areas(db.conn) == 0:
             await load_demo(db, clock.now())
+            await households.load_demo(db, tags, settings.phone_region, clock.now())
         reference = ReferenceData(catalog=catalog, district=await District.load(db),
                             calendar=calendar, tz=settings.timezone,
                             default_locale=settings.locale, media_dir=settings.media_dir,
                             departments=load_departments(settings.departments),
+                            household_tags=tags, phone_region=settings.phone_region,
                             public_url=settings.public_url)
     except BaseException:
         await db.close()

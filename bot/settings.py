@@ -39,6 +39,7 @@ class Settings:
     categories: Path = PACKAGE_DATA / "categories.toml"
     holidays: Path = PACKAGE_DATA / "holidays.toml"
     departments: Path = PACKAGE_DATA / "departments.toml"
+    household_tags: Path = PACKAGE_DATA / "household_tags.toml"
     media_dir: Path = Path("var/media")
     demo: bool = True
     # The web simulator: None lets gridbot decide (on only for a local demo: no real
@@ -189,6 +190,9 @@ class Settings:
                                     defaults.telegram_rate),
             departments=_readable_file("GRIDBOT_DEPARTMENTS", get("GRIDBOT_DEPARTMENTS"))
             or defaults.departments,
+            household_tags=_readable_file("GRIDBOT_HOUSEHOLD_TAGS",
+                                          get("GRIDBOT_HOUSEHOLD_TAGS"))
+            or defaults.household_tags,
             open311_jurisdiction=get("GRIDBOT_OPEN311_JURISDICTION"),
             open311_media_hosts=_hosts("GRIDBOT_OPEN311_MEDIA_HOSTS",
                                        get("GRIDBOT_OPEN311_MEDIA_HOSTS")),

@@ -18,7 +18,7 @@ from store import people as people_store
 def ask_scope(ctx: Context, template: str, extra: list[Choice] | None = None) -> None:
     """Ask where: the areas this person may address (at most 12), then any extra choices."""
     district = ctx.reference.district
-    choices = [Choice(f"nscope:{code}", district.name(code, ctx.locale))
+    choices = [Choice(f"nscope:{code}", district.label(code, ctx.locale))
                for code in ctx.data.get("areas", [])[:12]]
     ctx.say(template, [*choices, *(extra or [])])
 

@@ -1,4 +1,4 @@
-"""The grid chief's own tools: /patrol, /visit, /opinion, /contact."""
+"""The grid chief's own tools: /patrol, /opinion, /contact (/visit: handlers/visits.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from store import staff as staff_store
 FIELD_ROLES = {"grid_chief", "info_officer", "community_staff", "community_director",
                "dispatcher", "admin"}
 MAX_TEXT = 1000
+# Who files a case for a caller (bot/services/phonein.py) and who reads households
+# (bot/services/households.py): kept here as names, for the menu only.
+PHONEIN_ROLES = {"grid_chief", "community_staff", "community_director", "dispatcher", "admin"}
+HOUSEHOLD_ROLES = PHONEIN_ROLES | {"supervisor"}
 
 
 async def _field_role(ctx: Context) -> tuple[str, str | None] | None:
@@ -31,44 +35,6 @@ async def patrol(ctx: Context) -> None:
         return
     await report.begin(ctx)
     ctx.data["patrol"] = {"role": found[0], "scope": found[1]}
-
-
-async def visit(ctx: Context) -> None:
-    """/visit: log a household visit: building, household, what was raised."""
-    if await _field_role(ctx) is None:
-        return
-    ctx.finish()
-    ctx.goto("visit", "building")
-    ctx.say("visit_building")
-
-
-async def visit_step(ctx: Context) -> bool:
-    """Collect the visit log answers one by one."""
-    if ctx.msg.kind != Kind.TEXT or not ctx.msg.text.strip():
-        await visit_prompt(ctx)
-        return True
-    text = ctx.msg.text.strip()[:MAX_TEXT]
-    step = ctx.conv.step
-    if step == "building":
-        ctx.data["building"] = text
-        ctx.goto("visit", "household")
-    elif step == "household":
-        ctx.data["household"] = text
-        ctx.goto("visit", "raised")
-    else:
-        await staff_store.add_visit(ctx.conn, ctx.contact.person_id, ctx.contact.grid_code,
-                                    ctx.data["building"], ctx.data["household"], text,
-                                    ctx.now)
-        ctx.finish()
-        ctx.say("visit_logged")
-        return True
-    await visit_prompt(ctx)
-    return True
-
-
-async def visit_prompt(ctx: Context) -> None:
-    """Ask the visit log question of the current step."""
-    ctx.say(f"visit_{ctx.conv.step}")
 
 
 async def opinion(ctx: Context) -> None:
@@ -142,6 +108,7 @@ def staff_menu(roles: list[str]) -> tuple[str, ...]:
     wanted = {
         "tasks": True, "case": True,
         "patrol": bool(held & FIELD_ROLES), "visit": bool(held & FIELD_ROLES),
+        "phonein": bool(held & PHONEIN_ROLES), "household": bool(held & HOUSEHOLD_ROLES),
         "notice": bool(held & SENDER_ROLES), "meeting": bool(held & ORGANIZER_ROLES),
         "stats": True, "contact": bool(held & FIELD_ROLES), "console": True,
         "report": True, "cancel": True, "lang": True, "help": True,

@@ -23,4 +23,5 @@ async def join(ctx: Context, code: str | None = None) -> None:
     if area is not None and area.level == "grid":
         await people_store.set_grid(ctx.conn, ctx.contact.person_id, area.code)
     ctx.say("join_done", role=ctx.label(f"role.{result.role}"),
-            scope=ctx.reference.district.name(result.scope, ctx.locale) if result.scope else "")
+            scope=ctx.reference.district.label(result.scope, ctx.locale) if result.scope
+            else "")

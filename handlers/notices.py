@@ -171,7 +171,9 @@ async def on_show(ctx: Context) -> None:
         return
     district = ctx.reference.district
     counts = await notice_store.ack_counts(ctx.conn, notice_id)
-    rows = [{"area": district.name(area, ctx.locale) if area else "-", "total": total,
+    # `label` names a grid with its code; SMS, short of room, shows the name's end only.
+    rows = [{"area": district.name(area, ctx.locale) if area else "-",
+             "label": district.label(area, ctx.locale) if area else "-", "total": total,
              "acked": acked} for area, total, acked in counts]
     acked = sum(count for _area, _total, count in counts)
     choices = []
@@ -193,10 +195,7 @@ async def on_remind(ctx: Context) -> None:
     if notice is None or notice.sender_id != ctx.contact.person_id:
         ctx.say("notice_not_found", id=part)
         return
-    await notices.create_notice(
-        ctx.conn, sender_id=ctx.contact.person_id, issuer=notice.issuer, scope=notice.scope,
-        audience=notice.audience, body=notice.body, send_at=ctx.now, now=ctx.now,
-        kind="reminder", reminds=notice.id)
+    await notices.queue_reminder(ctx.conn, notice, ctx.contact.person_id, ctx.now)
     ctx.say("notice_reminder_queued", id=notice.id)
 
 

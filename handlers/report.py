@@ -13,8 +13,8 @@ from typing import Any
 
 from bot.domain.geo import distance_m
 from bot.domain.messages import Choice, Kind
-from bot.domain.workflow import Role
-from bot.services import casework
+from bot.domain.workflow import Actor, Case, Role
+from bot.services import casework, phonein
 from bot.services.districts import Place
 from handlers.base import Context
 from store import cases as case_store
@@ -26,6 +26,7 @@ MAX_PHOTOS = 5
 DUPLICATE_RADIUS_M = 100.0
 DUPLICATE_DAYS = 7
 MAX_PLACE_CHOICES = 4  # buildings offered when a typed place is ambiguous (SMS: 2 segments)
+ON_BEHALF = "on_behalf"  # a phone-in: the caller's number, SMS or not, the staff role
 DONE_WORDS = {"完成", "好了", "跳过", "没有", "done", "skip", "no", "none"}
 
 
@@ -262,8 +263,15 @@ def _place_text(ctx: Context, place: Place, with_address: bool = False) -> str:
     elif place.lat is not None and place.lon is not None:
         parts.append(f"{place.lat:.5f}, {place.lon:.5f}")
     if place.grid_code:
-        parts.append(f"({district.name(place.grid_code, ctx.locale)})")
+        parts.append(f"({_area(ctx, place.grid_code)})")
     return " ".join(parts)
+
+
+def _area(ctx: Context, code: str | None) -> str:
+    """An area as the reporter reads it: staff on patrol see a grid's code with its name."""
+    district = ctx.reference.district
+    return district.label(code, ctx.locale) if ctx.data.get("patrol") else district.name(
+        code, ctx.locale)
 
 
 # --- photos -----------------------------------------------------------------------------
@@ -393,8 +401,9 @@ async def _check_duplicates_then_file(ctx: Context) -> None:
         building_id=place.building_id)
     # Someone else's case nearby is offered to follow (+1); the person's own is not: they
     # hear of it already, and following it would change nothing.
+    reporter_id = await _reporter_id(ctx)
     nearby = [s for s in similar if _is_near(s, place)
-              and s.case.reporter_id != ctx.contact.person_id]
+              and s.case.reporter_id != reporter_id]
     if nearby:
         ctx.goto(FLOW, "duplicate")
         _ask_duplicate(ctx, [s.case.number for s in nearby], [s.details.description
@@ -431,7 +440,7 @@ async def _on_duplicate(ctx: Context) -> None:
         if stored is None:
             await _file(ctx)
             return
-        await casework.follow_case(ctx.conn, stored.case, ctx.contact.person_id, ctx.now)
+        await casework.follow_case(ctx.conn, stored.case, await _reporter_id(ctx), ctx.now)
         ctx.finish()
         ctx.say("report_followed", number=number)
         return
@@ -442,26 +451,53 @@ async def _on_duplicate(ctx: Context) -> None:
         Choice("dup:new", ctx.label("btn.file_new"))])
 
 
+async def _reporter_id(ctx: Context) -> int:
+    """Who reports: the person writing, or the caller a staff member files for."""
+    behalf = ctx.data.get(ON_BEHALF)
+    if not behalf:
+        return ctx.contact.person_id
+    if behalf.get("caller_id") is None:
+        behalf["caller_id"] = await phonein.caller(ctx.conn, behalf["phone"],
+                                                   bool(behalf["sms"]), ctx.now)
+    return int(behalf["caller_id"])
+
+
 async def _file(ctx: Context) -> None:
     place = Place(**ctx.data["place"])
+    behalf = ctx.data.get(ON_BEHALF)
     draft = casework.Draft(
         category=ctx.data["category"], subcategory=ctx.data.get("subcategory"),
         description=ctx.data["description"], place=place,
-        photo_ids=tuple(ctx.data.get("photos", [])), channel=ctx.msg.channel)
+        photo_ids=tuple(ctx.data.get("photos", [])),
+        channel=phonein.CHANNEL if behalf else ctx.msg.channel)
     patrol = ctx.data.get("patrol")
     filed = await casework.file_case(
-        ctx.conn, ctx.reference, ctx.contact.person_id, draft, ctx.now,
+        ctx.conn, ctx.reference, await _reporter_id(ctx), draft, ctx.now,
         reporter_role=Role(patrol["role"]) if patrol else Role.RESIDENT,
         reporter_scope=patrol["scope"] if patrol else None, found_on_patrol=bool(patrol))
     summary = _summary_context(ctx)
     handler_name = filed.handler.name if filed.handler and filed.handler.name else ""
+    area = _area(ctx, filed.case.grid_code or filed.case.street_code)
     ctx.finish()
     ctx.say("case_created", number=filed.case.number, category=summary["category"],
             handler=handler_name, deadline=filed.case.deadline,
-            area=ctx.reference.district.name(filed.case.grid_code or filed.case.street_code,
-                                            ctx.locale),
+            area=area,
             street_level=place.grid_code is None)
     ctx.notices.extend(filed.notices)
+    if behalf:
+        await _phoned_in(ctx, filed.case, behalf)
+
+
+async def _phoned_in(ctx: Context, case: Case, behalf: dict[str, Any]) -> None:
+    """Mark the case as phoned in, link the household chosen, and tell the caller (SMS)
+    or the staff member (who passes it on by phone)."""
+    filer = Actor(ctx.contact.person_id, Role(behalf["role"]), behalf.get("scope"))
+    caller_id, sms = int(behalf["caller_id"]), bool(behalf["sms"])
+    household_id = behalf.get("household_id")
+    ctx.notices.extend(await phonein.phoned_in(
+        ctx.conn, case, filer, caller_id, sms, int(household_id) if household_id else None,
+        ctx.now))
+    ctx.say("phonein_done", number=case.number, sms=sms, phone=behalf["phone"])
 
 
 # --- moving on --------------------------------------------------------------------------

@@ -17,10 +17,13 @@ from handlers import (
     join,
     meetings,
     mycases,
+    mydata,
     notices,
+    phonein,
     report,
     sms_keywords,
     staff,
+    visits,
 )
 from handlers.base import Context
 
@@ -40,7 +43,11 @@ COMMANDS: dict[str, Handler] = {
     "tasks": staff.tasks,
     "stats": staff.stats_command,
     "patrol": chief.patrol,
-    "visit": chief.visit,
+    "visit": visits.visit,
+    "household": visits.household,
+    "link": visits.link,
+    "phonein": phonein.begin,
+    "mydata": mydata.mydata,
     "opinion": chief.opinion,
     "contact": chief.contact,
     "accept": lambda ctx: staff.quick_action(ctx, EventKind.SIGN),
@@ -61,6 +68,7 @@ WORD_COMMANDS = {
     "accept": "accept", "签收": "accept",
     "done": "done", "办结": "done",
     "esc": "esc", "上报": "esc",
+    "代报": "phonein", "phonein": "phonein",
 }
 
 # Buttons that stand on their own, whatever dialogue is under way: the actions of a case
@@ -76,6 +84,9 @@ OPTIONS: dict[str, Handler] = {
     "nshow": notices.on_show,
     "nremind": notices.on_remind,
     "mshow": meetings.on_show,
+    "hhv": visits.on_visit_button,
+    "hhd": visits.on_delete_button,
+    "hhl": visits.on_link_button,
 }
 # Options whose button data is the value itself, not "MENU:INDEX": bulk messages (notices,
 # meetings) carry them without opening a menu. Their handlers check who may answer.
@@ -92,13 +103,15 @@ TEXT_COMMANDS = {
     "恢复通知": "unmute", "取消免打扰": "unmute", "unmute": "unmute",
     # The word alone: how to use it (with a code it is a WORD_COMMAND).
     "加入": "join", "join": "join",
+    "代报": "phonein", "我的资料": "mydata",
 }
 
 FLOWS: dict[str, Step] = {
     "report": report.handle,
     "lang": common.lang_step,
     "staff": staff.handle,
-    "visit": chief.visit_step,
+    "visit": visits.step,
+    "phonein": phonein.handle,
     "opinion": chief.opinion_step,
     "contact": chief.contact_step,
     "add": mycases.add_step,
@@ -111,7 +124,8 @@ PROMPTS: dict[str, Handler] = {
     "report": report.prompt,
     "lang": common.lang_prompt,
     "staff": staff.prompt,
-    "visit": chief.visit_prompt,
+    "visit": visits.prompt,
+    "phonein": phonein.prompt,
     "notice": notices.prompt,
     "meeting": meetings.prompt,
     "home": home.prompt,

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 
 from bot.domain import stats
+from bot.domain.channels import spec_for
 from bot.domain.messages import Choice, Kind
 from bot.domain.workflow import Actor, Event, EventKind, Role
-from bot.services import actions, casework, people
+from bot.services import actions, casework, households, people
 from bot.services import stats as stats_service
 from handlers import common
 from handlers.base import Context, short_list_size
@@ -187,6 +188,10 @@ async def show_case(ctx: Context, stored: StoredCase, actors: list[Actor],
     its photos (the problem, then the result) and its place on a map."""
     case = stored.case
     choices = casework.action_choices(case, actors)
+    if spec_for(ctx.msg.channel).buttons and case.grid_code and households.reader_for(
+            ctx.reference.district, case.grid_code, actors) is not None:
+        # a staff action beside the workflow's (/link N on SMS: its card stays short)
+        choices.append(Choice(f"hhl:{case.number}", "@btn.link_household"))
     reporter = ""
     if case.reporter_id is not None:
         reporter = await _reporter_line(ctx, case.reporter_id, actors)
@@ -197,8 +202,8 @@ async def show_case(ctx: Context, stored: StoredCase, actors: list[Actor],
             category=case.category, urgency=case.urgency,
             state_label=ctx.label(f"state.{case.state.value}"),
             level_label=ctx.label(f"level.{case.level.value}"),
-            area=ctx.reference.district.name(case.grid_code or case.community_code
-                                            or case.street_code, ctx.locale),
+            area=ctx.reference.district.label(case.grid_code or case.community_code
+                                             or case.street_code, ctx.locale),
             place=place.text(ctx.locale), place_short=short.text(ctx.locale),
             photos=len(photos), description=stored.details.description,
             reporter=reporter, deadline=case.deadline,
@@ -221,8 +226,18 @@ async def tasks(ctx: Context) -> None:
         return
     desks = [desk for actor in actors if (desk := _desk(actor)) is not None]
     found = await case_store.open_for_staff(ctx.conn, ctx.contact.person_id, desks)
+    due = []  # on SMS the morning list carries them: /tasks stays within two segments
+    if spec_for(ctx.msg.channel).buttons:
+        due = await households.due_for_chief(ctx.conn, ctx.reference, ctx.contact.person_id,
+                                             ctx.now, ctx.locale)
+    if due:  # before the cases: the cases' message carries the buttons
+        shown_due = due[:short_list_size(ctx) * 3]
+        ctx.say("visits_due", total=len(due), households=[
+            {"label": d.label, "overdue_days": d.overdue_days, "due_at": d.due_at}
+            for d in shown_due])
     if not found:
-        ctx.say("tasks_empty")
+        if not due:
+            ctx.say("tasks_empty")
         return
     found.sort(key=lambda c: (not (c.deadline and c.deadline < ctx.now),
                               c.deadline or ctx.now))
@@ -266,7 +281,7 @@ async def stats_command(ctx: Context) -> None:
     found = await stats_service.month_report(ctx.conn, start, end, scope)
     report = found.report
     ctx.say("stats_summary", month=found.month,
-            scope=ctx.reference.district.name(scope, ctx.locale) if scope else "",
+            scope=ctx.reference.district.label(scope, ctx.locale) if scope else "",
             due=report.total.due, closed=report.total.closed,
             rates=stats.shown_rates(report.total),
             chiefs=[{"name": found.chiefs[pid][0], "handled": n,

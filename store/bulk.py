@@ -45,14 +45,15 @@ async def staged(conn: Connection, reached: tuple[str, tuple[Any, ...]]
 async def queue(conn: Connection, locale: str | None, channel: str, body: str,
                 payload: dict[str, Any], *, priority: int, now: datetime,
                 next_attempt_at: datetime | None = None,
-                expires_at: datetime | None = None) -> int:
+                expires_at: datetime | None = None, notice_id: int | None = None) -> int:
     """Queue one message to every staged recipient of a language (None: not chosen) and
-    channel; return how many rows were queued."""
+    channel; return how many rows were queued. `notice_id` tags the rows of a notice (its
+    delivery is counted by it)."""
     cursor = await conn.execute(
         "INSERT INTO outbox (channel, address, person_id, priority, body, payload, created_at,"
-        " next_attempt_at, expires_at) SELECT channel, address, person_id, ?, ?, ?, ?, ?, ?"
-        f" FROM {STAGED} WHERE channel = ? AND locale IS ? ORDER BY person_id",
+        " next_attempt_at, expires_at, notice_id) SELECT channel, address, person_id, ?, ?, ?,"
+        f" ?, ?, ?, ? FROM {STAGED} WHERE channel = ? AND locale IS ? ORDER BY person_id",
         (priority, body, json.dumps(payload, ensure_ascii=False), iso(now),
          iso(next_attempt_at) if next_attempt_at else None,
-         iso(expires_at) if expires_at else None, channel, locale))
+         iso(expires_at) if expires_at else None, notice_id, channel, locale))
     return cursor.rowcount

@@ -64,6 +64,12 @@ async def by_organizer(conn: Connection, organizer_id: int | None,
     return [_meeting(r) for r in rows]
 
 
+async def latest(conn: Connection, limit: int = 50) -> list[MeetingRow]:
+    """The latest meetings called, newest first."""
+    rows = await fetch(conn, _SELECT + " ORDER BY id DESC LIMIT ?", (limit,))
+    return [_meeting(r) for r in rows]
+
+
 async def pending(conn: Connection, limit: int = 20) -> list[MeetingRow]:
     """Meetings whose invitations have not gone out yet."""
     rows = await fetch(conn, _SELECT + " WHERE status = 'pending' ORDER BY id LIMIT ?", (limit,))

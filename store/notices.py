@@ -50,6 +50,11 @@ class NoticeRow:
     status: str
     recipients: int
     created_at: datetime
+    body_en: str | None = None
+
+    def text(self, locale: str) -> str:
+        """What the notice says in a language (English falls back to the Chinese text)."""
+        return self.body_en or self.body if locale.startswith("en") else self.body
 
 
 def _marks(values: Sequence[Any]) -> str:
@@ -132,25 +137,25 @@ async def reach_people(conn: Connection, person_ids: Sequence[int],
 async def create(
     conn: Connection, *, sender_id: int | None, issuer: str | None, scope: str,
     audience: str, body: str, photo_id: int | None, send_at: datetime, now: datetime,
-    kind: str = "notice", reminds: int | None = None,
+    kind: str = "notice", reminds: int | None = None, body_en: str | None = None,
 ) -> int:
     """Store a notice (or a reminder of one) to be sent at `send_at`; return its id."""
-    cursor = await conn.execute(
-        "INSERT INTO notices (kind, reminds, sender_id, issuer, scope, audience, body,"
-        " photo_id, send_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    rows = await fetch(
+        conn, "INSERT INTO notices (kind, reminds, sender_id, issuer, scope, audience, body,"
+        " photo_id, send_at, created_at, body_en) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING id",
         (kind, reminds, sender_id, issuer, scope, audience, body, photo_id, iso(send_at),
-         iso(now)))
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+         iso(now), body_en))
+    return int(rows[0][0])
 
 
 _NOTICE = ("SELECT id, kind, reminds, sender_id, issuer, scope, audience, body, photo_id,"
-           " send_at, status, recipients, created_at FROM notices")
+           " send_at, status, recipients, created_at, body_en FROM notices")
 
 
 def _notice(row: Row) -> NoticeRow:
     return NoticeRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
-                     parse_iso(row[9]), row[10], row[11], parse_iso(row[12]))
+                     parse_iso(row[9]), row[10], row[11], parse_iso(row[12]), row[13])
 
 
 async def get(conn: Connection, notice_id: int) -> NoticeRow | None:
@@ -173,6 +178,31 @@ async def by_sender(conn: Connection, sender_id: int | None,
                        " ORDER BY id DESC LIMIT ?",
                        (sender_id, limit))
     return [_notice(r) for r in rows]
+
+
+async def latest(conn: Connection, limit: int = 50) -> list[NoticeRow]:
+    """The latest notices (not reminders), newest first."""
+    rows = await fetch(conn, _NOTICE + " WHERE kind = 'notice' ORDER BY id DESC LIMIT ?",
+                       (limit,))
+    return [_notice(r) for r in rows]
+
+
+async def delivery(conn: Connection, notice_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Per notice, its outbox rows (and its reminders') by status: queued, sent, failed.
+
+    'sending' counts as queued, 'delivered' as sent, 'expired' as failed."""
+    found: dict[int, dict[str, int]] = {i: {"queued": 0, "sent": 0, "failed": 0}
+                                        for i in notice_ids}
+    if not notice_ids:
+        return found
+    rows = await fetch(conn, "SELECT notice_id, status, count(*) FROM outbox WHERE notice_id"
+                       f" IN ({_marks(notice_ids)}) GROUP BY notice_id, status",
+                       tuple(notice_ids))
+    shown = {"queued": "queued", "sending": "queued", "sent": "sent", "delivered": "sent",
+             "failed": "failed", "expired": "failed"}
+    for notice_id, status, count in rows:
+        found[int(notice_id)][shown.get(status, "queued")] += int(count)
+    return found
 
 
 async def mark_sent(conn: Connection, notice_id: int, count: int,

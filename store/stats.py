@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 
 from bot.domain.clock import iso, parse_iso
-from bot.domain.stats import CaseFacts, EventFacts
+from bot.domain.stats import CaseFacts, EventFacts, VisitFacts, source_of
 from store.caselist import FINISHED_SQL, OPEN_SQL
 from store.db import Connection, fetch
 
@@ -41,8 +41,9 @@ async def facts(conn: Connection, start: datetime, end: datetime,
         cases.append(CaseFacts(row[0], raw.get("grid_code"), raw.get("assignee_id"),
                                raw["urgency"], moment(raw.get("registered_at")),
                                moment(raw.get("deadline")), moment(raw.get("closed_at")),
-                               raw.get("closed_by_level"), raw.get("community_code"),
-                               raw.get("category"), row[2]))
+                               raw.get("closed_by_level"),
+                               source_of(row[2], bool(raw.get("found_on_patrol"))),
+                               raw.get("community_code"), raw.get("category"), row[2]))
     if not cases:
         return [], []
     ids = [c.id for c in cases]
@@ -66,3 +67,16 @@ async def chief_names(conn: Connection,
         " (SELECT code FROM areas WHERE parent = ?)) ORDER BY r.scope",
         (scope, scope, scope, scope))
     return {int(r[0]): (r[1] or "", r[2] or "") for r in rows}
+
+
+async def visits(conn: Connection, start: datetime, end: datetime,
+                 scope: str | None = None) -> list[VisitFacts]:
+    """Household visits logged in [start, end), in a scope's grids if given."""
+    rows = await fetch(
+        conn, "SELECT v.grid_code, v.person_id, v.household_id, v.follow_up FROM visits v"
+        " LEFT JOIN areas a ON a.code = v.grid_code WHERE v.at >= ? AND v.at < ?"
+        " AND (? IS NULL OR v.grid_code = ? OR a.parent = ? OR a.parent IN"
+        " (SELECT code FROM areas WHERE parent = ?)) ORDER BY v.id",
+        (iso(start), iso(end), scope, scope, scope, scope))
+    return [VisitFacts(r[0], int(r[1]), int(r[2]) if r[2] is not None else None,
+                       bool(r[3])) for r in rows]

@@ -75,7 +75,8 @@ SAMPLE = {
     "text_only": 20, "has_photo": True,
     "channels": [{"channel": "短信", "count": 20}, {"channel": "Telegram", "count": 100}],
     "send_at": NOW, "audience": "居民", "id": 7, "acked": 88, "more": 0,
-    "grids": [{"area": "翠苑一区第1网格", "total": 60, "acked": 50}], "status": "已发送",
+    "grids": [{"area": "翠苑一区第1网格", "label": "翠苑一区第1网格 33010600100101",
+               "total": 60, "acked": 50}], "status": "已发送",
     "title": "本周网格工作例会", "starts_at": NOW, "soon": True, "attend": True,
     "yes": ["王丽华"], "no": [], "unanswered": ["陈建国"], "invited": 2, "home": "翠苑一区3幢",
     "current": "翠苑一区3幢", "given": "999", "place_short": "3号楼",
@@ -83,6 +84,16 @@ SAMPLE = {
     # the console's sign-in link (a real one's length)
     "url": "https://gridbot.example.org/console/login?t=" + "x" * 43, "minutes": 10,
     "per_hour": 5, "open": True,
+    # phone-in and households (issue 17)
+    "sms": True, "inner": "case_closed", "caller": "13900000101", "building": "翠苑一区3幢",
+    "door": "2-301", "head": "王秀英", "next_due": NOW, "follow_up": True, "people": 2,
+    "tags": ["独居老人"], "last_visit": NOW, "next_visit": NOW, "visit_count": 3,
+    "case_numbers": ["261123-001"], "contact_channels": ["sms"], "reported": ["261123-001"],
+    "followed": 1, "household": {"building": "翠苑一区3幢", "door": "2-301",
+                                 "head_name": "王秀英", "people": 2, "tags": ["独居老人"],
+                                 "visits": 3, "reads": 5},
+    "households": [{"label": "翠苑一区3幢 1-101 周** 独居老人", "overdue_days": 2,
+                    "due_at": NOW}],
 }
 
 

@@ -124,6 +124,8 @@ async def test_filters_narrow_the_list(gridbot: Gridbot, console: Console,
         assert await shown("category=sanitation") == {old, fresh}
         assert await shown(f"community={COMMUNITY_1}") == {old, road}
         assert await shown(f"grid={GRID_2}") == {road}
+        chosen = (await browser.get(f"/console/cases?grid={GRID_2}")).text
+        assert f'<option value="{GRID_2}" selected data-community="{COMMUNITY_1}">' in chosen
         assert await shown("channel=sim-sms") == {fresh}
         assert await shown("q=垃圾") == {old, fresh}
         assert await shown("q=%25") == set()  # a LIKE wildcard is searched as itself

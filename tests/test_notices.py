@@ -82,7 +82,8 @@ async def test_a_notice_reaches_residents_on_each_channel_and_counts_acknowledge
     await staff.text("/notice")
     await staff.press("我发的通知")
     assert "已确认收到：2 / 3" in staff.said
-    assert "翠苑一区第1网格：2 / 2" in staff.said and "翠苑一区第2网格：0 / 1" in staff.said
+    assert "翠苑一区第1网格 33010600100101：2 / 2" in staff.said
+    assert "翠苑一区第2网格 33010600100102：0 / 1" in staff.said
 
     await staff.press("提醒未确认的人")
     assert await scheduler(gridbot).send_pending(gridbot.clock.now()) == 1

@@ -27,6 +27,7 @@ def test_notice_previews_and_sends_nothing_without_a_yes(tmp_path: Path) -> None
                      "--text", "周五下午2点开网格长会", stdin="n\n")
     assert result.returncode == 1
     assert "chiefs: 4 recipients (sim-telegram 4)" in result.stdout
+    assert "by SMS: zh_CN 1 segment, en 1 segment" in result.stdout  # as the console counts
     assert "nothing sent" in result.stdout
     with sqlite3.connect(tmp_path / "g.db") as conn:
         assert conn.execute("SELECT count(*) FROM notices").fetchone()[0] == 0

@@ -60,7 +60,8 @@ async def test_a_notice_composed_on_telegram_reaches_residents_who_acknowledge_i
     status = await tg.send(updates.callback(STAFF, status[-1].button("我发的通知")))
     text = status[-1].params["text"]
     assert "已确认收到：2 / 3" in text
-    assert "翠苑一区第1网格：1 / 2" in text and "翠苑一区第2网格：1 / 1" in text
+    assert "翠苑一区第1网格 33010600100101：1 / 2" in text
+    assert "翠苑一区第2网格 33010600100102：1 / 1" in text
 
 
 def test_telegram_keeps_to_one_message_a_second_per_chat_and_20_a_minute_per_group() -> None:

@@ -174,6 +174,22 @@ def _sample(locale: str) -> dict[str, Any]:
         # a grid chief's help: every command of the Telegram staff menu beyond a resident's
         "commands": [{"name": n, "label": n} for n in ("tasks", "patrol", "visit", "notice",
                                                          "meeting", "stats", "contact")],
+        # phone-in and households (issue 17): a relayed closing, a long household
+        "sms": True, "inner": "case_closed", "caller": "13900000101",
+        "building": "翠苑一区13幢" if zh else "Cuiyuan Area 1 Building 13",
+        "door": "2-1301", "head": "欧阳秀英" if zh else "Ouyang Xiuying", "next_due": NOW,
+        "follow_up": True, "people": 4,
+        "tags": ["独居老人", "低保", "残疾"] if zh else ["Elderly living alone", "Disability"],
+        "last_visit": NOW, "next_visit": NOW, "visit_count": 12,
+        "case_numbers": ["261123-012", "261123-015"], "contact_channels": ["sms"],
+        "reported": ["261123-012", "261123-015"], "followed": 1,
+        "household": {"building": "翠苑一区13幢" if zh else "Cuiyuan Area 1 Building 13",
+                      "door": "2-1301", "head_name": "欧阳秀英" if zh else "Ouyang Xiuying",
+                      "people": 4, "tags": ["独居老人", "低保"] if zh
+                      else ["Elderly living alone", "Disability"], "visits": 12, "reads": 30},
+        "households": [{"label": ("翠苑一区13幢 2-1301 欧** 独居老人" if zh else
+                                  "Cuiyuan Area 1 Building 13 2-1301 Ouyang ** Elderly"),
+                        "overdue_days": 3, "due_at": NOW} for _ in range(4)],
     }
 
 
@@ -258,6 +274,21 @@ def _choices(name: str, locale: str) -> list[str]:
                                   "Cuiyuan Area 1 Community",
                                   *(d.name(locale) for d in load_departments())],
     }
+    zh = locale == "zh_CN"
+    menus.update({  # phone-in and households (issue 17)
+        "phonein_sms": [label("btn.sms_yes"), label("btn.sms_no")],
+        "phonein_relay": [label("btn.fixed_yes"), label("btn.fixed_no")],
+        "phonein_household": ["翠苑一区13幢 2-1301 欧** 独居老人" if zh else
+                              "Cuiyuan Area 1 Building 13 2-1301 Ouyang ** Elderly",
+                              label("btn.household_none")],
+        "visit_building": [f"翠苑一区{n}幢" if zh else f"Cuiyuan Area 1 Building {n}"
+                           for n in (11, 12, 13, 14, 15)],
+        "visit_household": [*(f"{n}-1301 欧** 独居老人" if zh else f"{n}-1301 Ouyang **"
+                              for n in range(1, 4)), label("btn.household_unregistered")],
+        "visit_follow": [label("btn.no_follow_up")],
+        "household_card": [label("btn.log_visit"), label("btn.delete_household")],
+        "household_delete_confirm": [label("btn.delete_household"), label("btn.cancel")],
+    })
     if name in STAFF_NOTICES:
         return [label(f"act.{a}") for a in CHIEF_ACTIONS]
     return menus.get(name, [])

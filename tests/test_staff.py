@@ -380,13 +380,15 @@ async def test_visit_opinion_and_contact_card(gridbot: Gridbot, chief: ChatDrive
     await chief.text("3幢")
     await chief.text("2单元301")
     await chief.text("楼道灯坏了")
+    await chief.press("无需跟进")
     assert "走访日志已记录" in chief.said
     await chief.text("/opinion 居民希望增设电动车充电桩")
     assert "已上报" in chief.said
     await chief.text("/contact duties 巡查走访、垃圾分类督导")
     assert "垃圾分类督导" in chief.said
     rows = await gridbot.db.fetchall("SELECT building, household, raised FROM visits")
-    assert [tuple(r) for r in rows] == [("3幢", "2单元301", "楼道灯坏了")]
+    # 翠苑一区3幢 2-301 is a demo household: the visit is logged against it
+    assert [tuple(r) for r in rows] == [("翠苑一区3幢", "2-301", "楼道灯坏了")]
     await resident.text("/visit")
     assert "只对网格员和工作人员开放" in resident.said
 

@@ -148,7 +148,7 @@ def test_gridbot_stats_prints_both_tables_and_writes_a_csv_per_table(tmp_path: P
     result = gridbot(tmp_path, "stats", "--month", month, "--csv-dir", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert "closing_rate" in result.stdout and "王丽华" in result.stdout
-    lines = result.stdout.splitlines()
+    lines = result.stdout.split("\n\n")[0].splitlines()  # the indicators, the first table
     rows = [line for line in lines if line.startswith(("total", "grid ", "person "))]
     assert any("王丽华" in row for row in rows)
     assert len({wcswidth(row) for row in rows}) == 1, result.stdout  # columns line up

@@ -183,12 +183,14 @@ _NOTES = {
 }
 
 
-def status_notes(case: Case, agency: str) -> str:
-    """A line on where the case stands, for `status_notes`."""
-    if case.state == State.CLOSED and case.force_closed:
+def notes_for(state: State, level: Level, agency: str, *, force_closed: bool,
+              merged_into: str | None) -> str:
+    """A line on where a case stands, for `status_notes`, from the few fields it depends
+    on (a listing has no whole Case)."""
+    if state == State.CLOSED and force_closed:
         return "Closed by the street office."
-    return _NOTES[case.state].format(level=case.level.value, agency=agency,
-                                     merged_into=case.merged_into or "another case")
+    return _NOTES[state].format(level=level.value, agency=agency,
+                                merged_into=merged_into or "another case")
 
 
 _BY_EVENT = {

@@ -16,7 +16,12 @@ Definitions (domain.md, "Indicators"):
 - average handling time = mean hours from registration to closing, cases closed in the
   period;
 - appraisal: cases each grid chief reported done or checked and closed in the period,
-  against the target of 10.
+  against the target of 10;
+- cases by source: cases registered in the period by where they came from: a resident in
+  a chat (Telegram or the chat simulators), SMS, phone-in (staff filed it for a caller),
+  patrol (staff found it), Open311 (another system);
+- visits: household visits logged in the period, per grid: visits, distinct households
+  visited, visits to a household not registered yet, visits needing follow-up.
 """
 
 from __future__ import annotations
@@ -46,9 +51,66 @@ class CaseFacts:
     deadline: datetime | None
     closed_at: datetime | None
     closed_by_level: str | None
+    source: str = "chat"  # one of SOURCES (see source_of)
     community_code: str | None = None
     category: str | None = None
     channel: str | None = None  # the channel the report came in by
+
+
+SOURCES = ("chat", "sms", "phone", "patrol", "open311")
+
+
+def source_of(channel: str | None, found_on_patrol: bool) -> str:
+    """Where a case came from, for the count by source: patrol first (staff found it,
+    whatever channel they wrote from), then the channel it was filed on."""
+    if found_on_patrol:
+        return "patrol"
+    if channel in ("phone", "open311"):
+        return channel
+    if channel in ("sms", "sim-sms"):
+        return "sms"
+    return "chat"
+
+
+@dataclass(frozen=True)
+class VisitFacts:
+    """What the visit counts need of one logged visit."""
+
+    grid_code: str | None
+    visitor_id: int
+    household_id: int | None
+    follow_up: bool
+
+
+@dataclass
+class VisitFigures:
+    """Visit counts for one group (a grid, or everything)."""
+
+    visits: int = 0
+    households: set[int] = field(default_factory=set)
+    unregistered: int = 0
+    follow_ups: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts as plain numbers."""
+        return {"visits": self.visits, "households_visited": len(self.households),
+                "unregistered": self.unregistered, "follow_ups": self.follow_ups}
+
+
+def count_visits(visits: Iterable[VisitFacts]) -> tuple[VisitFigures, dict[str, VisitFigures]]:
+    """The period's visit counts overall and per grid."""
+    total = VisitFigures()
+    by_grid: dict[str, VisitFigures] = defaultdict(VisitFigures)
+    for visit in visits:
+        groups = [total] + ([by_grid[visit.grid_code]] if visit.grid_code else [])
+        for figures in groups:
+            figures.visits += 1
+            if visit.household_id is None:
+                figures.unregistered += 1
+            else:
+                figures.households.add(visit.household_id)
+            figures.follow_ups += 1 if visit.follow_up else 0
+    return total, dict(by_grid)
 
 
 @dataclass(frozen=True)
@@ -105,6 +167,9 @@ class Report:
     by_grid: dict[str, Figures]
     by_person: dict[int, Figures]
     handled_by_chief: dict[int, int]
+    by_source: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
+    visits: VisitFigures = field(default_factory=VisitFigures)
+    visits_by_grid: dict[str, VisitFigures] = field(default_factory=dict)
     by_community: dict[str, Figures] = field(default_factory=dict)
     # cases registered in the period, by category and by the channel they came in by
     by_category: dict[str, int] = field(default_factory=dict)
@@ -112,9 +177,11 @@ class Report:
 
 
 def compute(cases: Sequence[CaseFacts], events: Iterable[EventFacts], start: datetime,
-            end: datetime, chiefs: Iterable[int] = ()) -> Report:
-    """Compute the indicators for the period [start, end)."""
+            end: datetime, chiefs: Iterable[int] = (),
+            visits: Iterable[VisitFacts] = ()) -> Report:
+    """Compute the indicators for the period [start, end) (visits: those of the period)."""
     total = Figures()
+    by_source = dict.fromkeys(SOURCES, 0)
     by_grid: dict[str, Figures] = defaultdict(Figures)
     by_person: dict[int, Figures] = defaultdict(Figures)
     by_community: dict[str, Figures] = defaultdict(Figures)
@@ -146,6 +213,8 @@ def compute(cases: Sequence[CaseFacts], events: Iterable[EventFacts], start: dat
                     figures.closed += 1
                     if case.deadline is not None and case.closed_at <= case.deadline:
                         figures.closed_on_time += 1
+            if registered and figures is total:
+                by_source[case.source if case.source in by_source else "chat"] += 1
             if registered:
                 figures.registered += 1
                 if case.closed_at is not None and case.closed_by_level == "grid":
@@ -187,8 +256,10 @@ def compute(cases: Sequence[CaseFacts], events: Iterable[EventFacts], start: dat
         if event.event in ("report_done", "check_pass") and event.actor_id is not None:
             handled[event.actor_id].add(event.case_id)
     handled_by_chief = {chief: len(handled.get(chief, set())) for chief in chiefs}
-    return Report(total, dict(by_grid), dict(by_person), handled_by_chief,
-                  dict(by_community), dict(by_category), dict(by_channel))
+    visit_total, visits_by_grid = count_visits(visits)
+    return Report(total, dict(by_grid), dict(by_person), handled_by_chief, by_source,
+                  visit_total, visits_by_grid, dict(by_community), dict(by_category),
+                  dict(by_channel))
 
 
 COLUMNS = ("due", "closed", "closing_rate", "on_time_closing_rate", "on_time_signing_rate",
@@ -243,6 +314,29 @@ def appraisal_table(report: Report, chiefs: Mapping[int, tuple[str, str]]) -> li
     return rows
 
 
+SOURCE_COLUMNS = ("source", "registered", "share")
+VISIT_COLUMNS = ("group", "visits", "households_visited", "unregistered", "follow_ups")
+
+
+def source_table(report: Report) -> list[list[str]]:
+    """Cases registered in the period by source, with each one's share of the total."""
+    whole = sum(report.by_source.values())
+    rows = [list(SOURCE_COLUMNS)]
+    rows += [[name, str(count), percent(round(count / whole, 4) if whole else None)]
+             for name, count in report.by_source.items()]
+    rows.append(["total", str(whole), percent(1.0 if whole else None)])
+    return rows
+
+
+def visit_table(report: Report) -> list[list[str]]:
+    """The period's household visits: the total, then each grid."""
+    def row(label: str, figures: VisitFigures) -> list[str]:
+        return [label, *(str(v) for v in figures.as_dict().values())]
+
+    return [list(VISIT_COLUMNS), row("total", report.visits),
+            *(row(f"grid {code}", f) for code, f in sorted(report.visits_by_grid.items()))]
+
+
 def as_json(report: Report, names: Mapping[int, str],
             chiefs: Mapping[int, tuple[str, str]]) -> dict[str, Any]:
     """The report for scripts: counts and rates (shares 0-1, None when undefined) per
@@ -267,6 +361,9 @@ def as_json(report: Report, names: Mapping[int, str],
              "handled": count, "target": APPRAISAL_TARGET, "met": count >= APPRAISAL_TARGET}
             for pid, count in sorted(report.handled_by_chief.items(),
                                      key=lambda kv: chiefs[kv[0]][1])],
+        "by_source": dict(report.by_source),
+        "visits": {**report.visits.as_dict(), "by_grid": {
+            code: f.as_dict() for code, f in sorted(report.visits_by_grid.items())}},
     }
 
 

@@ -19,11 +19,12 @@ from bot.bootstrap import Gridbot, build
 from bot.domain import stats
 from bot.domain.channels import SIMULATED
 from bot.domain.clock import SystemClock
+from bot.domain.households import TagCatalog, TagError
 from bot.domain.messages import Inbound, Kind, parse_text
 from bot.domain.wording import counted
 from bot.entrypoints import cli_apikeys, cli_console, cli_notices
 from bot.runtime import loop
-from bot.services import casework, staff_invites
+from bot.services import casework, households, staff_invites
 from bot.services import stats as stats_service
 from bot.services.districts import import_buildings, import_geojson
 from bot.services.mediafiles import MediaRefused, save_photo
@@ -93,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     buildings.add_argument("file", type=Path, help="CSV: name,address,grid_code,lat,lon")
     buildings.set_defaults(run=_import_buildings)
 
+    households = commands.add_parser("import-households",
+                                     help="import or update households under buildings")
+    households.add_argument("file", type=Path, help="CSV: building,grid_code,unit,room,"
+                            "head_name,phone,people,tags (docs/households.md)")
+    households.set_defaults(run=_import_households)
+
     migrate = commands.add_parser("migrate", help="create or upgrade the database, then exit")
     migrate.set_defaults(run=_migrate)
     cli_notices.add_commands(commands)  # notice, meeting
@@ -130,10 +137,10 @@ def _parser() -> argparse.ArgumentParser:
     written = stats.add_mutually_exclusive_group()
     written.add_argument("--csv-dir", type=Path, metavar="DIR",
                          help="also write each table as CSV into DIR:"
-                              " indicators-YYYY-MM.csv and appraisal-YYYY-MM.csv")
+                              " indicators-YYYY-MM.csv, appraisal-, sources- and visits-")
     written.add_argument("--csv", type=Path, metavar="FILE",
-                         help="also write the indicators to FILE and the appraisal to"
-                              " FILE-appraisal.csv beside it")
+                         help="also write the indicators to FILE and the other tables"
+                              " beside it: FILE-appraisal.csv, FILE-sources.csv, FILE-visits.csv")
     stats.add_argument("--json", action="store_true",
                        help="print one JSON object instead of the tables (docs/cli.md)")
     stats.set_defaults(run=_stats)
@@ -312,6 +319,22 @@ def _import_buildings(settings: Settings, args: argparse.Namespace) -> int:
     return _run_import(settings, args.file, "building", lambda db: import_buildings(db, text))
 
 
+def _import_households(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        text = args.file.read_text(encoding="utf-8-sig")
+        tags = TagCatalog.load(settings.household_tags)
+    except (OSError, UnicodeDecodeError, TagError) as exc:
+        print(f"gridbot: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 1
+
+    async def importer(db: Database) -> int:
+        done = await households.import_households(db, text, tags, settings.phone_region,
+                                                  SystemClock().now())
+        return done.total
+
+    return _run_import(settings, args.file, "household", importer)
+
+
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> int:
         bot = await build(settings)
@@ -448,7 +471,8 @@ def _case_card(bot: Gridbot, view: casework.CaseView) -> str:
         f"  area:        {view.area_name or '-'} ({area or '-'})",
         f"  place:       {place}{' (' + view.location_note + ')' if view.location_note else ''}",
         f"  description: {view.description}",
-        f"  reporter:    {view.reporter or '-'} via {view.source_channel or '-'}",
+        f"  reporter:    {view.reporter or '-'} via {view.source_channel or '-'}"
+        f"{_phoned_in(view)}",
         f"  in charge:   {view.assignee or '-'}"
         f"{f' (#{view.assignee_id})' if view.assignee_id is not None else ''}",
         f"  deadline:    {when(view.deadline)}{' (overdue)' if view.overdue else ''}",
@@ -467,6 +491,14 @@ def _case_card(bot: Gridbot, view: casework.CaseView) -> str:
     return "\n".join(lines)
 
 
+def _phoned_in(view: casework.CaseView) -> str:
+    """", phoned in by NAME, …" for a phone-in, else nothing."""
+    if not view.phoned_in_by:
+        return ""
+    how = "SMS to the caller" if view.caller_sms else "no SMS: the filer relays"
+    return f", phoned in by {view.phoned_in_by} ({how})"
+
+
 def _stats(settings: Settings, args: argparse.Namespace) -> int:
     try:
         year, month = (int(part) for part in args.month.split("-"))
@@ -482,7 +514,8 @@ def _stats(settings: Settings, args: argparse.Namespace) -> int:
             found = await stats_service.month_report(db.conn, start, end, args.scope)
         finally:
             await db.close()
-        tables = {"indicators": found.indicator_table(), "appraisal": found.appraisal_table()}
+        tables = {"indicators": found.indicator_table(), "appraisal": found.appraisal_table(),
+                  "sources": found.source_table(), "visits": found.visit_table()}
         try:
             written = [_write_csv(path, tables[name])
                        for name, path in _csv_paths(args, found.month).items()]
@@ -498,6 +531,12 @@ def _stats(settings: Settings, args: argparse.Namespace) -> int:
             print()
             print(f"appraisal: cases handled against the target of {stats.APPRAISAL_TARGET}")
             print(stats.format_table(tables["appraisal"]))
+            print()
+            print("cases registered by source")
+            print(stats.format_table(tables["sources"]))
+            print()
+            print("household visits")
+            print(stats.format_table(tables["visits"]))
         for path in written:
             print(f"written to {path}", file=sys.stderr if args.json else sys.stdout)
         return 0
@@ -505,16 +544,20 @@ def _stats(settings: Settings, args: argparse.Namespace) -> int:
     return loop.run(run())
 
 
+CSV_TABLES = ("indicators", "appraisal", "sources", "visits")
+
+
 def _csv_paths(args: argparse.Namespace, month: str) -> dict[str, Path]:
     """Where each table goes: DIR/indicators-MONTH[-SCOPE].csv and DIR/appraisal-… with
     --csv-dir; with --csv FILE, the indicators in FILE and the appraisal beside it."""
     if args.csv_dir is not None:
         suffix = f"{month}{'-' + args.scope if args.scope else ''}.csv"
-        return {name: args.csv_dir / f"{name}-{suffix}" for name in ("indicators", "appraisal")}
+        return {name: args.csv_dir / f"{name}-{suffix}" for name in CSV_TABLES}
     if args.csv is not None:
         path: Path = args.csv
-        return {"indicators": path,
-                "appraisal": path.with_name(f"{path.stem}-appraisal{path.suffix or '.csv'}")}
+        return {"indicators": path, **{
+            name: path.with_name(f"{path.stem}-{name}{path.suffix or '.csv'}")
+            for name in CSV_TABLES[1:]}}
     return {}
 def _write_csv(path: Path, rows: list[list[str]]) -> Path:
     """One table as CSV, UTF-8 with a byte-order mark so that Excel reads the Chinese."""

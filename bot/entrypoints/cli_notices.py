@@ -40,6 +40,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Preview, confirm and queue a notice; or --show ID [--remind].")
     _audience_arguments(notice)
     notice.add_argument("--text", help="what the notice says (at most 1,000 characters)")
+    notice.add_argument("--text-en", help="the same in English, for those who read English")
     notice.add_argument("--photo", type=Path, help="a picture to send with it (.jpg, .png)")
     notice.add_argument("--at", help='local time to send, "YYYY-MM-DD HH:MM" (default: now)')
     notice.add_argument("--remind", action="store_true",
@@ -160,11 +161,16 @@ async def _notice(bot: Gridbot, args: argparse.Namespace, source: TextIO, out: T
     if found is None:
         return _fail(f"notice: unknown area or building {args.scope!r}")
     scope, issuer = found
+    text_en = (args.text_en or "").strip()[:notices.MAX_TEXT] or None
+    outreach = notices.Outreach(bot.renderer, bot.reference, bot.settings.quiet_hours)
+    shown = await notices.preview_draft(bot.db.conn, outreach, notices.Draft(
+        scope, args.to, issuer, text, text_en, photo is not None))
+    print("  by SMS: " + ", ".join(f"{locale} {counted(n, 'segment')}"
+                                    for locale, n in shown.sms_segments.items()), file=out)
     print(f"at {send_at.astimezone(bot.settings.timezone):%Y-%m-%d %H:%M}: {text}", file=out)
     if not _confirmed(args, source, out):
         print("nothing sent", file=out)
         return 1
-    outreach = notices.Outreach(bot.renderer, bot.reference, bot.settings.quiet_hours)
     async with bot.db.transaction() as conn:
         photo_id = None
         if photo is not None:
@@ -172,7 +178,7 @@ async def _notice(bot: Gridbot, args: argparse.Namespace, source: TextIO, out: T
                                              sha256=photo.sha256, content_type=photo.content_type)
         notice, count = await notices.create_notice(
             conn, sender_id=None, issuer=issuer, scope=scope.code, audience=args.to, body=text,
-            photo_id=photo_id, send_at=send_at, now=now, outreach=outreach)
+            body_en=text_en, photo_id=photo_id, send_at=send_at, now=now, outreach=outreach)
     notice_id = notice.id
     if count is None:
         print(f"notice {notice_id} scheduled; the server sends it at its time", file=out)
@@ -232,14 +238,10 @@ async def _meeting(bot: Gridbot, args: argparse.Namespace, source: TextIO, out: 
         return 1
     outreach = notices.Outreach(bot.renderer, bot.reference, bot.settings.quiet_hours)
     async with bot.db.transaction() as conn:
-        meeting_id = await meeting_store.create(
-            conn, organizer_id=None, title=args.title.strip()[:60],
-            place=args.place.strip()[:60], starts_at=starts_at, scope=scope.code,
-            audience=args.to, now=now)
-        meeting = await meeting_store.get(conn, meeting_id)
-        assert meeting is not None
-        count = await meetings.invite(conn, outreach, meeting, now)
-    print(f"meeting {meeting_id}: invitations queued for {counted(count, 'person')}",
+        meeting, count = await meetings.call(
+            conn, outreach, organizer_id=None, title=args.title, place=args.place,
+            starts_at=starts_at, scope=scope, audience=args.to, now=now)
+    print(f"meeting {meeting.id}: invitations queued for {counted(count, 'person')}",
           file=out)
     return 0
 

@@ -95,7 +95,7 @@ def targets(reference: ReferenceData, case: Case, locale: str) -> list[Target]:
     district = reference.district
     found = []
     if case.level in (Level.STREET, Level.COMMUNITY) and case.grid_code:
-        found.append(Target("grid", district.name(case.grid_code, locale)))
+        found.append(Target("grid", district.label(case.grid_code, locale)))
     if case.level == Level.STREET and case.community_code:
         found.append(Target("community", district.name(case.community_code, locale)))
     found += [Target(f"dept:{d.code}", d.name(locale))

@@ -113,10 +113,11 @@ async def queue_staged(
     conn: Connection, renderer: Renderer, default_locale: str,
     groups: Mapping[tuple[str | None, str], int], template: str,
     context: Callable[[str], Mapping[str, Any]], bulk: Bulk,
-    options: Sequence[Option] = (), photo_id: int | None = None,
+    options: Sequence[Option] = (), photo_id: int | None = None, notice_id: int | None = None,
 ) -> int:
     """Queue a message to a staged audience (`store.bulk.staged`, whose counts per language
-    and channel are `groups`), rendered once for each; return how many rows."""
+    and channel are `groups`), rendered once for each; return how many rows (tagged with
+    `notice_id` for a notice's delivery count)."""
     not_before = bulk.not_before()
     queued = 0
     for (locale, channel) in groups:
@@ -126,7 +127,7 @@ async def queue_staged(
         queued += await bulk_store.queue(conn, locale, channel, body, payload,
                                          priority=bulk.priority, now=bulk.now,
                                          next_attempt_at=not_before,
-                                         expires_at=bulk.expires_at)
+                                         expires_at=bulk.expires_at, notice_id=notice_id)
     return queued
 
 

@@ -17,6 +17,7 @@ from bot.domain.clock import iso
 from bot.domain.departments import open311_link
 from bot.domain.messages import Choice, Localized, Location, Reply
 from bot.domain.workflow import Actor, Case, Event, EventKind, Level, Role, State
+from bot.services import relay
 from bot.services.districts import District, Place
 from bot.services.notify import PersonalMessage
 from bot.services.people import contact_line, display_name
@@ -25,6 +26,7 @@ from store import cases as case_store
 from store import media as media_store
 from store import open311 as open311_store
 from store import people as people_store
+from store import phonein as phonein_store
 from store.db import Connection
 
 SYSTEM = Actor(person_id=None, role=Role.SYSTEM, scope=None)
@@ -216,8 +218,11 @@ async def notices_for(
             where = None
             if not public and effect.template in HANDED_OVER:
                 photos, where = case_photos[:MAX_CASE_PHOTOS], location
-            notices.append(PersonalMessage(person_id, Reply(effect.template, context, choices,
-                                                   photos=photos, location=where)))
+            message = PersonalMessage(person_id, Reply(effect.template, context, choices,
+                                                       photos=photos, location=where))
+            if effect.audience == "reporter":  # a phoned-in case's caller without SMS
+                message = await relay.to_reporter(conn, case.id, person_id, message.reply)
+            notices.append(message)
     return notices
 
 
@@ -362,6 +367,8 @@ class CaseView:
     description: str
     source_channel: str | None
     found_on_patrol: bool
+    phoned_in_by: str | None  # the staff member who filed it for a caller (phone-in)
+    caller_sms: bool | None  # phone-in: the caller hears by SMS (else through the filer)
     reporter_id: int | None
     reporter: str  # name and phone, the phone masked unless asked otherwise or agreed
     assignee_id: int | None
@@ -423,6 +430,7 @@ async def case_view(conn: Connection, reference: ReferenceData, number: str,
             names[person_id] = await display_name(conn, person_id, masked=masked)
         return names[person_id]
 
+    phoned = await phonein_store.get(conn, case_id)
     timeline = [TimelineEntry(e.at, e.event, e.actor_id, e.actor_role, await name_of(e.actor_id),
                               e.from_state, e.to_state, e.note)
                 for e in await case_store.events(conn, case_id)]
@@ -437,6 +445,8 @@ async def case_view(conn: Connection, reference: ReferenceData, number: str,
         department=case.department, place=details.address, lat=details.lat, lon=details.lon,
         location_note=details.location_note, description=details.description,
         source_channel=details.source_channel, found_on_patrol=case.found_on_patrol,
+        phoned_in_by=await name_of(phoned.filed_by) if phoned else None,
+        caller_sms=phoned.sms if phoned else None,
         reporter_id=case.reporter_id,
         reporter=(await contact_line(conn, case.reporter_id, masked=masked)
                   or await display_name(conn, case.reporter_id, masked=masked)

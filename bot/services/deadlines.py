@@ -29,7 +29,7 @@ from bot.domain.channels import spec_for
 from bot.domain.clock import iso, parse_iso
 from bot.domain.messages import Choice, Reply
 from bot.domain.workflow import Actor, Event, EventKind, Role
-from bot.services import casework, notices
+from bot.services import casework, notices, relay
 from bot.services.broadcast import PRIORITY_DIGEST
 from bot.services.notify import PersonalMessage, render_personal
 from bot.services.reference import ReferenceData
@@ -260,9 +260,10 @@ class Deadlines:
             after = parse_iso(mark) if mark else until - timedelta(days=1)
             if after >= until:
                 return 0
-            told = [PersonalMessage(reporter, Reply("rate_reminder", {"number": number}, tuple(
-                        Choice(f"rate:{number}:{n}", "★" * n) for n in range(5, 0, -1))))
-                    for _case_id, reporter, number in
+            told = [await relay.to_reporter(conn, case_id, reporter, Reply(
+                        "rate_reminder", {"number": number}, tuple(
+                            Choice(f"rate:{number}:{n}", "★" * n) for n in range(5, 0, -1))))
+                    for case_id, reporter, number in
                     await schedule_store.closed_unrated(conn, after, until)]
             rows = await render_personal(conn, self.renderer, self.reference.default_locale,
                                         told, now, priority=PRIORITY_DIGEST)

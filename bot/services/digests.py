@@ -12,12 +12,13 @@ from typing import Any
 
 from bot.domain.clock import parse_iso
 from bot.domain.messages import Reply
-from bot.services import notices
+from bot.services import households, notices
 from bot.services.broadcast import PRIORITY_DIGEST
 from bot.services.notify import PersonalMessage, render_personal
 from bot.services.reference import ReferenceData
 from bot.services.render import Renderer
 from store import outbox as outbox_store
+from store import people as people_store
 from store import schedule as schedule_store
 from store.db import Database
 
@@ -35,8 +36,29 @@ class Digests:
         self.outreach = outreach
 
     async def morning(self, now: datetime) -> int:
-        """Each grid chief's open cases, overdue first; return messages queued."""
-        return await self._digest("digest_morning", now, today_only=False)
+        """Each grid chief's open cases, overdue first, and the households due a visit
+        today; return messages queued."""
+        return (await self._digest("digest_morning", now, today_only=False)
+                + await self.visits_due(now))
+
+    async def visits_due(self, now: datetime) -> int:
+        """Each grid chief's households due a visit by the end of today (per-tag rules);
+        return messages queued. Each listing is logged as a read of those households."""
+        conn = self.db.conn
+        told = []
+        for person_id in sorted({pid for pid, _ in await schedule_store.grid_chiefs(conn)}):
+            person = await people_store.get_person(conn, person_id)
+            locale = (person.locale if person else None) or self.reference.default_locale
+            due = await households.due_for_chief(conn, self.reference, person_id, now, locale)
+            if due:
+                told.append(PersonalMessage(person_id, Reply("visits_due", {
+                    "total": len(due), "households": [
+                        {"label": d.label, "overdue_days": d.overdue_days, "due_at": d.due_at}
+                        for d in due[:LIST_LENGTH]]})))
+        rows = await render_personal(conn, self.renderer, self.reference.default_locale, told,
+                                    now, priority=PRIORITY_DIGEST)
+        await outbox_store.enqueue(conn, rows, now)
+        return len(rows)
 
     async def evening(self, now: datetime) -> int:
         """Each grid chief's cases due by the end of today; return messages queued."""

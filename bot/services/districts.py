@@ -99,6 +99,13 @@ class District:
         area = self.areas.get(code)
         return area.display(locale) if area else code
 
+    def label(self, code: str | None, locale: str) -> str:
+        """An area as staff read it: a grid's name with its code ("翠苑一区第1网格
+        33010600100101"), as the assignment's place shows it; any other area by name."""
+        name = self.name(code, locale)
+        area = self.areas.get(code) if code is not None else None
+        return f"{name} {code}" if area is not None and area.level == "grid" else name
+
     def locate_point(self, lat: float, lon: float) -> Place:
         """The grid a GPS point falls in (grid None when outside every grid)."""
         return Place(self.index.locate(lat, lon), lat=lat, lon=lon)
@@ -161,7 +168,7 @@ class District:
                 title = address
             elif lat is not None and lon is not None:
                 title = f"{lat:.5f}, {lon:.5f}"
-            grid = f"{self.name(grid_code, locale)} {grid_code}" if grid_code else ""
+            grid = self.label(grid_code, locale) if grid_code else ""
             full = ", ".join(part for part in (title, where) if part)
             if grid:
                 full = f"{full} ({grid})" if full else grid
@@ -186,10 +193,24 @@ class District:
         return best[1] if best else None
 
 
+async def check_geojson(db: Database, data: object) -> list[geo.AreaFeature]:
+    """The areas of a GeoJSON FeatureCollection, checked whole against the stored ones
+    (parents, levels, valid polygons); the first problem raises GeoImportError naming the
+    feature, numbered from 1. Nothing is written."""
+    known = {a.code: a.level for a in await area_store.all_areas(db.conn)}
+    return geo.parse_areas_geojson(data, known_parents=known)
+
+
+async def check_buildings(db: Database, text: str) -> list[geo.Building]:
+    """The buildings of a CSV text, checked whole (the first problem raises ValueError
+    naming the line, numbered from 1). Nothing is written."""
+    grids = {a.code for a in await area_store.all_areas(db.conn) if a.level == "grid"}
+    return geo.parse_buildings_csv(text, known_grids=grids)
+
+
 async def import_geojson(db: Database, data: object, now: datetime) -> int:
     """Import (or update in place) the areas of a GeoJSON FeatureCollection; return a count."""
-    known = {a.code: a.level for a in await area_store.all_areas(db.conn)}
-    features = geo.parse_areas_geojson(data, known_parents=known)
+    features = await check_geojson(db, data)
     rows = [area_store.AreaRow(f.code, f.name, f.name_en, f.level, f.parent,
                                dict(mapping(f.geometry))) for f in features]
     async with db.transaction() as conn:
@@ -200,8 +221,7 @@ async def import_geojson(db: Database, data: object, now: datetime) -> int:
 async def import_buildings(db: Database, text: str) -> int:
     """Import buildings from CSV text (name,address,grid_code,lat,lon, optionally
     name_en,address_en); return a count."""
-    grids = {a.code for a in await area_store.all_areas(db.conn) if a.level == "grid"}
-    buildings = geo.parse_buildings_csv(text, known_grids=grids)
+    buildings = await check_buildings(db, text)
     async with db.transaction() as conn:
         await area_store.upsert_buildings(
             conn, [(b.name, b.address, b.grid_code, b.lat, b.lon, b.name_en, b.address_en)

@@ -9,12 +9,21 @@ are due at once, only the hour-before one goes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.services.broadcast import PRIORITY_DIGEST, Option, queue_staged, render_bulk
-from bot.services.notices import ORGANIZER_ROLES, Outreach, audience, resolve_scope
+from bot.services.districts import District
+from bot.services.notices import (
+    ORGANIZER_ROLES,
+    Outreach,
+    Scope,
+    audience,
+    may_address,
+    resolve_scope,
+)
 from store import bulk as bulk_store
 from store import meetings as meeting_store
 from store import notices as notice_store
@@ -24,10 +33,72 @@ from store.meetings import MeetingRow
 from store.notices import NOBODY
 from store.outbox import OutboundRow
 
-__all__ = ["ORGANIZER_ROLES", "invite_pending", "remind_due", "summary"]
+__all__ = ["ORGANIZER_ROLES", "call", "invite_pending", "remind_due", "summary"]
 
 DAY_BEFORE = timedelta(days=1)
 HOUR_BEFORE = timedelta(hours=1)
+MAX_TITLE = 60
+MAX_PLACE = 60
+
+
+async def call(conn: Connection, outreach: Outreach, *, organizer_id: int | None,
+               title: str, place: str, starts_at: datetime, scope: Scope, audience: str,
+               now: datetime) -> tuple[MeetingRow, int]:
+    """Call a meeting and queue its invitations now (the console and `gridbot meeting`);
+    return it and how many were invited."""
+    meeting_id = await meeting_store.create(
+        conn, organizer_id=organizer_id, title=title.strip()[:MAX_TITLE],
+        place=place.strip()[:MAX_PLACE], starts_at=starts_at, scope=scope.code,
+        audience=audience, now=now)
+    meeting = await meeting_store.get(conn, meeting_id)
+    assert meeting is not None
+    count = await invite(conn, outreach, meeting, now)
+    return meeting, count
+
+
+def visible_to(district: District, roles: Sequence[tuple[str, str | None]],
+               meeting: MeetingRow) -> bool:
+    """Whether a person may see a meeting: its scope is in an area they may call one in."""
+    scope = resolve_scope(district, meeting.scope)
+    return scope is not None and may_address(district, roles, scope,
+                                             ORGANIZER_ROLES) is not None
+
+
+async def visible_meetings(conn: Connection, district: District,
+                           roles: Sequence[tuple[str, str | None]],
+                           limit: int = 30) -> list[MeetingRow]:
+    """The latest meetings a person may see, newest first."""
+    return [m for m in await meeting_store.latest(conn, 200)
+            if visible_to(district, roles, m)][:limit]
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """One of a meeting's reminders: which, when it is due, and whether it went."""
+
+    which: str  # "day" (a day before) or "hour" (an hour before)
+    due_at: datetime
+    queued_at: datetime | None
+    # "planned"; "queued" (went to the outbox, or was due already when the invitations
+    # went, which stood for it); "skipped" (missed while down: only the later one went)
+    state: str
+
+
+def reminders(meeting: MeetingRow) -> list[Reminder]:
+    """The meeting's two reminders and their state."""
+    found = []
+    for which, before, queued_at in (("day", DAY_BEFORE, meeting.day_reminder_at),
+                                     ("hour", HOUR_BEFORE, meeting.hour_reminder_at)):
+        due = meeting.starts_at - before
+        if queued_at is None:
+            state = "planned"
+        elif which == "day" and meeting.hour_reminder_at is not None \
+                and meeting.hour_reminder_at <= queued_at:
+            state = "skipped"  # both came due at once: only the hour-before one went
+        else:
+            state = "queued"
+        found.append(Reminder(which, due, queued_at, state))
+    return found
 
 
 def rsvp_options(meeting_id: int) -> list[Option]:

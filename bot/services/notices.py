@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from bot.domain import sms_segments
 from bot.domain.channels import spec_for
-from bot.services.broadcast import Bulk, Option, per_channel, queue_staged
+from bot.services.broadcast import Bulk, Option, per_channel, queue_staged, render_one
 from bot.services.districts import District
 from bot.services.reference import ReferenceData
 from bot.services.render import Renderer
@@ -106,6 +107,39 @@ def areas_for(district: District, roles: Sequence[tuple[str, str | None]],
     return list(dict.fromkeys(found))
 
 
+def scope_tree(district: District, roles: Sequence[tuple[str, str | None]], locale: str,
+               allowed: frozenset[str] = SENDER_ROLES) -> list[dict[str, Any]]:
+    """The areas (street → community → grid, each followed by its buildings) a person may
+    address with `allowed` roles, in tree order: value ("CODE" or "building:ID"), name,
+    depth and level of each."""
+    children: dict[str | None, list[str]] = {}
+    for code, area in sorted(district.areas.items()):
+        children.setdefault(area.parent, []).append(code)
+    buildings: dict[str, list[int]] = {}
+    for b in sorted(district.buildings.values(), key=lambda b: b.name):
+        buildings.setdefault(b.grid_code, []).append(b.id)
+    seen: set[str] = set()
+    found: list[dict[str, Any]] = []
+
+    def walk(code: str, depth: int) -> None:
+        if code in seen:
+            return
+        seen.add(code)
+        area = district.areas[code]
+        found.append({"value": code, "name": area.display(locale), "depth": depth,
+                      "level": area.level})
+        for child in children.get(code, []):
+            walk(child, depth + 1)
+        for building_id in buildings.get(code, []):
+            found.append({"value": f"building:{building_id}", "depth": depth + 1,
+                          "name": district.building_name(building_id, locale),
+                          "level": "building"})
+
+    for top in areas_for(district, roles, allowed):  # a role's area, then those below it
+        walk(top, 0)
+    return found
+
+
 def audience(scope: Scope, to: str) -> People:
     """Everyone a notice to `to` (residents, chiefs, staff) in a scope reaches."""
     if to == "residents":
@@ -157,26 +191,142 @@ class Outreach:
 
 def notice_context(outreach: Outreach, notice: NoticeRow, locale: str) -> dict[str, Any]:
     """What the notice templates show: who it is from, what it says."""
+    return _context(outreach.reference.district, notice.issuer, notice.scope,
+                    notice.text(locale), locale)
+
+
+def _context(district: District, issuer: str | None, scope: str, text: str,
+             locale: str) -> dict[str, Any]:
+    return {"org": district.name(issuer, locale) if issuer else "", "text": text,
+            "area": district.name(scope, locale) if not scope.startswith("building:") else ""}
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A notice being composed, before it is stored: where, to whom, what."""
+
+    scope: Scope
+    audience: str
+    issuer: str
+    body: str
+    body_en: str | None = None
+    has_photo: bool = False
+
+
+@dataclass(frozen=True)
+class DraftPreview:
+    """What confirming a draft would do: recipients per channel, and what SMS shows."""
+
+    counts: Preview
+    sms_text: dict[str, str]  # per language, the text an SMS recipient reads
+    sms_segments: dict[str, int]  # per language, its segments
+    photo_not_on_sms: int  # recipients who get the text without the photo
+
+
+async def preview_draft(conn: Connection, outreach: Outreach, draft: Draft) -> DraftPreview:
+    """Count a draft's audience per channel and render its SMS text in both languages
+    (with the 收到 reply line) to count its segments; nothing is stored."""
+    counts = await preview(conn, draft.scope, draft.audience)
     district = outreach.reference.district
-    return {"org": district.name(notice.issuer, locale) if notice.issuer else "",
-            "text": notice.body, "area": district.name(notice.scope, locale)
-            if not notice.scope.startswith("building:") else ""}
+    texts: dict[str, str] = {}
+    for locale in ("zh_CN", "en"):
+        text = draft.body_en or draft.body if locale == "en" else draft.body
+        texts[locale], _ = render_one(
+            outreach.renderer, locale, "sms", "notice",
+            _context(district, draft.issuer, draft.scope.code, text, locale),
+            [Option("ack:0", "bulk.received")])
+    return DraftPreview(counts, texts,
+                        {locale: sms_segments.segments(text) for locale, text in texts.items()},
+                        counts.text_only if draft.has_photo else 0)
+
+
+def sender_roles(roles: Sequence[tuple[str, str | None]]) -> bool:
+    """Whether any of these roles may send notices."""
+    return any(role in SENDER_ROLES for role, _ in roles)
+
+
+def visible_to(district: District, roles: Sequence[tuple[str, str | None]],
+               notice: NoticeRow) -> bool:
+    """Whether a person may see (and remind, cancel) a notice: its scope is in an area
+    they may send to."""
+    scope = resolve_scope(district, notice.scope)
+    return scope is not None and may_address(district, roles, scope, SENDER_ROLES) is not None
+
+
+def may_manage(district: District, roles: Sequence[tuple[str, str | None]],
+               person_id: int, notice: NoticeRow) -> bool:
+    """Whether a person may remind or cancel a notice: they sent it, or they may send from
+    the area it was issued by (a street dispatcher for a community's notice; not a
+    community for the street's)."""
+    if notice.sender_id == person_id:
+        return True
+    issuer = resolve_scope(district, notice.issuer) if notice.issuer else None
+    return issuer is not None and may_address(district, roles, issuer,
+                                              SENDER_ROLES) is not None
+
+
+async def visible_notices(conn: Connection, district: District,
+                          roles: Sequence[tuple[str, str | None]],
+                          limit: int = 30) -> list[NoticeRow]:
+    """The latest notices a person may see, newest first."""
+    found = [n for n in await notice_store.latest(conn, 200)
+             if visible_to(district, roles, n)]
+    return found[:limit]
+
+
+@dataclass(frozen=True)
+class GridAcks:
+    """Acknowledgements of a notice in one grid (or area)."""
+
+    code: str | None
+    recipients: int
+    acknowledged: int
+
+    @property
+    def percent(self) -> int:
+        """The share acknowledged, 0-100."""
+        return round(100 * self.acknowledged / self.recipients) if self.recipients else 0
+
+
+async def acknowledgements(conn: Connection, notice_id: int) -> list[GridAcks]:
+    """Per grid, how many received the notice and how many acknowledged it."""
+    return [GridAcks(code, total, done)
+            for code, total, done in await notice_store.ack_counts(conn, notice_id)]
+
+
+async def cancel(conn: Connection, notice_id: int) -> bool:
+    """Cancel a scheduled notice before it goes; False when it went (or was cancelled)."""
+    return await notice_store.cancel(conn, notice_id)
+
+
+async def queue_reminder(conn: Connection, notice: NoticeRow, sender_id: int | None,
+                         now: datetime) -> NoticeRow:
+    """Store a reminder of a notice for those who have not acknowledged it (the scheduler
+    sends it right away, as for the bot's Remind button)."""
+    reminder, _ = await create_notice(
+        conn, sender_id=sender_id, issuer=notice.issuer, scope=notice.scope,
+        audience=notice.audience, body=notice.body, send_at=now, now=now, kind="reminder",
+        reminds=notice.id)
+    return reminder
 
 
 async def create_notice(
     conn: Connection, *, sender_id: int | None, issuer: str | None, scope: str,
     audience: str, body: str, send_at: datetime, now: datetime, photo_id: int | None = None,
     kind: str = "notice", reminds: int | None = None, outreach: Outreach | None = None,
+    body_en: str | None = None,
 ) -> tuple[NoticeRow, int | None]:
-    """Store a notice (kind "notice", "weekly", or a "reminder" of notice `reminds`).
+    """Store a notice (kind "notice", "weekly", or a "reminder" of notice `reminds`), with
+    an optional English text for those who read English.
 
-    The one way a notice is made: the bot's /notice, `gridbot notice` and the scheduler
-    all call this. With `outreach` a notice due now is queued in the same transaction and
+    The one way a notice is made: the bot's /notice, `gridbot notice`, the console and the
+    scheduler all call this. With `outreach` a notice due now is queued in the same transaction and
     the count of its recipients returned; otherwise (or later) the scheduler sends it.
     """
     notice_id = await notice_store.create(
         conn, sender_id=sender_id, issuer=issuer, scope=scope, audience=audience, body=body,
-        photo_id=photo_id, send_at=send_at, now=now, kind=kind, reminds=reminds)
+        photo_id=photo_id, send_at=send_at, now=now, kind=kind, reminds=reminds,
+        body_en=body_en or None)
     notice = await notice_store.get(conn, notice_id)
     assert notice is not None
     if outreach is None or send_at > now:
@@ -204,7 +354,7 @@ async def send(conn: Connection, outreach: Outreach, notice: NoticeRow,
         await queue_staged(conn, outreach.renderer, outreach.reference.default_locale, groups,
                            template, lambda locale: notice_context(outreach, notice, locale),
                            outreach.bulk(now), [Option(f"ack:{notice.id}", "bulk.received")],
-                           notice.photo_id)
+                           notice.photo_id, notice_id=notice.id)
     return count
 
 
@@ -233,7 +383,8 @@ async def remind(conn: Connection, outreach: Outreach, notice: NoticeRow,
         await queue_staged(conn, outreach.renderer, outreach.reference.default_locale, groups,
                            "notice_reminder",
                            lambda locale: notice_context(outreach, notice, locale),
-                           outreach.bulk(now), [Option(f"ack:{notice.id}", "bulk.received")])
+                           outreach.bulk(now), [Option(f"ack:{notice.id}", "bulk.received")],
+                           notice_id=notice.id)
     await notice_store.mark_reminded(conn, notice.id, now)
     return sum(groups.values())
 

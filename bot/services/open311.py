@@ -116,6 +116,10 @@ class GeoReport:
         self.services = spec.services(reference.catalog, spec.load_attributes())
         self.by_code = {s.code: s for s in self.services}
         self.jurisdiction = settings.open311_jurisdiction or reference.district.top_street()
+        self._agencies: dict[tuple[Level, str | None, str | None, str | None, str | None],
+                             str] = {}
+        self._status_notes: dict[tuple[workflow.State, Level, str, bool, str | None],
+                                 str] = {}
 
     # --- checks shared by every call --------------------------------------------------
 
@@ -315,13 +319,13 @@ class GeoReport:
                     "GET", url) as response:
                 if response.status_code != 200:
                     return None
-                data = b""
+                data = bytearray()
                 async for chunk in response.aiter_bytes():
                     data += chunk
                     if len(data) > MAX_PHOTO_BYTES:
                         return None
                 content_type = response.headers.get("content-type", "").split(";")[0]
-            return save_photo(self.reference.media_dir, data, content_type.strip())
+            return save_photo(self.reference.media_dir, bytes(data), content_type.strip())
         except (httpx.HTTPError, MediaRefused, OSError):
             return None
 
@@ -336,7 +340,7 @@ class GeoReport:
         if ids is not None:
             numbers = [n.strip() for n in ids.split(",") if n.strip()][:MAX_IDS]
             found = await open311_store.by_numbers(self.db.conn, numbers)
-            return [self.request_dict(f) for f in found]
+            return [self.request_dict(open311_store.Listed.of(f)) for f in found]
         service = None
         if one(params, "service_code") is not None:
             service = self.service(one(params, "service_code"), status=400)
@@ -351,12 +355,12 @@ class GeoReport:
             raise Open311Error(400, "status must be open or closed")
         page = _whole(params, "page", 1)
         size = _whole(params, "page_size", spec.DEFAULT_PAGE_SIZE)
-        found = await open311_store.search(
+        listed = await open311_store.search(
             self.db.conn, *window, closed=None if state is None else state.lower() == "closed",
             category=service.category.code if service else None,
             subcategory=service.subcategory.code if service and service.subcategory else None,
             limit=size, offset=(page - 1) * size)
-        return [self.request_dict(f) for f in found]
+        return [self.request_dict(one_case) for one_case in listed]
 
     async def request(self, params: Params, number: str) -> list[dict[str, object]]:
         """GET requests/{id}: one case (as a list of one, as the spec shows), or 404."""
@@ -365,46 +369,72 @@ class GeoReport:
         found = await open311_store.by_numbers(self.db.conn, [number])
         if not found:
             raise Open311Error(404, f"no service request {number[:40]!r}")
-        return [self.request_dict(found[0])]
+        return [self.request_dict(open311_store.Listed.of(found[0]))]
 
-    def request_dict(self, found: open311_store.Found) -> dict[str, object]:
+    def request_dict(self, listed: open311_store.Listed) -> dict[str, object]:
         """A case in GeoReport's fields, phone numbers in its text masked."""
-        case, details = found.stored.case, found.stored.details
         tz = self.reference.tz
-        code = spec.service_code(case.category, details.subcategory)
+        code = spec.service_code(listed.category, listed.subcategory)
         service = self.by_code.get(code)
-        agency = self.agency(case)
+        agency = self._agency(listed.level, listed.department, listed.grid_code,
+                              listed.community_code, listed.street_code)
+        requested = spec.w3c(listed.created_at, tz)
         return {
-            "service_request_id": case.number,
-            "status": spec.status(case.state),
-            "status_notes": mask_phones(spec.status_notes(case, agency)),
+            "service_request_id": listed.number,
+            "status": spec.status(listed.state),
+            "status_notes": self._notes(listed.state, listed.level, agency,
+                                        listed.force_closed, listed.merged_into),
             "service_name": service.name if service else code,
             "service_code": code,
-            "description": mask_phones(details.description[:spec.MAX_DESCRIPTION]),
+            "description": mask_phones(listed.description[:spec.MAX_DESCRIPTION]),
             "agency_responsible": agency,
             "service_notice": None,
-            "requested_datetime": spec.w3c(case.created_at, tz),
-            "updated_datetime": spec.w3c(found.updated_at or case.created_at, tz),
-            "expected_datetime": spec.w3c(case.deadline, tz),
-            "address": details.address,
-            "address_id": str(details.building_id) if details.building_id else None,
+            "requested_datetime": requested,
+            "updated_datetime": (spec.w3c(listed.updated_at, tz) if listed.updated_at
+                                 else requested),
+            "expected_datetime": spec.w3c(listed.deadline, tz),
+            "address": listed.address,
+            "address_id": str(listed.building_id) if listed.building_id else None,
             "zipcode": None,
-            "lat": details.lat,
-            "long": details.lon,
-            "media_url": found.media_url,
+            "lat": listed.lat,
+            "long": listed.lon,
+            "media_url": listed.media_url,
         }
 
-    def agency(self, case: Case) -> str:
+    def _agency(self, level: Level, department: str | None, grid: str | None,
+                community: str | None, street: str | None) -> str:
         """Who is in charge now: the department, or the grid, community or street."""
-        if case.level == Level.DEPARTMENT:
-            department = self._department(case.department)
-            if department is not None:
-                return f"{department.name_zh} ({department.name_en})"
-            return case.department or "department"
-        code = workflow.code_for(case, case.level) or case.street_code
+        # A page of 1,000 cases names a handful of areas: each is worked out once.
+        key = (level, department, grid, community, street)
+        found = self._agencies.get(key)
+        if found is None:
+            found = self._agencies[key] = self._agency_name(level, department, {
+                Level.GRID: grid, Level.COMMUNITY: community, Level.STREET: street,
+                Level.DEPARTMENT: department}[level] or street)
+            if len(self._agencies) > 10_000:  # reference data: areas and departments
+                self._agencies.clear()
+        return found
+
+    def _agency_name(self, level: Level, department: str | None, code: str | None) -> str:
+        if level == Level.DEPARTMENT:
+            found = self._department(department)
+            if found is not None:
+                return f"{found.name_zh} ({found.name_en})"
+            return department or "department"
         district = self.reference.district
         zh, en = district.name(code, "zh_CN"), district.name(code, "en")
         return zh if zh == en else f"{zh} ({en})"
+
+    def _notes(self, state: workflow.State, level: Level, agency: str, force_closed: bool,
+               merged_into: str | None) -> str:
+        key = (state, level, agency, force_closed, merged_into)
+        notes = self._status_notes.get(key)
+        if notes is None:
+            notes = self._status_notes[key] = mask_phones(spec.notes_for(
+                state, level, agency, force_closed=force_closed, merged_into=merged_into))
+            if len(self._status_notes) > 10_000:
+                self._status_notes.clear()
+        return notes
 
     def _department(self, code: str | None) -> Department | None:
         return next((d for d in self.reference.departments if d.code == code), None)

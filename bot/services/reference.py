@@ -8,8 +8,10 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.categories import Catalog
 from bot.domain.departments import Department
+from bot.domain.households import TagCatalog
 from bot.domain.worktime import WorkCalendar
 from bot.services.districts import District
+from store.db import Database
 
 
 @dataclass
@@ -23,4 +25,12 @@ class ReferenceData:
     default_locale: str
     media_dir: Path
     departments: list[Department] = field(default_factory=list)
+    household_tags: TagCatalog = field(default_factory=TagCatalog.load)
+    phone_region: str = "CN"  # numbers typed without a country code (GRIDBOT_PHONE_REGION)
     public_url: str = "http://127.0.0.1:8080"  # links given out in messages (the console's)
+
+    async def reload_district(self, db: Database) -> None:
+        """Read the district again from the database (after an import): every flow that
+        asks `reference.district` (routing a report by its pin, notices, the console)
+        uses the new areas, grid index and buildings from its next question on."""
+        self.district = await District.load(db)

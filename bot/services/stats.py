@@ -39,6 +39,14 @@ class MonthReport:
         """The appraisal as rows of text (header first)."""
         return stats.appraisal_table(self.report, self.chiefs)
 
+    def source_table(self) -> list[list[str]]:
+        """Cases registered in the month by source, as rows of text (header first)."""
+        return stats.source_table(self.report)
+
+    def visit_table(self) -> list[list[str]]:
+        """The month's household visits, as rows of text (header first)."""
+        return stats.visit_table(self.report)
+
     def as_json(self) -> dict[str, Any]:
         """Everything, for scripts (docs/cli.md)."""
         return {"month": self.month, "scope": self.scope, "start": iso(self.start),
@@ -59,7 +67,8 @@ async def month_report(conn: Connection, start: datetime, end: datetime,
     people; a person without a name is called by a contact, phones masked."""
     cases, events = await stats_store.facts(conn, start, end, scope)
     chief_rows = await stats_store.chief_names(conn, scope)
-    report = stats.compute(cases, events, start, end, chief_rows)
+    visits = await stats_store.visits(conn, start, end, scope)
+    report = stats.compute(cases, events, start, end, chief_rows, visits)
     names: dict[int, str] = {}
     for person_id in sorted(set(report.by_person) | set(chief_rows)):
         stored = chief_rows.get(person_id, ("", ""))[0]

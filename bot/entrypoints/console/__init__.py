@@ -53,12 +53,22 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from bot.entrypoints.console import cases, signin
+from bot.entrypoints.console import (
+    cases,
+    district,
+    households,
+    meetings,
+    notices,
+    phonein,
+    signin,
+)
 from bot.entrypoints.console import staff as staff_page
 from bot.entrypoints.console import stats as stats_page
 from bot.entrypoints.console.web import STATIC
 
-PAGES = (signin, cases, stats_page, staff_page)  # a new page module: add it here
+# A new page module: add it here.
+PAGES = (signin, cases, phonein, households, notices, meetings, district, stats_page,
+         staff_page)
 
 
 def routes() -> list[BaseRoute]:

@@ -8,11 +8,13 @@ leaves the page alone) until a case changed, then the fresh rows. The case page 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -26,7 +28,7 @@ from bot.services.mediafiles import MediaRefused, save_photo
 from store.caselist import CasePage
 from store.cases import StoredCase
 
-CHANNELS = ("telegram", "sms", "open311", "sim-telegram", "sim-sms")
+CHANNELS = ("telegram", "sms", "phone", "open311", "sim-telegram", "sim-sms")
 POLL_SECONDS = 3
 
 
@@ -59,17 +61,37 @@ def filter_options(request: Request, staff: Staff) -> dict[str, Any]:
                      district.ancestor(code, "street")} & codes)
 
     areas = sorted(district.areas.values(), key=lambda a: a.code)
+    grids = [a for a in areas if a.level == "grid" and visible(a.code)]
+    with_grids = {g.parent for g in grids}
     return {
         "categories": [(c.code, c.name(staff.locale)) for c in bot.reference.catalog.categories],
         "urgencies": URGENCIES,
         "communities": [(a.code, a.display(staff.locale)) for a in areas
-                        if a.level == "community" and (visible(a.code) or any(
-                            visible(g.code) for g in areas if g.parent == a.code))],
-        "grids": [(a.code, a.display(staff.locale), a.parent) for a in areas
-                  if a.level == "grid" and visible(a.code)],
+                        if a.level == "community" and (a.code in with_grids
+                                                       or visible(a.code))],
+        "grids": [(a.code, a.display(staff.locale), a.parent) for a in grids],
+        "grid_options": grid_options(tuple((a.code, a.display(staff.locale), a.parent or "")
+                                           for a in grids)),
         "channels": CHANNELS, "states": caselist.STATES,
         "statuses": tuple(caselist.STATUS_GROUPS), "sorts": caselist.SORTS,
     }
+
+
+@functools.lru_cache(maxsize=64)
+def grid_options(grids: tuple[tuple[str, str, str], ...]) -> Markup:
+    """The grid filter's options, escaped once for a person's scope and language: a
+    district's thousand grids escaped on every page cost more than its queries."""
+    return Markup("").join(
+        Markup('<option value="{0}" data-community="{2}">{1}</option>').format(*grid)
+        for grid in grids)
+
+
+def _selected(options: Markup, value: str) -> Markup:
+    """The options with `value` chosen."""
+    if not value:
+        return options
+    marked = str(Markup(' value="{0}"').format(value))
+    return Markup(str(options).replace(marked + " ", marked + " selected ", 1))
 
 
 async def _rows_context(request: Request, staff: Staff, filters: Filters
@@ -101,8 +123,10 @@ async def case_list(request: Request, staff: Staff) -> Response:
     """The list page: filters, counts per state, the cases, pages."""
     filters = Filters.from_params(request.query_params)
     context = await _rows_context(request, staff, filters)
-    return web.render(request, staff, "cases.html", active="cases",
-                      options=filter_options(request, staff), **context)
+    options = filter_options(request, staff)
+    options["grid_options"] = _selected(options["grid_options"], filters.grid)
+    return web.render(request, staff, "cases.html", active="cases", options=options,
+                      **context)
 
 
 @staff_page

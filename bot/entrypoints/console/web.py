@@ -51,7 +51,8 @@ LOCALES = ("zh_CN", "en")
 NAV = (("cases", "/console/cases"), ("map", "/console/map"),
        ("notices", "/console/notices"), ("meetings", "/console/meetings"),
        ("stats", "/console/stats"), ("staff", "/console/staff"),
-       ("district", "/console/district"))
+       ("district", "/console/district"),
+       ("phonein", "/console/phonein"), ("households", "/console/households"))
 # Staff roles below the community see residents' phone numbers masked (as in the bot).
 MASKED_ROLES = frozenset({Role.GRID_CHIEF, Role.INFO_OFFICER, Role.DEPARTMENT})
 
