@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_console_map
 	$(BIN)/python -m benchmarks.bench_pg_drivers
 	$(BIN)/python -m benchmarks.bench_postgres
+	$(BIN)/python -m benchmarks.bench_console_stats
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -105,3 +105,33 @@ async def update_card(conn: Connection, person_id: int, field: str,
     column = {"name": "name", "phone": "phone", "duties": "duties",
               "photo": "photo_media_id"}[field]
     await conn.execute(f"UPDATE people SET {column} = ? WHERE id = ?", (value, person_id))
+
+
+@dataclass(frozen=True)
+class StaffActivity:
+    """A staff member's channels and when they were last seen (a message or a console
+    visit)."""
+
+    channels: tuple[str, ...]
+    last_seen: str | None
+
+
+async def staff_activity(conn: Connection) -> dict[int, StaffActivity]:
+    """For each person holding an active role: their channels and last activity."""
+    holders = "SELECT person_id FROM roles WHERE revoked_at IS NULL"
+    channels: dict[int, list[str]] = {}
+    seen: dict[int, str] = {}
+    for person_id, channel, last_seen in await fetch(
+            conn, "SELECT person_id, channel, last_seen_at FROM contacts"
+            f" WHERE person_id IN ({holders}) ORDER BY person_id, id"):
+        channels.setdefault(person_id, []).append(channel)
+        if last_seen and last_seen > seen.get(person_id, ""):
+            seen[person_id] = last_seen
+    for person_id, last_seen in await fetch(
+            conn, "SELECT person_id, max(last_seen_at) FROM console_sessions"
+            f" WHERE person_id IN ({holders}) GROUP BY person_id"):
+        if last_seen and last_seen > seen.get(person_id, ""):
+            seen[person_id] = last_seen
+    people = set(channels) | set(seen)
+    return {pid: StaffActivity(tuple(dict.fromkeys(channels.get(pid, []))), seen.get(pid))
+            for pid in people}

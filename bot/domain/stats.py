@@ -52,6 +52,9 @@ class CaseFacts:
     closed_at: datetime | None
     closed_by_level: str | None
     source: str = "chat"  # one of SOURCES (see source_of)
+    community_code: str | None = None
+    category: str | None = None
+    channel: str | None = None  # the channel the report came in by
 
 
 SOURCES = ("chat", "sms", "phone", "patrol", "open311")
@@ -167,6 +170,10 @@ class Report:
     by_source: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
     visits: VisitFigures = field(default_factory=VisitFigures)
     visits_by_grid: dict[str, VisitFigures] = field(default_factory=dict)
+    by_community: dict[str, Figures] = field(default_factory=dict)
+    # cases registered in the period, by category and by the channel they came in by
+    by_category: dict[str, int] = field(default_factory=dict)
+    by_channel: dict[str, int] = field(default_factory=dict)
 
 
 def compute(cases: Sequence[CaseFacts], events: Iterable[EventFacts], start: datetime,
@@ -177,10 +184,15 @@ def compute(cases: Sequence[CaseFacts], events: Iterable[EventFacts], start: dat
     by_source = dict.fromkeys(SOURCES, 0)
     by_grid: dict[str, Figures] = defaultdict(Figures)
     by_person: dict[int, Figures] = defaultdict(Figures)
+    by_community: dict[str, Figures] = defaultdict(Figures)
+    by_category: dict[str, int] = defaultdict(int)
+    by_channel: dict[str, int] = defaultdict(int)
     index = {c.id: c for c in cases}
 
     def groups(case: CaseFacts) -> list[Figures]:
         found = [total]
+        if case.community_code:
+            found.append(by_community[case.community_code])
         if case.grid_code:
             found.append(by_grid[case.grid_code])
         if case.assignee_id is not None:
@@ -191,6 +203,9 @@ def compute(cases: Sequence[CaseFacts], events: Iterable[EventFacts], start: dat
         in_period = [start <= t < end if t else False
                      for t in (case.deadline, case.registered_at, case.closed_at)]
         due, registered, closed_now = in_period
+        if registered:
+            by_category[case.category or "-"] += 1
+            by_channel[case.channel or "-"] += 1
         for figures in groups(case):
             if due:
                 figures.due += 1
@@ -243,7 +258,8 @@ def compute(cases: Sequence[CaseFacts], events: Iterable[EventFacts], start: dat
     handled_by_chief = {chief: len(handled.get(chief, set())) for chief in chiefs}
     visit_total, visits_by_grid = count_visits(visits)
     return Report(total, dict(by_grid), dict(by_person), handled_by_chief, by_source,
-                  visit_total, visits_by_grid)
+                  visit_total, visits_by_grid, dict(by_community), dict(by_category),
+                  dict(by_channel))
 
 
 COLUMNS = ("due", "closed", "closing_rate", "on_time_closing_rate", "on_time_signing_rate",
@@ -277,11 +293,13 @@ def _row(label: str, figures: Figures) -> list[str]:
 
 def indicator_table(report: Report, names: Mapping[int, str]) -> list[list[str]]:
     """The indicators as rows: a header, the total, each grid, each person in charge
-    (`names`: person id → how to call them)."""
+    (`names`: person id → how to call them), then each community."""
     rows = [["group", *COLUMNS], _row("total", report.total)]
     rows += [_row(f"grid {code}", figures) for code, figures in sorted(report.by_grid.items())]
     rows += [_row(f"person {pid} {names.get(pid, '')}".strip(), figures)
              for pid, figures in sorted(report.by_person.items())]
+    rows += [_row(f"community {code}", figures)
+             for code, figures in sorted(report.by_community.items())]
     return rows
 
 
@@ -333,7 +351,11 @@ def as_json(report: Report, names: Mapping[int, str],
             group("total", report.total),
             *(group("grid", f, code=code) for code, f in sorted(report.by_grid.items())),
             *(group("person", f, person_id=pid, name=names.get(pid))
-              for pid, f in sorted(report.by_person.items()))],
+              for pid, f in sorted(report.by_person.items())),
+            *(group("community", f, code=code)
+              for code, f in sorted(report.by_community.items()))],
+        "by_category": dict(sorted(report.by_category.items())),
+        "by_channel": dict(sorted(report.by_channel.items())),
         "appraisal": [
             {"person_id": pid, "name": chiefs[pid][0], "grid": chiefs[pid][1],
              "handled": count, "target": APPRAISAL_TARGET, "met": count >= APPRAISAL_TARGET}

@@ -8,7 +8,6 @@ import csv
 import errno
 import json
 import os
-import secrets
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,7 +24,7 @@ from bot.domain.messages import Inbound, Kind, parse_text
 from bot.domain.wording import counted
 from bot.entrypoints import cli_apikeys, cli_console, cli_copy, cli_notices
 from bot.runtime import loop
-from bot.services import casework, households
+from bot.services import casework, households, staff_invites
 from bot.services import stats as stats_service
 from bot.services.districts import import_buildings, import_geojson
 from bot.services.mediafiles import MediaRefused, save_photo
@@ -35,7 +34,6 @@ from store import staff as staff_store
 from store.db import UNREACHABLE, Database
 from store.pg import display_url
 
-INVITE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud safely
 CHAT_HELP = """Type as the resident would. Extra simulator commands:
   /loc LAT LON     send a GPS location, e.g. /loc 30.2812 120.1195
   /photo FILE      send a photo (a .jpg or .png file)
@@ -383,19 +381,16 @@ def _invite(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> int:
         bot = await build(settings)
         try:
-            known = set(bot.reference.district.areas) | {d.code for d in
-                                                        bot.reference.departments}
-            if args.scope is not None and args.scope not in known:
-                print(f"gridbot: unknown scope {args.scope!r} (an area or department code)",
-                      file=sys.stderr)
-                return 2
-            code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(8))
-            now = bot.clock.now()
             async with bot.db.transaction() as conn:
-                await staff_store.add_invite(conn, code, args.role, args.scope, now,
-                                             now + lifetime)
+                invitation = await staff_invites.create_invite(
+                    conn, bot.reference, args.role, args.scope, bot.clock.now(), lifetime)
+        except staff_invites.InviteRefused:
+            print(f"gridbot: unknown scope {args.scope!r} (an area or department code)",
+                  file=sys.stderr)
+            return 2
         finally:
             await bot.close()
+        code = invitation.code
         print(f"invitation code: {code}  ({args.role}"
               f"{' in ' + args.scope if args.scope else ''}, works once, expires in"
               f" {args.expires})")

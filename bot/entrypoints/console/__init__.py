@@ -63,10 +63,13 @@ from bot.entrypoints.console import (
     phonein,
     signin,
 )
+from bot.entrypoints.console import staff as staff_page
+from bot.entrypoints.console import stats as stats_page
 from bot.entrypoints.console.web import STATIC
 
 # A new page module: add it here.
-PAGES = (signin, cases, phonein, households, notices, meetings, district, map)
+PAGES = (signin, cases, phonein, households, notices, meetings, district, map, stats_page,
+         staff_page)
 
 
 def routes() -> list[BaseRoute]:
