@@ -287,6 +287,9 @@ class FakeTelegram:
         # Seconds before a sendMessage is answered (recorded as accepted on arrival): a
         # slow network, so that messages are in flight when a test kills the sender.
         self.answer_delay = 0.0
+        # While cleared, sendMessage calls are recorded but not answered (a test sets it).
+        self.answering = threading.Event()
+        self.answering.set()
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -333,6 +336,7 @@ class FakeTelegram:
             self._failures.clear()
             self._updates.clear()
             self.answer_delay = 0.0
+            self.answering.set()
 
     def add_file(self, data: bytes, suffix: str = ".jpg") -> str:
         """Hold a file as Telegram would; return its file_id."""
@@ -426,6 +430,8 @@ class FakeTelegram:
         self._record(call, [])
         if method == "sendMessage" and self.answer_delay:  # accepted, answered late
             await asyncio.sleep(self.answer_delay)
+        if method == "sendMessage" and not self.answering.is_set():  # answered when let go
+            await asyncio.to_thread(self.answering.wait)
         return JSONResponse({"ok": True, "result": result})
 
     def _record(self, call: Call, problems: list[str]) -> None:
