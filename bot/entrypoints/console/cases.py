@@ -86,6 +86,14 @@ def grid_options(grids: tuple[tuple[str, str, str], ...]) -> Markup:
         for grid in grids)
 
 
+def chosen_filter_options(request: Request, staff: Staff, filters: Filters
+                          ) -> dict[str, Any]:
+    """The filter form's choices with the grid asked for selected (the list and the map)."""
+    options = filter_options(request, staff)
+    options["grid_options"] = _selected(options["grid_options"], filters.grid)
+    return options
+
+
 def _selected(options: Markup, value: str) -> Markup:
     """The options with `value` chosen."""
     if not value:
@@ -123,8 +131,7 @@ async def case_list(request: Request, staff: Staff) -> Response:
     """The list page: filters, counts per state, the cases, pages."""
     filters = Filters.from_params(request.query_params)
     context = await _rows_context(request, staff, filters)
-    options = filter_options(request, staff)
-    options["grid_options"] = _selected(options["grid_options"], filters.grid)
+    options = chosen_filter_options(request, staff, filters)
     return web.render(request, staff, "cases.html", active="cases", options=options,
                       **context)
 

@@ -55,7 +55,7 @@ async def map_page(request: Request, staff: Staff) -> Response:
     query = filters.as_params(page=1)
     query.pop("sort", None)
     return web.render(request, staff, "map.html", active="map", filters=filters,
-                      options=cases.filter_options(request, staff), query=query,
+                      options=cases.chosen_filter_options(request, staff, filters), query=query,
                       poll=POLL_SECONDS, tiles=map_settings(request),
                       headers=map_headers(request))
 
