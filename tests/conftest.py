@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.bootstrap import Gridbot, build
 from bot.domain.clock import FakeClock
 from bot.settings import Settings
+from tests.browser_harness import CHROMIUM, INSTALL
 from tests.chat import ChatDriver
 from tests.fake_telegram import FakeTelegram, Updates
 from tests.fake_twilio import FakeTwilio
@@ -163,3 +165,25 @@ async def sms(tmp_path: Path, clock: FakeClock, twilio: FakeTwilio) -> AsyncIter
         yield harness
     finally:
         await harness.close()
+
+
+# --- a real browser for the console's pages ---------------------------------------------
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Chromium (Debian's package) under Playwright; a missing Chromium or
+    Playwright fails the test with what to install."""
+    if CHROMIUM is None:
+        pytest.fail(f"Chromium is missing for the browser tests: {INSTALL}", pytrace=False)
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:  # pragma: no cover - the dev extras bring it
+        pytest.fail("the browser tests need Playwright: pip install -e '.[dev]'",
+                    pytrace=False)
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM,
+                                                    args=["--no-sandbox"])  # CI runs as root
+        try:
+            yield chromium
+        finally:
+            await chromium.close()

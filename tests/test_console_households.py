@@ -6,10 +6,7 @@ department: 404), CSRF, and the list filtered to phoned-in cases."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,7 @@ from bot.services import actions
 from store import cases as case_store
 from store import households as household_store
 from store import phonein as phonein_store
+from tests.browser_harness import shots_folder
 from tests.console_harness import Console, file_case
 from tests.helpers import COMMUNITY_1, GRID_1, STREET
 from tests.sms_harness import SmsHarness
@@ -27,8 +25,6 @@ from tests.sms_harness import SmsHarness
 GRID_2 = "33010600100102"
 CALLER = "+8613900000101"  # 周桂芳, demo household 翠苑一区3幢 1-101 in grid 0101, 独居老人
 STRANGER = "+8613700001234"
-CHROMIUM = shutil.which("chromium")  # Debian's package: /usr/bin/chromium
-INSTALL = "apt-get install -y chromium chromium-driver fonts-noto-cjk"
 CASE = re.compile(r"\d{6}-\d{3,4}")
 
 
@@ -316,30 +312,6 @@ async def test_the_case_list_filters_phoned_in_cases(gridbot: Gridbot) -> None:
 
 
 # --- in a real browser -------------------------------------------------------------
-
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    """Headless Chromium; a missing Chromium or Playwright fails with what to install."""
-    if CHROMIUM is None:
-        pytest.fail(f"Chromium is missing for the browser tests: {INSTALL}", pytrace=False)
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:  # pragma: no cover - the dev extras bring it
-        pytest.fail("the browser tests need Playwright: pip install -e '.[dev]'",
-                    pytrace=False)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM,
-                                                    args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-def shots_folder(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 async def test_a_community_worker_files_a_phone_call_in_the_browser_and_the_caller_gets_the_number(

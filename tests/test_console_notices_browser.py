@@ -12,8 +12,6 @@ are made with `CONSOLE_SCREENSHOTS=docs`), else to the test's temporary folder.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,14 +20,13 @@ import pytest
 
 from bot.domain.clock import FakeClock
 from store import people as people_store
-from tests.console_harness import Console, browser_sign_in
+from tests.browser_harness import shots_folder, signed_in_page
+from tests.console_harness import Console
 from tests.fake_telegram import Updates
 from tests.telegram_harness import Harness
 
-CHROMIUM = shutil.which("chromium")  # Debian's package: /usr/bin/chromium
-INSTALL = "apt-get install -y chromium chromium-driver fonts-noto-cjk"
 try:
-    from playwright.async_api import Browser, Page, async_playwright, expect
+    from playwright.async_api import Browser, expect
 except ImportError:  # pragma: no cover - the dev extras bring it
     pytest.fail("the browser tests need Playwright: pip install -e '.[dev]'", pytrace=False)
 
@@ -41,45 +38,11 @@ ELSEWHERE = 720_201  # a resident of grid 2
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """Headless Chromium; a missing Chromium fails the test with what to install."""
-    if CHROMIUM is None:
-        pytest.fail(f"Chromium is missing for the browser tests: {INSTALL}", pytrace=False)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM,
-                                                    args=["--no-sandbox"])  # CI runs as root
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-@pytest.fixture
 async def street(tg: Harness) -> AsyncIterator[Harness]:
     """gridbot with Telegram on; its scheduler stopped so that only the test sends."""
     if tg.bot.scheduler is not None:
         await tg.bot.scheduler.stop()
     yield tg
-
-
-def shots_folder(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-async def signed_in_page(browser: Browser, console: Console, person: int, base: str,
-                         width: int = 1280, height: int = 900) -> Page:
-    context = await browser.new_context(viewport={"width": width, "height": height},
-                                        locale="zh-CN", timezone_id="Asia/Shanghai")
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.errors = errors  # type: ignore[attr-defined]
-    await browser_sign_in(page, await console.link(person, base))
-    return page
 
 
 async def telegram_residents(street: Harness) -> None:

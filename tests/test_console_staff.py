@@ -10,10 +10,7 @@ Screenshots go to `$CONSOLE_SCREENSHOTS` (docs/console.md's: `CONSOLE_SCREENSHOT
 from __future__ import annotations
 
 import io
-import os
 import re
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,15 +19,14 @@ from PIL import Image
 
 from bot.bootstrap import Gridbot
 from store import staff as staff_store
+from tests.browser_harness import shots_folder
 from tests.chat import ChatDriver
 from tests.console_harness import Console, browser_sign_in
 from tests.helpers import COMMUNITY_1, GRID_1, STREET
 from tests.telegram_harness import Harness
 
-CHROMIUM = shutil.which("chromium")
-INSTALL = "apt-get install -y chromium chromium-driver fonts-noto-cjk"
 try:
-    from playwright.async_api import Browser, async_playwright
+    from playwright.async_api import Browser
 except ImportError:  # pragma: no cover - the dev extras bring it
     pytest.fail("the browser tests need Playwright: pip install -e '.[dev]'", pytrace=False)
 
@@ -95,26 +91,6 @@ async def test_only_admins_and_dispatchers_manage_staff_and_only_in_their_street
         refused = await client.post_form("/console/staff/invite",
                                          {"role": "grid_chief", "scope": GRID_1})
         assert refused.status_code == 404 and CODE.search(refused.text) is None
-
-
-def shots_folder(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """Headless Chromium; a missing Chromium fails the test with what to install."""
-    if CHROMIUM is None:
-        pytest.fail(f"Chromium is missing for the browser tests: {INSTALL}", pytrace=False)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM,
-                                                    args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def test_the_printed_qr_code_decodes_to_the_telegram_deep_link(

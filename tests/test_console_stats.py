@@ -8,10 +8,8 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,16 +23,15 @@ from bot.domain.workflow import EventKind
 from bot.services import actions
 from bot.settings import Settings
 from store.db import fetch
+from tests.browser_harness import shots_folder
 from tests.console_harness import Console, browser_sign_in, file_case, serving_console
 from tests.helpers import COMMUNITY_1, GRID_1, STREET
 
 try:
-    from playwright.async_api import Browser, async_playwright
+    from playwright.async_api import Browser
 except ImportError:  # pragma: no cover - the dev extras bring it
     pytest.fail("the browser tests need Playwright: pip install -e '.[dev]'", pytrace=False)
 
-CHROMIUM = shutil.which("chromium")  # Debian's package
-INSTALL = "apt-get install -y chromium chromium-driver fonts-noto-cjk"
 MONTH = "2026-11"  # the clock's month (tests/helpers.py NOW)
 GRID_2 = "33010600100102"
 GRID_5 = "33010600100201"  # in the second community
@@ -224,26 +221,6 @@ async def test_the_chart_data_has_bars_per_grid_a_12_month_trend_and_the_target(
     assert sorted(data["channels"]["labels"]) == ["sim-sms", "sim-telegram"]
     assert english.status_code == 200 and "2026-10" in english.text
     assert "<script>" not in page.text and " style=" not in page.text  # CSP: files only
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """Headless Chromium; a missing Chromium fails the test with what to install."""
-    if CHROMIUM is None:
-        pytest.fail(f"Chromium is missing for the browser tests: {INSTALL}", pytrace=False)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM,
-                                                    args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-def shots_folder(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 async def test_in_a_browser_the_charts_draw_under_the_csp_and_the_page_prints(
