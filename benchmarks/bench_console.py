@@ -19,7 +19,6 @@ import os
 import re
 import sqlite3
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -117,26 +116,7 @@ def p95(times: list[float]) -> float:
 def main() -> None:
     print(machine_line("Console benchmark"))
     now = datetime.now(UTC)
-    kept = os.environ.get("BENCH_DB")  # a database filled by an earlier run, kept
-    with tempfile.TemporaryDirectory() as folder:
-        database = Path(kept) if kept else Path(folder) / "bench.db"
-        settings = Settings.from_mapping({
-            "GRIDBOT_DATABASE": str(database),
-            "GRIDBOT_MEDIA_DIR": str(Path(folder) / "media"), "GRIDBOT_DEMO": "false"})
-        fresh = not database.exists()
-
-        async def migrate() -> None:
-            await (await build(settings)).close()
-
-        loop.run(migrate())
-        plan = console_db.layout()
-        if fresh:
-            started = time.perf_counter()
-            plan = console_db.fill(settings.database, now)
-            print(f"filled {console_db.CASES:,} cases ({console_db.OPEN:,} open) over"
-                  f" {len(plan.grids):,} grids in {time.perf_counter() - started:.1f} s")
-        else:
-            print(f"reusing {database} (BENCH_DB); its cases' times are those of its fill")
+    with console_db.prepared(now) as (settings, plan):
 
         async def staff() -> dict[str, int]:
             bot = await build(settings)

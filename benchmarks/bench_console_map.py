@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +36,6 @@ from bot.domain.workflow import Actor, Role
 from bot.entrypoints.http import create_app
 from bot.runtime import loop
 from bot.services import caselist, casemap, console_auth
-from bot.settings import Settings
 from store.casemap import cases_sql
 
 CALLS = int(os.environ.get("BENCH_CALLS", "3"))
@@ -69,26 +67,7 @@ def plans(database: Path, filters: caselist.Filters, now: datetime, tz: Any,
 def main() -> None:
     print(machine_line("Console map benchmark"))
     now = datetime.now(UTC)
-    kept = os.environ.get("BENCH_DB")
-    with tempfile.TemporaryDirectory() as folder:
-        database = Path(kept) if kept else Path(folder) / "bench.db"
-        settings = Settings.from_mapping({
-            "GRIDBOT_DATABASE": str(database),
-            "GRIDBOT_MEDIA_DIR": str(Path(folder) / "media"), "GRIDBOT_DEMO": "false"})
-        fresh = not database.exists()
-
-        async def migrate() -> None:
-            await (await build(settings)).close()
-
-        loop.run(migrate())
-        plan = console_db.layout()
-        if fresh:
-            started = time.perf_counter()
-            plan = console_db.fill(settings.database, now)
-            print(f"filled {console_db.CASES:,} cases ({console_db.OPEN:,} open) over"
-                  f" {len(plan.grids):,} grids in {time.perf_counter() - started:.1f} s")
-        else:
-            print(f"reusing {database} (BENCH_DB); its cases' times are those of its fill")
+    with console_db.prepared(now) as (settings, plan):
         roles = {"admin": (None, [Actor(1, Role.ADMIN)]),
                  "grid_chief": (plan.grids[5], [Actor(1, Role.GRID_CHIEF, plan.grids[5])]),
                  "dispatcher": (plan.streets[0], [Actor(1, Role.DISPATCHER, plan.streets[0])])}

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +36,6 @@ from bot.domain.clock import iso
 from bot.entrypoints.http import create_app
 from bot.runtime import loop
 from bot.services.stats import month_of
-from bot.settings import Settings
 
 CALLS = int(os.environ.get("BENCH_CALLS", "10"))
 GOAL_MS = 300.0
@@ -64,26 +62,7 @@ def touch_a_case(database: Path, now: datetime) -> None:
 def main() -> None:
     print(machine_line("Console statistics benchmark"))
     now = datetime.now(UTC)
-    kept = os.environ.get("BENCH_DB")
-    with tempfile.TemporaryDirectory() as folder:
-        database = Path(kept) if kept else Path(folder) / "bench.db"
-        settings = Settings.from_mapping({
-            "GRIDBOT_DATABASE": str(database),
-            "GRIDBOT_MEDIA_DIR": str(Path(folder) / "media"), "GRIDBOT_DEMO": "false"})
-        fresh = not database.exists()
-
-        async def migrate() -> None:
-            await (await build(settings)).close()
-
-        loop.run(migrate())
-        plan = console_db.layout()
-        if fresh:
-            started = time.perf_counter()
-            plan = console_db.fill(settings.database, now)
-            print(f"filled {console_db.CASES:,} cases ({console_db.OPEN:,} open) over"
-                  f" {len(plan.grids):,} grids in {time.perf_counter() - started:.1f} s")
-        else:
-            print(f"reusing {database} (BENCH_DB)")
+    with console_db.prepared(now) as (settings, plan):
         street, community = plan.streets[0], plan.communities[0]
 
         async def dispatcher() -> int:
@@ -106,7 +85,7 @@ def main() -> None:
         this_month = f"{now.astimezone(tz):%Y-%m}"
         last_start, _ = month_of(month_of(now, tz)[0] - timedelta(days=1), tz)
         last_month = f"{last_start:%Y-%m}"
-        with sqlite3.connect(database) as conn:
+        with sqlite3.connect(settings.database) as conn:
             cases_in_month = conn.execute(
                 "SELECT count(*) FROM cases WHERE street_code = ? AND created_at >= ?"
                 " AND created_at < ?", (street, iso(month_of(now, tz)[0]), iso(now))).fetchone()
@@ -120,7 +99,7 @@ def main() -> None:
                 page = f"/console/stats?month={this_month}&scope={street}"
                 first = timed(client, page)
                 warm = [timed(client, page) for _ in range(CALLS)]
-                touch_a_case(database, now)
+                touch_a_case(settings.database, now)
                 changed = timed(client, page)
                 last_first = timed(client, f"/console/stats?month={last_month}&scope={street}")
                 data_first = timed(client, f"/console/stats/data.json?month={this_month}"

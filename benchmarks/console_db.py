@@ -16,15 +16,21 @@ import json
 import os
 import random
 import sqlite3
+import tempfile
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.bootstrap import build
 from bot.domain.categories import Catalog
 from bot.domain.clock import iso
 from bot.domain.workflow import Level, State, new_case
+from bot.runtime import loop
+from bot.settings import Settings
 from store.cases import OPEN_STATES, case_to_json
 
 CASES = int(os.environ.get("BENCH_CASES", "1000000"))
@@ -219,3 +225,30 @@ def fill(database: Path, now: datetime, *, cases: int = CASES, open_cases: int =
             conn.execute(sql)
         conn.execute("ANALYZE")
     return plan
+
+
+@contextmanager
+def prepared(now: datetime) -> Iterator[tuple[Settings, Layout]]:
+    """Settings over the big database, migrated, and its layout: filled now in a temporary
+    folder, or `BENCH_DB`, a database an earlier run filled and kept."""
+    kept = os.environ.get("BENCH_DB")
+    with tempfile.TemporaryDirectory() as folder:
+        database = Path(kept) if kept else Path(folder) / "bench.db"
+        settings = Settings.from_mapping({
+            "GRIDBOT_DATABASE": str(database),
+            "GRIDBOT_MEDIA_DIR": str(Path(folder) / "media"), "GRIDBOT_DEMO": "false"})
+        fresh = not database.exists()
+
+        async def migrate() -> None:
+            await (await build(settings)).close()
+
+        loop.run(migrate())
+        plan = layout()
+        if fresh:
+            started = time.perf_counter()
+            plan = fill(database, now)
+            print(f"filled {CASES:,} cases ({OPEN:,} open) over {len(plan.grids):,} grids"
+                  f" in {time.perf_counter() - started:.1f} s")
+        else:
+            print(f"reusing {database} (BENCH_DB); its cases' times are those of its fill")
+        yield settings, plan
