@@ -115,6 +115,27 @@ async def claim(
     return []
 
 
+def _sort_head(head: Sequence[Sequence[Any]], stamp: str, limit: int,
+               per_address: int | None) -> tuple[list[int], list[int], list[int]]:
+    """The head rows (id, expires_at, priority, opted_out, address) sorted into those that
+    expired, those to an opted-out address (stop confirmations aside), and those to take:
+    at most `limit`, and at most `per_address` for one address. Both backends' claims."""
+    expired = [r[0] for r in head if r[1] is not None and r[1] <= stamp]
+    stopped = [r[0] for r in head if (r[1] is None or r[1] > stamp) and r[3] and r[2] >= 0]
+    passed = {*expired, *stopped}
+    taken: list[int] = []
+    per: dict[str, int] = {}
+    for r in head:
+        if r[0] in passed or len(taken) >= limit:
+            continue
+        if per_address is not None:
+            if per.get(r[4], 0) >= per_address:
+                continue
+            per[r[4]] = per.get(r[4], 0) + 1
+        taken.append(r[0])
+    return expired, stopped, taken
+
+
 async def _claim_head(conn: Connection, channel: str, stamp: str, limit: int,
                       scan: int, skip: str | None,
                       per_address: int | None) -> list[StoredOutbound] | None:
@@ -128,20 +149,8 @@ async def _claim_head(conn: Connection, channel: str, stamp: str, limit: int,
         + (" AND o.address NOT IN (SELECT value FROM json_each(?))" if skip else "")
         + " ORDER BY o.priority, o.id LIMIT ?",
         (channel, stamp, *((skip,) if skip else ()), scan))
-    expired = [r[0] for r in head if r[1] is not None and r[1] <= stamp]
-    stopped = [r[0] for r in head if r[1] is None or r[1] > stamp if r[3] and r[2] >= 0]
-    skipped = {*expired, *stopped}
+    expired, stopped, taken = _sort_head(head, stamp, limit, per_address)
     priorities = {int(r[0]): int(r[2]) for r in head}
-    taken: list[int] = []
-    per: dict[str, int] = {}
-    for r in head:
-        if r[0] in skipped or len(taken) >= limit:
-            continue
-        if per_address is not None:
-            if per.get(r[4], 0) >= per_address:
-                continue
-            per[r[4]] = per.get(r[4], 0) + 1
-        taken.append(r[0])
     if expired:
         await conn.execute("UPDATE outbox SET status = 'expired' WHERE id IN"
                            " (SELECT value FROM json_each(?))", (json.dumps(expired),))
@@ -188,19 +197,7 @@ async def _claim_pg(conn: PgConnection, channel: str, now: datetime, limit: int,
             " AND f.channel = o.channel AND f.address = o.address AND f.id < o.id)"
             " ORDER BY o.priority, o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED",
             (channel, stamp, list(skip), scan))).rows
-        expired = [r[0] for r in head if r[1] is not None and r[1] <= stamp]
-        stopped = [r[0] for r in head if (r[1] is None or r[1] > stamp) and r[3] and r[2] >= 0]
-        passed = {*expired, *stopped}
-        taken: list[int] = []
-        per: dict[str, int] = {}
-        for r in head:
-            if r[0] in passed or len(taken) >= limit:
-                continue
-            if per_address is not None:
-                if per.get(r[4], 0) >= per_address:
-                    continue
-                per[r[4]] = per.get(r[4], 0) + 1
-            taken.append(r[0])
+        expired, stopped, taken = _sort_head(head, stamp, limit, per_address)
         if expired:
             await conn.execute_raw("UPDATE outbox SET status = 'expired' WHERE id = ANY(%s)",
                                    (expired,))
