@@ -35,6 +35,9 @@ ON_BOTH_DATABASES = {
     "test_staff", "test_meetings", "test_scheduler", "test_stats", "test_open311",
     "test_open311_departments", "test_sim_api", "test_assignment_place", "test_households",
     "test_phonein", "test_open311_intake", "test_stats_sources",
+    "test_console_auth", "test_console_cases", "test_console_actions", "test_console_map",
+    "test_console_notices", "test_console_stats", "test_console_staff",
+    "test_console_households",
 }
 
 

@@ -180,3 +180,21 @@ async def test_a_number_that_is_not_one_is_asked_again(gridbot: Gridbot) -> None
     assert "不是有效的手机号码" in chief.said
     await chief.text("13700001234")
     assert "短信" in chief.said
+
+
+async def test_a_caller_without_sms_who_texts_in_later_is_the_same_person(
+        sms: SmsHarness) -> None:
+    """Declining SMS on the phone means nothing is texted unasked; a text of their own
+    later is their choice, and it finds them with the case they phoned in."""
+    chief = ChatDriver(sms.bot, "sim-telegram", "web:chief-0101")
+    number = await phone_in(chief, "137 0000 1234", sms=False)
+    await sms.drain()
+    assert sms.replies(STRANGER) == ""  # nothing texted to someone who said no
+    stored = await case_store.get_by_number(sms.bot.db.conn, number)
+    assert stored is not None
+
+    listed = await sms.text("/mycases", sender=STRANGER)
+    assert number in listed, listed
+    rows = await sms.bot.db.fetchall("SELECT person_id FROM contacts WHERE channel = 'sms'"
+                                     " AND address = ?", [STRANGER])
+    assert [r[0] for r in rows] == [stored.case.reporter_id]

@@ -183,6 +183,7 @@ async def test_metrics_show_queues_per_channel_and_priority_and_who_leads(
     assert 'gridbot_outbox_depth{channel="telegram",priority="0"}' in page
     assert "gridbot_outbox_oldest_age_seconds" in page
     assert 'gridbot_leader{process=' in page and 'role="scheduler"' in page
+    assert 'gridbot_ticks_skipped_total{process=' in page
 
 
 # --- moving a SQLite deployment ---------------------------------------------------------

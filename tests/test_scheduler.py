@@ -337,3 +337,25 @@ def test_scheduler_settings_read_times_and_crontab_weekdays() -> None:
     assert settings.digest_evening is None and settings.digest_morning == time(8, 30)
     assert settings.quiet_hours == (time(22, 30), time(7))
     assert settings.meeting_cron == "0 9 * * 1"  # crontab's 1: Monday
+
+
+async def test_a_clock_tick_while_a_slow_tick_runs_is_skipped_quietly(
+        gridbot: Gridbot, caplog: pytest.LogCaptureFixture) -> None:
+    """Under load a tick can outlast its interval: the next clock tick does nothing
+    (no second sweep at once, no warning flood) and the one after runs as usual."""
+    ticks = scheduler(gridbot)
+    async with ticks._lock:  # a tick under way
+        await ticks._clock_tick()
+        await ticks._clock_tick()
+    assert ticks.skipped_ticks == 2
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    ran = []
+    original = ticks.tick
+
+    async def counted() -> dict[str, int]:
+        ran.append(1)
+        return await original()
+
+    ticks.tick = counted  # type: ignore[method-assign]
+    await ticks._clock_tick()
+    assert ran == [1] and ticks.skipped_ticks == 2

@@ -549,6 +549,7 @@ def test_start_registers_the_webhook_and_the_command_menu(
     assert [c["command"] for c in menus["en"]] == [c["command"] for c in menus["zh"]]
     assert menus["zh"][0]["description"] == "反映问题"
     assert menus["en"][0]["description"] == "Report a problem"
+    assert "mydata" in [c["command"] for c in menus["zh"]]
     assert fake.calls_to("getMe")
 
     async def stored() -> list[str]:
@@ -799,3 +800,21 @@ async def test_a_case_handed_over_shows_its_place_as_a_venue_then_its_photo_with
     venue = sent[0].params
     assert (venue["latitude"], venue["longitude"]) == (30.27812, 120.1264)
     assert venue["title"] == "3号楼附近" and "33010600100204" in venue["address"]
+
+
+@pytest.mark.parametrize("locale", ["zh_CN", "en"])
+def test_every_menu_command_has_a_handler_and_a_label(locale: str) -> None:
+    """A command in a resident's or any staff member's menu answers, and is described in
+    the person's language (not a key, not the other language's text)."""
+    from bot.channels.telegram.channel import MENU_COMMANDS
+    from handlers.chief import staff_menu
+    from handlers.common import STAFF_ROLE_NAMES
+    from handlers.router import COMMANDS
+    from tests.helpers import renderer
+
+    listed = set(MENU_COMMANDS) | set(staff_menu(sorted(STAFF_ROLE_NAMES)))
+    assert listed - set(COMMANDS) == set()
+    labels = {name: renderer.label(locale, f"command.{name}") for name in listed}
+    other = "en" if locale == "zh_CN" else "zh_CN"
+    for name, label in labels.items():
+        assert label and label != renderer.label(other, f"command.{name}"), name

@@ -28,6 +28,7 @@ from bot.services import casework, households, staff_invites
 from bot.services import stats as stats_service
 from bot.services.districts import import_buildings, import_geojson
 from bot.services.mediafiles import MediaRefused, save_photo
+from bot.services.staff_invites import STAFF_ROLE_NAMES, UNSCOPED_ROLES
 from bot.settings import Settings, SettingsError
 from store import outbox as outbox_store
 from store import staff as staff_store
@@ -355,9 +356,6 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return loop.run(run())
 
 
-STAFF_ROLE_NAMES = {"info_officer", "grid_chief", "community_staff", "community_director",
-                    "dispatcher", "department", "supervisor", "admin"}
-UNSCOPED_ROLES = {"admin", "supervisor"}
 
 
 def _duration(text: str) -> timedelta | None:

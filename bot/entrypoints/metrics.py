@@ -8,7 +8,8 @@ format (prometheus-client). Two kinds of series:
   `gridbot_outbox_oldest_age_seconds` per channel and priority; `gridbot_outbox_total`
   per channel and status): take them from one process, or `max` over processes;
 - what this process did (`gridbot_sent_total`, `gridbot_provider_errors_total` per
-  channel; `gridbot_sweep_seconds` per scheduler step; `gridbot_leader` per role, 1 where
+  channel; `gridbot_sweep_seconds` per scheduler step; `gridbot_ticks_skipped_total`, ticks that
+  found the previous one still running; `gridbot_leader` per role, 1 where
   this process holds it; `gridbot_worker_up` per background worker): sum over processes.
 
 `/readyz` answers 200 only while the database answers: a load balancer stops sending to a
@@ -93,6 +94,12 @@ async def gather(bot: Gridbot) -> list[Metric]:
         for step, seconds in bot.scheduler.sweep_seconds.items():
             sweeps.add_metric([name, step], seconds)
     metrics.append(sweeps)
+    skipped = CounterMetricFamily("gridbot_ticks_skipped", "Scheduler clock ticks skipped"
+                                  " because the previous tick still ran, this process",
+                                  labels=["process"])
+    if bot.scheduler is not None:
+        skipped.add_metric([name], bot.scheduler.skipped_ticks)
+    metrics.append(skipped)
     leader = GaugeMetricFamily("gridbot_leader", "1 where this process holds the role",
                                labels=["process", "role"])
     held = bot.leadership.held()

@@ -98,20 +98,32 @@ class Scheduler:
         # (store/leader.py); bootstrap hands it in. None: always this process.
         self.leadership: Leadership | None = None
         self.sweep_seconds: dict[str, float] = {}  # each step's latest duration (/metrics)
+        self.skipped_ticks = 0  # clock ticks skipped because the previous one still ran
 
     # --- the clock ---------------------------------------------------------------------
 
     def start(self) -> None:
         """Start ticking: every GRIDBOT_TICK_SECONDS and at each job's time."""
         aps = AsyncIOScheduler(timezone=self.reference.tz)
-        options: dict[str, Any] = {"max_instances": 1, "coalesce": True,
+        # A job returns at once while a tick runs (`_clock_tick`), so APScheduler never
+        # reaches its instance limit and logs no "maximum number of running instances".
+        options: dict[str, Any] = {"max_instances": 3, "coalesce": True,
                                    "misfire_grace_time": None}
-        aps.add_job(self.tick, IntervalTrigger(seconds=self.settings.tick_seconds),
+        aps.add_job(self._clock_tick, IntervalTrigger(seconds=self.settings.tick_seconds),
                     id="tick", next_run_time=datetime.now(self.reference.tz), **options)
         for job in self.jobs:
-            aps.add_job(self.tick, job.trigger, id=f"at-{job.name}", **options)
+            aps.add_job(self._clock_tick, job.trigger, id=f"at-{job.name}", **options)
         aps.start()
         self._aps = aps
+
+    async def _clock_tick(self) -> None:
+        """The clock's tick: skipped while one is under way (it was slower than the
+        interval, under load); the next one does what is due then."""
+        if self._lock.locked():
+            self.skipped_ticks += 1
+            log.debug("a tick is still under way; this one is skipped")
+            return
+        await self.tick()
 
     async def stop(self) -> None:
         """Stop ticking and wait for a tick under way to finish."""

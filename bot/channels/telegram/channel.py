@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query")
-MENU_COMMANDS = ("report", "mycases", "case", "cancel", "lang", "help")
+# Residents' menu; /mydata is there because what we keep about a person is theirs to see.
+MENU_COMMANDS = ("report", "mycases", "case", "home", "mydata", "cancel", "lang", "help")
 MENU_LANGUAGES = {"zh": "zh_CN", "en": "en"}  # Telegram language_code -> our locale
 POLL_TIMEOUT = 30  # seconds a getUpdates call may wait for updates
 
