@@ -68,11 +68,6 @@ class Scope:
         """The single areas and buildings this scope is made of (itself when one)."""
         return self.parts or (self,)
 
-    @property
-    def has_building(self) -> bool:
-        """Whether any part is a building (then the notice names no one area)."""
-        return any(part.building_id is not None for part in self.members())
-
 
 def resolve_scope(district: District, text: str) -> Scope | None:
     """An area code, "building:ID", a building's name or address, or several area codes
@@ -268,8 +263,11 @@ def notice_context(outreach: Outreach, notice: NoticeRow, locale: str) -> dict[s
 
 def _context(district: District, issuer: str | None, scope: str, text: str,
              locale: str) -> dict[str, Any]:
+    # Several areas ticked are not listed in the text: twenty grids' names would make
+    # every SMS several segments longer (the console's list and page name them).
     resolved = resolve_scope(district, scope)
-    area = ("" if resolved is None or resolved.has_building
+    area = ("" if resolved is None or resolved.building_id is not None
+            or resolved.parts
             else resolved.name(district, locale))
     return {"org": district.name(issuer, locale) if issuer else "", "text": text,
             "area": area}
