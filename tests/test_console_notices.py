@@ -493,3 +493,15 @@ async def test_a_community_picks_only_its_own_grids_and_a_forged_one_is_refused(
             "body": "越界"})
         assert joined.status_code == 400
     assert await notice_store.latest(gridbot.db.conn) == []
+    # staff of both communities may address each grid, but one notice has one issuer
+    async with gridbot.db.transaction() as conn:
+        await people_store.grant_role(conn, staff, "community_staff", COMMUNITY_2,
+                                      gridbot.clock.now())
+    async with signed_in(console, staff) as client:
+        span = await client.post_form("/console/notices/preview", {
+            "scope": [GRID_1, OTHER_COMMUNITY_GRID], "audience": "residents",
+            "body": "两个社区"})
+        assert span.status_code == 400 and "请分开发送" in span.text
+        each = await client.post_form("/console/notices/preview", {
+            "scope": [GRID_1, "33010600100104"], "audience": "residents", "body": "一个社区"})
+        assert each.status_code == 200 and 'id="preview-total"' in each.text

@@ -4,9 +4,12 @@ served by uvicorn with Telegram on (the fake Bot API on localhost).
 
 A dispatcher composes a notice to one grid, previews and sends it; the residents get it
 on Telegram with a 收到 button, and as they press it the acknowledgement bars on the
-notice's page fill without a reload. A GeoJSON with a self-intersecting polygon is refused
-with the feature's number. Screenshots go to `$CONSOLE_SCREENSHOTS` (docs/console.md's
-are made with `CONSOLE_SCREENSHOTS=docs`), else to the test's temporary folder.
+notice's page fill without a reload. A dispatcher picks two grids on the composer's map
+(ticked in the tree, and a community ticked in the tree fills its grids on the map) and
+only their residents get it; without JavaScript the tree alone does. A GeoJSON with a
+self-intersecting polygon is refused with the feature's number. Screenshots go to
+`$CONSOLE_SCREENSHOTS` (docs/console.md's are made with `CONSOLE_SCREENSHOTS=docs`), else
+to the test's temporary folder.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ COMMUNITY_1 = "33010600100100"
 GRID_1, GRID_2 = "33010600100101", "33010600100102"
 RESIDENTS = (720_101, 720_102)  # Telegram chats of two residents of grid 1
 ELSEWHERE = 720_201  # a resident of grid 2
+GRID_3, OTHER_COMMUNITY_GRID = "33010600100103", "33010600100201"
+COMMUNITY_1_GRIDS = (GRID_1, GRID_2, GRID_3, "33010600100104")
+# picked on the map: two grids in two communities (chat id → grid)
+PICKED = {720_101: GRID_1, 720_102: GRID_1, 720_301: OTHER_COMMUNITY_GRID}
+NOT_PICKED = {720_201: GRID_2, 720_202: GRID_3}
 
 
 @pytest.fixture
@@ -47,11 +55,12 @@ async def street(tg: Harness) -> AsyncIterator[Harness]:
     yield tg
 
 
-async def telegram_residents(street: Harness) -> None:
+async def telegram_residents(street: Harness, homes: dict[int, str] | None = None) -> None:
+    """Residents on Telegram: chat id → grid (by default two in grid 1, one in grid 2)."""
     now = street.clock.now()
+    homes = homes or {RESIDENTS[0]: GRID_1, RESIDENTS[1]: GRID_1, ELSEWHERE: GRID_2}
     async with street.bot.db.transaction() as conn:
-        for chat, grid in ((RESIDENTS[0], GRID_1), (RESIDENTS[1], GRID_1),
-                           (ELSEWHERE, GRID_2)):
+        for chat, grid in homes.items():
             person = await people_store.add_person(conn, f"居民{chat}", now, grid_code=grid)
             await people_store.add_contact(conn, person, "telegram", str(chat), now)
 
@@ -190,22 +199,13 @@ async def test_a_self_intersecting_polygon_is_refused_with_its_feature_number_in
     assert not page.errors  # type: ignore[attr-defined]
 
 
-GRID_3, OTHER_COMMUNITY_GRID = "33010600100103", "33010600100201"
-COMMUNITY_1_GRIDS = ("33010600100101", "33010600100102", "33010600100103", "33010600100104")
-PICKED = {720_101: GRID_1, 720_102: GRID_1, 720_301: OTHER_COMMUNITY_GRID}
-NOT_PICKED = {720_201: GRID_2, 720_202: GRID_3}
-
 
 async def test_a_dispatcher_picks_two_grids_on_the_map_and_only_their_residents_get_it(
         browser: Browser, street: Harness, tmp_path: Path) -> None:
     bot, base = street.bot, str(street.http.base_url).rstrip("/")
     console = Console(bot)
     dispatcher = await console.staff("调度员小赵", "dispatcher", STREET)
-    now = street.clock.now()
-    async with bot.db.transaction() as conn:
-        for chat, grid in {**PICKED, **NOT_PICKED}.items():
-            person = await people_store.add_person(conn, f"居民{chat}", now, grid_code=grid)
-            await people_store.add_contact(conn, person, "telegram", str(chat), now)
+    await telegram_residents(street, {**PICKED, **NOT_PICKED})
     page = await signed_in_page(browser, console, dispatcher, base)
     folder = shots_folder(tmp_path)
     await page.goto(f"{base}/console/notices/new")
@@ -263,3 +263,26 @@ async def test_a_dispatcher_picks_two_grids_on_the_map_and_only_their_residents_
     await expect(phone.locator(f"#scope-tree input[value='{GRID_1}']")).to_be_checked()
     await phone.screenshot(path=str(folder / "console-notice-map-390.png"), full_page=True)
     assert not phone.errors  # type: ignore[attr-defined]
+
+
+async def test_without_javascript_a_community_ticks_its_grids_in_the_tree_and_sends(
+        browser: Browser, street: Harness) -> None:
+    bot, base = street.bot, str(street.http.base_url).rstrip("/")
+    console = Console(bot)
+    staff = await console.staff("社区干事", "community_staff", COMMUNITY_1)
+    await telegram_residents(street, {720_101: GRID_1, 720_301: GRID_3, 720_201: GRID_2,
+                                      720_401: OTHER_COMMUNITY_GRID})
+    page = await signed_in_page(browser, console, staff, base, script=False)
+    await page.goto(f"{base}/console/notices/new")
+    await expect(page.locator("#audience-map-box")).to_be_hidden()  # no map without script
+    tree = page.locator("#scope-tree")
+    await expect(tree.locator(f"input[value='{OTHER_COMMUNITY_GRID}']")).to_have_count(0)
+    await tree.locator(f"input[value='{GRID_1}']").check()
+    await tree.locator(f"input[value='{GRID_3}']").check()
+    await page.fill("textarea[name=body]", "明天上午检查消防通道。")
+    await page.click("#to-preview")
+    await expect(page.locator("#preview-total")).to_contain_text("2 人")
+    await page.click("#confirm-send")
+    await expect(page.locator("#outcome")).to_contain_text("通知已进入发送队列")
+    sent = await street.deliver()
+    assert {int(c.params["chat_id"]) for c in sent} == {720_101, 720_301}
