@@ -320,3 +320,19 @@ async def test_a_notice_to_several_grids_and_a_building_reaches_exactly_their_pe
     for reached in (in_grid_1, in_grid_5, in_building):
         assert ["楼道清理" in text for text in await received(reached)] == [True]
     assert await received(next_door) == []
+
+
+async def test_notice_in_the_bot_takes_several_grids_typed_as_the_console_sends_them(
+        gridbot: Gridbot) -> None:
+    await add_staff(gridbot, "街道调度员", "dispatcher", STREET, "web:dispatcher")
+    staff = ChatDriver(gridbot, "sim-telegram", "web:dispatcher")
+    await add_resident(gridbot, "sim-telegram", "web:g1", GRID_1)
+    await add_resident(gridbot, "sim-telegram", "web:g5", GRID_5)
+    await add_resident(gridbot, "sim-telegram", "web:g2", GRID_2)
+    await staff.text("/notice")
+    await staff.text(f"{GRID_1},{GRID_5}")
+    await staff.press("居民")
+    await staff.text("明天停电")
+    await staff.press("没有照片")
+    await staff.press("立即发送")
+    assert "人数：2 人" in staff.said
