@@ -107,11 +107,7 @@ def _resolve_parts(district: District, texts: Sequence[str]) -> Scope | None:
         if part is None or part.parts or len(found) >= MAX_SCOPE_PARTS:
             return None
         found.append(part)
-    kept = [part for part in found
-            if not any(other is not part and other.building_id is None
-                       and part.area in other.areas and (part.building_id is not None
-                                                         or part.area != other.area)
-                       for other in found)]
+    kept = [part for part in found if not any(_inside(part, other) for other in found)]
     if not kept:
         return None
     if len(kept) == 1:
@@ -121,6 +117,13 @@ def _resolve_parts(district: District, texts: Sequence[str]) -> Scope | None:
                  tuple(dict.fromkeys(g for part in kept for g in part.grids)),
                  tuple(dict.fromkeys(a for part in kept for a in part.areas)),
                  parts=tuple(kept))
+
+
+def _inside(part: Scope, other: Scope) -> bool:
+    """Whether `other`, an area, holds `part` (an area below it, or a building in it)."""
+    if other is part or other.building_id is not None or part.area not in other.areas:
+        return False
+    return part.building_id is not None or part.area != other.area
 
 
 def _lowest_common_area(district: District, codes: Sequence[str]) -> str:
@@ -153,6 +156,21 @@ def may_address(district: District, roles: Sequence[tuple[str, str | None]], sco
         if level is not None and district.ancestor(scope.area, level) == area:
             return area
     return None
+
+
+def scope_refusal(district: District, roles: Sequence[tuple[str, str | None]],
+                  scope: Scope | None, allowed: frozenset[str]) -> str | None:
+    """Why a person may not address a scope: "scope" (unknown, or not theirs),
+    "scope_span" (several parts, each theirs, but no one role of theirs holds them all:
+    a notice has one issuer); None when they may."""
+    if scope is None:
+        return "scope"
+    if may_address(district, roles, scope, allowed) is not None:
+        return None
+    if scope.parts and all(may_address(district, roles, part, allowed) is not None
+                           for part in scope.parts):
+        return "scope_span"
+    return "scope"
 
 
 def areas_for(district: District, roles: Sequence[tuple[str, str | None]],

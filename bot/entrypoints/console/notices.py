@@ -204,12 +204,9 @@ async def _read_draft(request: Request, staff: Staff, roles: list[tuple[str, str
     scope = notices.resolve_scope(district, given["scope"]) if given["scope"] else None
     issuer = notices.may_address(district, roles, scope, notices.SENDER_ROLES) \
         if scope else None
-    if scope is not None and issuer is None and scope.parts and all(
-            notices.may_address(district, roles, part, notices.SENDER_ROLES)
-            for part in scope.parts):
-        errors.append("scope_span")  # each is theirs, but no one role of theirs holds all
-    elif scope is None or issuer is None:
-        errors.append("scope")
+    refusal = notices.scope_refusal(district, roles, scope, notices.SENDER_ROLES)
+    if refusal is not None:
+        errors.append(refusal)
     if given["audience"] not in notices.AUDIENCES:
         errors.append("audience")
     if not given["body"]:
