@@ -111,15 +111,25 @@ async def reach(conn: Connection, people: People) -> list[Recipient]:
     return [Recipient(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
 
-def residents(grids: Sequence[str], building_id: int | None = None) -> People:
-    """People at home in these grids (or that building), not staff, not muted."""
-    sql = (f"SELECT p.id, p.grid_code FROM people p WHERE p.grid_code IN ({_marks(grids)})"
+def residents(grids: Sequence[str], buildings: Sequence[tuple[str, int]] = ()) -> People:
+    """People at home in these grids or in these buildings ((grid, building id) pairs),
+    not staff, not muted."""
+    where: list[str] = []
+    params: list[Any] = []
+    if grids:
+        where.append(f"p.grid_code IN ({_marks(grids)})")
+        params += grids
+    by_grid: dict[str, list[int]] = {}
+    for grid, building_id in buildings:
+        by_grid.setdefault(grid, []).append(building_id)
+    for grid, ids in by_grid.items():  # the grid first: people are indexed by grid
+        where.append(f"(p.grid_code = ? AND p.building_id IN ({_marks(ids)}))")
+        params += [grid, *ids]
+    if not where:
+        return NOBODY
+    sql = (f"SELECT p.id, p.grid_code FROM people p WHERE ({' OR '.join(where)})"
            f" AND p.muted = 0 AND NOT EXISTS (SELECT 1 FROM roles r WHERE r.person_id = p.id"
            f" AND r.revoked_at IS NULL AND r.role IN ({_STAFF_SQL}))")
-    params: list[Any] = list(grids)
-    if building_id is not None:
-        sql += " AND p.building_id = ?"
-        params.append(building_id)
     return People(sql, tuple(params))
 
 

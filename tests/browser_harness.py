@@ -29,11 +29,13 @@ def shots_folder(tmp_path: Path) -> Path:
 
 
 async def signed_in_page(browser: Browser, console: Console, person: int, base: str,
-                         width: int = 1280, height: int = 900) -> Page:
-    """A page in Chinese at Shanghai time, signed in as `person` by a link; the page's
-    console errors and uncaught exceptions are collected in `page.errors`."""
+                         width: int = 1280, height: int = 900, script: bool = True) -> Page:
+    """A page in Chinese at Shanghai time (JavaScript off without `script`), signed in as
+    `person` by a link; the page's console errors and uncaught exceptions are collected in
+    `page.errors`."""
     context = await browser.new_context(viewport={"width": width, "height": height},
-                                        locale="zh-CN", timezone_id="Asia/Shanghai")
+                                        locale="zh-CN", timezone_id="Asia/Shanghai",
+                                        java_script_enabled=script)
     page = await context.new_page()
     page.set_default_timeout(15_000)
     errors: list[str] = []

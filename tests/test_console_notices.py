@@ -25,7 +25,7 @@ from store import meetings as meeting_store
 from store import notices as notice_store
 from store import people as people_store
 from tests.chat import ChatDriver
-from tests.console_harness import Console, ConsoleClient
+from tests.console_harness import Console, ConsoleClient, file_case
 from tests.images import png
 
 STREET = "33010600100000"
@@ -377,6 +377,7 @@ async def test_the_pages_speak_english_to_staff_who_chose_it(gridbot: Gridbot) -
     async with signed_in(console, dispatcher) as client:
         form = await client.get("/console/notices/new")
         assert "New notice" in form.text and "Cuiyuan Area 1 Grid 1" in form.text
+        assert "Map of the grids" in form.text and "Click a grid to add or remove it" in form.text
         preview = await client.post_form("/console/notices/preview", {
             "scope": GRID_1, "audience": "residents", "body": "停水", "body_en": "No water"})
         assert "1 recipients" in preview.text and "SMS segments" in preview.text
@@ -424,3 +425,83 @@ async def test_a_scheduled_notice_goes_at_its_time_in_each_readers_language(
     assert "今晚停电" in zh[-1].text and "No power tonight" not in zh[-1].text
     assert "No power tonight" in en[-1].text
     assert chinese != english
+
+
+OTHER_COMMUNITY_GRID = "33010600100203"  # its residents: web:r03…, unlike grid 1's
+
+
+async def test_grids_and_a_building_ticked_together_make_one_notice_to_their_residents(
+        gridbot: Gridbot) -> None:
+    console = Console(gridbot)
+    dispatcher = await console.staff("调度员小赵", "dispatcher", STREET)
+    await residents(gridbot, GRID_1, "sim-telegram", "sim-sms")
+    elsewhere = await residents(gridbot, OTHER_COMMUNITY_GRID, "sim-telegram")
+    neighbours = await residents(gridbot, GRID_2, "sim-telegram", "sim-telegram")
+    district = gridbot.reference.district
+    building = next(b for b in district.buildings.values() if b.grid_code == GRID_2)
+    async with gridbot.db.transaction() as conn:  # one of grid 2's lives in that building
+        await notice_store.set_home(conn, neighbours[0], GRID_2, building.id,
+                                    gridbot.clock.now())
+    ticked = [GRID_1, OTHER_COMMUNITY_GRID, f"building:{building.id}"]
+    async with signed_in(console, dispatcher) as client:
+        preview = await client.post_form("/console/notices/preview", {
+            "scope": ticked, "audience": "residents", "body": "周六清理楼道杂物"})
+        assert preview.status_code == 200, preview.text
+        assert "4 人" in preview.text  # grid 1's two, the other grid's one, the building's one
+        assert f'name="scope" value="{",".join(ticked)}"' in preview.text
+        # a community ticked with one of its grids: the community (the grid is in it)
+        inside = await client.post_form("/console/notices/preview", {
+            "scope": [COMMUNITY_1, GRID_1], "audience": "residents", "body": "通知"})
+        assert f'name="scope" value="{COMMUNITY_1}"' in inside.text
+        sent = await client.post_form("/console/notices/send", {
+            "scope": ",".join(ticked), "audience": "residents", "body": "周六清理楼道杂物"})
+        assert sent.status_code == 303
+        listed = await client.get("/console/notices")
+    assert f"翠苑一区第1网格、翠苑二区第3网格、{building.name}" in listed.text
+    notice = (await notice_store.latest(gridbot.db.conn))[0]
+    assert notice.scope == ",".join(ticked) and notice.issuer == STREET
+    assert notice.recipients == 4
+    got = {r.person_id for r in await notice_store.reach(
+        gridbot.db.conn, notice_store.unacknowledged(notice.id))}
+    assert elsewhere[0] in got and neighbours[0] in got and neighbours[1] not in got
+
+
+async def test_a_community_picks_only_its_own_grids_and_a_forged_one_is_refused(
+        gridbot: Gridbot) -> None:
+    console = Console(gridbot)
+    staff = await console.staff("社区干事", "community_staff", COMMUNITY_1)
+    await residents(gridbot, GRID_1, "sim-telegram")
+    await residents(gridbot, OTHER_COMMUNITY_GRID, "sim-telegram")
+    await file_case(gridbot, GRID_1, "楼道堆物")
+    own = sorted(c for c, a in gridbot.reference.district.areas.items()
+                 if a.level == "grid" and a.parent == COMMUNITY_1)
+    async with signed_in(console, staff) as client:
+        form = await client.get("/console/notices/new")
+        assert 'id="audience-map"' in form.text
+        assert "/console/map/data.json?layer=grids" in form.text
+        assert f'value="{OTHER_COMMUNITY_GRID}"' not in form.text
+        grids = (await client.get("/console/map/data.json?layer=grids")).json()
+        assert sorted(f["properties"]["code"] for f in grids["grids"]["features"]) == own
+        assert grids["points"] == []  # the outlines alone: no case on the composer's map
+        for url in ("/console/notices/preview", "/console/notices/send"):
+            forged = await client.post_form(url, {
+                "scope": [GRID_1, OTHER_COMMUNITY_GRID], "audience": "residents",
+                "body": "越界"})
+            assert forged.status_code == 400 and "请选择本辖区内" in forged.text
+        joined = await client.post_form("/console/notices/send", {
+            "scope": f"{GRID_1},{OTHER_COMMUNITY_GRID}", "audience": "residents",
+            "body": "越界"})
+        assert joined.status_code == 400
+    assert await notice_store.latest(gridbot.db.conn) == []
+    # staff of both communities may address each grid, but one notice has one issuer
+    async with gridbot.db.transaction() as conn:
+        await people_store.grant_role(conn, staff, "community_staff", COMMUNITY_2,
+                                      gridbot.clock.now())
+    async with signed_in(console, staff) as client:
+        span = await client.post_form("/console/notices/preview", {
+            "scope": [GRID_1, OTHER_COMMUNITY_GRID], "audience": "residents",
+            "body": "两个社区"})
+        assert span.status_code == 400 and "请分开发送" in span.text
+        each = await client.post_form("/console/notices/preview", {
+            "scope": [GRID_1, "33010600100104"], "audience": "residents", "body": "一个社区"})
+        assert each.status_code == 200 and 'id="preview-total"' in each.text

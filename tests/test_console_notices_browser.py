@@ -4,17 +4,22 @@ served by uvicorn with Telegram on (the fake Bot API on localhost).
 
 A dispatcher composes a notice to one grid, previews and sends it; the residents get it
 on Telegram with a 收到 button, and as they press it the acknowledgement bars on the
-notice's page fill without a reload. A GeoJSON with a self-intersecting polygon is refused
-with the feature's number. Screenshots go to `$CONSOLE_SCREENSHOTS` (docs/console.md's
-are made with `CONSOLE_SCREENSHOTS=docs`), else to the test's temporary folder.
+notice's page fill without a reload. A dispatcher picks two grids on the composer's map
+(ticked in the tree, and a community ticked in the tree fills its grids on the map) and
+only their residents get it; without JavaScript the tree alone does. A GeoJSON with a
+self-intersecting polygon is refused with the feature's number. Screenshots go to
+`$CONSOLE_SCREENSHOTS` (docs/console.md's are made with `CONSOLE_SCREENSHOTS=docs`), else
+to the test's temporary folder.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +40,11 @@ COMMUNITY_1 = "33010600100100"
 GRID_1, GRID_2 = "33010600100101", "33010600100102"
 RESIDENTS = (720_101, 720_102)  # Telegram chats of two residents of grid 1
 ELSEWHERE = 720_201  # a resident of grid 2
+GRID_3, OTHER_COMMUNITY_GRID = "33010600100103", "33010600100201"
+COMMUNITY_1_GRIDS = (GRID_1, GRID_2, GRID_3, "33010600100104")
+# picked on the map: two grids in two communities (chat id → grid)
+PICKED = {720_101: GRID_1, 720_102: GRID_1, 720_301: OTHER_COMMUNITY_GRID}
+NOT_PICKED = {720_201: GRID_2, 720_202: GRID_3}
 
 
 @pytest.fixture
@@ -45,11 +55,12 @@ async def street(tg: Harness) -> AsyncIterator[Harness]:
     yield tg
 
 
-async def telegram_residents(street: Harness) -> None:
+async def telegram_residents(street: Harness, homes: dict[int, str] | None = None) -> None:
+    """Residents on Telegram: chat id → grid (by default two in grid 1, one in grid 2)."""
     now = street.clock.now()
+    homes = homes or {RESIDENTS[0]: GRID_1, RESIDENTS[1]: GRID_1, ELSEWHERE: GRID_2}
     async with street.bot.db.transaction() as conn:
-        for chat, grid in ((RESIDENTS[0], GRID_1), (RESIDENTS[1], GRID_1),
-                           (ELSEWHERE, GRID_2)):
+        for chat, grid in homes.items():
             person = await people_store.add_person(conn, f"居民{chat}", now, grid_code=grid)
             await people_store.add_contact(conn, person, "telegram", str(chat), now)
 
@@ -65,7 +76,7 @@ async def test_a_dispatcher_sends_a_notice_to_one_grid_and_watches_the_acks_arri
 
     await page.goto(f"{base}/console/notices")
     await page.click("#compose")
-    await page.select_option("select[name=scope]", GRID_1)
+    await page.check(f"#scope-tree input[value='{GRID_1}']")
     await page.check("input[name=audience][value=residents]")
     await page.fill("textarea[name=body]", "周六上午 8:00-12:00 停水检修，请提前储水。")
     await page.fill("textarea[name=body_en]", "No water on Saturday 8:00-12:00: please store some.")
@@ -186,3 +197,92 @@ async def test_a_self_intersecting_polygon_is_refused_with_its_feature_number_in
     await expect(page.locator("#outcome")).to_contain_text("已应用 2 个区域")
     assert bot.reference.district.locate_point(30.2800, 120.1190).grid_code == GRID_1
     assert not page.errors  # type: ignore[attr-defined]
+
+
+
+async def test_a_dispatcher_picks_two_grids_on_the_map_and_only_their_residents_get_it(
+        browser: Browser, street: Harness, tmp_path: Path) -> None:
+    bot, base = street.bot, str(street.http.base_url).rstrip("/")
+    console = Console(bot)
+    dispatcher = await console.staff("调度员小赵", "dispatcher", STREET)
+    await telegram_residents(street, {**PICKED, **NOT_PICKED})
+    page = await signed_in_page(browser, console, dispatcher, base)
+    folder = shots_folder(tmp_path)
+    await page.goto(f"{base}/console/notices/new")
+    audience_map = page.locator("#audience-map")
+    await expect(audience_map).to_have_attribute("data-grids", "8")  # the street's grids
+    tree = page.locator("#scope-tree")
+
+    def box(value: str) -> Any:
+        return tree.locator(f"input[value='{value}']")
+
+    # the tree drives the map: a community ticked chooses its four grids
+    await box(COMMUNITY_1).check()
+    await expect(page.locator("#audience-map path.chosen")).to_have_count(4)
+    for grid in COMMUNITY_1_GRIDS:
+        await expect(page.locator(f"#audience-map path.grid-{grid}")).to_have_class(
+            re.compile(r"\bchosen\b"))
+        await expect(box(grid)).to_be_disabled()  # covered by the community's tick
+    # the map drives the tree: grid 2 clicked away leaves the community's other three
+    await page.locator(f"#audience-map path.grid-{GRID_2}").click()
+    await expect(box(COMMUNITY_1)).not_to_be_checked()
+    await expect(box(GRID_2)).not_to_be_checked()
+    for grid in (GRID_1, GRID_3, "33010600100104"):
+        await expect(box(grid)).to_be_checked()
+    await box(GRID_3).uncheck()
+    await box("33010600100104").uncheck()
+    # two grids picked on the map, in two communities: both ticked in the tree
+    await page.locator(f"#audience-map path.grid-{OTHER_COMMUNITY_GRID}").click()
+    await expect(audience_map).to_have_attribute("data-chosen",
+                                                 f"{GRID_1},{OTHER_COMMUNITY_GRID}")
+    await expect(box(GRID_1)).to_be_checked()
+    await expect(box(OTHER_COMMUNITY_GRID)).to_be_checked()
+    await expect(tree.locator("input:checked:not(:disabled)")).to_have_count(2)
+    await expect(page.locator("#audience-chosen")).to_contain_text("翠苑一区第1网格")
+
+    await page.check("input[name=audience][value=residents]")
+    await page.fill("textarea[name=body]", "本周六上午两个网格集中清理楼道杂物。")
+    await page.screenshot(path=str(folder / "console-notice-map-1280.png"), full_page=True)
+    await page.click("#to-preview")
+    await expect(page.locator("#preview-total")).to_contain_text(f"{len(PICKED)} 人")
+    await expect(page.locator("#preview-total li[data-channel=telegram]")).to_contain_text(
+        str(len(PICKED)))
+    await page.click("#confirm-send")
+    await expect(page.locator("#outcome")).to_contain_text("通知已进入发送队列")
+    sent = await street.deliver()
+    assert {int(c.params["chat_id"]) for c in sent} == set(PICKED)  # exactly those grids'
+    assert all("清理楼道杂物" in str(c.params.get("text")) for c in sent)
+    bars = page.locator("#notice-live .bar-row")
+    await expect(bars).to_have_count(2)
+    assert not page.errors  # type: ignore[attr-defined]  # no CSP violation, no JS error
+
+    phone = await signed_in_page(browser, console, dispatcher, base, 390, 844)
+    await phone.goto(f"{base}/console/notices/new")
+    await expect(phone.locator("#audience-map")).to_have_attribute("data-grids", "8")
+    await phone.locator(f"#audience-map path.grid-{GRID_1}").click()
+    await expect(phone.locator(f"#scope-tree input[value='{GRID_1}']")).to_be_checked()
+    await phone.screenshot(path=str(folder / "console-notice-map-390.png"), full_page=True)
+    assert not phone.errors  # type: ignore[attr-defined]
+
+
+async def test_without_javascript_a_community_ticks_its_grids_in_the_tree_and_sends(
+        browser: Browser, street: Harness) -> None:
+    bot, base = street.bot, str(street.http.base_url).rstrip("/")
+    console = Console(bot)
+    staff = await console.staff("社区干事", "community_staff", COMMUNITY_1)
+    await telegram_residents(street, {720_101: GRID_1, 720_301: GRID_3, 720_201: GRID_2,
+                                      720_401: OTHER_COMMUNITY_GRID})
+    page = await signed_in_page(browser, console, staff, base, script=False)
+    await page.goto(f"{base}/console/notices/new")
+    await expect(page.locator("#audience-map-box")).to_be_hidden()  # no map without script
+    tree = page.locator("#scope-tree")
+    await expect(tree.locator(f"input[value='{OTHER_COMMUNITY_GRID}']")).to_have_count(0)
+    await tree.locator(f"input[value='{GRID_1}']").check()
+    await tree.locator(f"input[value='{GRID_3}']").check()
+    await page.fill("textarea[name=body]", "明天上午检查消防通道。")
+    await page.click("#to-preview")
+    await expect(page.locator("#preview-total")).to_contain_text("2 人")
+    await page.click("#confirm-send")
+    await expect(page.locator("#outcome")).to_contain_text("通知已进入发送队列")
+    sent = await street.deliver()
+    assert {int(c.params["chat_id"]) for c in sent} == {720_101, 720_301}

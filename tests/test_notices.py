@@ -296,3 +296,43 @@ async def test_the_preview_of_a_notice_with_a_photo_says_who_gets_the_text_only(
     await staff.press("取消")
     with_photo = await compose(staff, "翠苑一区社区", "居民", "停水范围见图", photo=True)
     assert "其中 1 人用短信，只收到文字，看不到照片" in with_photo
+
+
+async def test_a_notice_to_several_grids_and_a_building_reaches_exactly_their_people(
+        gridbot: Gridbot) -> None:
+    # the console's map and tree tick several areas and buildings: one scope "A,B,…"
+    in_grid_1 = await add_resident(gridbot, "sim-telegram", "web:g1", GRID_1)
+    in_grid_5 = await add_resident(gridbot, "sim-sms", "web:g5", GRID_5)
+    in_building = await add_resident(gridbot, "sim-telegram", "web:b", GRID_2)
+    next_door = await add_resident(gridbot, "sim-telegram", "web:next-door", GRID_2)
+    district = gridbot.reference.district
+    building = next(b for b in district.buildings.values() if b.grid_code == GRID_2)
+    now = gridbot.clock.now()
+    async with gridbot.db.transaction() as conn:
+        person = await people_store.find_contact(conn, "sim-telegram", "web:b")
+        assert person is not None
+        await notice_store.set_home(conn, person.person_id, GRID_2, building.id, now)
+        await notice_store.create(
+            conn, sender_id=None, issuer=STREET, audience="residents", body="楼道清理",
+            scope=f"{GRID_1},{GRID_5},building:{building.id}", photo_id=None, send_at=now,
+            now=now)
+    assert await scheduler(gridbot).send_pending(now) == 3  # messages
+    for reached in (in_grid_1, in_grid_5, in_building):
+        assert ["楼道清理" in text for text in await received(reached)] == [True]
+    assert await received(next_door) == []
+
+
+async def test_notice_in_the_bot_takes_several_grids_typed_as_the_console_sends_them(
+        gridbot: Gridbot) -> None:
+    await add_staff(gridbot, "街道调度员", "dispatcher", STREET, "web:dispatcher")
+    staff = ChatDriver(gridbot, "sim-telegram", "web:dispatcher")
+    await add_resident(gridbot, "sim-telegram", "web:g1", GRID_1)
+    await add_resident(gridbot, "sim-telegram", "web:g5", GRID_5)
+    await add_resident(gridbot, "sim-telegram", "web:g2", GRID_2)
+    await staff.text("/notice")
+    await staff.text(f"{GRID_1},{GRID_5}")
+    await staff.press("居民")
+    await staff.text("明天停电")
+    await staff.press("没有照片")
+    await staff.press("立即发送")
+    assert "人数：2 人" in staff.said

@@ -75,15 +75,19 @@ def grid_visible(district: District, actors: Sequence[Actor], code: str) -> bool
 
 
 async def map_data(conn: Connection, district: District, filters: Filters,
-                   actors: Sequence[Actor], now: datetime, tz: ZoneInfo, locale: str
-                   ) -> MapData:
+                   actors: Sequence[Actor], now: datetime, tz: ZoneInfo, locale: str,
+                   with_cases: bool = True) -> MapData:
     """The grids this person may see, each with how many cases match the filters and how
-    many of those are overdue, and the matching cases that have a place."""
-    query = caselist.query_for(filters, actors, now, tz)
-    open_only = query.states is not None and set(query.states) <= set(OPEN_STATES)
-    limit = MAX_POINTS if open_only else MAX_FINISHED
-    found = await map_store.matching_cases(conn, query, now, limit + 1,
-                                           newest_first=not open_only)
+    many of those are overdue, and the matching cases that have a place; without
+    `with_cases`, the grids alone (counts 0, no points: the notice composer's map)."""
+    found: list[map_store.MapRow] = []
+    limit = 0
+    if with_cases:
+        query = caselist.query_for(filters, actors, now, tz)
+        open_only = query.states is not None and set(query.states) <= set(OPEN_STATES)
+        limit = MAX_POINTS if open_only else MAX_FINISHED
+        found = await map_store.matching_cases(conn, query, now, limit + 1,
+                                               newest_first=not open_only)
     truncated = len(found) > limit
     counts: dict[str, list[int]] = {}
     points: list[map_store.MapPoint] = []
@@ -107,11 +111,12 @@ async def map_data(conn: Connection, district: District, filters: Filters,
 
 
 async def map_version(conn: Connection, filters: Filters, actors: Sequence[Actor],
-                      now: datetime, locale: str) -> str:
+                      now: datetime, locale: str, with_cases: bool = True) -> str:
     """An ETag for the map's data: it changes when any case changes, when the filters or
     the person's roles differ, and each minute (a case turns overdue with time alone)."""
     seen = json.dumps([await caselist.last_change(conn), filters.as_params(page=1),
-                       caselist.scopes_for(actors), locale, now.strftime("%Y%m%d%H%M")])
+                       caselist.scopes_for(actors), locale, now.strftime("%Y%m%d%H%M"),
+                       with_cases])
     return hashlib.sha256(seen.encode()).hexdigest()[:24]
 
 

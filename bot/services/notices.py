@@ -38,25 +38,45 @@ MAX_TEXT = 1000
 ANSWER_WINDOW = timedelta(days=7)
 
 
+# Between the parts of a scope of several areas or buildings ("G1,G2,building:7"), as the
+# console's tree and map send them and as a notice stores them.
+SCOPE_SEPARATOR = ","
+MAX_SCOPE_PARTS = 500  # a street's grids and buildings fit; a forged list stops there
+
+
 @dataclass(frozen=True)
 class Scope:
-    """Where an audience lives: an area with its grids, or one building."""
+    """Where an audience lives: an area with its grids, one building, or several of those
+    (`parts`; then `area` is the lowest area holding them all)."""
 
-    code: str  # an area code, or "building:ID"
+    code: str  # an area code, "building:ID", or parts joined by SCOPE_SEPARATOR
     area: str  # the area code (the building's grid for a building)
     grids: tuple[str, ...]
     areas: tuple[str, ...]  # the area and every area below it
     building_id: int | None = None
     building_name: str | None = None
+    parts: tuple[Scope, ...] = ()  # several areas or buildings; () for one
 
     def name(self, district: District, locale: str) -> str:
-        """How people read the scope: an area's or a building's name."""
+        """How people read the scope: an area's or a building's name (several, listed)."""
+        if self.parts:
+            joiner = ", " if locale.startswith("en") else "、"
+            return joiner.join(part.name(district, locale) for part in self.parts)
         return self.building_name or district.name(self.area, locale)
+
+    def members(self) -> tuple[Scope, ...]:
+        """The single areas and buildings this scope is made of (itself when one)."""
+        return self.parts or (self,)
 
 
 def resolve_scope(district: District, text: str) -> Scope | None:
-    """An area code, "building:ID", or a building's name or address; None if unknown."""
+    """An area code, "building:ID", a building's name or address, or several area codes
+    and "building:ID"s joined by SCOPE_SEPARATOR; None if unknown."""
     code = text.strip()
+    if SCOPE_SEPARATOR in code:
+        several = _resolve_parts(district, code.split(SCOPE_SEPARATOR))
+        if several is not None:
+            return several
     if code.startswith("building:") and code[9:].isdigit():
         building = district.buildings.get(int(code[9:]))
         if building is None:
@@ -75,6 +95,52 @@ def resolve_scope(district: District, text: str) -> Scope | None:
     return None
 
 
+def _resolve_parts(district: District, texts: Sequence[str]) -> Scope | None:
+    """Several codes as one scope: None unless each is an area code or "building:ID";
+    parts inside another part are dropped (a grid of a chosen community), and one part
+    left is that part's own scope."""
+    found: list[Scope] = []
+    for text in dict.fromkeys(t.strip() for t in texts if t.strip()):
+        if not (text in district.areas or text.startswith("building:")):
+            return None
+        part = resolve_scope(district, text)
+        if part is None or part.parts or len(found) >= MAX_SCOPE_PARTS:
+            return None
+        found.append(part)
+    kept = [part for part in found if not any(_inside(part, other) for other in found)]
+    if not kept:
+        return None
+    if len(kept) == 1:
+        return kept[0]
+    return Scope(SCOPE_SEPARATOR.join(part.code for part in kept),
+                 _lowest_common_area(district, [part.area for part in kept]),
+                 tuple(dict.fromkeys(g for part in kept for g in part.grids)),
+                 tuple(dict.fromkeys(a for part in kept for a in part.areas)),
+                 parts=tuple(kept))
+
+
+def _inside(part: Scope, other: Scope) -> bool:
+    """Whether `other`, an area, holds `part` (an area below it, or a building in it)."""
+    if other is part or other.building_id is not None or part.area not in other.areas:
+        return False
+    return part.building_id is not None or part.area != other.area
+
+
+def _lowest_common_area(district: District, codes: Sequence[str]) -> str:
+    """The lowest area holding all these areas (the district itself at worst)."""
+    def chain(code: str | None) -> list[str]:
+        found = []
+        while code is not None and code in district.areas:
+            found.append(code)
+            code = district.areas[code].parent
+        return found
+
+    common = set(chain(codes[0]))
+    for code in codes[1:]:
+        common &= set(chain(code))
+    return next((c for c in chain(codes[0]) if c in common), codes[0])
+
+
 def may_address(district: District, roles: Sequence[tuple[str, str | None]], scope: Scope,
                 allowed: frozenset[str]) -> str | None:
     """The area of the first of a person's roles that covers the scope, or None.
@@ -90,6 +156,21 @@ def may_address(district: District, roles: Sequence[tuple[str, str | None]], sco
         if level is not None and district.ancestor(scope.area, level) == area:
             return area
     return None
+
+
+def scope_refusal(district: District, roles: Sequence[tuple[str, str | None]],
+                  scope: Scope | None, allowed: frozenset[str]) -> str | None:
+    """Why a person may not address a scope: "scope" (unknown, or not theirs),
+    "scope_span" (several parts, each theirs, but no one role of theirs holds them all:
+    a notice has one issuer); None when they may."""
+    if scope is None:
+        return "scope"
+    if may_address(district, roles, scope, allowed) is not None:
+        return None
+    if scope.parts and all(may_address(district, roles, part, allowed) is not None
+                           for part in scope.parts):
+        return "scope_span"
+    return "scope"
 
 
 def areas_for(district: District, roles: Sequence[tuple[str, str | None]],
@@ -111,7 +192,7 @@ def scope_tree(district: District, roles: Sequence[tuple[str, str | None]], loca
                allowed: frozenset[str] = SENDER_ROLES) -> list[dict[str, Any]]:
     """The areas (street → community → grid, each followed by its buildings) a person may
     address with `allowed` roles, in tree order: value ("CODE" or "building:ID"), name,
-    depth and level of each."""
+    depth, level and parent (the value of the item above it, or None) of each."""
     children: dict[str | None, list[str]] = {}
     for code, area in sorted(district.areas.items()):
         children.setdefault(area.parent, []).append(code)
@@ -121,29 +202,32 @@ def scope_tree(district: District, roles: Sequence[tuple[str, str | None]], loca
     seen: set[str] = set()
     found: list[dict[str, Any]] = []
 
-    def walk(code: str, depth: int) -> None:
+    def walk(code: str, depth: int, parent: str | None) -> None:
         if code in seen:
             return
         seen.add(code)
         area = district.areas[code]
         found.append({"value": code, "name": area.display(locale), "depth": depth,
-                      "level": area.level})
+                      "level": area.level, "parent": parent})
         for child in children.get(code, []):
-            walk(child, depth + 1)
+            walk(child, depth + 1, code)
         for building_id in buildings.get(code, []):
             found.append({"value": f"building:{building_id}", "depth": depth + 1,
                           "name": district.building_name(building_id, locale),
-                          "level": "building"})
+                          "level": "building", "parent": code})
 
     for top in areas_for(district, roles, allowed):  # a role's area, then those below it
-        walk(top, 0)
+        walk(top, 0, None)
     return found
 
 
 def audience(scope: Scope, to: str) -> People:
     """Everyone a notice to `to` (residents, chiefs, staff) in a scope reaches."""
     if to == "residents":
-        return notice_store.residents(scope.grids, scope.building_id)
+        members = scope.members()
+        return notice_store.residents(
+            [g for part in members if part.building_id is None for g in part.grids],
+            [(part.area, part.building_id) for part in members if part.building_id is not None])
     if to == "chiefs":
         return notice_store.chiefs(scope.grids)
     if to == "staff":
@@ -197,8 +281,14 @@ def notice_context(outreach: Outreach, notice: NoticeRow, locale: str) -> dict[s
 
 def _context(district: District, issuer: str | None, scope: str, text: str,
              locale: str) -> dict[str, Any]:
+    # Several areas ticked are not listed in the text: twenty grids' names would make
+    # every SMS several segments longer (the console's list and page name them).
+    resolved = resolve_scope(district, scope)
+    area = ("" if resolved is None or resolved.building_id is not None
+            or resolved.parts
+            else resolved.name(district, locale))
     return {"org": district.name(issuer, locale) if issuer else "", "text": text,
-            "area": district.name(scope, locale) if not scope.startswith("building:") else ""}
+            "area": area}
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 overdue counts and the cases as clustered markers, under the list's filters; and the data
 both it and the case page's small map draw (Leaflet, bot/static/console/map.js).
 
-`/console/map/data.json?…filters` answers with an ETag; the page polls it every few
+`/console/map/data.json?…filters` answers with an ETag (with `layer=grids`, the grids'
+outlines and names alone: the notice composer's map of its audience); the page polls it every few
 seconds with If-None-Match and gets 304 until a case changes (or a minute passes: cases
 turn overdue with time alone). No tile layer unless GRIDBOT_MAP_TILES is set; then the CSP
 lets that host's images in, on the map pages only.
@@ -69,18 +70,20 @@ def _json(data: Any, status: int = 200, etag: str | None = None) -> JSONResponse
 
 @staff_page
 async def map_json(request: Request, staff: Staff) -> Response:
-    """The grids and points for these filters, within the person's scope; 304 while the
-    ETag the browser holds is still current."""
+    """The grids and points for these filters, within the person's scope (the grids alone
+    with `layer=grids`); 304 while the ETag the browser holds is still current."""
     bot = web.gridbot(request)
     filters = Filters.from_params(request.query_params)
+    with_cases = request.query_params.get("layer") != "grids"
     now = bot.clock.now()
     version = await casemap.map_version(bot.db.conn, filters, staff.actors, now,
-                                        staff.locale)
+                                        staff.locale, with_cases)
     if request.headers.get("if-none-match", "").strip('W/"') == version:
         return Response(status_code=304, headers={**web.SECURITY_HEADERS,
                                                   "ETag": f'"{version}"'})
     data = await casemap.map_data(bot.db.conn, bot.reference.district, filters,
-                                  staff.actors, now, bot.settings.timezone, staff.locale)
+                                  staff.actors, now, bot.settings.timezone, staff.locale,
+                                  with_cases)
     return Response(data.json_text(), media_type="application/json",
                     headers={**web.SECURITY_HEADERS, "ETag": f'"{version}"'})
 

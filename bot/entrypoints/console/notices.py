@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.entrypoints.console import web
+from bot.entrypoints.console.map import map_headers, map_settings
 from bot.entrypoints.console.web import Staff, staff_page
 from bot.services import notices
 from bot.services.mediafiles import MediaRefused, save_photo
@@ -83,6 +84,18 @@ def _wake(request: Request) -> None:
 def _field(form: Any, name: str, limit: int) -> str:
     value = form.get(name)
     return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+# The form's fields besides the tree's (or the map's) ticked areas and buildings.
+FORM_FIELDS = 20
+
+
+def _scope_field(form: Any) -> str:
+    """The ticked areas and buildings (one "scope" field each, or one field of them joined,
+    as the confirmation carries them), joined by the scope separator."""
+    values = [v.strip()[:40] for v in form.getlist("scope") if isinstance(v, str)]
+    parts = [p for v in values for p in v.split(notices.SCOPE_SEPARATOR) if p.strip()]
+    return notices.SCOPE_SEPARATOR.join(parts[:notices.MAX_SCOPE_PARTS + 1])
 
 
 def _send_at(request: Request, text: str, now: datetime) -> datetime | None:
@@ -159,7 +172,9 @@ async def notice_list_live(request: Request, staff: Staff) -> Response:
 def _compose_context(request: Request, staff: Staff, roles: list[tuple[str, str | None]],
                      given: dict[str, str], errors: list[str]) -> dict[str, Any]:
     return {"tree": scope_tree(request, roles, staff.locale), "audiences": notices.AUDIENCES,
-            "given": given, "errors": errors, "max_text": notices.MAX_TEXT}
+            "given": given, "errors": errors, "max_text": notices.MAX_TEXT,
+            "chosen": set(given["scope"].split(notices.SCOPE_SEPARATOR)),
+            "tiles": map_settings(request)}
 
 
 @staff_page
@@ -171,6 +186,7 @@ async def notice_new(request: Request, staff: Staff) -> Response:
     given = {"scope": request.query_params.get("scope", "")[:40], "audience": "residents",
              "body": "", "body_en": "", "send_at": ""}
     return web.render(request, staff, "notice_new.html", active="notices",
+                      headers=map_headers(request),
                       **_compose_context(request, staff, roles, given, []))
 
 
@@ -180,7 +196,7 @@ async def _read_draft(request: Request, staff: Staff, roles: list[tuple[str, str
     """The draft a compose form describes, its time, what was typed, and what is wrong."""
     bot = web.gridbot(request)
     district = bot.reference.district
-    given = {"scope": _field(form, "scope", 40), "audience": _field(form, "audience", 20),
+    given = {"scope": _scope_field(form), "audience": _field(form, "audience", 20),
              "body": _field(form, "body", notices.MAX_TEXT + 1),
              "body_en": _field(form, "body_en", notices.MAX_TEXT + 1),
              "send_at": _field(form, "send_at", 20), "photo_id": _field(form, "photo_id", 12)}
@@ -188,8 +204,9 @@ async def _read_draft(request: Request, staff: Staff, roles: list[tuple[str, str
     scope = notices.resolve_scope(district, given["scope"]) if given["scope"] else None
     issuer = notices.may_address(district, roles, scope, notices.SENDER_ROLES) \
         if scope else None
-    if scope is None or issuer is None:
-        errors.append("scope")
+    refusal = notices.scope_refusal(district, roles, scope, notices.SENDER_ROLES)
+    if refusal is not None:
+        errors.append(refusal)
     if given["audience"] not in notices.AUDIENCES:
         errors.append("audience")
     if not given["body"]:
@@ -201,6 +218,7 @@ async def _read_draft(request: Request, staff: Staff, roles: list[tuple[str, str
         errors.append("send_at")
     if errors or scope is None or issuer is None:
         return None, send_at, given, errors
+    given["scope"] = scope.code  # as it is stored: parts inside other parts dropped
     return (notices.Draft(scope, given["audience"], issuer, given["body"],
                           given["body_en"] or None, bool(given["photo_id"])),
             send_at, given, errors)
@@ -214,7 +232,7 @@ async def notice_preview(request: Request, staff: Staff) -> Response:
     roles = await _roles(request, staff)
     if not notices.sender_roles(roles):
         return _refuse(request, staff)
-    form = await request.form(max_files=1, max_fields=20)
+    form = await request.form(max_files=1, max_fields=FORM_FIELDS + notices.MAX_SCOPE_PARTS)
     draft, send_at, given, errors = await _read_draft(request, staff, roles, form)
     upload = form.get("photo")
     photo = None
@@ -226,6 +244,7 @@ async def notice_preview(request: Request, staff: Staff) -> Response:
             errors.append("photo")
     if draft is None or errors:
         return web.render(request, staff, "notice_new.html", active="notices", status=400,
+                          headers=map_headers(request),
                           **_compose_context(request, staff, roles, given, errors))
     if photo is not None:
         async with bot.db.transaction() as conn:
@@ -249,10 +268,11 @@ async def notice_send(request: Request, staff: Staff) -> Response:
     roles = await _roles(request, staff)
     if not notices.sender_roles(roles):
         return _refuse(request, staff)
-    form = await request.form(max_files=0, max_fields=20)
+    form = await request.form(max_files=0, max_fields=FORM_FIELDS + notices.MAX_SCOPE_PARTS)
     draft, send_at, given, errors = await _read_draft(request, staff, roles, form)
     if draft is None or send_at is None or errors:
         return web.render(request, staff, "notice_new.html", active="notices", status=400,
+                          headers=map_headers(request),
                           **_compose_context(request, staff, roles, given, errors))
     photo_id = int(given["photo_id"]) if given["photo_id"].isdigit() else None
     kept = await media_store.get(bot.db.conn, photo_id) if photo_id is not None else None

@@ -5,6 +5,9 @@
 //    If-None-Match: 304 while nothing changed.
 //  - .place-map[data-place] (the case page): the case's grid and its pin, replacing the
 //    server's sketch; drawn again after htmx swaps the case page's live part.
+//  - #audience-map (the notice composer): the grids of the tree of ticks beside it
+//    (#scope-tree, the form's field); a click on a grid ticks or unticks it, and the map
+//    shows what the tree has ticked (a community's tick chooses its grids).
 // No tile layer unless data-tiles holds a URL template (GRIDBOT_MAP_TILES).
 // Every text from the data goes in through textContent, never as HTML.
 "use strict";
@@ -184,8 +187,136 @@
       });
   }
 
+  // --- the notice composer's audience --------------------------------------------------
+  // The tree's boxes (name=scope, data-parent: the box above) are the form's field; this
+  // keeps a ticked box's boxes below it ticked and disabled (covered: only the top one is
+  // sent) and draws the map from them. A grid covered by a ticked community that is
+  // clicked away leaves the community's other grids ticked.
+  var CHOSEN = { color: "#1f5fbf", weight: 2.5, fillColor: "#1f5fbf", fillOpacity: 0.45 };
+  var PARTLY = { color: "#1f5fbf", weight: 2, fillColor: "#7aa2df", fillOpacity: 0.25 };
+  var UNCHOSEN = { color: "#5b6675", weight: 1.2, fillColor: "#ffffff", fillOpacity: 0.55 };
+
+  function audienceMap(element) {
+    var tree = document.getElementById("scope-tree");
+    if (!tree) return;
+    var boxes = {}, order = [], children = {};
+    Array.prototype.forEach.call(tree.querySelectorAll("input[type=checkbox][name=scope]"), function (box) {
+      boxes[box.value] = box;
+      order.push(box.value);
+      var parent = box.getAttribute("data-parent") || "";
+      (children[parent] = children[parent] || []).push(box.value);
+    });
+    function parentOf(value) {
+      var parent = boxes[value].getAttribute("data-parent") || "";
+      return boxes[parent] ? parent : "";
+    }
+    function tickedAbove(value) {  // the ticked box a covered box hangs from
+      for (var up = parentOf(value); up; up = parentOf(up)) {
+        if (boxes[up].checked && !boxes[up].disabled) return up;
+      }
+      return "";
+    }
+    function nameOf(value) {
+      return (boxes[value].parentNode.textContent || value).trim();
+    }
+    var shapes = {};  // grid code -> its layer
+    var status = document.getElementById("audience-chosen");
+
+    function sync() {
+      order.forEach(function (value) {  // parents come before their children
+        var box = boxes[value], parent = parentOf(value);
+        var covered = Boolean(parent) && boxes[parent].checked;
+        if (covered) { box.checked = true; box.disabled = true; }
+        else if (box.disabled) { box.checked = false; box.disabled = false; }
+        box.parentNode.classList.toggle("covered", covered);
+      });
+      var chosen = [];
+      Object.keys(shapes).forEach(function (code) {
+        var box = boxes[code];
+        var partly = !box.checked && (children[code] || []).some(function (b) { return boxes[b].checked; });
+        shapes[code].setStyle(box.checked ? CHOSEN : partly ? PARTLY : UNCHOSEN);
+        var path = shapes[code].getElement();
+        if (path) {
+          path.classList.toggle("chosen", box.checked);
+          path.classList.toggle("partly", partly);
+        }
+        if (box.checked) chosen.push(code);
+      });
+      element.setAttribute("data-chosen", chosen.join(","));
+      if (status) {
+        var names = order.filter(function (v) { return boxes[v].checked && !boxes[v].disabled; }).map(nameOf);
+        status.textContent = names.length
+          ? format(element.getAttribute("data-text-chosen"),
+                   { names: names.join(element.getAttribute("data-text-joiner") || ", ") })
+          : element.getAttribute("data-text-none");
+      }
+    }
+
+    function toggle(code) {
+      var top = tickedAbove(code);
+      if (!top) { boxes[code].checked = !boxes[code].checked; sync(); return; }
+      // untick the covering box and tick what it covered, but for the way down to `code`
+      var path = [];
+      for (var v = code; v && v !== top; v = parentOf(v)) path.unshift(v);
+      boxes[top].checked = false;
+      var node = top;
+      path.forEach(function (step) {
+        (children[node] || []).forEach(function (child) {
+          boxes[child].disabled = false;
+          boxes[child].checked = child !== step;
+        });
+        node = step;
+      });
+      sync();
+    }
+
+    var map = newMap(element, element.getAttribute("data-tiles"),
+                     element.getAttribute("data-attribution"));
+    var grids = L.geoJSON(null, {
+      filter: function (feature) {  // only the grids this person may address (the tree's)
+        var box = boxes[feature.properties.code];
+        return Boolean(box) && box.getAttribute("data-level") === "grid";
+      },
+      style: function (feature) {
+        return L.extend({ className: "grid-area audience-grid grid-" + feature.properties.code }, UNCHOSEN);
+      },
+      onEachFeature: function (feature, layer) {
+        var code = feature.properties.code;
+        shapes[code] = layer;
+        layer.bindTooltip(textNode("b", "", feature.properties.name),
+                          { permanent: true, direction: "center", className: "grid-label" });
+        layer.on("click", function () { toggle(code); });
+      }
+    });
+    tree.addEventListener("change", sync);
+    fetch(element.getAttribute("data-source"), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) {
+        if (!data) return;
+        var box = document.getElementById("audience-map-box");
+        if (box) box.hidden = false;
+        map.invalidateSize();  // it was hidden: Leaflet measures it now
+        grids.addData(data.grids);
+        if (grids.getLayers().length) map.fitBounds(grids.getBounds(), { padding: [12, 12] });
+        else map.setView([30.28, 120.12], 14);
+        grids.addTo(map);
+        sync();
+        element.setAttribute("data-grids", String(grids.getLayers().length));
+        element.dispatchEvent(new CustomEvent("map:drawn", { bubbles: true }));
+      })
+      .catch(function (error) {  // the tree alone still works
+        element.setAttribute("data-error", String(error && error.message || error));
+      });
+    sync();
+  }
+
   function start() {
     if (typeof L === "undefined") return;
+    var audience = document.getElementById("audience-map");
+    if (audience && !audience.getAttribute("data-started")) {
+      audience.setAttribute("data-started", "1");
+      audienceMap(audience);
+    }
     var page = document.getElementById("case-map");
     if (page && !page.getAttribute("data-started") && L.markerClusterGroup) {
       page.setAttribute("data-started", "1");
