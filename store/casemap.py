@@ -68,13 +68,24 @@ async def grid_outlines(conn: Connection) -> list[GridOutline]:
 MapRow = tuple[str, float | None, float | None, str, str, int, str | None]
 
 
-def cases_sql(query: CaseQuery, now: datetime, limit: int, *, newest_first: bool = False
+# A view's bounds: west, south, east, north (degrees, as Leaflet's toBBoxString).
+Box = tuple[float, float, float, float]
+
+
+def cases_sql(query: CaseQuery, now: datetime, limit: int, *, newest_first: bool = False,
+              within: Box | None = None, without_grid: bool = False
               ) -> tuple[str, list[Any]]:
     """The matching cases (the map counts them per grid and draws those with a place):
-    the nearest deadline first, or (finished cases) the latest filed first. One query,
-    read from a covering index for the open cases (for the benchmark's EXPLAIN QUERY
-    PLAN too)."""
+    the nearest deadline first, or (finished cases) the latest filed first; only those
+    inside `within`, or only those in no grid. One query, read from a covering index for
+    the open cases (for the benchmark's EXPLAIN QUERY PLAN too)."""
     condition, params = where(query)
+    if within is not None:
+        west, south, east, north = within
+        condition += " AND lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?"
+        params = [*params, south, north, west, east]
+    if without_grid:
+        condition += " AND grid_code IS NULL AND lat IS NOT NULL"
     overdue, overdue_params = _overdue_sql(query, now)
     order = "id DESC" if newest_first else "deadline"
     return (f"SELECT number, lat, lon, urgency, category, {overdue}, grid_code FROM cases"
@@ -82,8 +93,28 @@ def cases_sql(query: CaseQuery, now: datetime, limit: int, *, newest_first: bool
 
 
 async def matching_cases(conn: Connection, query: CaseQuery, now: datetime, limit: int, *,
-                         newest_first: bool = False) -> list[MapRow]:
+                         newest_first: bool = False, within: Box | None = None,
+                         without_grid: bool = False) -> list[MapRow]:
     """Up to `limit` matching cases, as the map reads them."""
-    sql, params = cases_sql(query, now, limit, newest_first=newest_first)
+    sql, params = cases_sql(query, now, limit, newest_first=newest_first, within=within,
+                            without_grid=without_grid)
     return [(r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6])
             for r in await fetch(conn, sql, params)]
+
+
+def counts_sql(query: CaseQuery, now: datetime) -> tuple[str, list[Any]]:
+    """How many cases match in each grid (NULL: in none) and how many of them are
+    overdue: counted inside SQLite from the open cases' covering index, without a row
+    per case coming out (for the benchmark's EXPLAIN QUERY PLAN too)."""
+    condition, params = where(query)
+    overdue, overdue_params = _overdue_sql(query, now)
+    return (f"SELECT grid_code, count(*), sum({overdue}) FROM cases WHERE {condition}"
+            " GROUP BY grid_code", [*overdue_params, *params])
+
+
+async def counts_by_grid(conn: Connection, query: CaseQuery, now: datetime
+                         ) -> list[tuple[str | None, int, int]]:
+    """(grid code or None, matching cases, of them overdue), one row per grid that has
+    any."""
+    sql, params = counts_sql(query, now)
+    return [(r[0], int(r[1]), int(r[2] or 0)) for r in await fetch(conn, sql, params)]
