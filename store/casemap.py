@@ -4,7 +4,7 @@ them are overdue), and the cases as points, all under the list's own WHERE claus
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -39,10 +39,19 @@ def _open_only(query: CaseQuery) -> bool:
 def where(query: CaseQuery) -> tuple[str, list[Any]]:
     """The list's WHERE clause; for some open states (one state, say), with the open
     cases' condition said too: it changes nothing, but lets the planner use the open
-    cases' partial indexes."""
-    condition, params = list_where(query)
-    if _open_only(query) and tuple(query.states or ()) != OPEN_STATES:
+    cases' partial indexes. For open cases, the report dates are compared through an
+    expression the created_at index cannot answer: open cases are all recent, a date
+    bound leaves most of them, and through that index the planner read the table for
+    each (90-130 ms for the district's, 2 ms from the covering index)."""
+    if not _open_only(query):
+        return list_where(query)
+    condition, params = list_where(replace(query, created_from=None, created_before=None))
+    if tuple(query.states or ()) != OPEN_STATES:
         condition += f" AND {OPEN_SQL}"
+    for bound, operator in ((query.created_from, ">="), (query.created_before, "<")):
+        if bound is not None:
+            condition += f" AND coalesce(created_at, '') {operator} ?"
+            params = [*params, iso(bound)]
     return condition, params
 
 
@@ -104,8 +113,9 @@ async def matching_cases(conn: Connection, query: CaseQuery, now: datetime, limi
 
 def counts_sql(query: CaseQuery, now: datetime) -> tuple[str, list[Any]]:
     """How many cases match in each grid (NULL: in none) and how many of them are
-    overdue: counted inside SQLite from the open cases' covering index, without a row
-    per case coming out (for the benchmark's EXPLAIN QUERY PLAN too)."""
+    overdue: counted inside the database from the open cases' grid-led covering index
+    (migration 0018), without a row per case coming out (for the benchmark's EXPLAIN
+    QUERY PLAN too)."""
     condition, params = where(query)
     overdue, overdue_params = _overdue_sql(query, now)
     return (f"SELECT grid_code, count(*), sum({overdue}) FROM cases WHERE {condition}"
