@@ -1,10 +1,10 @@
-"""The console's map data: the grids' outlines, how many cases each holds (and how many of
+"""The console's map data: how many cases each grid holds (and how many of
 them are overdue), and the cases as points, all under the list's own WHERE clause
 (`store.caselist.where`: the same scope and filters as the case list)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -13,19 +13,6 @@ from store.caselist import OPEN_SQL, CaseQuery
 from store.caselist import where as list_where
 from store.cases import OPEN_STATES
 from store.db import Connection, fetch
-
-
-@dataclass(frozen=True)
-class GridOutline:
-    """A grid as the map draws it: its code, names, parent and GeoJSON geometry (as
-    stored: JSON text)."""
-
-    code: str
-    name: str
-    name_en: str | None
-    parent: str | None
-    geometry: str
-
 
 # One case on the map: number, lat, lon, urgency, category, overdue (0/1). Plain tuples:
 # a street's map holds tens of thousands of them.
@@ -63,13 +50,6 @@ def _overdue_sql(query: CaseQuery, now: datetime) -> tuple[str, list[Any]]:
     marks = ", ".join("?" * len(OPEN_STATES))
     return (f"CASE WHEN deadline < ? AND state IN ({marks}) THEN 1 ELSE 0 END",
             [iso(now), *OPEN_STATES])
-
-
-async def grid_outlines(conn: Connection) -> list[GridOutline]:
-    """Every grid with its outline, by code."""
-    rows = await fetch(conn, "SELECT code, name, name_en, parent, geometry FROM areas"
-                             " WHERE level = 'grid' ORDER BY code")
-    return [GridOutline(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
 # One matching case as the map reads it: number, lat, lon, urgency, category, overdue

@@ -161,8 +161,11 @@ async def test_past_the_points_limit_the_map_draws_one_marker_per_grid_until_zoo
     await cluster.click()
     await expect(page.locator(".case-marker.overdue")).to_have_count(len(dense))
     # zoomed out again: counted per grid again
-    for _ in range(4):
+    for _ in range(2):
+        zoom = await canvas.get_attribute("data-zoom") or ""
         await page.locator(".leaflet-control-zoom-out").click()
+        # this zoom over before the next click (a click during a zoom is lost)
+        await expect(canvas).not_to_have_attribute("data-zoom", zoom)
     await expect(canvas).to_have_attribute("data-mode", "grids")
     await expect(per_grid).to_have_count(3)
     # and back in: a marker opens its case

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,10 +40,21 @@ POINTS_AT_ONCE = 2_000
 
 @dataclass(frozen=True)
 class MapGrid:
-    """A grid on the map: its outline (GeoJSON text, as stored) and what it shows."""
+    """A grid on the map: its outline (GeoJSON text), names and what it holds."""
 
+    code: str
+    name: str
+    parent: str | None
     geometry: str
-    properties: dict[str, Any]
+    count: int
+    overdue: int
+
+    def feature(self) -> str:
+        """The grid as a GeoJSON Feature (text: the outline goes in as written once)."""
+        names = json.dumps({"code": self.code, "name": self.name, "parent": self.parent},
+                           separators=(",", ":"), ensure_ascii=False)
+        return ('{"type":"Feature","geometry":' + self.geometry + ',"properties":'
+                + names[:-1] + f',"count":{int(self.count)},"overdue":{int(self.overdue)}}}}}')
 
 
 @dataclass(frozen=True)
@@ -59,18 +70,13 @@ class MapData:
     total: int = 0
 
     def json_text(self) -> str:
-        """The map's JSON: a FeatureCollection of grids and compact points ([number, lat,
-        lon, urgency, category, overdue 0/1]). The outlines go in as stored (JSON written
-        by the import), not parsed and written again: a thousand of them would cost more
-        than the rest."""
-        def compact(value: Any) -> str:
-            return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-        features = ",".join('{"type":"Feature","geometry":' + grid.geometry
-                            + ',"properties":' + compact(grid.properties) + "}"
-                            for grid in self.grids)
+        """The map's JSON: a FeatureCollection of grids (properties: code, name, parent,
+        count, overdue) and compact points ([number, lat, lon, urgency, category, overdue
+        0/1])."""
+        features = ",".join(grid.feature() for grid in self.grids)
         return ('{"grids":{"type":"FeatureCollection","features":[' + features + ']},'
-                '"points":' + compact(self.points)
+                '"points":' + json.dumps(self.points, separators=(",", ":"),
+                                         ensure_ascii=False)
                 + ',"truncated":' + ("true" if self.truncated else "false")
                 + ',"aggregated":' + ("true" if self.aggregated else "false")
                 + ',"total":' + str(int(self.total)) + "}")
@@ -90,11 +96,20 @@ def bounds_from_param(text: str) -> map_store.Box | None:
 
 def grid_visible(district: District, actors: Sequence[Actor], code: str) -> bool:
     """Whether a grid's outline is on this person's map (see the module docstring)."""
+    return _visibility(district, actors)(code)
+
+
+def _visibility(district: District, actors: Sequence[Actor]) -> Callable[[str], bool]:
+    """`grid_visible` for one person, their scopes read once."""
     scopes = caselist.scopes_for(actors)
     if any(column in ("*", "department") for column, _ in scopes):
-        return True
-    around = {code, district.ancestor(code, "community"), district.ancestor(code, "street")}
-    return any(value in around for _, value in scopes)
+        return lambda code: True
+    values = {value for _, value in scopes}
+
+    def visible(code: str) -> bool:
+        return bool(values & {code, district.ancestor(code, "community"),
+                              district.ancestor(code, "street")})
+    return visible
 
 
 async def map_data(conn: Connection, district: District, filters: Filters,
@@ -140,15 +155,10 @@ async def map_data(conn: Connection, district: District, filters: Filters,
     points = [(number, round(lat, 6), round(lon, 6), urgency, category, overdue)
               for number, lat, lon, urgency, category, overdue, _ in found
               if lat is not None and lon is not None]
-    grids = []
-    for grid in await map_store.grid_outlines(conn):
-        if not grid_visible(district, actors, grid.code):
-            continue
-        shown, overdue = counts.get(grid.code, (0, 0))
-        name = grid.name_en or grid.name if locale == "en" else grid.name
-        grids.append(MapGrid(grid.geometry, {"code": grid.code, "name": name,
-                                             "parent": grid.parent, "count": shown,
-                                             "overdue": overdue}))
+    visible = _visibility(district, actors)
+    grids = [MapGrid(area.code, area.name_en or area.name if locale == "en" else area.name,
+                     area.parent, outline, *counts.get(area.code, (0, 0)))
+             for area, outline in district.grid_outlines() if visible(area.code)]
     return MapData(grids, points, truncated, aggregated, total)
 
 

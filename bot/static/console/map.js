@@ -56,6 +56,7 @@
       });
     } catch (e) { /* names stay codes */ }
     var status = document.getElementById("map-status");
+    map.on("zoomend", function () { element.setAttribute("data-zoom", String(map.getZoom())); });
     var grids = L.geoJSON(null, {
       style: function (feature) { return gridStyle(feature.properties); },
       onEachFeature: function (feature, layer) {
@@ -92,6 +93,7 @@
     var box = null;  // the bounds last asked for (the view and a margin)
     var boxHasPoints = false;  // ...and whether their answer held the points
     var lastUrl = null;
+    var drawnText = null;  // the answer drawn last
     var asked = 0;  // the latest request: an older answer arriving late is dropped
 
     function marker(point) {
@@ -189,9 +191,19 @@
         .then(function (response) {
           if (mine !== asked || response.status === 304 || !response.ok) return null;
           etag = response.headers.get("ETag");
-          return response.json();
+          return response.text();
         })
-        .then(function (data) { if (data) draw(data); })
+        .then(function (text) {
+          if (!text) return;
+          // the same as drawn (other bounds, the same counts): nothing is redrawn, so an
+          // opened cluster stays open and a click at that moment is not lost
+          if (text === drawnText) {
+            element.setAttribute("data-version", etag || "");
+            return;
+          }
+          drawnText = text;
+          draw(JSON.parse(text));
+        })
         .catch(function (error) {  // tried again at the next tick
           element.setAttribute("data-error", String(error && error.message || error));
         });
