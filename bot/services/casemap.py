@@ -94,13 +94,9 @@ def bounds_from_param(text: str) -> map_store.Box | None:
     return west, south, east, north
 
 
-def grid_visible(district: District, actors: Sequence[Actor], code: str) -> bool:
-    """Whether a grid's outline is on this person's map (see the module docstring)."""
-    return _visibility(district, actors)(code)
-
-
-def _visibility(district: District, actors: Sequence[Actor]) -> Callable[[str], bool]:
-    """`grid_visible` for one person, their scopes read once."""
+def grid_visibility(district: District, actors: Sequence[Actor]) -> Callable[[str], bool]:
+    """Whether a grid's outline is on this person's map, by grid code (see the module
+    docstring); their scopes read once."""
     scopes = caselist.scopes_for(actors)
     if any(column in ("*", "department") for column, _ in scopes):
         return lambda code: True
@@ -155,7 +151,7 @@ async def map_data(conn: Connection, district: District, filters: Filters,
     points = [(number, round(lat, 6), round(lon, 6), urgency, category, overdue)
               for number, lat, lon, urgency, category, overdue, _ in found
               if lat is not None and lon is not None]
-    visible = _visibility(district, actors)
+    visible = grid_visibility(district, actors)
     grids = [MapGrid(area.code, area.name_en or area.name if locale == "en" else area.name,
                      area.parent, outline, *counts.get(area.code, (0, 0)))
              for area, outline in district.grid_outlines() if visible(area.code)]
