@@ -71,6 +71,7 @@ class ListedCase:
     changed_at: datetime | None
     lat: float | None = None
     lon: float | None = None
+    subcategory: str | None = None  # with the category, the case's time limit
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def where(query: CaseQuery, *, state: str | None = None) -> tuple[str, list[Any]
 
 
 _COLUMNS = ("id, workflow, description, address, source_channel, changed_at, lat, lon,"
-            " deadline, created_at")
+            " deadline, created_at, subcategory")
 
 
 def select_sql(query: CaseQuery, max_page: int = MAX_PAGE) -> tuple[str, list[Any]]:
@@ -220,7 +221,7 @@ async def page(conn: Connection, query: CaseQuery) -> CasePage:
     """One page of the list, the total matching, and the counts per state."""
     rows = await _rows(conn, query)
     cases = [ListedCase(case_from_json(r[1], r[0]), r[2], r[3], r[4],
-                        parse_iso(r[5]) if r[5] else None, r[6], r[7]) for r in rows]
+                        parse_iso(r[5]) if r[5] else None, r[6], r[7], r[10]) for r in rows]
     counted_sql, counted_params = count_sql(query)
     counted = {str(r[0]): int(r[1]) for r in await fetch(conn, counted_sql, counted_params)}
     capped = any(n > COUNT_CAP for n in counted.values())
@@ -235,7 +236,7 @@ async def all_matching(conn: Connection, query: CaseQuery, limit: int = 50_000
     """Every case the filters match, in the list's order (the CSV export), up to `limit`."""
     rows = await _rows(conn, replace(query, limit=limit, offset=0), max_page=limit)
     return [ListedCase(case_from_json(r[1], r[0]), r[2], r[3], r[4],
-                       parse_iso(r[5]) if r[5] else None, r[6], r[7]) for r in rows]
+                       parse_iso(r[5]) if r[5] else None, r[6], r[7], r[10]) for r in rows]
 
 
 async def last_change(conn: Connection) -> int:

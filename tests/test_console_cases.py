@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -173,11 +173,44 @@ async def test_countdowns_go_green_amber_red(gridbot: Gridbot, console: Console,
             return found.group(1)
 
         assert await colour() == "green"
-        clock.advance((deadline - start) * 0.81)
+        clock.advance(deadline - timedelta(minutes=30) - clock.now())  # 87 % of 4 h
         assert await colour() == "amber"
         clock.advance(deadline - clock.now() + timedelta(minutes=1))
         assert await colour() == "red"
         assert "超时" in (await browser.get("/console/cases")).text
+
+
+async def test_the_countdown_counts_working_time_across_a_weekend(
+        gridbot: Gridbot, console: Console, clock: FakeClock) -> None:
+    """A sanitation case (4 working hours) filed at 16:30 on a Friday is due at 11:30 on
+    Monday: 80 % of its limit is used at 10:42 on Monday, not on Sunday night as 80 % of
+    the 67 clock hours would say, and the list and the case page both stay green until
+    then."""
+    local = gridbot.reference.tz
+    clock.advance(datetime(2026, 11, 27, 16, 30, tzinfo=local) - clock.now())  # a Friday
+    number = await file_case(gridbot, GRID_1, "周五傍晚的垃圾")
+    stored = await case_store.get_by_number(gridbot.db.conn, number)
+    assert stored is not None and stored.case.deadline is not None
+    assert stored.case.deadline == datetime(2026, 11, 30, 11, 30, tzinfo=local)
+    dispatcher = await console.staff("调度员", "dispatcher", STREET)
+
+    async def colours() -> tuple[str, str]:
+        async with console.client() as browser:  # signed in again: sessions idle out in 12 h
+            await console.sign_in(dispatcher, browser)
+            case_page = (await browser.get(f"/console/cases/{number}")).text
+            listed = (await browser.get("/console/cases")).text
+        found = [re.search(r'class="clock (\w+)"', page) for page in (case_page, listed)]
+        assert found[0] and found[1]
+        return found[0].group(1), found[1].group(1)
+
+    for moment, expected in (
+            ((2026, 11, 27, 17, 29), "green"),  # 59 of the 240 working minutes
+            ((2026, 11, 29, 23, 0), "green"),   # Sunday night: 89 % of clock time
+            ((2026, 11, 30, 10, 30), "green"),  # 3 working hours: 75 %
+            ((2026, 11, 30, 10, 43), "amber"),  # 3 h 13 min: past 80 %
+            ((2026, 11, 30, 11, 31), "red")):
+        clock.advance(datetime(*moment, tzinfo=local) - clock.now())
+        assert await colours() == (expected, expected), moment
 
 
 async def test_the_csv_export_is_utf8_with_a_bom_and_every_filtered_case(

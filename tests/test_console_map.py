@@ -16,7 +16,7 @@ from bot.domain.clock import FakeClock
 from bot.domain.workflow import EventKind
 from bot.services import actions, casemap
 from bot.settings import Settings, SettingsError
-from tests.console_harness import Console, file_case
+from tests.console_harness import GRID_POINTS, Console, file_case
 from tests.helpers import COMMUNITY_1, GRID_1, STREET
 
 GRID_2 = "33010600100102"
@@ -250,3 +250,69 @@ async def test_a_map_of_finished_cases_draws_the_latest_filed_and_says_so(
     assert numbers(everything) == set(filed[1:]) and everything["truncated"] is True
     assert grids(everything)[GRID_1]["count"] == 2
     assert numbers(still_open) == set(filed) and still_open["truncated"] is False
+
+
+def around(grid: str, margin: float = 0.0002) -> str:
+    """A view's bbox parameter (west,south,east,north) just around a demo grid's point."""
+    lat, lon = GRID_POINTS[grid]
+    return f"{lon - margin},{lat - margin},{lon + margin},{lat + margin}"
+
+
+async def test_past_the_points_limit_the_map_sends_grid_counts_and_the_views_points(
+        gridbot: Gridbot, console: Console, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(casemap, "POINTS_AT_ONCE", 3)
+    in_1 = {await file_case(gridbot, GRID_1, f"一网格{n}") for n in range(3)}
+    clock.advance(timedelta(days=30))  # those three are overdue
+    in_2 = await file_case(gridbot, GRID_2, "二网格")
+    road = await file_case(gridbot, OTHER_COMMUNITY_GRID, "路灯坏了", category="utilities")
+    admin = await console.staff("管理员", "admin", None)
+    async with console.client() as browser:
+        await console.sign_in(admin, browser)
+
+        async def data(query: str) -> dict[str, Any]:
+            answer = await browser.get(f"/console/map/data.json{query}")
+            assert answer.status_code == 200
+            shown: dict[str, Any] = answer.json()
+            return shown
+
+        wide = await data("")  # five cases, more than three: counts only
+        assert wide["aggregated"] is True and wide["points"] == [] and wide["total"] == 5
+        counted = grids(wide)
+        assert (counted[GRID_1]["count"], counted[GRID_1]["overdue"]) == (3, 3)
+        assert (counted[GRID_2]["count"], counted[OTHER_COMMUNITY_GRID]["count"]) == (1, 1)
+        # zoomed in on one grid: its cases one by one, the grids' counts as before
+        near = await data(f"?bbox={around(GRID_1)}")
+        assert near["aggregated"] is False and numbers(near) == in_1
+        assert all(point[5] == 1 for point in near["points"])
+        assert grids(near) == counted
+        near_2 = await data(f"?bbox={around(GRID_2)}")
+        assert numbers(near_2) == {in_2}
+        # a view holding more than three is counted again; a malformed bbox is ignored
+        assert (await data("?bbox=120,30,120.2,30.4"))["aggregated"] is True
+        assert (await data("?bbox=120,30,x,30.4"))["aggregated"] is True
+        assert (await data("?bbox=121,30,120,30.4"))["aggregated"] is True  # west > east
+        # the list's filters still apply, and few enough come one by one without a bbox
+        assert numbers(await data("?category=utilities")) == {road}
+        assert numbers(await data(f"?category=sanitation&bbox={around(GRID_2)}")) == {in_2}
+        # the ETag holds the bounds: another view is another answer, the same one a 304
+        first = await browser.get(f"/console/map/data.json?bbox={around(GRID_1)}")
+        etag = first.headers["etag"]
+        again = await browser.get(f"/console/map/data.json?bbox={around(GRID_1)}",
+                                  headers={"If-None-Match": etag})
+        moved = await browser.get(f"/console/map/data.json?bbox={around(GRID_2)}",
+                                  headers={"If-None-Match": etag})
+        assert again.status_code == 304 and moved.status_code == 200
+
+
+async def test_a_case_in_no_grid_is_drawn_even_when_the_grids_are_counted(
+        gridbot: Gridbot, console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(casemap, "POINTS_AT_ONCE", 1)
+    await file_case(gridbot, GRID_1, "一网格")
+    loose = await file_case(gridbot, GRID_2, "网格之外")
+    async with gridbot.db.transaction() as conn:  # a report placed outside every grid
+        await conn.execute("UPDATE cases SET grid_code = NULL WHERE number = ?", (loose,))
+    admin = await console.staff("管理员", "admin", None)
+    data = await map_of(console, admin)
+    assert data["aggregated"] is True and numbers(data) == {loose}
+    assert grids(data)[GRID_1]["count"] == 1 and grids(data)[GRID_2]["count"] == 0

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from bot.domain.clock import FakeClock
+from bot.services import casemap
 from bot.settings import Settings
 from tests.browser_harness import shots_folder, signed_in_page
 from tests.console_harness import GRID_POINTS, Console, file_case, serving_console
@@ -120,3 +121,58 @@ async def test_a_grid_chiefs_map_holds_their_grid_only(
     await expect(page.locator(f".case-marker[data-case='{mine}']")).to_have_count(1)
     await expect(page.locator(f".case-marker[data-case='{other}']")).to_have_count(0)
     assert not page.errors  # type: ignore[attr-defined]
+
+
+async def test_past_the_points_limit_the_map_draws_one_marker_per_grid_until_zoomed_in(
+        browser: Browser, live: LiveSim, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(casemap, "POINTS_AT_ONCE", 5)
+    bot, base = live.bot, live.url
+    console = Console(bot)
+    dispatcher = await console.staff("调度员小赵", "dispatcher", STREET)
+    dense = [await file_case(bot, DENSE_GRID, f"翠苑一区{n}幢门口垃圾") for n in range(3)]
+    clock.advance(timedelta(days=5))  # those three are overdue now
+    far = [await file_case(bot, LONE_GRID, f"井盖{n}", category="roads") for n in range(4)]
+    await file_case(bot, SECOND_GRID, "路面有坑", category="roads")
+
+    page = await signed_in_page(browser, console, dispatcher, base)
+    await page.goto(f"{base}/console/map")
+    canvas = page.locator("#case-map")
+    # eight cases, more than five: one marker per grid that has any, with its count
+    await expect(canvas).to_have_attribute("data-mode", "grids")
+    await expect(canvas).to_have_attribute("data-points", "0")
+    per_grid = page.locator(".grid-cluster")
+    await expect(per_grid).to_have_count(3)
+    await expect(page.locator(f".grid-cluster[data-grid='{DENSE_GRID}']")).to_have_text("3")
+    await expect(page.locator(f".grid-cluster[data-grid='{LONE_GRID}']")).to_have_text(
+        str(len(far)))
+    await expect(page.locator(".grid-cluster.has-overdue")).to_have_count(1)
+    await expect(page.locator("path.grid-area")).to_have_count(len(GRID_POINTS))
+    await expect(page.locator("#map-status")).to_contain_text("共 8 件")
+    await page.screenshot(path=str(shots_folder(tmp_path) / "console-map-grids-1280.png"),
+                          full_page=True)
+
+    # a click on a grid's marker zooms to it; its view's cases come one by one
+    await page.locator(f".grid-cluster[data-grid='{DENSE_GRID}']").click()
+    await expect(canvas).to_have_attribute("data-mode", "points")
+    await expect(per_grid).to_have_count(0)
+    cluster = page.locator(".case-cluster.has-overdue")
+    await expect(cluster).to_have_text("3")  # the three at one place, clustered
+    await cluster.click()
+    await expect(page.locator(".case-marker.overdue")).to_have_count(len(dense))
+    # zoomed out again: counted per grid again
+    for _ in range(2):
+        zoom = await canvas.get_attribute("data-zoom") or ""
+        await page.locator(".leaflet-control-zoom-out").click()
+        # this zoom over before the next click (a click during a zoom is lost)
+        await expect(canvas).not_to_have_attribute("data-zoom", zoom)
+    await expect(canvas).to_have_attribute("data-mode", "grids")
+    await expect(per_grid).to_have_count(3)
+    # and back in: a marker opens its case
+    await page.locator(f".grid-cluster[data-grid='{DENSE_GRID}']").click()
+    await expect(canvas).to_have_attribute("data-mode", "points")
+    await page.locator(".case-cluster.has-overdue").click()
+    target = dense[1]
+    await page.locator(f".case-marker[data-case='{target}']").click()
+    await page.wait_for_url(f"**/console/cases/{target}")
+    assert not page.errors  # type: ignore[attr-defined]  # no CSP violation, no JS error

@@ -13,8 +13,11 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.domain.categories import TimeLimit
 from bot.domain.workflow import Actor, Case, Role, State
+from bot.domain.worktime import WorkCalendar
 from bot.services.casework import can_view
+from bot.services.reference import ReferenceData
 from store import caselist as caselist_store
 from store import cases as case_store
 from store import schedule as schedule_store
@@ -170,25 +173,39 @@ class Countdown:
     seconds_left: int | None
 
 
-def countdown(case: Case, now: datetime, period_start: datetime | None) -> Countdown:
-    """Green; amber from 80 % of the time between the deadline period's start and the
-    deadline; red once overdue. Cases not open have no countdown ("none")."""
+def overdue(case: Case, now: datetime) -> bool:
+    """Whether an open case is past its deadline."""
+    return (case.deadline is not None and case.state.value in OPEN_STATES
+            and case.deadline < now)
+
+
+def countdown(case: Case, now: datetime, period_start: datetime | None, limit: TimeLimit,
+              calendar: WorkCalendar, tz: ZoneInfo) -> Countdown:
+    """Green; amber from 80 % of the case's time limit, counted from the deadline period's
+    start in working time when the limit is in working time (as the scheduler's warning:
+    a night or a weekend uses none of a working-hours limit); red once overdue. Cases not
+    open have no countdown ("none")."""
     if case.deadline is None or case.state.value not in OPEN_STATES:
         return Countdown("none", case.deadline, None)
     left = int((case.deadline - now).total_seconds())
-    if left < 0:
+    if overdue(case, now):
         return Countdown("red", case.deadline, left)
     start = period_start or case.registered_at or case.created_at
-    span = (case.deadline - start).total_seconds()
-    amber = span <= 0 or (now - start).total_seconds() >= WARN_SHARE * span
+    amber = (case.deadline <= start or calendar.elapsed_fraction(
+        start, case.deadline, now, limit, tz) >= WARN_SHARE)
     return Countdown("amber" if amber else "green", case.deadline, left)
 
 
-async def countdowns(conn: Connection, cases: Sequence[Case], now: datetime
+async def countdowns(conn: Connection, reference: ReferenceData,
+                     cases: Sequence[tuple[Case, str | None]], now: datetime
                      ) -> dict[str, Countdown]:
-    """The countdown of each case by number, from the start of its deadline period."""
-    starts = await schedule_store.deadline_periods(conn, [c.id for c in cases if c.id])
-    return {c.number: countdown(c, now, starts.get(c.id or 0)) for c in cases}
+    """The countdown of each (case, subcategory) by case number, from the start of its
+    deadline period."""
+    starts = await schedule_store.deadline_periods(conn, [c.id for c, _ in cases if c.id])
+    return {case.number: countdown(case, now, starts.get(case.id or 0),
+                                   reference.time_limit_of(case.category, subcategory),
+                                   reference.calendar, reference.tz)
+            for case, subcategory in cases}
 
 
 async def last_change(conn: Connection) -> int:

@@ -181,11 +181,7 @@ class Deadlines:
                 return queued
 
     def _limit(self, stored: StoredCase) -> TimeLimit:
-        catalog = self.reference.catalog
-        try:
-            return catalog.time_limit_of(stored.case.category, stored.details.subcategory)
-        except KeyError:
-            return catalog.time_limit_of(catalog.fallback.code)
+        return self.reference.time_limit_of(stored.case.category, stored.details.subcategory)
 
     def warn_moment(self, stored: StoredCase, start: datetime) -> datetime | None:
         """When 80% of the case's current time limit has passed (working time if it counts

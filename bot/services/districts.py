@@ -65,6 +65,17 @@ class District:
         self.matcher = geo.BuildingMatcher(
             [geo.Building(b.name, b.address, b.grid_code, b.lat, b.lon, b.name_en,
                           b.address_en) for b in buildings])
+        self._grids = sorted((f for f in features if f.level == "grid"), key=lambda f: f.code)
+        self._grid_geojson: list[tuple[Area, str]] | None = None
+
+    def grid_outlines(self) -> list[tuple[Area, str]]:
+        """Every grid, by code, with its outline as GeoJSON text: written once per
+        district (the console's map sends a thousand of them with every answer)."""
+        if self._grid_geojson is None:
+            self._grid_geojson = [
+                (self.areas[f.code], json.dumps(mapping(f.geometry), separators=(",", ":")))
+                for f in self._grids if f.code in self.areas]
+        return self._grid_geojson
 
     @classmethod
     async def load(cls, db: Database) -> District:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.domain.categories import Catalog
+from bot.domain.categories import Catalog, TimeLimit
 from bot.domain.departments import Department
 from bot.domain.households import TagCatalog
 from bot.domain.worktime import WorkCalendar
@@ -34,3 +34,11 @@ class ReferenceData:
         asks `reference.district` (routing a report by its pin, notices, the console)
         uses the new areas, grid index and buildings from its next question on."""
         self.district = await District.load(db)
+
+    def time_limit_of(self, category: str, subcategory: str | None = None) -> TimeLimit:
+        """A case's time limit by its category and subcategory; the fallback category's
+        when the catalog no longer knows them (edited since the case was filed)."""
+        try:
+            return self.catalog.time_limit_of(category, subcategory)
+        except KeyError:
+            return self.catalog.time_limit_of(self.catalog.fallback.code)

@@ -110,7 +110,8 @@ async def _rows_context(request: Request, staff: Staff, filters: Filters
     since = await caselist.last_change(conn)
     found: CasePage = await caselist.list_cases(conn, filters, staff.actors, now,
                                                 bot.settings.timezone)
-    clocks = await caselist.countdowns(conn, [c.case for c in found.cases], now)
+    clocks = await caselist.countdowns(conn, bot.reference,
+                                      [(c.case, c.subcategory) for c in found.cases], now)
     pages = max(1, -(-found.total // caselist.PAGE_SIZE))
     return {"found": found, "states": caselist.STATES, "cap": caselist.COUNT_CAP,
             "clocks": clocks, "filters": filters, "since": since,
@@ -157,7 +158,6 @@ async def case_csv(request: Request, staff: Staff) -> Response:
     filters = Filters.from_params(request.query_params)
     cases = await caselist.export_cases(bot.db.conn, filters, staff.actors, now,
                                         bot.settings.timezone)
-    clocks = await caselist.countdowns(bot.db.conn, [c.case for c in cases], now)
     tz = bot.settings.timezone
     district = bot.reference.district
 
@@ -177,7 +177,7 @@ async def case_csv(request: Request, staff: Staff) -> Response:
             district.name(case.community_code, staff.locale),
             district.name(case.grid_code, staff.locale), item.address or "",
             item.description, item.source_channel or "", when(case.created_at),
-            when(case.deadline), "1" if clocks[case.number].colour == "red" else "",
+            when(case.deadline), "1" if caselist.overdue(case, now) else "",
             when(item.changed_at)])
     stamp = now.astimezone(tz).strftime("%Y%m%d-%H%M")
     return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
@@ -212,7 +212,9 @@ async def _case_context(request: Request, staff: Staff, view: casework.CaseView,
     bot = web.gridbot(request)
     now = bot.clock.now()
     conn = bot.db.conn
-    clock = (await caselist.countdowns(conn, [stored.case], now))[stored.case.number]
+    clock = (await caselist.countdowns(conn, bot.reference,
+                                      [(stored.case, stored.details.subcategory)], now)
+             )[stored.case.number]
     data = await console_cases.page_data(conn, bot.reference, view, stored, staff.actors,
                                          staff.locale, masked=staff.masked)
     photos = [{"url": _photo_link(request, p.media_id), "role": p.role} for p in data.photos]

@@ -5,7 +5,9 @@ both it and the case page's small map draw (Leaflet, bot/static/console/map.js).
 `/console/map/data.json?…filters` answers with an ETag (with `layer=grids`, the grids'
 outlines and names alone: the notice composer's map of its audience); the page polls it every few
 seconds with If-None-Match and gets 304 until a case changes (or a minute passes: cases
-turn overdue with time alone). No tile layer unless GRIDBOT_MAP_TILES is set; then the CSP
+turn overdue with time alone). Past `casemap.POINTS_AT_ONCE` cases it holds the grids'
+counts only, and the page then adds its view's bounds (`&bbox=west,south,east,north`).
+No tile layer unless GRIDBOT_MAP_TILES is set; then the CSP
 lets that host's images in, on the map pages only.
 """
 
@@ -74,16 +76,17 @@ async def map_json(request: Request, staff: Staff) -> Response:
     with `layer=grids`); 304 while the ETag the browser holds is still current."""
     bot = web.gridbot(request)
     filters = Filters.from_params(request.query_params)
+    within = casemap.bounds_from_param(request.query_params.get("bbox", ""))
     with_cases = request.query_params.get("layer") != "grids"
     now = bot.clock.now()
     version = await casemap.map_version(bot.db.conn, filters, staff.actors, now,
-                                        staff.locale, with_cases)
+                                        staff.locale, within, with_cases)
     if request.headers.get("if-none-match", "").strip('W/"') == version:
         return Response(status_code=304, headers={**web.SECURITY_HEADERS,
                                                   "ETag": f'"{version}"'})
     data = await casemap.map_data(bot.db.conn, bot.reference.district, filters,
                                   staff.actors, now, bot.settings.timezone, staff.locale,
-                                  with_cases)
+                                  within, with_cases)
     return Response(data.json_text(), media_type="application/json",
                     headers={**web.SECURITY_HEADERS, "ETag": f'"{version}"'})
 

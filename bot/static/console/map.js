@@ -2,7 +2,10 @@
 //  - #case-map (the map page): the grids from data-source as polygons coloured by their
 //    counts, the cases as markers coloured by urgency and overdue, clustered when dense;
 //    a click on a marker opens the case. Polls data-source every data-poll seconds with
-//    If-None-Match: 304 while nothing changed.
+//    If-None-Match: 304 while nothing changed. When the cases are too many to send one by
+//    one the server answers `aggregated` (no points: the grids' counts): the page draws one
+//    marker per grid (a click zooms to the grid) and from then on asks for its view's
+//    bounds (&bbox=), getting that area's points once they are few enough.
 //  - .place-map[data-place] (the case page): the case's grid and its pin, replacing the
 //    server's sketch; drawn again after htmx swaps the case page's live part.
 //  - #audience-map (the notice composer): the grids of the tree of ticks beside it
@@ -56,6 +59,7 @@
       });
     } catch (e) { /* names stay codes */ }
     var status = document.getElementById("map-status");
+    map.on("zoomend", function () { element.setAttribute("data-zoom", String(map.getZoom())); });
     var grids = L.geoJSON(null, {
       style: function (feature) { return gridStyle(feature.properties); },
       onEachFeature: function (feature, layer) {
@@ -69,8 +73,11 @@
                                    className: "grid-label" + (p.overdue ? " has-overdue" : "") });
       }
     }).addTo(map);
+    // No split and merge animation: the markers are replaced when a zoom brings the new
+    // view's cases, and a replacement during that animation left the clusters unable to
+    // open (spiderfy refuses while it believes an animation runs).
     var clusters = L.markerClusterGroup({
-      showCoverageOnHover: false, maxClusterRadius: 40, spiderfyOnMaxZoom: true,
+      showCoverageOnHover: false, maxClusterRadius: 40, spiderfyOnMaxZoom: true, animate: false,
       iconCreateFunction: function (cluster) {
         var overdue = cluster.getAllChildMarkers().some(function (m) { return m.options.overdue; });
         var n = cluster.getChildCount();
@@ -81,9 +88,16 @@
         });
       }
     });  // added to the map once it has a view (the clusters are made for a zoom)
+    var bubbles = L.layerGroup();  // one marker per grid while the server aggregates
     var caseUrl = element.getAttribute("data-case-url");
     var etag = null;
     var fitted = false;
+    var bounded = false;  // once an answer was aggregated: ask for the view's bounds
+    var box = null;  // the bounds last asked for (the view and a margin)
+    var boxHasPoints = false;  // ...and whether their answer held the points
+    var lastUrl = null;
+    var drawnText = null;  // the answer drawn last
+    var asked = 0;  // the latest request: an older answer arriving late is dropped
 
     function marker(point) {
       var number = point[0], urgency = point[3], overdue = point[5] === 1;
@@ -106,6 +120,24 @@
       return m;
     }
 
+    // a grid's cases as one marker (when the server sent counts, not points)
+    function gridMarker(layer) {
+      var p = layer.feature.properties;
+      var area = layer.getBounds();
+      var icon = L.divIcon({
+        html: "<div><span>" + Number(p.count) + "</span></div>",
+        className: "marker-cluster case-cluster grid-cluster " + (p.overdue ? "has-overdue" : "marker-cluster-small"),
+        iconSize: L.point(40, 40)
+      });
+      var m = L.marker(area.getCenter(), { icon: icon, keyboard: true, title: p.name });
+      m.on("click", function () { map.fitBounds(area, { padding: [12, 12] }); });
+      m.on("add", function () {
+        var el = m.getElement();
+        if (el) el.setAttribute("data-grid", p.code);
+      });
+      return m;
+    }
+
     function draw(data) {
       grids.clearLayers();
       grids.addData(data.grids);
@@ -114,28 +146,67 @@
         else map.setView([30.28, 120.12], 14);
         fitted = true;
         clusters.addTo(map);
+        bubbles.addTo(map);
+        // after the first view: zooming or panning asks for the new view's cases
+        map.on("moveend", function () { if (bounded && source() !== lastUrl) load(); });
       }
       clusters.clearLayers();
+      bubbles.clearLayers();
       clusters.addLayers(data.points.map(marker));
+      boxHasPoints = !data.aggregated;
+      if (data.aggregated) {
+        bounded = true;
+        grids.eachLayer(function (layer) {
+          if (layer.feature.properties.count > 0) bubbles.addLayer(gridMarker(layer));
+        });
+      }
+      element.setAttribute("data-mode", data.aggregated ? "grids" : "points");
       element.setAttribute("data-points", String(data.points.length));
+      element.setAttribute("data-grid-markers", String(bubbles.getLayers().length));
       element.setAttribute("data-grids", String(data.grids.features.length));
       if (status) {
-        status.textContent = format(element.getAttribute(data.truncated ? "data-text-truncated" : "data-text-shown"),
-                                    { n: data.points.length });
+        var text = data.aggregated ? "data-text-aggregated" : data.truncated ? "data-text-truncated" : "data-text-shown";
+        status.textContent = format(element.getAttribute(text),
+                                    { n: data.aggregated ? data.total : data.points.length });
       }
       element.setAttribute("data-version", etag || "");
       element.dispatchEvent(new CustomEvent("map:drawn", { bubbles: true }));
     }
 
+    function source() {
+      var url = element.getAttribute("data-source");
+      if (!bounded) return url;
+      // the same bounds while the view stays inside bounds whose points we hold (a poll
+      // then gets 304, and a zoom into a cluster keeps its markers); else the new view's
+      var view = map.getBounds();
+      if (!(box && boxHasPoints && box.contains(view))) box = view.pad(0.1);
+      var edges = [box.getWest(), box.getSouth(), box.getEast(), box.getNorth()].map(function (n) {
+        return n.toFixed(5);
+      });
+      return url + (url.indexOf("?") < 0 ? "?" : "&") + "bbox=" + edges.join(",");
+    }
+
     function load() {
       var headers = etag ? { "If-None-Match": etag } : {};
-      return fetch(element.getAttribute("data-source"), { headers: headers, credentials: "same-origin" })
+      var mine = ++asked;
+      lastUrl = source();
+      return fetch(lastUrl, { headers: headers, credentials: "same-origin" })
         .then(function (response) {
-          if (response.status === 304 || !response.ok) return null;
+          if (mine !== asked || response.status === 304 || !response.ok) return null;
           etag = response.headers.get("ETag");
-          return response.json();
+          return response.text();
         })
-        .then(function (data) { if (data) draw(data); })
+        .then(function (text) {
+          if (!text) return;
+          // the same as drawn (other bounds, the same counts): nothing is redrawn, so an
+          // opened cluster stays open and a click at that moment is not lost
+          if (text === drawnText) {
+            element.setAttribute("data-version", etag || "");
+            return;
+          }
+          drawnText = text;
+          draw(JSON.parse(text));
+        })
         .catch(function (error) {  // tried again at the next tick
           element.setAttribute("data-error", String(error && error.message || error));
         });
