@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.clock import iso
+from bot.domain.clock import iso, parse_iso
 from store.db import Connection, fetch, is_postgres
 from store.pg import PgConnection
 
@@ -236,6 +236,17 @@ async def record_sent(
     await conn.execute(
         "UPDATE outbox SET status = 'sent', provider_id = ?, sent_at = ?, error = NULL"
         " WHERE id = ?", (provider_id, iso(now), message_id))
+
+
+async def recent_sends(conn: Connection, channel: str,
+                       since: datetime) -> list[tuple[str, datetime]]:
+    """(address, sent_at) of the channel's messages the provider accepted since then, by
+    any process, oldest first: what a sender that takes over must count against the
+    limits. `sent_at` is stored to the second (`iso`)."""
+    rows = await fetch(conn, "SELECT address, sent_at FROM outbox WHERE channel = ?"
+                             " AND sent_at IS NOT NULL AND sent_at >= ? ORDER BY sent_at",
+                       (channel, iso(since)))
+    return [(str(r[0]), parse_iso(r[1])) for r in rows]
 
 
 async def record_retry(
