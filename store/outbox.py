@@ -270,20 +270,28 @@ async def attempts_of(conn: Connection, message_id: int) -> int:
     return int(rows[0][0]) if rows else 0
 
 
-async def requeue_in_flight(conn: Connection, now: datetime | None = None) -> int:
+async def requeue_in_flight(conn: Connection, now: datetime | None = None,
+                            keep: Collection[int] = ()) -> int:
     """After a crash: messages taken but not confirmed go back to the queue.
 
     This is the one place a message can be sent twice: the provider may have accepted it
     just before the crash. On PostgreSQL, where other processes may be sending right now,
-    only messages whose lease has passed go back (`now`: the time to compare with).
+    only messages whose lease has passed go back (`now`: the time to compare with). The
+    messages in `keep` — the caller's own process holds them — never do: a renewal of
+    their lease that came late must not let their own process send them twice.
     """
+    kept = json.dumps(sorted(keep))
     if is_postgres(conn):
         stamp = iso(now) if now is not None else "9999"
         cursor = await conn.execute(
             "UPDATE outbox SET status = 'queued' WHERE status = 'sending'"
-            " AND (lease_until IS NULL OR lease_until <= ?)", (stamp,))
+            " AND (lease_until IS NULL OR lease_until <= ?)"
+            " AND id NOT IN (SELECT CAST(value AS INTEGER) FROM json_each(?))",
+            (stamp, kept))
         return cursor.rowcount
-    cursor = await conn.execute("UPDATE outbox SET status = 'queued' WHERE status = 'sending'")
+    cursor = await conn.execute(
+        "UPDATE outbox SET status = 'queued' WHERE status = 'sending'"
+        " AND id NOT IN (SELECT CAST(value AS INTEGER) FROM json_each(?))", (kept,))
     return cursor.rowcount
 
 

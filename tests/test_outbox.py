@@ -489,3 +489,19 @@ async def test_after_a_takeover_the_bot_keeps_30_a_second_and_a_chat_its_burst_t
     # The chat's token bucket of 3 holds over both senders: 3 at once, then 1 a second.
     assert all(chat[j] - chat[i] >= (j - i + 1) - 3 - 1e-6
                for i in range(len(chat)) for j in range(i + 1, len(chat)))
+
+
+async def test_what_a_process_still_holds_is_not_queued_again_when_its_lease_ran_out(
+        gridbot: Gridbot, clock: FakeClock) -> None:
+    """The housekeeping queues again what a dead process held once its lease has passed;
+    what its own process holds, it leaves alone however late the renewal (else that
+    process would send it twice)."""
+    await queue(gridbot, *(row(f"r{i}", f"m{i}") for i in range(3)))
+    async with gridbot.db.transaction() as conn:
+        taken = await outbox_store.claim(conn, CHANNEL, clock.now(), 3)
+    clock.advance(timedelta(minutes=5))  # every lease has long passed
+    ours = {m.id for m in taken[:2]}
+    async with gridbot.db.transaction() as conn:
+        assert await outbox_store.requeue_in_flight(conn, clock.now(), keep=ours) == 1
+    assert [(await status(gridbot, m.body))[0] for m in taken] == ["sending", "sending",
+                                                                   "queued"]

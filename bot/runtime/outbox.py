@@ -435,11 +435,16 @@ class OutboxWorker:
 
     # --- claiming and taking turns -------------------------------------------------------
 
+    def holding(self) -> set[int]:
+        """The messages this worker holds: claimed and waiting for their turn, or being
+        sent (their rows are `sending`)."""
+        return {m.id for queue in self.held.values() for m in queue} | self._flying_ids
+
     async def _renew_leases(self) -> None:
         """With several processes: what this one holds keeps its lease (each poll)."""
         if self.leadership is None:
             return
-        ids = {m.id for queue in self.held.values() for m in queue} | self._flying_ids
+        ids = self.holding()
         if ids:
             async with self.db.transaction() as conn:
                 await outbox_store.extend_leases(conn, ids, self.clock.now())
