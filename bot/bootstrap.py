@@ -120,8 +120,9 @@ class Gridbot:
         reporter = self.health.reporter("takeover")
         while True:
             try:
+                held = set().union(*(worker.holding() for worker in self.workers))
                 async with self.db.transaction() as conn:
-                    await outbox_store.requeue_in_flight(conn, self.clock.now())
+                    await outbox_store.requeue_in_flight(conn, self.clock.now(), keep=held)
                 await self.engine.recover()
             except TRANSIENT_ERRORS as exc:
                 await asyncio.sleep(reporter.failed(exc))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.clock import iso
+from bot.domain.clock import iso, parse_iso
 from store.db import Connection, fetch, is_postgres
 from store.pg import PgConnection
 
@@ -238,6 +238,17 @@ async def record_sent(
         " WHERE id = ?", (provider_id, iso(now), message_id))
 
 
+async def recent_sends(conn: Connection, channel: str,
+                       since: datetime) -> list[tuple[str, datetime]]:
+    """(address, sent_at) of the channel's messages the provider accepted since then, by
+    any process, oldest first: what a sender that takes over must count against the
+    limits. `sent_at` is stored to the second (`iso`)."""
+    rows = await fetch(conn, "SELECT address, sent_at FROM outbox WHERE channel = ?"
+                             " AND sent_at IS NOT NULL AND sent_at >= ? ORDER BY sent_at",
+                       (channel, iso(since)))
+    return [(str(r[0]), parse_iso(r[1])) for r in rows]
+
+
 async def record_retry(
     conn: Connection, message_id: int, error: str, next_attempt: datetime
 ) -> None:
@@ -259,20 +270,28 @@ async def attempts_of(conn: Connection, message_id: int) -> int:
     return int(rows[0][0]) if rows else 0
 
 
-async def requeue_in_flight(conn: Connection, now: datetime | None = None) -> int:
+async def requeue_in_flight(conn: Connection, now: datetime | None = None,
+                            keep: Collection[int] = ()) -> int:
     """After a crash: messages taken but not confirmed go back to the queue.
 
     This is the one place a message can be sent twice: the provider may have accepted it
     just before the crash. On PostgreSQL, where other processes may be sending right now,
-    only messages whose lease has passed go back (`now`: the time to compare with).
+    only messages whose lease has passed go back (`now`: the time to compare with). The
+    messages in `keep` — the caller's own process holds them — never do: a renewal of
+    their lease that came late must not let their own process send them twice.
     """
+    kept = json.dumps(sorted(keep))
     if is_postgres(conn):
         stamp = iso(now) if now is not None else "9999"
         cursor = await conn.execute(
             "UPDATE outbox SET status = 'queued' WHERE status = 'sending'"
-            " AND (lease_until IS NULL OR lease_until <= ?)", (stamp,))
+            " AND (lease_until IS NULL OR lease_until <= ?)"
+            " AND id NOT IN (SELECT CAST(value AS INTEGER) FROM json_each(?))",
+            (stamp, kept))
         return cursor.rowcount
-    cursor = await conn.execute("UPDATE outbox SET status = 'queued' WHERE status = 'sending'")
+    cursor = await conn.execute(
+        "UPDATE outbox SET status = 'queued' WHERE status = 'sending'"
+        " AND id NOT IN (SELECT CAST(value AS INTEGER) FROM json_each(?))", (kept,))
     return cursor.rowcount
 
 

@@ -17,10 +17,8 @@ The lease is injected short (GRIDBOT_LEASE_SECONDS=2) rather than waited out.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -33,13 +31,22 @@ import psycopg
 import pytest
 
 from bot.runtime.outbox import Limits
-from tests.fake_telegram import FakeTelegram, Updates, listening_socket
+from tests.fake_telegram import FakeTelegram, Updates
 from tests.pg_harness import INSTALL_HINT, PgDatabases, pg_bin
+from tests.serve_harness import (
+    count,
+    environment,
+    free_port,
+    gridbot,
+    healthy,
+    sender_role_of,
+    serve,
+    wait_until,
+)
 from tests.telegram_harness import SECRET
 
 pytestmark = pytest.mark.skipif(pg_bin() is None, reason=INSTALL_HINT)
 
-ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = 3
 RESIDENTS = 40
 MESSAGES = 4  # each writes /case 261123-001 … -004: each reply names the number asked
@@ -48,58 +55,23 @@ LEASE_SECONDS = 3.0
 POSTERS = 3  # processes posting the residents' updates
 
 
-def free_port() -> int:
-    sock = listening_socket()
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
-
-
-def environment(folder: Path, url: str, fake: FakeTelegram) -> dict[str, str]:
-    return {**os.environ, "GRIDBOT_DATABASE": url, "GRIDBOT_MEDIA_DIR": str(folder / "media"),
-            "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_BASE_URL": fake.base_url,
-            "TELEGRAM_MODE": "webhook", "TELEGRAM_WEBHOOK_SECRET": SECRET,
-            "GRIDBOT_PUBLIC_URL": "https://bot.example.org",
-            "GRIDBOT_LEASE_SECONDS": str(LEASE_SECONDS), "GRIDBOT_TICK_SECONDS": "1",
-            "GRIDBOT_QUIET_HOURS": "off", "GRIDBOT_DIGEST_MORNING": "off",
-            "GRIDBOT_DIGEST_EVENING": "off", "GRIDBOT_MEETING_CRON": "off"}
-
-
-def wait_until(condition: object, what: str, timeout: float = 60.0) -> None:
-    """Poll real processes' progress (not a clock): fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def healthy(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.fixture
 def cluster(tmp_path: Path, fake: FakeTelegram,
             pg_databases: PgDatabases) -> Iterator[tuple[str, list[tuple[int,
                                                                     subprocess.Popen[bytes]]]]]:
     """The database and three running servers, (port, process) each; all stopped after."""
     url = pg_databases.fresh()
-    env = environment(tmp_path, url, fake)
-    migrated = subprocess.run([sys.executable, "-m", "bot", "migrate"], env=env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)
-    assert migrated.returncode == 0, migrated.stderr
+    env = environment(tmp_path, url, fake, TELEGRAM_MODE="webhook",
+                      TELEGRAM_WEBHOOK_SECRET=SECRET,
+                      GRIDBOT_PUBLIC_URL="https://bot.example.org",
+                      GRIDBOT_LEASE_SECONDS=str(LEASE_SECONDS))
+    gridbot(env, "migrate")
     servers: list[tuple[int, subprocess.Popen[bytes]]] = []
     try:
         for n in range(PROCESSES):
             port = free_port()
-            log = (tmp_path / f"serve-{n}.log").open("ab")
-            process = subprocess.Popen(
-                [sys.executable, "-m", "bot", "serve"], cwd=ROOT, stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**env, "GRIDBOT_PORT": str(port), "GRIDBOT_PROCESS_NAME": f"p{n}"})
+            process = serve({**env, "GRIDBOT_PORT": str(port),
+                             "GRIDBOT_PROCESS_NAME": f"p{n}"}, tmp_path / f"serve-{n}.log")
             servers.append((port, process))
             # One at a time: the first one up takes the sender's and the scheduler's roles.
             wait_until(lambda port=port: healthy(port), f"server {n} to start")
@@ -116,18 +88,9 @@ def cluster(tmp_path: Path, fake: FakeTelegram,
         pg_databases.drop(url)
 
 
-def sender_role_of(port: int) -> bool:
-    """Whether the process on that port sends for Telegram now (its /metrics says)."""
-    page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return any(line.startswith("gridbot_leader{") and 'role="outbox-telegram"' in line
-               and line.endswith(" 1.0") for line in page.splitlines())
-
-
 def stored_count(url: str, sql: str = "SELECT count(*) FROM inbox") -> int:
     """Updates in the inbox so far (or another count)."""
-    with psycopg.connect(url) as conn:
-        row = conn.execute(sql.encode()).fetchone()
-    return int(row[0]) if row else 0
+    return count(url, sql)
 
 
 def post_residents(work: tuple[list[list[dict[str, Any]]], list[int]]) -> dict[int, int]:

@@ -16,6 +16,7 @@ from bot.bootstrap import Gridbot
 from bot.domain.clock import FakeClock
 from bot.runtime.outbox import (
     MAX_ATTEMPTS,
+    RATE_MARGIN,
     Delivery,
     Limits,
     OutboxWorker,
@@ -23,6 +24,7 @@ from bot.runtime.outbox import (
 )
 from store import outbox as outbox_store
 from store import people as people_store
+from store.leader import Leadership
 from store.outbox import PRIORITY_BULK, PRIORITY_REPLY, OutboundRow, StoredOutbound
 
 CHANNEL = "fake"
@@ -389,3 +391,117 @@ async def test_messages_to_addresses_without_a_limit_take_turns(gridbot: Gridbot
     await run_until_all_started(Worker(gridbot, sender, timer), sender)
     order = [body for _, body, _ in sender.started]
     assert order.index("short") <= 2
+
+
+# --- the limits across a takeover (PostgreSQL) or a restart (SQLite) ----------------------------
+
+class ClockedTime(FakeTime):
+    """Virtual time that moves the wall clock too, so that what the senders record
+    (`sent_at`) and what they pace by go on together."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.epoch = clock.now()
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def now(self) -> float:
+        return self._now
+
+    @now.setter
+    def now(self, value: float) -> None:
+        self._now = value
+        self.clock.current = self.epoch + timedelta(seconds=value - 1000.0)
+
+
+class Senders:
+    """Sender A, then sender B over the same database, on one virtual time: on PostgreSQL
+    two processes' senders (each with its own advisory-lock session, A leading first); on
+    SQLite one process's sender before a crash and after the restart."""
+
+    def __init__(self, bot: Gridbot) -> None:
+        assert isinstance(bot.clock, FakeClock)
+        self.bot = bot
+        self.timer = ClockedTime(bot.clock)
+        self.shared = Leadership(bot.settings.database).shared
+
+    def worker(self, sender: Recorder) -> Worker:
+        work = Worker(self.bot, sender, self.timer)
+        work.outbox.limiter = RateLimiter(  # the real pacer, margin and all
+            sender.limits.per_second, margin=RATE_MARGIN, timer=self.timer,
+            sleep=self.timer.sleep)
+        if self.shared:
+            work.outbox.leadership = Leadership(self.bot.settings.database)
+        return work
+
+    async def a_sends_then_dies(self, sender: Recorder) -> None:
+        """A sends until `sender.expected` messages started, and dies: its session ends,
+        so the role is free (PostgreSQL); what it held is queued again (SQLite's start)."""
+        work = self.worker(sender)
+        await run_until_all_started(work, sender)
+        if work.outbox.leadership is not None:
+            await work.outbox.leadership.close()
+        async with self.bot.db.transaction() as conn:
+            await outbox_store.requeue_in_flight(conn, self.bot.clock.now())
+
+    async def b_takes_over(self, sender: Recorder) -> None:
+        """B sends (it takes the role at its first poll) until `sender.expected` started."""
+        work = self.worker(sender)
+        try:
+            await run_until_all_started(work, sender)
+        finally:
+            if work.outbox.leadership is not None:
+                await work.outbox.leadership.close()
+
+
+async def test_after_a_takeover_a_group_gets_nothing_until_a_minute_after_its_first_of_20(
+        gridbot: Gridbot) -> None:
+    senders = Senders(gridbot)
+    group = "-100777"
+    a = Recorder(TELEGRAM, senders.timer, expected=20)
+    await queue(gridbot, *(row(group, f"a{i}") for i in range(20)))
+    await senders.a_sends_then_dies(a)
+    first = a.started[0][2]
+    assert a.started[-1][2] - first < 60  # twenty in the minute, 3 s apart
+    b = Recorder(TELEGRAM, senders.timer, expected=5)
+    await queue(gridbot, *(row(group, f"b{i}") for i in range(5)))
+    await senders.b_takes_over(b)
+    assert min(t for _, _, t in b.started) >= first + 60.0
+    starts = sorted(t for _, _, t in a.started + b.started)
+    assert all(starts[i + 20] - starts[i] >= 60.0 for i in range(len(starts) - 20))
+
+
+async def test_after_a_takeover_the_bot_keeps_30_a_second_and_a_chat_its_burst_then_1_a_second(
+        gridbot: Gridbot) -> None:
+    senders = Senders(gridbot)
+    a = Recorder(TELEGRAM, senders.timer, expected=30)
+    await queue(gridbot, *(row("42", f"a{i}") for i in range(3)),
+                *(row(str(3000 + i), f"a bulk {i}", PRIORITY_BULK) for i in range(27)))
+    await senders.a_sends_then_dies(a)  # a full second's 30, the chat's burst of 3 in it
+    b = Recorder(TELEGRAM, senders.timer, expected=33)
+    await queue(gridbot, *(row("42", f"b{i}") for i in range(3)),
+                *(row(str(4000 + i), f"b bulk {i}", PRIORITY_BULK) for i in range(30)))
+    await senders.b_takes_over(b)
+    everything = a.started + b.started
+    assert busiest_second([t for _, _, t in everything]) <= 30
+    chat = sorted(t for address, _, t in everything if address == "42")
+    assert len(chat) == 6
+    # The chat's token bucket of 3 holds over both senders: 3 at once, then 1 a second.
+    assert all(chat[j] - chat[i] >= (j - i + 1) - 3 - 1e-6
+               for i in range(len(chat)) for j in range(i + 1, len(chat)))
+
+
+async def test_what_a_process_still_holds_is_not_queued_again_when_its_lease_ran_out(
+        gridbot: Gridbot, clock: FakeClock) -> None:
+    """The housekeeping queues again what a dead process held once its lease has passed;
+    what its own process holds, it leaves alone however late the renewal (else that
+    process would send it twice)."""
+    await queue(gridbot, *(row(f"r{i}", f"m{i}") for i in range(3)))
+    async with gridbot.db.transaction() as conn:
+        taken = await outbox_store.claim(conn, CHANNEL, clock.now(), 3)
+    clock.advance(timedelta(minutes=5))  # every lease has long passed
+    ours = {m.id for m in taken[:2]}
+    async with gridbot.db.transaction() as conn:
+        assert await outbox_store.requeue_in_flight(conn, clock.now(), keep=ours) == 1
+    assert [(await status(gridbot, m.body))[0] for m in taken] == ["sending", "sending",
+                                                                   "queued"]

@@ -45,6 +45,12 @@ TAKEOVER_PAUSE = 1.0
 # 60 by default; at least 2 here: a lease shorter than twice this would run out on a
 # live process).
 RENEW_SECONDS = 0.5
+# A sender that starts sending for a channel (a takeover, or the first start after a crash)
+# first reads what the channel sent this long back, and counts it against its limits.
+SEEN_SECONDS = 60.0
+# `sent_at` is stored to the second and written when the provider answered: a send counts
+# as made at the end of its stored second, never earlier than it was.
+STAMP_RESOLUTION = 1.0
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,17 @@ class RateLimiter:
                 return
             await self.sleep(max(planned, window_opens) - now)
 
+    def seed(self, starts: list[float]) -> None:
+        """Count starts made elsewhere (another process, or this one before a restart),
+        at these moments of `timer`, oldest first: the next start keeps the spacing and
+        the one-second window after them as if this limiter had made them."""
+        if not starts:
+            return
+        merged = sorted([*self.recent, *starts])
+        self.recent.clear()
+        self.recent.extend(merged[-(self.recent.maxlen or 1):])
+        self.last = max(self.last if self.last is not None else merged[-1], merged[-1])
+
 
 class AddressTurns:
     """A token bucket per address: who may start now, and when the others may.
@@ -177,6 +194,23 @@ class AddressTurns:
             return now
         tokens = self._tokens(address, gap, burst, now)
         return now if tokens >= 1 - 1e-9 else now + (1 - tokens) * gap
+
+    def seed(self, address: str, starts: list[float]) -> None:
+        """Count starts to this address made elsewhere, at these moments of `timer`
+        (oldest first): its bucket is what it would be had they been taken here, unless
+        this one's own is emptier."""
+        gap, burst = self.limits.turn(address)
+        if not gap or not starts:
+            return
+        tokens, at = float(burst), starts[0]
+        for moment in starts:
+            tokens = min(float(burst), tokens + (moment - at) / gap) - 1
+            at = moment
+        now = self.timer()
+        own = self.buckets.get(address)
+        if own is None or self._tokens(address, gap, burst, now) > min(
+                float(burst), tokens + (now - at) / gap):
+            self.buckets[address] = (tokens, at)
 
     def take(self, address: str) -> None:
         """A message to this address starts now."""
@@ -257,18 +291,50 @@ class OutboxWorker:
     async def _leads(self) -> bool:
         """Whether this process sends for the channel now (taking the role if free).
 
-        A process that has just taken the role waits `TAKEOVER_PAUSE` before its first
-        send: the process it took over from may have sent a second's worth just before it
-        died, and that second and this one's first together must stay within the limits
-        (overall, and 1 a second per chat).
+        When it starts sending — it has just taken the role from another process, or it
+        is the first start after a crash on SQLite — it first counts what the channel
+        sent in the last minute (`_count_recent_sends`), so that a group that had its 20
+        this minute, a chat its burst, or the bot its 30 this second get nothing more
+        until the limits allow. A process that has just taken the role also waits
+        `TAKEOVER_PAUSE` before its first send: the process it took over from may have
+        handed messages to the provider whose sending it never recorded, and its last
+        second and this one's first together must stay within the limits (overall, and
+        1 a second per chat).
         """
-        if self.leadership is None:
-            return True
-        leads = await self.leadership.holds(self.name)
+        leads = True if self.leadership is None else await self.leadership.holds(self.name)
         if leads and not self._led:
-            self.limiter.last = self.timer() + TAKEOVER_PAUSE - self.limiter.interval
+            await self._count_recent_sends()
+            if self.leadership is not None:
+                self.limiter.last = max(self.limiter.last or 0.0, self.timer()
+                                        + TAKEOVER_PAUSE - self.limiter.interval)
         self._led = leads
         return leads
+
+    async def _count_recent_sends(self) -> None:
+        """Seed the pacers with the channel's sends of the last `SEEN_SECONDS` (recorded
+        by any process), each counted at the end of its stored second."""
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            sends = await outbox_store.recent_sends(conn, self.sender.channel,
+                                                    now - timedelta(seconds=SEEN_SECONDS))
+        if not sends:
+            return
+        timer_now = self.timer()
+        # Wall-clock stamps onto this worker's timer; never later than one stored second
+        # ahead (a clock set back must not silence the channel).
+        moments: list[tuple[str, float]] = [
+            (address, timer_now - min(SEEN_SECONDS, max(
+                -STAMP_RESOLUTION, (now - sent).total_seconds() - STAMP_RESOLUTION)))
+            for address, sent in sends]
+        self.turns.limits = self.sender.limits
+        self.limiter.seed([moment for _, moment in moments])
+        per_address: dict[str, list[float]] = {}
+        for address, moment in moments:
+            per_address.setdefault(address, []).append(moment)
+        for address, starts in per_address.items():
+            self.turns.seed(address, starts)
+        log.info("%s: counted %d messages sent in the last %.0f s against the limits",
+                 self.name, len(sends), SEEN_SECONDS)
 
     @property
     def batch(self) -> int:
@@ -369,11 +435,16 @@ class OutboxWorker:
 
     # --- claiming and taking turns -------------------------------------------------------
 
+    def holding(self) -> set[int]:
+        """The messages this worker holds: claimed and waiting for their turn, or being
+        sent (their rows are `sending`)."""
+        return {m.id for queue in self.held.values() for m in queue} | self._flying_ids
+
     async def _renew_leases(self) -> None:
         """With several processes: what this one holds keeps its lease (each poll)."""
         if self.leadership is None:
             return
-        ids = {m.id for queue in self.held.values() for m in queue} | self._flying_ids
+        ids = self.holding()
         if ids:
             async with self.db.transaction() as conn:
                 await outbox_store.extend_leases(conn, ids, self.clock.now())
