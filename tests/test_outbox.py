@@ -50,6 +50,9 @@ class FakeTime:
         task = asyncio.ensure_future(work)
         while not task.done():
             await asyncio.sleep(0.001)  # let runnable tasks and database threads go first
+            # ...and the tasks made runnable in the same turn of the loop as this wake-up
+            # (a delivery just started), which would otherwise start at the later time.
+            await asyncio.sleep(0)
             if self.sleepers and not task.done():
                 target = self.sleepers[0][0]
                 self.now = max(self.now, target)
