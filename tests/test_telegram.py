@@ -12,12 +12,11 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 from starlette.testclient import TestClient
-from telegram import Bot, ReplyKeyboardRemove
+from telegram import Bot
 from telegram.error import (
     BadRequest,
     Forbidden,
@@ -26,8 +25,10 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
+from telegram.request import BaseRequest
 
 from bot.bootstrap import Gridbot
+from bot.channels.telegram.api import BotApi, result_of
 from bot.channels.telegram.send import TelegramSender, delivery_for, split_text, utf16_len
 from bot.domain.channels import TELEGRAM
 from bot.domain.clock import FakeClock, iso
@@ -466,28 +467,30 @@ async def test_after_a_restart_a_location_keyboard_left_showing_is_removed_once(
     assert "reply_markup" not in group.params  # never in groups: it would reach everyone
 
 
-class StumblingBot:
-    """A Bot stand-in whose first send fails with an error that is not Telegram's."""
+class StumblingApi:
+    """A Bot API stand-in whose first sendMessage fails with an error that is not
+    Telegram's."""
 
     def __init__(self) -> None:
         self.markups: list[object] = []
 
-    async def send_message(self, chat_id: int, text: str, **options: Any) -> Any:
-        self.markups.append(options.get("reply_markup"))
+    async def call(self, method: str, params: dict[str, Any]) -> Any:
+        self.markups.append(params.get("reply_markup"))
         if len(self.markups) == 1:
             raise RuntimeError("the connection pool was closed under us")
-        return SimpleNamespace(message_id=len(self.markups))
+        return {"message_id": len(self.markups)}
 
 
 async def test_a_keyboard_removal_that_did_not_go_out_is_tried_again(gridbot: Gridbot) -> None:
-    bot = StumblingBot()
-    sender = TelegramSender(cast(Bot, bot), gridbot.db, gridbot.settings.media_dir)
+    api = StumblingApi()
+    sender = TelegramSender(Bot("1:x"), gridbot.db, gridbot.settings.media_dir,
+                            api=cast(BotApi, api))
     message = StoredOutbound(1, "telegram", str(RESIDENT), "好的", {}, "queued", "")
     with pytest.raises(RuntimeError):
         await sender.send(message)
     assert (await sender.send(message)).status == "sent"
     assert (await sender.send(replace(message, id=2))).status == "sent"
-    removals = [isinstance(m, ReplyKeyboardRemove) for m in bot.markups]
+    removals = [m == {"remove_keyboard": True} for m in api.markups]
     assert removals == [True, True, False]  # the retry still carries it, then no more
 
 
@@ -799,3 +802,49 @@ async def test_a_case_handed_over_shows_its_place_as_a_venue_then_its_photo_with
     venue = sent[0].params
     assert (venue["latitude"], venue["longitude"]) == (30.27812, 120.1264)
     assert venue["title"] == "3号楼附近" and "33010600100204" in venue["address"]
+
+
+class CannedRequest(BaseRequest):
+    """PTB's request layer answering one canned (status, body): how PTB reads answers."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.answer = (status, body)
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    @property
+    def read_timeout(self) -> float:
+        return 5.0
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        return self.answer
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 7",
+           "parameters": {"retry_after": 7}}),
+    (403, {"ok": False, "error_code": 403,
+           "description": "Forbidden: bot was blocked by the user"}),
+    (400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}),
+    (400, {"ok": False, "error_code": 400, "description": "Bad Request: group chat was upgraded",
+           "parameters": {"migrate_to_chat_id": -1001234}}),
+    (401, {"ok": False, "error_code": 401, "description": "Unauthorized"}),
+    (404, {"ok": False, "error_code": 404, "description": "Not Found"}),
+    (409, {"ok": False, "error_code": 409, "description": "Conflict: terminated by other"}),
+    (502, b"<html>Bad Gateway</html>"),
+    (500, {"ok": False, "error_code": 500, "description": "Internal Server Error"}),
+])
+async def test_the_text_path_reads_bot_api_errors_as_python_telegram_bot_does(
+        status: int, body: dict[str, Any] | bytes) -> None:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    with pytest.raises(TelegramError) as ours:
+        result_of(status, raw)
+    with pytest.raises(TelegramError) as ptbs:
+        await CannedRequest(status, raw).post("https://api.telegram.org/bot1:x/sendMessage")
+    assert type(ours.value) is type(ptbs.value)
+    assert str(ours.value) == str(ptbs.value)
+    assert delivery_for(ours.value) == delivery_for(ptbs.value)
