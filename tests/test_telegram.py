@@ -30,7 +30,7 @@ from telegram.request import BaseRequest
 from bot.bootstrap import Gridbot
 from bot.channels.telegram.api import BotApi, result_of
 from bot.channels.telegram.send import TelegramSender, delivery_for, split_text, utf16_len
-from bot.domain.channels import TELEGRAM
+from bot.domain.channels import SMS, TELEGRAM, Message, join_texts
 from bot.domain.clock import FakeClock, iso
 from bot.entrypoints.http import create_app
 from bot.runtime.outbox import Limits
@@ -848,3 +848,44 @@ async def test_the_text_path_reads_bot_api_errors_as_python_telegram_bot_does(
     assert type(ours.value) is type(ptbs.value)
     assert str(ours.value) == str(ptbs.value)
     assert delivery_for(ours.value) == delivery_for(ptbs.value)
+
+
+# --- a turn's plain texts as one message -----------------------------------------------------
+
+async def test_a_turn_of_two_plain_texts_arrives_as_one_message_in_their_order(
+        tg: Harness, updates: Updates) -> None:
+    menu = await tg.send(updates.text(RESIDENT, "/report"))
+    category = menu[-1].button("市政设施")
+    asked = await tg.send(updates.callback(RESIDENT, category))
+    question = asked[-1].params["text"]
+    # The menu is gone: a note that it is, then the question again, both plain texts.
+    stale = await tg.send(updates.callback(RESIDENT, category))
+    assert len(stale) == 1
+    note, again = stale[0].params["text"].split("\n\n")
+    assert "过期" in note and again == question
+    rows = await tg.bot.db.fetchall("SELECT count(*) FROM outbox WHERE inbox_id ="
+                                    " (SELECT max(id) FROM inbox)")
+    assert rows[0][0] == 1  # one row, one Bot API call
+
+
+async def test_a_text_followed_by_a_text_with_buttons_stays_two_messages(
+        tg: Harness, updates: Updates) -> None:
+    menu = await tg.send(updates.text(RESIDENT, "/report"))
+    await tg.send(updates.callback(RESIDENT, menu[-1].button("市政设施")))
+    await tg.send(updates.text(RESIDENT, "路灯坏了，晚上一片漆黑"))
+    found = await tg.send(updates.location(RESIDENT, 30.2801, 120.11661))
+    assert [c.method for c in found] == ["sendMessage", "sendMessage"]
+    assert found[0].params["text"].startswith("地点") and not found[0].buttons
+    assert "照片" in found[1].params["text"] and found[1].button("没有照片")
+
+
+def test_only_plain_texts_are_joined_within_the_length_and_never_on_sms() -> None:
+    plain: Message = ("一", {})
+    button: Message = ("二", {"buttons": [["好", "1:0"]]})
+    assert join_texts([plain, plain, button, plain, plain], TELEGRAM) == [
+        ("一\n\n一", {}), button, ("一\n\n一", {})]
+    photo: Message = ("图", {"photos": [7]})
+    assert join_texts([plain, photo, plain], TELEGRAM) == [plain, photo, plain]
+    long: Message = ("长" * 2100, {})
+    assert join_texts([long, long], TELEGRAM) == [long, long]  # 4,202 > 4,096: two
+    assert join_texts([plain, plain], SMS) == [plain, plain]
