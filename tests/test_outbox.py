@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
 
 import pytest
@@ -24,6 +25,7 @@ from bot.runtime.outbox import (
 )
 from store import outbox as outbox_store
 from store import people as people_store
+from store.db import Connection
 from store.leader import Leadership
 from store.outbox import PRIORITY_BULK, PRIORITY_REPLY, OutboundRow, StoredOutbound
 
@@ -52,6 +54,9 @@ class FakeTime:
         task = asyncio.ensure_future(work)
         while not task.done():
             await asyncio.sleep(0.001)  # let runnable tasks and database threads go first
+            # ...and the tasks made runnable in the same turn of the loop as this wake-up
+            # (a delivery just started), which would otherwise start at the later time.
+            await asyncio.sleep(0)
             if self.sleepers and not task.done():
                 target = self.sleepers[0][0]
                 self.now = max(self.now, target)
@@ -505,3 +510,47 @@ async def test_what_a_process_still_holds_is_not_queued_again_when_its_lease_ran
         assert await outbox_store.requeue_in_flight(conn, clock.now(), keep=ours) == 1
     assert [(await status(gridbot, m.body))[0] for m in taken] == ["sending", "sending",
                                                                    "queued"]
+
+
+class HeldSender(FakeSender):
+    """Sends once let go: every message is in flight at once before any answer."""
+
+    def __init__(self, limits: Limits, expected: int, timer: FakeTime) -> None:
+        super().__init__(limits, timer=timer)
+        self.expected = expected
+        self.all_in_flight = asyncio.Event()
+        self.let_go = asyncio.Event()
+        self.in_flight = 0
+
+    async def send(self, message: StoredOutbound) -> Delivery:
+        self.in_flight += 1
+        if self.in_flight == self.expected:
+            self.all_in_flight.set()
+        await self.let_go.wait()
+        return await super().send(message)
+
+
+async def test_outcomes_that_arrive_together_are_recorded_in_one_transaction(
+        gridbot: Gridbot, monkeypatch: pytest.MonkeyPatch) -> None:
+    timer = FakeTime()
+    sender = HeldSender(Limits(per_second=1000, concurrency=8), expected=8, timer=timer)
+    await queue(gridbot, *(row(f"chat{i}", f"m{i}") for i in range(8)))
+    work = worker(gridbot, sender, timer)
+    draining = asyncio.ensure_future(work.drain_once())
+    await sender.all_in_flight.wait()
+    transactions = 0
+    real = gridbot.db.transaction
+
+    @contextlib.asynccontextmanager
+    async def counted(starts_with_write: bool = False) -> AsyncIterator[Connection]:
+        nonlocal transactions
+        transactions += 1
+        async with real(starts_with_write) as conn:
+            yield conn
+
+    monkeypatch.setattr(gridbot.db, "transaction", counted)
+    sender.let_go.set()
+    assert await draining == 8
+    assert transactions == 1  # not one for each of the 8 outcomes
+    rows = await gridbot.db.fetchall("SELECT status, count(*) FROM outbox GROUP BY status")
+    assert [tuple(r) for r in rows] == [("sent", 8)]

@@ -12,12 +12,11 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 from starlette.testclient import TestClient
-from telegram import Bot, ReplyKeyboardRemove
+from telegram import Bot
 from telegram.error import (
     BadRequest,
     Forbidden,
@@ -26,10 +25,12 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
+from telegram.request import BaseRequest
 
 from bot.bootstrap import Gridbot
+from bot.channels.telegram.api import BotApi, result_of
 from bot.channels.telegram.send import TelegramSender, delivery_for, split_text, utf16_len
-from bot.domain.channels import TELEGRAM
+from bot.domain.channels import SMS, TELEGRAM, Message, join_texts
 from bot.domain.clock import FakeClock, iso
 from bot.entrypoints.http import create_app
 from bot.runtime.outbox import Limits
@@ -466,28 +467,30 @@ async def test_after_a_restart_a_location_keyboard_left_showing_is_removed_once(
     assert "reply_markup" not in group.params  # never in groups: it would reach everyone
 
 
-class StumblingBot:
-    """A Bot stand-in whose first send fails with an error that is not Telegram's."""
+class StumblingApi:
+    """A Bot API stand-in whose first sendMessage fails with an error that is not
+    Telegram's."""
 
     def __init__(self) -> None:
         self.markups: list[object] = []
 
-    async def send_message(self, chat_id: int, text: str, **options: Any) -> Any:
-        self.markups.append(options.get("reply_markup"))
+    async def call(self, method: str, params: dict[str, Any]) -> Any:
+        self.markups.append(params.get("reply_markup"))
         if len(self.markups) == 1:
             raise RuntimeError("the connection pool was closed under us")
-        return SimpleNamespace(message_id=len(self.markups))
+        return {"message_id": len(self.markups)}
 
 
 async def test_a_keyboard_removal_that_did_not_go_out_is_tried_again(gridbot: Gridbot) -> None:
-    bot = StumblingBot()
-    sender = TelegramSender(cast(Bot, bot), gridbot.db, gridbot.settings.media_dir)
+    api = StumblingApi()
+    sender = TelegramSender(Bot("1:x"), gridbot.db, gridbot.settings.media_dir,
+                            api=cast(BotApi, api))
     message = StoredOutbound(1, "telegram", str(RESIDENT), "好的", {}, "queued", "")
     with pytest.raises(RuntimeError):
         await sender.send(message)
     assert (await sender.send(message)).status == "sent"
     assert (await sender.send(replace(message, id=2))).status == "sent"
-    removals = [isinstance(m, ReplyKeyboardRemove) for m in bot.markups]
+    removals = [m == {"remove_keyboard": True} for m in api.markups]
     assert removals == [True, True, False]  # the retry still carries it, then no more
 
 
@@ -818,3 +821,90 @@ def test_every_menu_command_has_a_handler_and_a_label(locale: str) -> None:
     other = "en" if locale == "zh_CN" else "zh_CN"
     for name, label in labels.items():
         assert label and label != renderer.label(other, f"command.{name}"), name
+
+
+class CannedRequest(BaseRequest):
+    """PTB's request layer answering one canned (status, body): how PTB reads answers."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.answer = (status, body)
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    @property
+    def read_timeout(self) -> float:
+        return 5.0
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        return self.answer
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 7",
+           "parameters": {"retry_after": 7}}),
+    (403, {"ok": False, "error_code": 403,
+           "description": "Forbidden: bot was blocked by the user"}),
+    (400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}),
+    (400, {"ok": False, "error_code": 400, "description": "Bad Request: group chat was upgraded",
+           "parameters": {"migrate_to_chat_id": -1001234}}),
+    (401, {"ok": False, "error_code": 401, "description": "Unauthorized"}),
+    (404, {"ok": False, "error_code": 404, "description": "Not Found"}),
+    (409, {"ok": False, "error_code": 409, "description": "Conflict: terminated by other"}),
+    (502, b"<html>Bad Gateway</html>"),
+    (500, {"ok": False, "error_code": 500, "description": "Internal Server Error"}),
+])
+async def test_the_text_path_reads_bot_api_errors_as_python_telegram_bot_does(
+        status: int, body: dict[str, Any] | bytes) -> None:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    with pytest.raises(TelegramError) as ours:
+        result_of(status, raw)
+    with pytest.raises(TelegramError) as ptbs:
+        await CannedRequest(status, raw).post("https://api.telegram.org/bot1:x/sendMessage")
+    assert type(ours.value) is type(ptbs.value)
+    assert str(ours.value) == str(ptbs.value)
+    assert delivery_for(ours.value) == delivery_for(ptbs.value)
+
+
+# --- a turn's plain texts as one message -----------------------------------------------------
+
+async def test_a_turn_of_two_plain_texts_arrives_as_one_message_in_their_order(
+        tg: Harness, updates: Updates) -> None:
+    menu = await tg.send(updates.text(RESIDENT, "/report"))
+    category = menu[-1].button("市政设施")
+    asked = await tg.send(updates.callback(RESIDENT, category))
+    question = asked[-1].params["text"]
+    # The menu is gone: a note that it is, then the question again, both plain texts.
+    stale = await tg.send(updates.callback(RESIDENT, category))
+    assert len(stale) == 1
+    note, again = stale[0].params["text"].split("\n\n")
+    assert "过期" in note and again == question
+    rows = await tg.bot.db.fetchall("SELECT count(*) FROM outbox WHERE inbox_id ="
+                                    " (SELECT max(id) FROM inbox)")
+    assert rows[0][0] == 1  # one row, one Bot API call
+
+
+async def test_a_text_followed_by_a_text_with_buttons_stays_two_messages(
+        tg: Harness, updates: Updates) -> None:
+    menu = await tg.send(updates.text(RESIDENT, "/report"))
+    await tg.send(updates.callback(RESIDENT, menu[-1].button("市政设施")))
+    await tg.send(updates.text(RESIDENT, "路灯坏了，晚上一片漆黑"))
+    found = await tg.send(updates.location(RESIDENT, 30.2801, 120.11661))
+    assert [c.method for c in found] == ["sendMessage", "sendMessage"]
+    assert found[0].params["text"].startswith("地点") and not found[0].buttons
+    assert "照片" in found[1].params["text"] and found[1].button("没有照片")
+
+
+def test_only_plain_texts_are_joined_within_the_length_and_never_on_sms() -> None:
+    plain: Message = ("一", {})
+    button: Message = ("二", {"buttons": [["好", "1:0"]]})
+    assert join_texts([plain, plain, button, plain, plain], TELEGRAM) == [
+        ("一\n\n一", {}), button, ("一\n\n一", {})]
+    photo: Message = ("图", {"photos": [7]})
+    assert join_texts([plain, photo, plain], TELEGRAM) == [plain, photo, plain]
+    long: Message = ("长" * 2100, {})
+    assert join_texts([long, long], TELEGRAM) == [long, long]  # 4,202 > 4,096: two
+    assert join_texts([plain, plain], SMS) == [plain, plain]

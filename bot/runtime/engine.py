@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from bot.domain.channels import spec_for
+from bot.domain.channels import join_texts, spec_for
 from bot.domain.clock import Clock
 from bot.domain.messages import Inbound, Kind, Reply, Unreadable
 from bot.runtime.supervisor import TRANSIENT_ERRORS, Health, Reporter
@@ -421,15 +421,15 @@ class Engine:
         elif not ctx.keep_menu:
             conv.data.pop("_menu", None)
 
-        rows = []
+        messages = []
         for reply in ctx.replies:
             if reply.choices and reply is not menu_reply:
                 reply = replace(reply, choices=())
-            for body, payload in self.renderer.render_all(reply, ctx.locale, spec, menu_id):
-                rows.append(OutboundRow(msg.channel, msg.address, contact.person_id, body,
-                                        payload, priority=PRIORITY_STOP_CONFIRMATION
-                                        if ctx.opting_out else PRIORITY_REPLY,
-                                        inbox_id=inbox_id))
+            messages += self.renderer.render_all(reply, ctx.locale, spec, menu_id)
+        rows = [OutboundRow(msg.channel, msg.address, contact.person_id, body, payload,
+                            priority=PRIORITY_STOP_CONFIRMATION if ctx.opting_out
+                            else PRIORITY_REPLY, inbox_id=inbox_id)
+                for body, payload in join_texts(messages, spec)]
         await conversation_store.save(conn, conv, now)
         # After saving the sender's conversation: a notice may open a menu in another one,
         # or (a staff member acting on their own case) in this one, saved again.

@@ -25,7 +25,7 @@ from bot.domain.clock import Clock
 from bot.runtime.supervisor import TRANSIENT_ERRORS, Health, Reporter, Supervisor
 from store import outbox as outbox_store
 from store import people as people_store
-from store.db import Database
+from store.db import Connection, Database
 from store.leader import Leadership
 from store.outbox import PRIORITY_REPLY, StoredOutbound
 
@@ -95,6 +95,10 @@ class Limits:
     def gap(self, address: str) -> float:
         """Seconds to leave between two messages to this address after a burst (0: none)."""
         return self.turn(address)[0]
+
+
+# A delivery's outcome waiting to be recorded, and where its delivery waits for that.
+_Outcome = tuple[StoredOutbound, Delivery, "asyncio.Future[None]"]
 
 
 class ChannelSender(Protocol):
@@ -277,6 +281,8 @@ class OutboxWorker:
         self._flying: Counter[str] = Counter()  # addresses with a message in flight
         self._flying_ids: set[int] = set()  # the messages in flight
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._outcomes: list[_Outcome] = []  # delivered, not recorded yet
+        self._recorder: asyncio.Task[None] | None = None
         self._more = True  # the latest claim may have left due messages behind
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -573,41 +579,87 @@ class OutboxWorker:
 
     async def _record_surely(self, message: StoredOutbound, delivery: Delivery) -> None:
         """Record the outcome, waiting out database errors: the provider has the message,
-        so forgetting the outcome would send it again after the next restart."""
+        so forgetting the outcome would send it again after the next restart.
+
+        Outcomes are recorded together (group commit): the one recorder at a time writes
+        every outcome that arrived while it waited for the database in one transaction,
+        instead of one transaction (three round trips to its thread) per message.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((message, delivery, done))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_waiting(),
+                                                 name=f"{self.name}-record")
+        await asyncio.shield(done)
+
+    async def _record_waiting(self) -> None:
+        """Record the outcomes waiting, a transaction for all of them, until none waits."""
         failures = 0
-        while True:
+        while self._outcomes:
+            batch: list[_Outcome] = []
             try:
-                await self._record(message, delivery)
+                async with self.db.transaction() as conn:
+                    # Taken once the lock is held: what arrived while waiting comes along.
+                    batch, self._outcomes = self._outcomes, []
+                    for message, delivery, _ in batch:
+                        await self._record(conn, message, delivery)
             except TRANSIENT_ERRORS as exc:
+                self._outcomes[:0] = batch  # kept in memory, first in line again
                 failures += 1
                 delay = self.health.failed(exc)
                 if self._stopping and failures >= STOPPING_RECORD_TRIES:
-                    log.error("the outcome of outbox %s (%s) could not be recorded; it is"
-                              " queued again at the next start", message.id, delivery.status)
+                    for message, delivery, done in self._outcomes:
+                        log.error("the outcome of outbox %s (%s) could not be recorded; it"
+                                  " is queued again at the next start", message.id,
+                                  delivery.status)
+                        done.set_result(None)
+                    self._outcomes = []
                     return
                 await self.sleep(min(delay, 1.0) if self._stopping else delay)
                 continue
+            except Exception:  # noqa: BLE001 - find the culprit: one transaction each
+                log.warning("recording %d outcomes failed; recording them one by one",
+                            len(batch))
+                for item in batch:
+                    await self._record_alone(item)
+                continue
             if failures:
                 self.health.ok()
-            return
+                failures = 0
+            for _, _, done in batch:
+                done.set_result(None)
 
-    async def _record(self, message: StoredOutbound, delivery: Delivery) -> None:
+    async def _record_alone(self, item: _Outcome) -> None:
+        """Record one outcome in its own transaction; its error goes to its delivery."""
+        message, delivery, done = item
+        try:
+            async with self.db.transaction() as conn:
+                await self._record(conn, message, delivery)
+        except TRANSIENT_ERRORS:
+            self._outcomes.insert(0, item)  # the database, not the row: again with the rest
+            return
+        except Exception as exc:  # noqa: BLE001 - its delivery's task hears of it
+            done.set_exception(exc)
+            return
+        done.set_result(None)
+
+    async def _record(self, conn: Connection, message: StoredOutbound,
+                      delivery: Delivery) -> None:
         now = self.clock.now()
-        async with self.db.transaction() as conn:
-            if delivery.status == "sent":
-                await outbox_store.record_sent(conn, message.id, delivery.provider_id, now)
-            elif delivery.status == "stopped":
-                await outbox_store.record_failed(conn, message.id,
-                                                 delivery.error or "recipient stopped")
-                await people_store.set_opted_out(conn, message.channel, message.address, True)
-            elif delivery.status == "retry":
-                attempts = await outbox_store.attempts_of(conn, message.id)
-                if attempts >= MAX_ATTEMPTS:
-                    await outbox_store.record_failed(
-                        conn, message.id, f"gave up after {attempts} attempts: {delivery.error}")
-                else:
-                    wait = backoff(attempts, delivery.retry_after)
-                    await outbox_store.record_retry(conn, message.id, delivery.error or "retry",
-                                                    now + timedelta(seconds=wait))
+        if delivery.status == "sent":
+            await outbox_store.record_sent(conn, message.id, delivery.provider_id, now)
+        elif delivery.status == "stopped":
+            await outbox_store.record_failed(conn, message.id,
+                                             delivery.error or "recipient stopped")
+            await people_store.set_opted_out(conn, message.channel, message.address, True)
+        elif delivery.status == "retry":
+            attempts = await outbox_store.attempts_of(conn, message.id)
+            if attempts >= MAX_ATTEMPTS:
+                await outbox_store.record_failed(
+                    conn, message.id, f"gave up after {attempts} attempts: {delivery.error}")
             else:
-                await outbox_store.record_failed(conn, message.id, delivery.error or "failed")
+                wait = backoff(attempts, delivery.retry_after)
+                await outbox_store.record_retry(conn, message.id, delivery.error or "retry",
+                                                now + timedelta(seconds=wait))
+        else:
+            await outbox_store.record_failed(conn, message.id, delivery.error or "failed")

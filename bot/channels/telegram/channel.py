@@ -140,6 +140,7 @@ class TelegramChannel:
         self._background = self._menus = None
         with contextlib.suppress(TelegramError, RuntimeError):
             await self.bot.shutdown()
+        await self._sender.close()
 
     async def take(self, update: dict[str, Any], raw: str | None = None) -> int | None:
         """Hand an update to the engine under its update_id (webhook and polling alike)."""

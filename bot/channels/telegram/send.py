@@ -43,6 +43,7 @@ from telegram.error import (
     TelegramError,
 )
 
+from bot.channels.telegram.api import BotApi
 from bot.runtime.outbox import Delivery, Limits
 from store import media as media_store
 from store.db import Database
@@ -59,7 +60,7 @@ MAX_CAPTION = 1024  # a photo's caption, in UTF-16 units as the text limit
 MAX_TEXT = 4096  # characters (UTF-16 code units) in one message
 PRIVATE_CHAT_BURST = 3  # messages to one private chat at once, before one a second
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
-Part = Callable[[], Awaitable[Message | None]]  # None: a photo left out
+Part = Callable[[], Awaitable[int | None]]  # the message id; None: a photo left out
 _ENTITY_START = re.compile(r"&[#0-9A-Za-z]{0,10}$")
 
 
@@ -132,7 +133,8 @@ class TelegramSender:
 
     channel = "telegram"
 
-    def __init__(self, bot: Bot, db: Database, media_dir: Path, rate: float = 30.0) -> None:
+    def __init__(self, bot: Bot, db: Database, media_dir: Path, rate: float = 30.0,
+                 api: BotApi | None = None) -> None:
         # Telegram's limits: 30 messages a second overall (GRIDBOT_TELEGRAM_RATE, raised
         # only against a test gateway), about one a second to the same chat, "short bursts
         # that go over this limit" allowed (a reply of up to three messages goes at once),
@@ -141,6 +143,8 @@ class TelegramSender:
                              per_group_per_minute=20, group_prefix="-",
                              per_address_burst=PRIVATE_CHAT_BURST)
         self.bot = bot
+        # Texts go out as plain JSON posts (api.py); photos, venues and the rest with PTB.
+        self.api = api or BotApi(bot.base_url, self.limits.concurrency)
         self.db = db
         self.media_dir = media_dir
         self._progress: dict[int, int] = {}  # outbox id -> parts delivered before a retry
@@ -170,7 +174,7 @@ class TelegramSender:
         """Send the message's parts not yet delivered; the outcome of this attempt."""
         parts = await self._parts(message, chat_id, markup)
         done = self._progress.get(message.id, 0)
-        last: Message | None = None
+        last: int | None = None
         try:
             for index in range(done, len(parts)):
                 last = await parts[index]() or last
@@ -184,7 +188,7 @@ class TelegramSender:
         self._progress.pop(message.id, None)
         if last is None and parts and done == 0:  # photos only, and none could be sent
             return Delivery("failed", error="no photo of the message could be sent")
-        return Delivery("sent", provider_id=str(last.message_id) if last else None)
+        return Delivery("sent", provider_id=str(last) if last else None)
 
     def _markup(self, message: StoredOutbound, chat_id: int) -> Markup | None:
         buttons = message.payload.get("buttons") or []
@@ -232,27 +236,41 @@ class TelegramSender:
         return parts
 
     def _text_part(self, chat_id: int, text: str, markup: Markup | None) -> Part:
-        def call() -> Awaitable[Message]:
-            return self.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML,
-                                         reply_markup=markup)
+        def call() -> Awaitable[int]:
+            return self._send_text(chat_id, text, markup)
         return call
+
+    async def _send_text(self, chat_id: int, text: str, markup: Markup | None) -> int:
+        """sendMessage in HTML, with its keyboard; the new message's id."""
+        params: dict[str, Any] = {"chat_id": chat_id, "text": text,
+                                  "parse_mode": ParseMode.HTML.value}
+        if markup is not None:
+            params["reply_markup"] = markup.to_dict()
+        sent = await self.api.call("sendMessage", params)
+        return int(sent["message_id"])
+
+    async def close(self) -> None:
+        """Close the connections of the text path."""
+        await self.api.close()
 
     def _location_part(self, chat_id: int, where: dict[str, Any]) -> Part:
         """A venue (the point with what is there), or the bare point without a title."""
         lat, lon = float(where["lat"]), float(where["lon"])
         title, address = str(where.get("title") or ""), str(where.get("address") or "")
 
-        def call() -> Awaitable[Message]:
+        async def call() -> int:
             if title:
-                return self.bot.send_venue(chat_id, latitude=lat, longitude=lon,
-                                           title=title, address=address or title)
-            return self.bot.send_location(chat_id, latitude=lat, longitude=lon)
+                return (await self.bot.send_venue(chat_id, latitude=lat, longitude=lon,
+                                                  title=title, address=address or title)
+                        ).message_id
+            return (await self.bot.send_location(chat_id, latitude=lat, longitude=lon)
+                    ).message_id
         return call
 
     def _photo_part(self, chat_id: int, row: MediaRow) -> Part:
-        async def call() -> Message | None:
+        async def call() -> int | None:
             try:
-                return await self._send_photo(chat_id, row)
+                return (await self._send_photo(chat_id, row)).message_id
             except (BadRequest, OSError) as exc:  # this photo, not the chat: go on without it
                 log.warning("media %s not sent to %s (%s); the text goes without it",
                             row.id, chat_id, exc)
@@ -261,14 +279,14 @@ class TelegramSender:
 
     def _captioned_part(self, chat_id: int, row: MediaRow, text: str,
                         markup: Markup | None) -> Part:
-        async def call() -> Message:
+        async def call() -> int:
             try:
-                return await self._send_photo(chat_id, row, caption=text, markup=markup)
+                return (await self._send_photo(chat_id, row, caption=text, markup=markup)
+                        ).message_id
             except (BadRequest, OSError) as exc:  # the photo, not the chat: the text alone
                 log.warning("media %s not sent to %s (%s); the text goes without it",
                             row.id, chat_id, exc)
-                return await self.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML,
-                                                   reply_markup=markup)
+                return await self._send_text(chat_id, text, markup)
         return call
 
     async def _send_photo(self, chat_id: int, row: MediaRow, caption: str | None = None,
