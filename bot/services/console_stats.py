@@ -1,5 +1,6 @@
 """The console's statistics: which areas a person may read the indicators of, the month's
-report (the very `stats.month_report` that /stats and `gridbot stats` call), the 12-month
+report (`stats.kept_month_report`: the figures of `stats.month_report`, which /stats and
+`gridbot stats` call, a finished month's kept in the database), the 12-month
 trend, the chart data, and the exports (CSV with a byte-order mark, XLSX).
 
 Nothing here computes an indicator: the figures are those of `bot.domain.stats`.
