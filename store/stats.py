@@ -56,10 +56,9 @@ async def facts(conn: Connection, start: datetime, end: datetime,
            " ORDER BY case_id")
     params: list[object] = [*span, *area] * 4
 
-    def moment(value: str | None) -> datetime | None:
-        return parse_iso(value) if value else None
-
-    cases = [CaseFacts(r[0], r[1], r[2], r[3], moment(r[4]), moment(r[5]), moment(r[6]),
+    read = parse_iso  # stored moments: clock.iso's text, read back in UTC
+    cases = [CaseFacts(r[0], r[1], r[2], r[3], read(r[4]) if r[4] else None,
+                       read(r[5]) if r[5] else None, read(r[6]) if r[6] else None,
                        r[7], source_of(r[8], bool(r[9])), r[10], r[11], r[8])
              for r in await fetch(conn, sql, params)]
     if not cases:

@@ -213,9 +213,10 @@ def compute(cases: Sequence[CaseFacts], events: Iterable[EventFacts], start: dat
         return found
 
     for case in cases:
-        in_period = [start <= t < end if t else False
-                     for t in (case.deadline, case.registered_at, case.closed_at)]
-        due, registered, closed_now = in_period
+        deadline, registered_at, closed_at = case.deadline, case.registered_at, case.closed_at
+        due = deadline is not None and start <= deadline < end
+        registered = registered_at is not None and start <= registered_at < end
+        closed_now = closed_at is not None and start <= closed_at < end
         if registered:
             by_category[case.category or "-"] += 1
             by_channel[case.channel or "-"] += 1
