@@ -187,20 +187,19 @@ def fill(database: Path, now: datetime, *, cases: int = CASES, open_cases: int =
                    lat + chance.uniform(-CELL / 3, CELL / 3),
                    lon + chance.uniform(-CELL / 3, CELL / 3),
                    CHANNELS[i % len(CHANNELS)], iso(created), iso(deadline),
-                   iso(deadline - timedelta(hours=1)) if state == State.CLOSED else None,
+                   iso(deadline) if state == State.CLOSED else None,  # as in the JSON
                    workflow_json(number, state, created, deadline, category, urgency, grid),
                    2, None, None,  # no deadline timer due: the scheduler has nothing to do
                    iso(created + timedelta(minutes=30)))
 
     with sqlite3.connect(database) as conn:
-        # Bulk inserts go faster without the cases' indexes: drop them, insert, make them
-        # again (as they were created by the migrations).
+        # Bulk inserts go faster without the cases' indexes (and their facts'): drop them,
+        # insert, make them again (as they were created by the migrations).
+        tables = "tbl_name IN ('cases', 'case_facts') AND sql IS NOT NULL"
         indexes = [str(r[0]) for r in conn.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cases'"
-            " AND sql IS NOT NULL")]
+            f"SELECT sql FROM sqlite_master WHERE type = 'index' AND {tables}")]
         for name in [str(r[0]) for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cases'"
-                " AND sql IS NOT NULL")]:
+                f"SELECT name FROM sqlite_master WHERE type = 'index' AND {tables}")]:
             conn.execute(f"DROP INDEX {name}")
         fill_areas(conn, plan, now)
         conn.executemany("INSERT INTO people (name, created_at) VALUES (?, ?)",
@@ -212,6 +211,13 @@ def fill(database: Path, now: datetime, *, cases: int = CASES, open_cases: int =
             " deadline, closed_at, workflow, version, warn_at, breach_at, changed_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
             " ?, ?)", rows())
+        # What the statistics read of each case (store.cases writes it with the case).
+        conn.execute(
+            "INSERT INTO case_facts (case_id, street_code, community_code, grid_code,"
+            " created_at, registered_at, deadline, closed_at, closed_by_level, assignee_id,"
+            " urgency, category, source_channel, found_on_patrol) SELECT id, street_code,"
+            " community_code, grid_code, created_at, created_at, deadline, closed_at, NULL,"
+            " assignee_id, urgency, category, source_channel, 0 FROM cases")
         marks = ", ".join("?" * len(OPEN_STATES))
         conn.execute(
             "INSERT INTO case_events (case_id, event, actor_id, actor_role, from_state,"

@@ -1,7 +1,8 @@
 """Cases, their append-only audit trail, followers, and the case number sequence.
 
 A case row keeps the pure model (`bot.workflow.Case`) as JSON, with the fields that
-queries filter on copied into columns, and the report's details (description, place).
+queries filter on copied into columns, and the report's details (description, place);
+what the monthly indicators need of it is copied again into a narrow row of case_facts.
 """
 
 from __future__ import annotations
@@ -133,6 +134,25 @@ def _columns(case: Case) -> tuple[Any, ...]:
             case_to_json(case), case.version)
 
 
+_FACTS = ("street_code", "community_code", "grid_code", "registered_at", "deadline",
+          "closed_at", "closed_by_level", "assignee_id", "urgency", "category",
+          "found_on_patrol")
+# The id the next audit line will get (or a later one): the change of a case's facts is
+# stored just before its audit lines, in the same transaction.
+_NEXT_LINE = "(SELECT coalesce(max(id), 0) + 1 FROM case_events)"
+
+
+def _facts(case: Case) -> tuple[Any, ...]:
+    """What the month's indicators read of a case (case_facts, migration 0019), in the
+    order of _FACTS."""
+    return (case.street_code, case.community_code, case.grid_code,
+            iso(case.registered_at) if case.registered_at else None,
+            iso(case.deadline) if case.deadline else None,
+            iso(case.closed_at) if case.closed_at else None,
+            case.closed_by_level.value if case.closed_by_level else None,
+            case.assignee_id, case.urgency, case.category, int(case.found_on_patrol))
+
+
 async def insert_case(conn: Connection, case: Case, details: CaseDetails) -> Case:
     """Store a new case and return it with its id."""
     case_id = await new_id(
@@ -145,6 +165,11 @@ async def insert_case(conn: Connection, case: Case, details: CaseDetails) -> Cas
         (*_columns(case), details.subcategory, details.description, details.address,
          details.building_id, details.lat, details.lon, details.location_note,
          details.source_channel, iso(case.created_at), *schedule.timer_columns(case)))
+    await conn.execute(
+        "INSERT INTO case_facts (" + ", ".join(_FACTS) + ", source_channel, created_at,"
+        " case_id, changed_seq)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " + _NEXT_LINE + ")",
+        (*_facts(case), details.source_channel, iso(case.created_at), case_id))
     return dataclasses.replace(case, id=case_id)
 
 
@@ -158,6 +183,13 @@ async def update_case(conn: Connection, case: Case, loaded_version: int) -> None
         (*_columns(case), *schedule.timer_update_params(case), case.id, loaded_version))
     if cursor.rowcount != 1:
         raise CaseConflict(f"case {case.number} changed meanwhile")
+    # Only when they differ: a kept month is computed again when a case that counts in
+    # it changed its facts (store.stats.changed_since), not at every audit line.
+    facts = _facts(case)
+    await conn.execute(
+        "UPDATE case_facts SET " + ", ".join(f"{c} = ?" for c in _FACTS) + ","
+        " changed_seq = " + _NEXT_LINE + " WHERE case_id = ? AND ("
+        + " OR ".join(f"{c} IS NOT ?" for c in _FACTS) + ")", (*facts, case.id, *facts))
 
 
 async def add_events(

@@ -1,55 +1,71 @@
-"""The rows the monthly indicators are computed from."""
+"""The rows the monthly indicators are computed from, and the finished months kept."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 from bot.domain.clock import iso, parse_iso
-from bot.domain.stats import CaseFacts, EventFacts, VisitFacts, source_of
-from store.caselist import FINISHED_SQL, OPEN_SQL
+from bot.domain.stats import SIGN_WINDOW, CaseFacts, EventFacts, VisitFacts, source_of
 from store.db import Connection, fetch
+
+# The area levels whose cases are found on case_facts' indexes of that level (migration
+# 0019), and the column that holds a case's area of that level.
+_AREA_COLUMNS = {"street": "street_code", "community": "community_code", "grid": "grid_code"}
+_FACT_COLUMNS = ("case_id, grid_code, assignee_id, urgency, registered_at, deadline,"
+                 " closed_at, closed_by_level, source_channel, found_on_patrol,"
+                 " community_code, category")
+
+
+async def _area_column(conn: Connection, scope: str) -> str | None:
+    """The column that names this area, when it is a street, community or grid."""
+    rows = await fetch(conn, "SELECT level FROM areas WHERE code = ?", (scope,))
+    return _AREA_COLUMNS.get(str(rows[0][0])) if rows else None
 
 
 async def facts(conn: Connection, start: datetime, end: datetime,
                 scope: str | None = None) -> tuple[list[CaseFacts], list[EventFacts]]:
-    """Cases that matter to the period [start, end) (in a scope, if given) and their events."""
+    """Cases that matter to the period [start, end) (in a scope, if given) and their
+    audit lines that matter to it."""
     # A case matters to the period when it falls due, arrives or closes in it, or has an
     # audit line in it (an assignment, a report of done, a rating, ...): ranges that each
-    # walk an index, rather than every case created before the end. The deadline is read
-    # on the console's partial indexes of open and of finished cases (store.caselist).
-    sql = ("SELECT id, workflow, source_channel FROM cases WHERE id IN ("
-           f"SELECT id FROM cases WHERE {OPEN_SQL} AND deadline >= ? AND deadline < ?"
-           f" UNION SELECT id FROM cases WHERE {FINISHED_SQL} AND deadline >= ?"
-           " AND deadline < ?"
-           " UNION SELECT id FROM cases WHERE created_at >= ? AND created_at < ?"
-           " UNION SELECT id FROM cases WHERE closed_at >= ? AND closed_at < ?"
-           " UNION SELECT case_id FROM case_events WHERE at >= ? AND at < ?)")
-    params: list[object] = [iso(start), iso(end)] * 5
-    if scope is not None:
-        sql += " AND ? IN (grid_code, community_code, street_code)"
-        params.append(scope)
-    sql += " ORDER BY id"
-    def moment(value: str | None) -> datetime | None:
-        return parse_iso(value) if value else None
+    # walk an index of case_facts (an area's, of its level), rather than every case
+    # created before the end; the facts are read from its narrow rows.
+    span = [iso(start), iso(end)]
+    # Of the audit lines, only those in the period count, and the signing for an
+    # assignment made in it, which comes within the longest signing limit after it.
+    events_span = [iso(start), iso(end + SIGN_WINDOW)]
+    column = await _area_column(conn, scope) if scope is not None else None
+    if scope is None:
+        inside, where, area = "", "", []
+    elif column is not None:
+        inside, where, area = f" AND {column} = ?", f" AND f.{column} = ?", [scope]
+    else:  # a code that is no street, community or grid: compared with all three
+        inside = " AND ? IN (grid_code, community_code, street_code)"
+        where, area = " AND ? IN (f.grid_code, f.community_code, f.street_code)", [scope]
+    # CROSS JOIN: the audit lines by their time first (SQLite would otherwise walk the
+    # area's cases and look up the lines of each).
+    lines = " FROM case_events e CROSS JOIN case_facts f ON f.case_id = e.case_id"
+    sql = (f"SELECT {_FACT_COLUMNS} FROM case_facts WHERE case_id IN ("
+           f"SELECT case_id FROM case_facts WHERE deadline >= ? AND deadline < ?{inside}"
+           " UNION SELECT case_id FROM case_facts WHERE created_at >= ? AND created_at < ?"
+           f"{inside}"
+           f" UNION SELECT case_id FROM case_facts WHERE closed_at >= ? AND closed_at < ?{inside}"
+           f" UNION SELECT e.case_id{lines} WHERE e.at >= ? AND e.at < ?{where})"
+           " ORDER BY case_id")
+    params: list[object] = [*span, *area] * 4
 
-    cases = []
-    for row in await fetch(conn, sql, params):
-        # Only the few fields the indicators need, read from the workflow JSON as
-        # store.cases.case_to_json wrote them (the whole model would take twice as long).
-        raw = json.loads(row[1])
-        cases.append(CaseFacts(row[0], raw.get("grid_code"), raw.get("assignee_id"),
-                               raw["urgency"], moment(raw.get("registered_at")),
-                               moment(raw.get("deadline")), moment(raw.get("closed_at")),
-                               raw.get("closed_by_level"),
-                               source_of(row[2], bool(raw.get("found_on_patrol"))),
-                               raw.get("community_code"), raw.get("category"), row[2]))
+    read = parse_iso  # stored moments: clock.iso's text, read back in UTC
+    cases = [CaseFacts(r[0], r[1], r[2], r[3], read(r[4]) if r[4] else None,
+                       read(r[5]) if r[5] else None, read(r[6]) if r[6] else None,
+                       r[7], source_of(r[8], bool(r[9])), r[10], r[11], r[8])
+             for r in await fetch(conn, sql, params)]
     if not cases:
         return [], []
-    ids = [c.id for c in cases]
-    marks = ", ".join("?" * len(ids))
-    rows = await fetch(conn, f"SELECT case_id, event, actor_id, at, note FROM case_events"
-                       f" WHERE case_id IN ({marks}) ORDER BY case_id, id", ids)
+    rows = await fetch(conn, f"SELECT e.case_id, e.event, e.actor_id, e.at, e.note{lines}"
+                       f" WHERE e.at >= ? AND e.at < ?{where} ORDER BY e.case_id, e.id",
+                       [*events_span, *area])
     events = [EventFacts(r[0], r[1], r[2], parse_iso(r[3]),
                          int(r[4]) if r[1] == "rate" and str(r[4]).isdigit() else None)
               for r in rows]
@@ -80,3 +96,42 @@ async def visits(conn: Connection, start: datetime, end: datetime,
         (iso(start), iso(end), scope, scope, scope, scope))
     return [VisitFacts(r[0], int(r[1]), int(r[2]) if r[2] is not None else None,
                        bool(r[3])) for r in rows]
+
+
+async def kept_month(conn: Connection, scope: str | None, month: str
+                     ) -> tuple[int, dict[str, Any]] | None:
+    """A finished month's figures as kept (`keep_month`), with their basis, if any."""
+    rows = await fetch(conn, "SELECT basis, figures FROM stats_months WHERE scope = ?"
+                       " AND month = ?", (scope or "", month))
+    return (int(rows[0][0]), json.loads(rows[0][1])) if rows else None
+
+
+async def keep_month(conn: Connection, scope: str | None, month: str, basis: int,
+                     figures: dict[str, Any] | None, now: datetime) -> None:
+    """Keep a finished month's figures as of audit line `basis` (None: the kept figures
+    still hold at this basis, only the basis moves on)."""
+    if figures is None:
+        await conn.execute("UPDATE stats_months SET basis = ? WHERE scope = ? AND month = ?"
+                           " AND basis < ?", (basis, scope or "", month, basis))
+        return
+    await conn.execute(
+        "INSERT INTO stats_months (scope, month, basis, figures, computed_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, month) DO UPDATE SET"
+        " basis = excluded.basis, figures = excluded.figures,"
+        " computed_at = excluded.computed_at",
+        (scope or "", month, basis, json.dumps(figures, ensure_ascii=False), iso(now)))
+
+
+async def changed_since(conn: Connection, basis: int, end: datetime) -> bool:
+    """Whether the figures of a period ending at `end`, computed as of audit line
+    `basis`, may have moved since: a case created before the end (every fact of a case,
+    its deadline, closing and audit lines, comes at or after its creation) changed its
+    facts after that line, or a newer audit line is dated before the end or within the
+    signing window after it."""
+    changed = await fetch(conn, "SELECT 1 FROM case_facts WHERE changed_seq > ?"
+                          " AND created_at < ? LIMIT 1", (basis, iso(end)))
+    if changed:
+        return True
+    dated = await fetch(conn, "SELECT 1 FROM case_events WHERE id > ? AND at < ? LIMIT 1",
+                        (basis, iso(end + SIGN_WINDOW)))
+    return bool(dated)

@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,14 +24,19 @@ from bot.domain.stats import (
     percent,
     shown_rates,
 )
+from bot.domain.workflow import EventKind
+from bot.services import actions
 from bot.services import stats as stats_service
 from store import people as people_store
+from store.db import fetch
 from tests.chat import ChatDriver
-from tests.helpers import gridbot, report_by_menu, undocumented
+from tests.console_harness import file_case
+from tests.helpers import GRID_1, STREET, gridbot, report_by_menu, undocumented
 
 TZ = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 1, tzinfo=TZ)
 END = datetime(2026, 12, 1, tzinfo=TZ)
+GRID_2 = "33010600100102"
 
 
 def at(day: int, hour: int = 9, minute: int = 0, month: int = 11) -> datetime:
@@ -218,3 +223,92 @@ def test_gridbot_invite_prints_a_code_that_joins_once(tmp_path: Path) -> None:
         [sys.executable, "-m", "bot", "invite", "--role", "grid_chief", "--scope", "nowhere"],
         text=True, capture_output=True, cwd=tmp_path, env=env)
     assert unknown_scope.returncode == 2 and "unknown scope" in unknown_scope.stderr
+
+
+async def _act(bot: Gridbot, person: int, number: str, kind: EventKind,
+               note: str = "") -> None:
+    async with bot.db.transaction() as conn:
+        await actions.act(conn, bot.reference, person, number, kind,
+                          actions.Given(note=note), bot.clock.now())
+
+
+async def _kept_and_fresh(bot: Gridbot, start: datetime, end: datetime,
+                          scope: str | None) -> tuple[dict[str, object], dict[str, object]]:
+    """The month as the console reads it (kept in the database when finished) and as
+    `gridbot stats` computes it, afresh."""
+    kept = await stats_service.kept_month_report(bot.db, start, end, scope, bot.clock.now())
+    fresh = await stats_service.month_report(bot.db.conn, start, end, scope)
+    return kept.as_json(), fresh.as_json()
+
+
+async def _computed_at(bot: Gridbot, scope: str) -> str:
+    rows = await fetch(bot.db.conn, "SELECT computed_at FROM stats_months WHERE scope = ?",
+                       (scope,))
+    return str(rows[0][0])
+
+
+async def test_a_finished_month_is_kept_and_moves_only_when_one_of_its_cases_does(
+        gridbot: Gridbot) -> None:
+    clock = gridbot.clock
+    first = await file_case(gridbot, GRID_1, "垃圾桶满了")
+    second = await file_case(gridbot, GRID_2, "井盖松动", reporter="web:r2")
+    chief_1, chief_2 = await _chief(gridbot, GRID_1), await _chief(gridbot, GRID_2)
+    clock.advance(timedelta(minutes=20))  # type: ignore[attr-defined]
+    await _act(gridbot, chief_1, first, EventKind.SIGN)
+    await _act(gridbot, chief_2, second, EventKind.SIGN)
+    await _act(gridbot, chief_2, second, EventKind.REPORT_DONE, "已加固")
+    start, end = stats_service.month_of(clock.now(), gridbot.reference.tz)  # November
+    clock.advance(end - clock.now() + timedelta(days=2))  # type: ignore[attr-defined]
+
+    for scope in (None, STREET, GRID_2):
+        kept, fresh = await _kept_and_fresh(gridbot, start, end, scope)
+        assert kept == fresh
+    computed = await _computed_at(gridbot, STREET)
+
+    # A comment in December on a November case: November's figures stand, read back.
+    clock.advance(timedelta(hours=1))  # type: ignore[attr-defined]
+    await _act(gridbot, chief_1, first, EventKind.COMMENT, "明天处理")
+    kept, fresh = await _kept_and_fresh(gridbot, start, end, STREET)
+    assert kept == fresh and await _computed_at(gridbot, STREET) == computed
+
+    # The November case closed in the grid in December: November's self-handling rate
+    # moves (a case registered in the month and closed inside the grid, whenever).
+    clock.advance(timedelta(hours=1))  # type: ignore[attr-defined]
+    before = fresh["indicators"][0]["self_handled"]  # type: ignore[index]
+    await _act(gridbot, chief_2, second, EventKind.CHECK_PASS)
+    for scope in (None, STREET, GRID_2):
+        kept, fresh = await _kept_and_fresh(gridbot, start, end, scope)
+        assert kept == fresh
+    assert fresh["indicators"][0]["self_handled"] == before + 1  # type: ignore[index]
+    assert await _computed_at(gridbot, STREET) != computed
+
+    # A grid chief appointed afterwards appears in the appraisal at once.
+    async with gridbot.db.transaction() as conn:
+        contact = await people_store.get_or_create_contact(conn, "sms", "+8613900008888",
+                                                           clock.now())
+        await people_store.grant_role(conn, contact.person_id, "grid_chief", GRID_2,
+                                      clock.now())
+    kept, fresh = await _kept_and_fresh(gridbot, start, end, STREET)
+    assert kept == fresh and "139****8888" in json.dumps(kept)
+
+
+async def test_a_signing_just_after_the_month_counts_for_its_assignment(
+        gridbot: Gridbot) -> None:
+    clock = gridbot.clock
+    start, end = stats_service.month_of(clock.now(), gridbot.reference.tz)
+    clock.advance(end - clock.now() - timedelta(minutes=10))  # type: ignore[attr-defined]
+    late = await file_case(gridbot, GRID_1, "月底最后一件")
+    kept, fresh = await _kept_and_fresh(gridbot, start, end, GRID_1)
+    clock.advance(timedelta(minutes=30))  # type: ignore[attr-defined]
+    kept, fresh = await _kept_and_fresh(gridbot, start, end, GRID_1)  # kept: unsigned
+    await _act(gridbot, await _chief(gridbot, GRID_1), late, EventKind.SIGN)
+    kept, fresh = await _kept_and_fresh(gridbot, start, end, GRID_1)
+    assert kept == fresh
+    total = fresh["indicators"][0]  # type: ignore[index]
+    assert (total["assigned"], total["signed_on_time"]) == (1, 1)
+
+
+async def _chief(bot: Gridbot, grid: str) -> int:
+    rows = await fetch(bot.db.conn, "SELECT person_id FROM roles WHERE role = 'grid_chief'"
+                       " AND scope = ? AND revoked_at IS NULL", (grid,))
+    return int(rows[0][0])

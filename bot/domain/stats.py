@@ -26,10 +26,11 @@ Definitions (domain.md, "Indicators"):
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import wcwidth
@@ -37,6 +38,8 @@ import wcwidth
 APPRAISAL_TARGET = 10
 SIGN_LIMIT = {"U1": timedelta(minutes=15)}
 SIGN_LIMIT_DEFAULT = timedelta(hours=1)
+# how long after an assignment its signing can still count: the longest limit
+SIGN_WINDOW = max(*SIGN_LIMIT.values(), SIGN_LIMIT_DEFAULT)
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,10 @@ class Figures:
     self_handled: int = 0
     ratings: int = 0
     satisfied: int = 0
-    handling_hours: list[float] = field(default_factory=list)
+    # the hours from registration to closing of the cases closed, added up in case order
+    # (a mean kept as its sum and count, so that a kept month reads back in a few bytes)
+    handling_hours_total: float = 0.0
+    handling_count: int = 0
 
     @staticmethod
     def _rate(part: int, whole: int) -> float | None:
@@ -147,7 +153,7 @@ class Figures:
 
     def rates(self) -> dict[str, float | None]:
         """The indicators as shares (None when there is nothing to divide by)."""
-        hours = self.handling_hours
+        count = self.handling_count
         return {
             "closing_rate": self._rate(self.closed, self.due),
             "on_time_closing_rate": self._rate(self.closed_on_time, self.due),
@@ -155,7 +161,8 @@ class Figures:
             "rework_rate": self._rate(self.reworked, self.handled),
             "self_handling_rate": self._rate(self.self_handled, self.registered),
             "satisfaction": self._rate(self.satisfied, self.ratings),
-            "average_handling_hours": round(sum(hours) / len(hours), 2) if hours else None,
+            "average_handling_hours": (round(self.handling_hours_total / count, 2)
+                                       if count else None),
         }
 
 
@@ -174,12 +181,18 @@ class Report:
     # cases registered in the period, by category and by the channel they came in by
     by_category: dict[str, int] = field(default_factory=dict)
     by_channel: dict[str, int] = field(default_factory=dict)
+    # distinct cases each person reported done or checked in the period (the appraisal
+    # counts those of the grid chiefs)
+    handled_by_actor: dict[int, int] = field(default_factory=dict)
 
 
 def compute(cases: Sequence[CaseFacts], events: Iterable[EventFacts], start: datetime,
             end: datetime, chiefs: Iterable[int] = (),
             visits: Iterable[VisitFacts] = ()) -> Report:
     """Compute the indicators for the period [start, end) (visits: those of the period)."""
+    # Moments in one time zone compare without asking it for offsets (tens of thousands
+    # of comparisons): the stored ones are read back in UTC (clock.parse_iso).
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
     total = Figures()
     by_source = dict.fromkeys(SOURCES, 0)
     by_grid: dict[str, Figures] = defaultdict(Figures)
@@ -200,9 +213,10 @@ def compute(cases: Sequence[CaseFacts], events: Iterable[EventFacts], start: dat
         return found
 
     for case in cases:
-        in_period = [start <= t < end if t else False
-                     for t in (case.deadline, case.registered_at, case.closed_at)]
-        due, registered, closed_now = in_period
+        deadline, registered_at, closed_at = case.deadline, case.registered_at, case.closed_at
+        due = deadline is not None and start <= deadline < end
+        registered = registered_at is not None and start <= registered_at < end
+        closed_now = closed_at is not None and start <= closed_at < end
         if registered:
             by_category[case.category or "-"] += 1
             by_channel[case.channel or "-"] += 1
@@ -220,8 +234,9 @@ def compute(cases: Sequence[CaseFacts], events: Iterable[EventFacts], start: dat
                 if case.closed_at is not None and case.closed_by_level == "grid":
                     figures.self_handled += 1
             if closed_now and case.registered_at is not None and case.closed_at is not None:
-                figures.handling_hours.append(
-                    (case.closed_at - case.registered_at).total_seconds() / 3600)
+                figures.handling_hours_total += (
+                    case.closed_at - case.registered_at).total_seconds() / 3600
+                figures.handling_count += 1
 
     ordered = sorted(events, key=lambda e: (e.case_id, e.at))
     waiting: dict[int, EventFacts] = {}
@@ -255,11 +270,49 @@ def compute(cases: Sequence[CaseFacts], events: Iterable[EventFacts], start: dat
                 figures.satisfied += 1 if event.rating >= 3 else 0
         if event.event in ("report_done", "check_pass") and event.actor_id is not None:
             handled[event.actor_id].add(event.case_id)
-    handled_by_chief = {chief: len(handled.get(chief, set())) for chief in chiefs}
+    handled_by_actor = {actor: len(ids) for actor, ids in sorted(handled.items())}
+    handled_by_chief = {chief: handled_by_actor.get(chief, 0) for chief in chiefs}
     visit_total, visits_by_grid = count_visits(visits)
     return Report(total, dict(by_grid), dict(by_person), handled_by_chief, by_source,
                   visit_total, visits_by_grid, dict(by_community), dict(by_category),
-                  dict(by_channel))
+                  dict(by_channel), handled_by_actor)
+
+
+_FIGURE_FIELDS = tuple(f.name for f in dataclasses.fields(Figures))
+
+
+def case_figures(report: Report) -> dict[str, Any]:
+    """What of a report comes from the cases alone, as plain JSON (to keep a finished
+    month): everything but the visits and the appraisal's list of chiefs, which are read
+    afresh each time (`with_people`)."""
+
+    def counts(figures: Figures) -> dict[str, Any]:
+        return {name: getattr(figures, name) for name in _FIGURE_FIELDS}
+
+    def plain(groups: Mapping[Any, Figures]) -> dict[str, dict[str, Any]]:
+        return {str(key): counts(f) for key, f in groups.items()}
+
+    return {"total": counts(report.total), "by_grid": plain(report.by_grid),
+            "by_person": plain(report.by_person), "by_community": plain(report.by_community),
+            "by_source": report.by_source, "by_category": report.by_category,
+            "by_channel": report.by_channel,
+            "handled_by_actor": {str(k): v for k, v in report.handled_by_actor.items()}}
+
+
+def with_people(figures: Mapping[str, Any], chiefs: Iterable[int],
+                visits: Iterable[VisitFacts] = ()) -> Report:
+    """The report `compute` gives, from `case_figures` of the same period and the
+    chiefs and visits read now."""
+    by_actor = {int(k): int(v) for k, v in figures["handled_by_actor"].items()}
+    visit_total, visits_by_grid = count_visits(visits)
+    return Report(
+        Figures(**figures["total"]),
+        {code: Figures(**f) for code, f in figures["by_grid"].items()},
+        {int(pid): Figures(**f) for pid, f in figures["by_person"].items()},
+        {chief: by_actor.get(chief, 0) for chief in chiefs}, dict(figures["by_source"]),
+        visit_total, visits_by_grid,
+        {code: Figures(**f) for code, f in figures["by_community"].items()},
+        dict(figures["by_category"]), dict(figures["by_channel"]), by_actor)
 
 
 COLUMNS = ("due", "closed", "closing_rate", "on_time_closing_rate", "on_time_signing_rate",

@@ -1,5 +1,6 @@
 """The console's statistics: which areas a person may read the indicators of, the month's
-report (the very `stats.month_report` that /stats and `gridbot stats` call), the 12-month
+report (`stats.kept_month_report`: the figures of `stats.month_report`, which /stats and
+`gridbot stats` call, a finished month's kept in the database), the 12-month
 trend, the chart data, and the exports (CSV with a byte-order mark, XLSX).
 
 Nothing here computes an indicator: the figures are those of `bot.domain.stats`.
@@ -23,13 +24,10 @@ from bot.domain.clock import iso
 from bot.domain.workflow import Actor, Role
 from bot.services import caselist
 from bot.services.districts import District
-from bot.services.stats import MonthReport, month_of, month_report
-from store.db import Connection
+from bot.services.stats import MonthReport, kept_month_report, month_of
+from store.db import Database
 
 TREND_MONTHS = 12
-# A past month's report is kept this long for the trend line (its figures move only when
-# an old case is changed late); the month the page shows is always computed afresh.
-TREND_KEEP_SECONDS = 600.0
 RATES = ("closing_rate", "on_time_closing_rate", "on_time_signing_rate", "rework_rate",
          "self_handling_rate", "satisfaction", "average_handling_hours")
 AREA_ROLES = {Role.GRID_CHIEF, Role.COMMUNITY_STAFF, Role.COMMUNITY_DIRECTOR,
@@ -92,61 +90,57 @@ def parse_month(text: str | None, now: datetime, tz: ZoneInfo) -> tuple[datetime
 
 class ReportMemory:
     """The month reports computed lately, per (area, month), with the newest audit line
-    at the time (`caselist.last_change`). The month a page shows is taken from here only
-    while no case has changed since and for KEEP_SECONDS at most (a role granted or
-    revoked writes no audit line); the trend's past months for TREND_KEEP_SECONDS."""
+    at the time (`caselist.last_change`): one is taken from here only while no case has
+    changed since, and for KEEP_SECONDS at most (a role granted or revoked, a visit
+    logged, writes no audit line). Behind it, finished months are kept in the database
+    (`stats.kept_month_report`)."""
 
     KEEP_SECONDS = 60.0
     SIZE = 256
 
     def __init__(self) -> None:
-        self._kept: dict[tuple[str | None, str], tuple[int, float, MonthReport]] = {}
+        self._kept: dict[tuple[str | None, str, bool], tuple[int, float, MonthReport]] = {}
 
-    def get(self, scope: str | None, start: datetime, basis: int | None,
-            seconds: float) -> MonthReport | None:
-        """A kept report, if computed at this basis (any, for None) within `seconds`."""
-        kept = self._kept.get((scope, iso(start)))
-        if kept is None or time.monotonic() - kept[1] >= seconds:
+    def get(self, scope: str | None, start: datetime, basis: int,
+            named: bool = True) -> MonthReport | None:
+        """A kept report, if computed at this basis within KEEP_SECONDS (named or not)."""
+        kept = self._kept.get((scope, iso(start), named))
+        if kept is None or time.monotonic() - kept[1] >= self.KEEP_SECONDS:
             return None
-        return kept[2] if basis is None or kept[0] == basis else None
+        return kept[2] if kept[0] == basis else None
 
-    def put(self, found: MonthReport, basis: int) -> None:
+    def put(self, found: MonthReport, basis: int, named: bool = True) -> None:
         """Keep a report computed at this basis (the oldest goes when full)."""
         if len(self._kept) >= self.SIZE:
             del self._kept[next(iter(self._kept))]
-        self._kept[(found.scope, iso(found.start))] = (basis, time.monotonic(), found)
+        self._kept[(found.scope, iso(found.start), named)] = (basis, time.monotonic(), found)
 
 
-async def report(conn: Connection, start: datetime, end: datetime, scope: str | None,
-                 memory: ReportMemory | None = None) -> MonthReport:
+async def report(db: Database, start: datetime, end: datetime, scope: str | None,
+                 now: datetime, memory: ReportMemory | None = None,
+                 named: bool = True) -> MonthReport:
     """The month's report, exactly as `gridbot stats --month … --scope …` computes it
     (the same report again while nothing changed, when given a memory)."""
-    basis = await caselist.last_change(conn)
+    basis = await caselist.last_change(db.conn)
     if memory is not None:
-        kept = memory.get(scope, start, basis, ReportMemory.KEEP_SECONDS)
+        kept = memory.get(scope, start, basis, named)
         if kept is not None:
             return kept
-    found = await month_report(conn, start, end, scope)
+    found = await kept_month_report(db, start, end, scope, now, named)
     if memory is not None:
-        memory.put(found, basis)
+        memory.put(found, basis, named)
     return found
 
 
-async def trend(conn: Connection, found: MonthReport, tz: ZoneInfo, memory: ReportMemory,
-                months: int = TREND_MONTHS) -> list[MonthReport]:
-    """The reports of the `months` months up to the shown one (oldest first); past months
-    are kept TREND_KEEP_SECONDS (their figures move only when an old case changes late),
-    the shown month is `found`."""
+async def trend(db: Database, found: MonthReport, tz: ZoneInfo, now: datetime,
+                memory: ReportMemory, months: int = TREND_MONTHS) -> list[MonthReport]:
+    """The reports of the `months` months up to the shown one (oldest first), the shown
+    month being `found`: the earlier ones finished, kept in the database."""
     reports = [found]
     start = found.start
-    basis = await caselist.last_change(conn)
     for _ in range(months - 1):
         start, end = month_of(start - timedelta(days=1), tz)
-        earlier = memory.get(found.scope, start, None, TREND_KEEP_SECONDS)
-        if earlier is None:
-            earlier = await month_report(conn, start, end, found.scope)
-            memory.put(earlier, basis)
-        reports.append(earlier)
+        reports.append(await report(db, start, end, found.scope, now, memory, named=False))
     return list(reversed(reports))
 
 

@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 from bot.domain import stats
 from bot.domain.clock import iso
 from bot.services.people import display_name
+from store import caselist as caselist_store
 from store import stats as stats_store
-from store.db import Connection
+from store.db import Connection, Database
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,46 @@ async def month_report(conn: Connection, start: datetime, end: datetime,
     """Compute the indicators for [start, end) in a scope (all when None), naming the
     people; a person without a name is called by a contact, phones masked."""
     cases, events = await stats_store.facts(conn, start, end, scope)
+    return await _with_people(conn, start, end, scope,
+                              stats.case_figures(stats.compute(cases, events, start, end)))
+
+
+async def kept_month_report(db: Database, start: datetime, end: datetime,
+                            scope: str | None, now: datetime,
+                            named: bool = True) -> MonthReport:
+    """The report `month_report` computes; a finished month's figures of its cases are
+    kept in the database and read back while no case that could count in it has
+    changed since (`store.stats.changed_since`), the chiefs, names and visits read
+    afresh. Unnamed (`named=False`): people without a stored name stay unnamed (the
+    trend line needs no names)."""
+    if end > now:
+        return await month_report(db.conn, start, end, scope)
+    month = f"{start:%Y-%m}"
+    # Inside the write lock: no other transaction of this connection is half done, so
+    # what is read (and the basis kept with it) is committed.
+    async with db.transaction() as conn:
+        basis = await caselist_store.last_change(conn)
+        kept = await stats_store.kept_month(conn, scope, month)
+        if kept is not None and not await stats_store.changed_since(conn, kept[0], end):
+            figures = kept[1]
+            if kept[0] < basis:  # the next look checks only the audit lines after this
+                await stats_store.keep_month(conn, scope, month, basis, None, now)
+        else:
+            cases, events = await stats_store.facts(conn, start, end, scope)
+            figures = stats.case_figures(stats.compute(cases, events, start, end))
+            await stats_store.keep_month(conn, scope, month, basis, figures, now)
+        return await _with_people(conn, start, end, scope, figures, named)
+
+
+async def _with_people(conn: Connection, start: datetime, end: datetime, scope: str | None,
+                       figures: dict[str, Any], named: bool = True) -> MonthReport:
+    """The report from its cases' figures, with the chiefs, names and visits of now."""
     chief_rows = await stats_store.chief_names(conn, scope)
     visits = await stats_store.visits(conn, start, end, scope)
-    report = stats.compute(cases, events, start, end, chief_rows, visits)
+    report = stats.with_people(figures, chief_rows, visits)
     names: dict[int, str] = {}
     for person_id in sorted(set(report.by_person) | set(chief_rows)):
         stored = chief_rows.get(person_id, ("", ""))[0]
-        names[person_id] = stored or await display_name(conn, person_id)
+        names[person_id] = stored or (await display_name(conn, person_id) if named else "")
     chiefs = {pid: (names[pid], grid) for pid, (_, grid) in chief_rows.items()}
     return MonthReport(start, end, scope, report, names, chiefs)

@@ -44,7 +44,8 @@ async def _report(request: Request, staff: Staff) -> MonthReport | None:
     tz = bot.settings.timezone
     start, end = console_stats.parse_month(request.query_params.get("month"),
                                            bot.clock.now(), tz)
-    return await console_stats.report(bot.db.conn, start, end, scope, memory(request))
+    return await console_stats.report(bot.db, start, end, scope, bot.clock.now(),
+                                      memory(request))
 
 
 def memory(request: Request) -> console_stats.ReportMemory:
@@ -111,8 +112,8 @@ async def stats_data(request: Request, staff: Staff) -> Response:
     if found is None:
         return web.plain("not found", 404)
     bot = web.gridbot(request)
-    months = await console_stats.trend(bot.db.conn, found, bot.settings.timezone,
-                                       memory(request))
+    months = await console_stats.trend(bot.db, found, bot.settings.timezone,
+                                       bot.clock.now(), memory(request))
     data = console_stats.chart_data(found, months, _naming(request, staff))
     return JSONResponse(data, headers=web.SECURITY_HEADERS)
 
