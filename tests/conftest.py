@@ -34,7 +34,7 @@ ON_BOTH_DATABASES = {
     "test_store", "test_store_pg", "test_report_flow", "test_notices", "test_outbox",
     "test_staff", "test_meetings", "test_scheduler", "test_stats", "test_open311",
     "test_open311_departments", "test_sim_api", "test_assignment_place", "test_households",
-    "test_phonein", "test_open311_intake", "test_stats_sources",
+    "test_phonein", "test_open311_intake", "test_stats_sources", "test_console_text_search",
 }
 
 
