@@ -200,6 +200,12 @@ def main() -> None:
                       f" p95 {p95(values):.1f} ms (goal < {LIST_GOAL_MS:.0f} ms)"
                       f" {'ok' if good else 'MISSED'}; slowest:"
                       + "; ".join(f" {t:.0f} ms {c}" for t, c in worst))
+                texts = [t for t, c in times if c.get("q")]
+                others = [t for t, c in times if not c.get("q")]
+                print(f"  of which text searches: {len(texts)} pages, median"
+                      f" {statistics.median(texts):.1f} ms, p95 {p95(texts):.1f} ms; the"
+                      f" other filters: median {statistics.median(others):.1f} ms, p95"
+                      f" {p95(others):.1f} ms")
             client.cookies.clear()
             signed_in(client, loop.run(fresh_link(settings, people["admin"])))
             open_numbers = [r[0] for r in sqlite3.connect(settings.database).execute(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +172,10 @@ async def test_the_page_and_its_counts_are_read_through_the_text_index(
                     conn, "EXPLAIN QUERY PLAN " + sql, params))
                 assert "cases_text VIRTUAL TABLE" in plan, (text, plan)
                 assert not re.search(r"\bSCAN cases\b(?! USING)", plan), plan
+
+
+def test_the_open_text_index_is_on_exactly_the_lists_condition() -> None:
+    """The open cases' covering index of 0017 is used only if its WHERE is OPEN_SQL."""
+    sql = (Path(__file__).resolve().parents[1] / "store" / "migrations"
+           / "0017_case_text.sql").read_text(encoding="utf-8")
+    assert re.findall(r"WHERE (state IN \([^)]*\))", sql) == [caselist_store.OPEN_SQL]

@@ -34,3 +34,12 @@ CREATE TRIGGER cases_text_delete AFTER DELETE ON cases BEGIN
         VALUES ('delete', old.id, old.description || char(31, 31),
                 coalesce(old.address, '') || char(31, 31));
 END;
+-- The counts per status of the open cases for a common text (one the index finds in more
+-- cases than is worth reading one by one): LIKE over this index alone, 30,000 entries,
+-- instead of 30,000 rows. Its WHERE is store.caselist.OPEN_SQL word for word.
+CREATE INDEX cases_open_text ON cases (state, description, address)
+    WHERE state IN ('submitted', 'registered', 'dispatched', 'in_progress', 'resolved', 'suspended');
+-- Measured now, where the planner has measured the others (a database that ANALYZE has
+-- seen): unmeasured, it looks selective and the page's query sorts its 30,000 instead of
+-- reading the deadline's index in order.
+ANALYZE cases_open_text;
