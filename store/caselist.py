@@ -36,14 +36,17 @@ COUNT_CAP = 10_000  # counts per state stop here ("10000+"): a count reads at mo
 # The text search (migration 0017). SQLite: the trigram index cases_text gives the cases
 # that may contain the text, LIKE then checks each. When more than TEXT_CANDIDATES may,
 # the text is common and LIKE alone, in the list's order, meets matches soon enough (and
-# stops at the page's end and COUNT_CAP). A text of 1 or 2 characters is first looked for
-# with LIKE in the newest SAMPLE cases (found in COMMON_IN_SAMPLE of them: common); if
+# stops at the page's end and COUNT_CAP); but a finished state's count then reads
+# COUNT_CAP / frequency rows, so up to FILTER_CANDIDATES the index still sifts those
+# counts: the state's index read in order, each id checked against the candidates (a
+# table built once) before its row is read. A text of 1 or 2 characters is first looked for
+# with LIKE in the newest SAMPLE cases (in COMMON_IN_SAMPLE of them, a fifth: common); if
 # rarer, among the indexed trigrams that begin with it (at most SHORT_TEXT_TERMS of them;
 # more, and it is common): the vocabulary reads each such trigram's whole list of cases,
 # cheap for a rare text only. PostgreSQL: LIKE alone, which its trigram GIN indexes serve.
-TEXT_CANDIDATES = 20_000
+TEXT_CANDIDATES, FILTER_CANDIDATES = 5_000, 200_000
 SHORT_TEXT_TERMS = 200
-SAMPLE, COMMON_IN_SAMPLE = 5_000, 50
+SAMPLE, COMMON_IN_SAMPLE = 5_000, 1_000
 NO_MATCH = ""  # a `text_match` no case can meet: no trigram begins with the text
 
 
@@ -68,8 +71,9 @@ class CaseQuery:
     # date first (the planner cannot tell, and would walk the whole order index).
     narrow_dates: bool = False
     # The full-text query that narrows `text` to its candidates (`with_text_index`), or
-    # None: LIKE alone.
+    # None: LIKE alone; `text_common`: it sifts the finished states' counts only.
     text_match: str | None = None
+    text_common: bool = False
     sort: str = "deadline"
     limit: int = 50
     offset: int = 0
@@ -120,6 +124,8 @@ def _scope_sql(scopes: Sequence[tuple[str, str | None]]) -> tuple[str, list[Any]
 def where(query: CaseQuery, *, state: str | None = None) -> tuple[str, list[Any]]:
     """The WHERE clause (without the word) and its parameters; with `state`, for that one
     state instead of the query's (the counts per state)."""
+    sifted = query.text_match is not None and (
+        not query.text_common or state in FINISHED_STATES)
     scope, params = _scope_sql(query.scopes)
     clauses = [scope]
     if state is not None:
@@ -164,8 +170,11 @@ def where(query: CaseQuery, *, state: str | None = None) -> tuple[str, list[Any]
     if query.text_match == NO_MATCH and query.text:
         clauses.append("1 = 0")
     elif query.text:
-        if query.text_match is not None:
-            clauses.append("id IN (SELECT rowid FROM cases_text WHERE cases_text MATCH ?)")
+        if sifted:
+            # `+id`: a common text's candidates are a filter, not where the reading starts.
+            column = "+id" if query.text_common else "id"
+            clauses.append(f"{column} IN (SELECT rowid FROM cases_text WHERE"
+                           " cases_text MATCH ?)")
             params.append(query.text_match)
         pattern = like_pattern(query.text)
         clauses.append("(description LIKE ? ESCAPE '\\' OR address LIKE ? ESCAPE '\\')")
@@ -200,15 +209,16 @@ def sample_sql(text: str) -> tuple[str, list[Any]]:
 
 def candidates_sql(match: str) -> tuple[str, list[Any]]:
     """How many cases the index says may contain the text, counting to
-    TEXT_CANDIDATES + 1 at most."""
+    FILTER_CANDIDATES + 1 at most."""
     return ("SELECT count(*) FROM (SELECT 1 FROM cases_text WHERE cases_text MATCH ?"
-            " LIMIT ?) AS found", [match, TEXT_CANDIDATES + 1])
+            " LIMIT ?) AS found", [match, FILTER_CANDIDATES + 1])
 
 
 async def with_text_index(conn: Connection, query: CaseQuery) -> CaseQuery:
     """The query with its text narrowed by the full-text index where that is the faster
-    way (a text found in at most TEXT_CANDIDATES cases); as it is otherwise, and always
-    on PostgreSQL (its LIKE uses its own trigram indexes)."""
+    way (a text found in at most TEXT_CANDIDATES cases; up to FILTER_CANDIDATES, for the
+    finished states' counts); as it is otherwise, and always on PostgreSQL (its LIKE
+    uses its own trigram indexes)."""
     if not query.text or is_postgres(conn):
         return query
     match = _phrase(query.text)
@@ -224,8 +234,10 @@ async def with_text_index(conn: Connection, query: CaseQuery) -> CaseQuery:
         match = " OR ".join(_phrase(term) for term in terms)
     elif len(query.text) < 3:
         return query  # a short text the index cannot look up as the LIKE folds it
-    found = await fetch(conn, *candidates_sql(match))
-    return replace(query, text_match=match) if int(found[0][0]) <= TEXT_CANDIDATES else query
+    found = int((await fetch(conn, *candidates_sql(match)))[0][0])
+    if found > FILTER_CANDIDATES:
+        return query
+    return replace(query, text_match=match, text_common=found > TEXT_CANDIDATES)
 
 
 _COLUMNS = ("id, workflow, description, address, source_channel, changed_at, lat, lon,"

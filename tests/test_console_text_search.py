@@ -58,12 +58,15 @@ async def found(gridbot: Gridbot, text: str, actors: list[Actor] | None = None,
     return {c.case.number for c in listed.cases}, listed.by_state
 
 
-@pytest.fixture(params=["index", "common"])
+@pytest.fixture(params=["index", "filter", "common"])
 def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each search as a rare text (found from the index) and as a common one (more
-    candidates than the index is asked for: LIKE alone, in the list's order)."""
-    if request.param == "common":
+    """Each search as a rare text (its cases read from the index), a common one (LIKE in
+    the list's order; the index sifts the finished states' counts) and a commonest one
+    (LIKE alone)."""
+    if request.param in ("filter", "common"):
         monkeypatch.setattr(caselist_store, "TEXT_CANDIDATES", 0)
+    if request.param == "common":
+        monkeypatch.setattr(caselist_store, "FILTER_CANDIDATES", 0)
         monkeypatch.setattr(caselist_store, "SHORT_TEXT_TERMS", 0)
         monkeypatch.setattr(caselist_store, "COMMON_IN_SAMPLE", 1)
     return str(request.param)
