@@ -18,7 +18,7 @@ from bot.services import actions, caselist
 from store import caselist as caselist_store
 from store.db import fetch, is_postgres
 from tests.console_harness import Console, file_case
-from tests.helpers import GRID_1
+from tests.helpers import COMMUNITY_1, GRID_1
 
 GRID_2 = "33010600100102"
 
@@ -123,13 +123,19 @@ async def test_a_case_edited_later_is_found_by_its_new_text_only(
     assert (await found(gridbot, "小广告"))[0] == {later}
 
 
-async def test_the_search_stays_within_the_persons_scope(
+async def test_the_search_stays_within_the_persons_scope_and_the_filters(
         gridbot: Gridbot, filed: Filed, way: str) -> None:
     chief = [Actor(1, Role.GRID_CHIEF, GRID_1)]
     assert (await found(gridbot, "井盖", chief))[0] == {filed.lid}
     assert (await found(gridbot, "井盖丢失", chief))[0] == set()
     assert (await found(gridbot, "号楼", chief)) == ({filed.lid, filed.closed},
                                                    {"registered": 1, "closed": 1})
+    community = [Actor(1, Role.COMMUNITY_STAFF, COMMUNITY_1)]  # both grids
+    assert (await found(gridbot, "井盖", community))[0] == {filed.lid, filed.other_grid}
+    in_grid_2 = await caselist.list_cases(
+        gridbot.db.conn, caselist.Filters(status="all", q="井盖", grid=GRID_2), community,
+        gridbot.clock.now(), gridbot.settings.timezone)
+    assert {c.case.number for c in in_grid_2.cases} == {filed.other_grid}
     console = Console(gridbot)
     person = await console.staff("一网格长", "grid_chief", GRID_1)
     async with console.client() as browser:
