@@ -14,7 +14,7 @@ from typing import Any
 from bot.domain.clock import iso, parse_iso
 from bot.domain.workflow import Case, State
 from store.cases import OPEN_STATES, case_from_json
-from store.db import Connection, Row, fetch
+from store.db import Connection, Row, fetch, is_postgres
 
 # Columns a scope may restrict on: (column, value); ("*", None) is everything.
 SCOPE_COLUMNS = frozenset({"grid_code", "community_code", "street_code", "department", "*"})
@@ -33,6 +33,21 @@ OPEN_SQL = "state IN (" + ", ".join(f"'{s}'" for s in OPEN_STATES) + ")"
 FINISHED_STATES = tuple(s.value for s in State if s.value not in OPEN_STATES)
 FINISHED_SQL = "state IN (" + ", ".join(f"'{s}'" for s in FINISHED_STATES) + ")"
 COUNT_CAP = 10_000  # counts per state stop here ("10000+"): a count reads at most this
+# The text search (migration 0017). SQLite: the trigram index cases_text gives the cases
+# that may contain the text, LIKE then checks each. When more than TEXT_CANDIDATES may,
+# the text is common and LIKE alone, in the list's order, meets matches soon enough (and
+# stops at the page's end and COUNT_CAP); but a finished state's count then reads
+# COUNT_CAP / frequency rows, so up to FILTER_CANDIDATES the index still sifts those
+# counts: the state's index read in order, each id checked against the candidates (a
+# table built once) before its row is read. A text of 1 or 2 characters is first looked for
+# with LIKE in the newest SAMPLE cases (in COMMON_IN_SAMPLE of them, a fifth: common); if
+# rarer, among the indexed trigrams that begin with it (at most SHORT_TEXT_TERMS of them;
+# more, and it is common): the vocabulary reads each such trigram's whole list of cases,
+# cheap for a rare text only. PostgreSQL: LIKE alone, which its trigram GIN indexes serve.
+TEXT_CANDIDATES, FILTER_CANDIDATES = 5_000, 200_000
+SHORT_TEXT_TERMS = 200
+SAMPLE, COMMON_IN_SAMPLE = 5_000, 1_000
+NO_MATCH = ""  # a `text_match` no case can meet: no trigram begins with the text
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,10 @@ class CaseQuery:
     # The report dates span a few months at most: finished cases are then found by their
     # date first (the planner cannot tell, and would walk the whole order index).
     narrow_dates: bool = False
+    # The full-text query that narrows `text` to its candidates (`with_text_index`), or
+    # None: LIKE alone; `text_common`: it sifts the finished states' counts only.
+    text_match: str | None = None
+    text_common: bool = False
     sort: str = "deadline"
     limit: int = 50
     offset: int = 0
@@ -106,6 +125,8 @@ def _scope_sql(scopes: Sequence[tuple[str, str | None]]) -> tuple[str, list[Any]
 def where(query: CaseQuery, *, state: str | None = None) -> tuple[str, list[Any]]:
     """The WHERE clause (without the word) and its parameters; with `state`, for that one
     state instead of the query's (the counts per state)."""
+    sifted = query.text_match is not None and (
+        not query.text_common or state in FINISHED_STATES)
     scope, params = _scope_sql(query.scopes)
     clauses = [scope]
     if state is not None:
@@ -147,11 +168,84 @@ def where(query: CaseQuery, *, state: str | None = None) -> tuple[str, list[Any]
                        f" {' AND '.join(dates)})")
     else:
         clauses += dates
-    if query.text:
+    if query.text_match == NO_MATCH and query.text:
+        clauses.append("1 = 0")
+    elif query.text:
+        if sifted:
+            # `+id`: a common text's candidates are a filter, not where the reading starts.
+            column = "+id" if query.text_common else "id"
+            clauses.append(f"{column} IN (SELECT rowid FROM cases_text WHERE"
+                           " cases_text MATCH ?)")
+            params.append(query.text_match)
         pattern = like_pattern(query.text)
         clauses.append("(description LIKE ? ESCAPE '\\' OR address LIKE ? ESCAPE '\\')")
         params += [pattern, pattern]
     return " AND ".join(clauses), params
+
+
+def _phrase(text: str) -> str:
+    """`text` as one FTS5 string (a phrase: with trigrams, the text as a substring)."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def short_terms_sql(text: str) -> tuple[str, list[Any]] | None:
+    """The indexed trigrams that begin with a 1- or 2-character `text` (case folded as
+    the index folds it), at most SHORT_TEXT_TERMS + 1; None for a longer text, or one
+    whose folding changes its length."""
+    folded = text.lower()
+    if len(text) >= 3 or len(folded) != len(text):
+        return None
+    highest = folded + "\U0010ffff" * (3 - len(folded))
+    return ("SELECT term FROM cases_text_terms WHERE term >= ? AND term <= ? LIMIT ?",
+            [folded, highest, SHORT_TEXT_TERMS + 1])
+
+
+def sample_sql(text: str) -> tuple[str, list[Any]]:
+    """In how many of the newest SAMPLE cases `text` is, counting to COMMON_IN_SAMPLE."""
+    pattern = like_pattern(text)
+    return ("SELECT count(*) FROM (SELECT 1 FROM cases WHERE id > (SELECT max(id) FROM cases)"
+            " - ? AND (description LIKE ? ESCAPE '\\' OR address LIKE ? ESCAPE '\\')"
+            " LIMIT ?) AS sample", [SAMPLE, pattern, pattern, COMMON_IN_SAMPLE])
+
+
+def candidates_sql(match: str) -> tuple[str, list[Any]]:
+    """How many cases the index says may contain the text, counting to
+    FILTER_CANDIDATES + 1 at most."""
+    return ("SELECT count(*) FROM (SELECT 1 FROM cases_text WHERE cases_text MATCH ?"
+            " LIMIT ?) AS found", [match, FILTER_CANDIDATES + 1])
+
+
+def _in_grids(query: CaseQuery) -> bool:
+    """Whether the query keeps to a grid or a few (a grid chief's, or the grid filter):
+    about a thousandth of the cases, fewer than the full-text index's questions cost."""
+    return bool(query.grid) or (bool(query.scopes) and all(
+        column == "grid_code" for column, _ in query.scopes))
+
+
+async def with_text_index(conn: Connection, query: CaseQuery) -> CaseQuery:
+    """The query with its text narrowed by the full-text index where that is the faster
+    way (a text found in at most TEXT_CANDIDATES cases; up to FILTER_CANDIDATES, for the
+    finished states' counts); as it is otherwise, within grids, and always on PostgreSQL
+    (its LIKE uses its own trigram indexes)."""
+    if not query.text or is_postgres(conn) or _in_grids(query):
+        return query
+    match = _phrase(query.text)
+    terms_sql = short_terms_sql(query.text)
+    if terms_sql is not None:
+        if int((await fetch(conn, *sample_sql(query.text)))[0][0]) >= COMMON_IN_SAMPLE:
+            return query
+        terms = [str(r[0]) for r in await fetch(conn, *terms_sql)]
+        if len(terms) > SHORT_TEXT_TERMS:
+            return query
+        if not terms:
+            return replace(query, text_match=NO_MATCH)
+        match = " OR ".join(_phrase(term) for term in terms)
+    elif len(query.text) < 3:
+        return query  # a short text the index cannot look up as the LIKE folds it
+    found = int((await fetch(conn, *candidates_sql(match)))[0][0])
+    if found > FILTER_CANDIDATES:
+        return query
+    return replace(query, text_match=match, text_common=found > TEXT_CANDIDATES)
 
 
 _COLUMNS = ("id, workflow, description, address, source_channel, changed_at, lat, lon,"
@@ -219,6 +313,7 @@ def count_sql(query: CaseQuery) -> tuple[str, list[Any]]:
 
 async def page(conn: Connection, query: CaseQuery) -> CasePage:
     """One page of the list, the total matching, and the counts per state."""
+    query = await with_text_index(conn, query)
     rows = await _rows(conn, query)
     cases = [ListedCase(case_from_json(r[1], r[0]), r[2], r[3], r[4],
                         parse_iso(r[5]) if r[5] else None, r[6], r[7], r[10]) for r in rows]
@@ -234,6 +329,7 @@ async def page(conn: Connection, query: CaseQuery) -> CasePage:
 async def all_matching(conn: Connection, query: CaseQuery, limit: int = 50_000
                        ) -> list[ListedCase]:
     """Every case the filters match, in the list's order (the CSV export), up to `limit`."""
+    query = await with_text_index(conn, query)
     rows = await _rows(conn, replace(query, limit=limit, offset=0), max_page=limit)
     return [ListedCase(case_from_json(r[1], r[0]), r[2], r[3], r[4],
                        parse_iso(r[5]) if r[5] else None, r[6], r[7], r[10]) for r in rows]

@@ -34,10 +34,14 @@ class Copied:
 
 
 async def _tables(src: aiosqlite.Connection) -> list[str]:
+    """The tables to copy: not SQLite's own, nor its full-text index (a virtual table and
+    its shadow tables; PostgreSQL keeps its own index of the text, migration 0017)."""
     rows = await src.execute_fetchall(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         " ORDER BY rowid")
-    return [r[0] for r in rows if r[0] not in SKIPPED]
+    virtual = [str(r[0]) for r in rows if str(r[1] or "").upper().startswith("CREATE VIRTUAL")]
+    return [r[0] for r in rows if r[0] not in SKIPPED
+            and not any(r[0] == v or r[0].startswith(v + "_") for v in virtual)]
 
 
 async def _references(src: aiosqlite.Connection, table: str) -> list[tuple[str, str]]:

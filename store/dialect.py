@@ -28,6 +28,11 @@ and last in PostgreSQL, so an ORDER BY on a column that may be NULL says
 A statement that cannot be written portably at all (a bulk claim with row locks, SQLite's
 bare columns beside max()) has its PostgreSQL variant beside it in its store module,
 chosen with `store.db.is_postgres(conn)`.
+
+Text search (the console's list, migration 0017): both run the same `LIKE '%…%' ESCAPE`;
+PostgreSQL's trigram GIN indexes (pg_trgm) serve it as written, while SQLite's LIKE can
+use no index, so on SQLite alone `store.caselist.with_text_index` adds a condition on the
+FTS5 trigram table `cases_text` that narrows the cases LIKE reads.
 """
 
 from __future__ import annotations

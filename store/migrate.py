@@ -8,9 +8,12 @@ only SQLite runs (rebuilding a table to change a CHECK), a file of the same name
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 
 VARIANT = ".postgresql.sql"
+_TRIGGER = re.compile(r"^\s*CREATE\s+TRIGGER\b", re.I)
+_TRIGGER_END = re.compile(r"\bEND\s*$", re.I)
 
 
 def migration_files(dialect: str) -> list[tuple[str, str]]:
@@ -29,6 +32,16 @@ def migration_files(dialect: str) -> list[tuple[str, str]]:
 
 
 def statements(sql: str) -> list[str]:
-    """A migration's statements (plain DDL: no semicolons inside strings or triggers)."""
+    """A migration's statements: split at semicolons, except those inside a trigger's
+    BEGIN … END (there are none inside strings)."""
     lines = [line.split("--", 1)[0] for line in sql.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    found: list[str] = []
+    pending = ""
+    for piece in "\n".join(lines).split(";"):
+        pending = f"{pending};{piece}" if pending else piece
+        if _TRIGGER.match(pending) and not _TRIGGER_END.search(pending):
+            continue
+        if pending.strip():
+            found.append(pending.strip())
+        pending = ""
+    return found

@@ -37,7 +37,7 @@ ON_BOTH_DATABASES = {
     "test_phonein", "test_open311_intake", "test_stats_sources", "test_crash",
     "test_console_auth", "test_console_cases", "test_console_actions", "test_console_map",
     "test_console_notices", "test_console_stats", "test_console_staff",
-    "test_console_households",
+    "test_console_households", "test_console_text_search",
 }
 
 
