@@ -5,6 +5,7 @@ counts per status, for texts of any length; and the index is what finds them."""
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -94,6 +95,18 @@ async def test_texts_of_one_and_two_characters(gridbot: Gridbot, filed: Filed,
     assert (await found(gridbot, "鼎"))[0] == set()
     numbers, counts = await found(gridbot, "井")
     assert counts == {"registered": 3}
+
+
+async def test_a_case_described_in_a_long_message_is_filed_and_found(
+        gridbot: Gridbot) -> None:
+    """A Telegram message may hold 4,096 characters (12 kB of UTF-8 in Chinese): the case
+    is filed whole on both databases (no index entry may be too long for it) and its text
+    is found, the end of it too."""
+    rnd = random.Random(7)
+    text = "".join(chr(rnd.randint(0x4E00, 0x9FA5)) for _ in range(4090)) + "井盖松动"
+    number = await file_case(gridbot, GRID_1, text, address="幸福路" + "长" * 500)
+    numbers, _ = await found(gridbot, "井盖松动")
+    assert numbers == {number}
 
 
 async def test_wildcards_are_searched_as_themselves(gridbot: Gridbot, filed: Filed,

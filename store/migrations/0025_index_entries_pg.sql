@@ -1,0 +1,3 @@
+-- Nothing to do on SQLite: its B-tree entries may be of any length (overflow pages), so
+-- the covering indexes of 0010 keep the cases' description and address.
+-- PostgreSQL's form (0025_index_entries_pg.postgresql.sql) takes the text out of them.
