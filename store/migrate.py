@@ -29,6 +29,20 @@ def migration_files(dialect: str) -> list[tuple[str, str]]:
 
 
 def statements(sql: str) -> list[str]:
-    """A migration's statements (plain DDL: no semicolons inside strings or triggers)."""
+    """A migration's statements: split at semicolons, except inside a `$$ … $$` body (a
+    PostgreSQL function); no semicolons inside strings, no `--` inside a body's text."""
     lines = [line.split("--", 1)[0] for line in sql.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    found, current = [], ""
+    for n, piece in enumerate("\n".join(lines).split("$$")):
+        if n % 2:  # inside a body: kept whole
+            current += "$$" + piece + "$$"
+            continue
+        first, *rest = piece.split(";")
+        if rest:
+            found.append(current + first)
+            *ends, current = rest
+            found += ends
+        else:
+            current += first
+    found.append(current)
+    return [s.strip() for s in found if s.strip()]
