@@ -106,6 +106,21 @@ async def test_two_processes_claiming_together_never_take_the_same_message(
     assert len(first) + len(second) == 300
 
 
+async def test_a_message_or_recipient_of_nobody_is_refused_as_with_a_foreign_key(
+        two: tuple[Database, Database], clock: FakeClock) -> None:
+    import psycopg
+
+    a, _ = two
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        async with a.transaction() as conn:
+            await outbox.enqueue(conn, [OutboundRow("telegram", "42", 999_999, "hi", {})],
+                                 clock.now())
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        async with a.transaction() as conn:
+            await conn.execute("INSERT INTO notice_recipients (notice_id, person_id)"
+                               " VALUES (?, ?)", (999_999, 999_999))
+
+
 async def test_a_dead_processs_messages_go_back_to_the_queue_only_after_the_lease(
         two: tuple[Database, Database], clock: FakeClock) -> None:
     a, b = two

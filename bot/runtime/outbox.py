@@ -25,7 +25,7 @@ from bot.domain.clock import Clock
 from bot.runtime.supervisor import TRANSIENT_ERRORS, Health, Reporter, Supervisor
 from store import outbox as outbox_store
 from store import people as people_store
-from store.db import Database
+from store.db import Connection, Database
 from store.leader import Leadership
 from store.outbox import PRIORITY_REPLY, StoredOutbound
 
@@ -38,6 +38,7 @@ MAX_BACKOFF_SECONDS = 600.0
 # jittered by the network and the event loop, stay within its limit too (30/s: 28.8/s).
 RATE_MARGIN = 0.04
 MAX_HELD = 2000  # claimed messages waiting in memory for their address's turn, at most
+RECORD_BATCH = 64  # outcomes recorded in one transaction at most
 STOPPING_RECORD_TRIES = 3  # when stopping, an outcome the database refuses is given up
 # Several processes: a new sender for a channel starts this long after taking the role.
 TAKEOVER_PAUSE = 1.0
@@ -198,6 +199,16 @@ def backoff(attempts: int, retry_after: float | None) -> float:
     return float(min(MAX_BACKOFF_SECONDS, BASE_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0)))
 
 
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    """Tell a waiter how its outcome's record went (unless it stopped waiting)."""
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
+
+
 class OutboxWorker:
     """Drains one channel's queue until stopped: each address in its turn, the best first.
 
@@ -251,6 +262,9 @@ class OutboxWorker:
         # (store/leader.py). None: always this process.
         self.leadership: Leadership | None = None
         self._led = False
+        # Outcomes waiting to be recorded together, and the task that records them.
+        self._outcomes: list[tuple[StoredOutbound, Delivery, asyncio.Future[None]]] = []
+        self._recorder: asyncio.Task[None] | None = None
         self.sent_count = 0  # deliveries the provider accepted (/metrics)
         self.error_count = 0  # attempts the provider refused or failed (/metrics)
 
@@ -521,22 +535,61 @@ class OutboxWorker:
             return
 
     async def _record(self, message: StoredOutbound, delivery: Delivery) -> None:
+        """Record one outcome; the outcomes arriving meanwhile are written in one
+        transaction together (group commit: on PostgreSQL a transaction per message was
+        three round trips each, a good part of a reply's cost)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((message, delivery, done))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_waiting())
+        await done
+
+    async def _record_waiting(self) -> None:
+        """Write the waiting outcomes, one transaction per batch; when a batch fails on
+        something other than the database, each outcome alone, so one cannot hold up
+        the others."""
+        while self._outcomes:
+            batch = self._outcomes[:RECORD_BATCH]
+            del self._outcomes[:RECORD_BATCH]
+            try:
+                async with self.db.transaction() as conn:
+                    for message, delivery, _ in batch:
+                        await self._write_outcome(conn, message, delivery)
+            except TRANSIENT_ERRORS as exc:  # each waiter waits it out and tries again
+                for _, _, done in batch:
+                    _settle(done, exc)
+                continue
+            except Exception:  # noqa: BLE001 - find the culprit: one transaction each
+                for message, delivery, done in batch:
+                    try:
+                        async with self.db.transaction() as conn:
+                            await self._write_outcome(conn, message, delivery)
+                    except Exception as exc:  # noqa: BLE001 - its waiter hears of it
+                        _settle(done, exc)
+                    else:
+                        _settle(done, None)
+                continue
+            for _, _, done in batch:
+                _settle(done, None)
+
+    async def _write_outcome(self, conn: Connection, message: StoredOutbound,
+                             delivery: Delivery) -> None:
+        """Write one delivery's outcome, within the caller's transaction."""
         now = self.clock.now()
-        async with self.db.transaction() as conn:
-            if delivery.status == "sent":
-                await outbox_store.record_sent(conn, message.id, delivery.provider_id, now)
-            elif delivery.status == "stopped":
-                await outbox_store.record_failed(conn, message.id,
-                                                 delivery.error or "recipient stopped")
-                await people_store.set_opted_out(conn, message.channel, message.address, True)
-            elif delivery.status == "retry":
-                attempts = await outbox_store.attempts_of(conn, message.id)
-                if attempts >= MAX_ATTEMPTS:
-                    await outbox_store.record_failed(
-                        conn, message.id, f"gave up after {attempts} attempts: {delivery.error}")
-                else:
-                    wait = backoff(attempts, delivery.retry_after)
-                    await outbox_store.record_retry(conn, message.id, delivery.error or "retry",
-                                                    now + timedelta(seconds=wait))
+        if delivery.status == "sent":
+            await outbox_store.record_sent(conn, message.id, delivery.provider_id, now)
+        elif delivery.status == "stopped":
+            await outbox_store.record_failed(conn, message.id,
+                                             delivery.error or "recipient stopped")
+            await people_store.set_opted_out(conn, message.channel, message.address, True)
+        elif delivery.status == "retry":
+            attempts = await outbox_store.attempts_of(conn, message.id)
+            if attempts >= MAX_ATTEMPTS:
+                await outbox_store.record_failed(
+                    conn, message.id, f"gave up after {attempts} attempts: {delivery.error}")
             else:
-                await outbox_store.record_failed(conn, message.id, delivery.error or "failed")
+                wait = backoff(attempts, delivery.retry_after)
+                await outbox_store.record_retry(conn, message.id, delivery.error or "retry",
+                                                now + timedelta(seconds=wait))
+        else:
+            await outbox_store.record_failed(conn, message.id, delivery.error or "failed")
