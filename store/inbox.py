@@ -93,9 +93,9 @@ async def claim_in_turn(conn: Connection, inbox_ids: Sequence[int], now: datetim
     sender (not among these) is still to be processed, on another process (PostgreSQL,
     several processes: one person's messages in order). The rest were handled already.
 
-    Run it holding the senders' conversation locks (`conversations.lock_all`): then no
-    earlier payload can be processed meanwhile, and the check is the whole truth.
-    PostgreSQL only (an UPDATE inside a WITH); SQLite's one process needs no such check.
+    No lock is needed for the check: an earlier payload once processed stays processed
+    (one still being processed elsewhere counts as waiting). PostgreSQL only (an UPDATE
+    inside a WITH); SQLite's one process needs no such check.
     """
     if not inbox_ids:
         return set(), set()

@@ -294,9 +294,13 @@ class Engine:
     async def _handle_batch(self, batch: list[_Pending]) -> list[int | None | BaseException]:
         outgoing: list[OutboundRow] = []
         async with self.db.transaction(starts_with_write=True) as conn:
-            await conversation_store.lock_all(
-                conn, [(item.inbound.channel, item.inbound.address) for item in batch])
+            # The turns first, then the locks of only those in their turn: a held-back
+            # payload must not hold its conversation's lock, which the process with the
+            # earlier payload needs to process that one.
             turns = await self._claim_turns(conn, batch)
+            await conversation_store.lock_all(
+                conn, [(item.inbound.channel, item.inbound.address) for item in batch
+                       if item.inbox_id not in turns.held])
             results: list[int | None | BaseException] = []
             for item in batch:
                 if item.inbox_id in turns.held:
@@ -308,9 +312,11 @@ class Engine:
 
     async def _claim_turns(self, conn: Connection, batch: list[_Pending]) -> _Turns:
         """PostgreSQL: claim the batch's stored payloads, and find those that must wait
-        for an earlier one of their sender, in one statement (under the batch's locks).
-        SQLite's one process keeps the order with its locks alone: each is claimed as it
-        is handled."""
+        for an earlier one of their sender, in one statement. It needs no conversation
+        lock: an earlier payload once processed stays so, and the claim only marks this
+        process's own payloads (the locks, taken next, keep two processes from handling
+        one conversation at once). SQLite's one process keeps the order with its locks
+        alone: each is claimed as it is handled."""
         ids = [item.inbox_id for item in batch
                if item.inbox_id is not None and not item.in_turn]
         if not self.db.postgres or not ids:
@@ -322,11 +328,11 @@ class Engine:
         try:
             outgoing: list[OutboundRow] = []
             async with self.db.transaction(starts_with_write=True) as conn:
-                await conversation_store.lock_all(conn, [(item.inbound.channel,
-                                                          item.inbound.address)])
                 turns = await self._claim_turns(conn, [item])
                 if item.inbox_id in turns.held:
                     raise HeldBack(item.inbox_id)
+                await conversation_store.lock_all(conn, [(item.inbound.channel,
+                                                          item.inbound.address)])
                 result = await self._store_and_handle(conn, item, outgoing, turns)
                 await outbox_store.enqueue(conn, outgoing, self.clock.now())
             return result
