@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -83,6 +84,36 @@ async def pending(conn: Connection, limit: int = 1000) -> list[int]:
     rows = await fetch(conn,
         "SELECT id FROM inbox WHERE status = 'received' ORDER BY id LIMIT ?", (limit,))
     return [r[0] for r in rows]
+
+
+async def claim_in_turn(conn: Connection, inbox_ids: Sequence[int], now: datetime
+                        ) -> tuple[set[int], set[int]]:
+    """Mark these stored payloads processed where it is their turn, in one statement:
+    (claimed, held back). Held back: still 'received' but an earlier payload of the same
+    sender (not among these) is still to be processed, on another process (PostgreSQL,
+    several processes: one person's messages in order). The rest were handled already.
+
+    No lock is needed for the check: an earlier payload once processed stays processed
+    (one still being processed elsewhere counts as waiting). PostgreSQL only (an UPDATE
+    inside a WITH); SQLite's one process needs no such check.
+    """
+    if not inbox_ids:
+        return set(), set()
+    rows = await fetch(conn, f"""
+        WITH wanted AS (
+            SELECT id, channel, address FROM inbox
+            WHERE id IN ({", ".join("?" for _ in inbox_ids)}) AND status = 'received'),
+        ready AS (
+            SELECT w.id FROM wanted w WHERE NOT EXISTS (
+                SELECT 1 FROM inbox e WHERE e.status = 'received' AND e.channel = w.channel
+                AND e.address = w.address AND e.id < w.id
+                AND e.id NOT IN (SELECT id FROM wanted))),
+        claimed AS (
+            UPDATE inbox SET status = 'processed', processed_at = ?
+            WHERE status = 'received' AND id IN (SELECT id FROM ready) RETURNING id)
+        SELECT w.id, c.id IS NOT NULL FROM wanted w LEFT JOIN claimed c ON c.id = w.id""",
+        (*inbox_ids, iso(now)))
+    return {r[0] for r in rows if r[1]}, {r[0] for r in rows if not r[1]}
 
 
 async def waiting_before(conn: Connection, channel: str, address: str, inbox_id: int) -> bool:

@@ -13,6 +13,7 @@ from importlib import resources
 
 VARIANT = ".postgresql.sql"
 _TRIGGER = re.compile(r"^\s*CREATE\s+TRIGGER\b", re.I)
+_TRIGGER_BEGIN = re.compile(r"\bBEGIN\b", re.I)
 _TRIGGER_END = re.compile(r"\bEND\s*$", re.I)
 
 
@@ -32,15 +33,29 @@ def migration_files(dialect: str) -> list[tuple[str, str]]:
 
 
 def statements(sql: str) -> list[str]:
-    """A migration's statements: split at semicolons, except those inside a trigger's
-    BEGIN … END (there are none inside strings)."""
+    """A migration's statements: split at semicolons, except inside a `$$ … $$` body (a
+    PostgreSQL function) and a SQLite trigger's BEGIN … END; no semicolons inside
+    strings, no `--` inside a body's text."""
     lines = [line.split("--", 1)[0] for line in sql.splitlines()]
+    pieces: list[str] = []  # the text between semicolons outside `$$` bodies
+    current = ""
+    for n, part in enumerate("\n".join(lines).split("$$")):
+        if n % 2:  # inside a body: kept whole
+            current += "$$" + part + "$$"
+            continue
+        first, *rest = part.split(";")
+        current += first
+        for piece in rest:
+            pieces.append(current)
+            current = piece
+    pieces.append(current)
     found: list[str] = []
     pending = ""
-    for piece in "\n".join(lines).split(";"):
+    for piece in pieces:
         pending = f"{pending};{piece}" if pending else piece
-        if _TRIGGER.match(pending) and not _TRIGGER_END.search(pending):
-            continue
+        if (_TRIGGER.match(pending) and _TRIGGER_BEGIN.search(pending)
+                and not _TRIGGER_END.search(pending)):
+            continue  # a SQLite trigger's body goes on to its END
         if pending.strip():
             found.append(pending.strip())
         pending = ""

@@ -244,9 +244,10 @@ async def cancel(conn: Connection, notice_id: int) -> bool:
 
 async def add_staged_recipients(conn: Connection, notice_id: int) -> None:
     """Remember who a notice went to (for acknowledgements and reminders): everyone staged
-    for it (`store.bulk.staged`)."""
+    for it (`store.bulk.staged`), once: a notice is sent once (`mark_sent`), and a plain
+    INSERT is cheaper than one that looks for a conflict row by row (PostgreSQL)."""
     await conn.execute(
-        "INSERT OR IGNORE INTO notice_recipients (notice_id, person_id, grid_code)"
+        "INSERT INTO notice_recipients (notice_id, person_id, grid_code)"
         f" SELECT ?, person_id, area FROM {STAGED}", (notice_id,))
 
 

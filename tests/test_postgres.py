@@ -106,6 +106,21 @@ async def test_two_processes_claiming_together_never_take_the_same_message(
     assert len(first) + len(second) == 300
 
 
+async def test_a_message_or_recipient_of_nobody_is_refused_as_with_a_foreign_key(
+        two: tuple[Database, Database], clock: FakeClock) -> None:
+    import psycopg
+
+    a, _ = two
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        async with a.transaction() as conn:
+            await outbox.enqueue(conn, [OutboundRow("telegram", "42", 999_999, "hi", {})],
+                                 clock.now())
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        async with a.transaction() as conn:
+            await conn.execute("INSERT INTO notice_recipients (notice_id, person_id)"
+                               " VALUES (?, ?)", (999_999, 999_999))
+
+
 async def test_a_dead_processs_messages_go_back_to_the_queue_only_after_the_lease(
         two: tuple[Database, Database], clock: FakeClock) -> None:
     a, b = two
@@ -241,5 +256,48 @@ async def test_an_import_reaches_every_processs_grid_index_without_a_restart(
     finally:
         for bot in (first, second):
             await bot.stop()
+            await bot.close()
+        pg_databases.drop(url)
+
+
+# --- one person's messages in order across processes -------------------------------------
+
+async def test_a_later_message_waits_for_an_earlier_one_another_process_holds(
+        tmp_path: Path, pg_databases: PgDatabases, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.domain.messages import parse_text
+    from bot.runtime import engine as engine_module
+
+    url = pg_databases.fresh()
+    settings = Settings.from_mapping({"GRIDBOT_DATABASE": url,
+                                      "GRIDBOT_MEDIA_DIR": str(tmp_path / "media")})
+    first, second = await build(settings, clock), await build(settings, clock)
+    held = asyncio.Event()
+    waiting_before = engine_module.inbox_store.waiting_before
+
+    async def noticed(*args: object, **kwargs: object) -> bool:
+        found = await waiting_before(*args, **kwargs)  # type: ignore[arg-type]
+        if found:
+            held.set()
+        return found
+
+    monkeypatch.setattr(engine_module.inbox_store, "waiting_before", noticed)
+    try:
+        earlier, later = (parse_text("sim-telegram", "web:ada", text).to_payload()
+                          for text in ("/help", "/mycases"))
+        # The first process stores Ada's first message and has not processed it yet when
+        # the second stores and processes her next one.
+        first_id = await first.engine.receive("sim-telegram", "u1", "web:ada", earlier)
+        second_id = await second.engine.take("sim-telegram", "u2", "web:ada", later)
+        await held.wait()  # the second one was claimed in the batch only if in its turn
+        rows = await second.db.fetchall("SELECT status FROM inbox WHERE id = ?", [second_id])
+        assert rows[0][0] == "received"
+        assert first_id is not None
+        await first.engine.process(first_id)
+        await second.engine.settle()
+        replies = await first.db.fetchall("SELECT inbox_id FROM outbox ORDER BY id")
+        assert list(dict.fromkeys(r[0] for r in replies)) == [first_id, second_id]
+    finally:
+        for bot in (first, second):
             await bot.close()
         pg_databases.drop(url)

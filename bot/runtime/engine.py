@@ -67,6 +67,15 @@ async def parse_stored_inbound(row: inbox_store.InboxRow) -> Inbound | None:
     return Inbound.from_payload(row.payload)
 
 
+class HeldBack(Exception):
+    """A payload that must wait: an earlier one of the same sender is still to be
+    processed on another process (PostgreSQL)."""
+
+
+# Not the message's fault: its caller waits (the database, or its turn) and tries again.
+WAIT_AND_RETRY: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, HeldBack)
+
+
 class KeyedLocks:
     """One asyncio lock per key, dropped when nobody holds or waits for it."""
 
@@ -100,6 +109,16 @@ class _Pending:
     provider_id: str
     result: asyncio.Future[int | None]
     inbox_id: int | None = None  # set when the payload is in the inbox already
+    in_turn: bool = False  # claim it without the order check (it waited long enough)
+
+
+@dataclass(frozen=True)
+class _Turns:
+    """A batch's stored payloads claimed in one statement (None: each is claimed as it is
+    handled), and those held back for an earlier payload of their sender."""
+
+    claimed: set[int] | None
+    held: set[int]
 
 
 class Engine:
@@ -257,7 +276,7 @@ class Engine:
                 for item in batch:
                     try:
                         results.append(await self._handle_alone(item))
-                    except TRANSIENT_ERRORS as exc:  # its caller waits and tries again
+                    except WAIT_AND_RETRY as exc:  # its caller waits and tries again
                         results.append(exc)
             self._tell_queued()
             for item, result in zip(batch, results, strict=True):
@@ -272,26 +291,53 @@ class Engine:
         for callback in self.on_queued:
             callback()
 
-    async def _handle_batch(self, batch: list[_Pending]) -> list[int | None]:
+    async def _handle_batch(self, batch: list[_Pending]) -> list[int | None | BaseException]:
         outgoing: list[OutboundRow] = []
         async with self.db.transaction(starts_with_write=True) as conn:
+            # The turns first, then the locks of only those in their turn: a held-back
+            # payload must not hold its conversation's lock, which the process with the
+            # earlier payload needs to process that one.
+            turns = await self._claim_turns(conn, batch)
             await conversation_store.lock_all(
-                conn, [(item.inbound.channel, item.inbound.address) for item in batch])
-            results = [await self._store_and_handle(conn, item, outgoing) for item in batch]
+                conn, [(item.inbound.channel, item.inbound.address) for item in batch
+                       if item.inbox_id not in turns.held])
+            results: list[int | None | BaseException] = []
+            for item in batch:
+                if item.inbox_id in turns.held:
+                    results.append(HeldBack(item.inbox_id))
+                else:
+                    results.append(await self._store_and_handle(conn, item, outgoing, turns))
             await outbox_store.enqueue(conn, outgoing, self.clock.now())
         return results
+
+    async def _claim_turns(self, conn: Connection, batch: list[_Pending]) -> _Turns:
+        """PostgreSQL: claim the batch's stored payloads, and find those that must wait
+        for an earlier one of their sender, in one statement. It needs no conversation
+        lock: an earlier payload once processed stays so, and the claim only marks this
+        process's own payloads (the locks, taken next, keep two processes from handling
+        one conversation at once). SQLite's one process keeps the order with its locks
+        alone: each is claimed as it is handled."""
+        ids = [item.inbox_id for item in batch
+               if item.inbox_id is not None and not item.in_turn]
+        if not self.db.postgres or not ids:
+            return _Turns(None, set())
+        claimed, held = await inbox_store.claim_in_turn(conn, ids, self.clock.now())
+        return _Turns(claimed, held)
 
     async def _handle_alone(self, item: _Pending) -> int | None:
         try:
             outgoing: list[OutboundRow] = []
             async with self.db.transaction(starts_with_write=True) as conn:
+                turns = await self._claim_turns(conn, [item])
+                if item.inbox_id in turns.held:
+                    raise HeldBack(item.inbox_id)
                 await conversation_store.lock_all(conn, [(item.inbound.channel,
                                                           item.inbound.address)])
-                result = await self._store_and_handle(conn, item, outgoing)
+                result = await self._store_and_handle(conn, item, outgoing, turns)
                 await outbox_store.enqueue(conn, outgoing, self.clock.now())
             return result
-        except TRANSIENT_ERRORS:
-            raise  # the database, not the message: recording it would fail the same way
+        except WAIT_AND_RETRY:
+            raise  # the database or its turn, not the message: nothing to record
         except Exception as exc:  # noqa: BLE001 - any failure is recorded, not lost
             log.exception("inbound %s/%s failed", item.inbound.channel, item.provider_id)
             return await self._record_failure(
@@ -299,13 +345,15 @@ class Engine:
                 stored=(item.provider_id, item.inbound.to_payload()))
 
     async def _store_and_handle(self, conn: Connection, item: _Pending,
-                                outgoing: list[OutboundRow]) -> int | None:
+                                outgoing: list[OutboundRow], turns: _Turns) -> int | None:
         """Insert (or claim, if stored before) the inbox row as processed, then handle it."""
         now = self.clock.now()
         if item.inbox_id is None:
             inbox_id = await inbox_store.insert(
                 conn, item.inbound.channel, item.provider_id, item.inbound.address,
                 item.inbound.to_payload(), now, status="processed")
+        elif turns.claimed is not None and not item.in_turn:
+            inbox_id = item.inbox_id if item.inbox_id in turns.claimed else None
         else:
             claimed = await inbox_store.claim(conn, item.inbox_id, now)
             inbox_id = item.inbox_id if claimed else None
@@ -327,13 +375,11 @@ class Engine:
             await self.process(inbox_id)
         return len(pending)
 
-    async def _wait_turn(self, row: inbox_store.InboxRow) -> None:
-        """With several processes: wait while an earlier payload of the same sender is
-        still to be processed elsewhere, so one person's messages keep their order. After
-        `ORDER_WAIT` (that process is gone) this one goes ahead; the earlier one is taken
-        over after the lease (`recover`)."""
-        if not self.db.postgres:
-            return  # one process: the lock per conversation already keeps the order
+    async def _wait_turn(self, row: inbox_store.InboxRow) -> bool:
+        """A payload held back (PostgreSQL, several processes): wait while an earlier
+        payload of the same sender is still to be processed elsewhere, so one person's
+        messages keep their order. False after `ORDER_WAIT` (that process is gone): this
+        one goes ahead; the earlier one is taken over after the lease (`recover`)."""
         deadline = asyncio.get_running_loop().time() + ORDER_WAIT
         while await inbox_store.waiting_before(self.db.conn, row.channel, row.address, row.id):
             # An earlier one whose process died (older than the lease) is processed here and
@@ -347,8 +393,9 @@ class Engine:
             if asyncio.get_running_loop().time() > deadline:
                 log.warning("inbox %s goes ahead of an earlier payload of %s/%s", row.id,
                             row.channel, row.address)
-                return
+                return False
             await asyncio.sleep(ORDER_POLL)
+        return True
 
     async def process(self, inbox_id: int) -> None:
         """Handle one stored payload, once (the second half of `take`).
@@ -362,7 +409,6 @@ class Engine:
         shown = mask_phone(row.address) if row.address.startswith("+") else row.address
         CONVERSATION.set(f"{row.channel}:{shown}")
         async with self.locks.hold((row.channel, row.address)):
-            await self._wait_turn(row)
             await self._process_held(row)
 
     async def _process_held(self, row: inbox_store.InboxRow) -> None:
@@ -387,9 +433,15 @@ class Engine:
             async with self.db.transaction() as conn:
                 await inbox_store.mark(conn, inbox_id, "ignored", self.clock.now())
             return
-        await self._enqueue(_Pending(inbound, row.provider_id,
-                                     asyncio.get_running_loop().create_future(),
-                                     inbox_id=inbox_id))
+        in_turn = False
+        while True:
+            try:
+                await self._enqueue(_Pending(inbound, row.provider_id,
+                                             asyncio.get_running_loop().create_future(),
+                                             inbox_id=inbox_id, in_turn=in_turn))
+                return
+            except HeldBack:
+                in_turn = not await self._wait_turn(row)
 
     async def _handle(self, conn: Connection, inbox_id: int,
                       msg: Inbound) -> list[OutboundRow]:

@@ -1,0 +1,4 @@
+-- Nothing to change on SQLite: its foreign keys are checked inside the process, and a
+-- notice to 100,000 queues in about a second with them. PostgreSQL's form of this
+-- migration (0021_bulk_references.postgresql.sql) checks the references of the two tables
+-- a bulk notice fills once per statement instead of once per row.
