@@ -22,7 +22,6 @@ import re
 import sqlite3
 import statistics
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from bot.entrypoints.http import create_app
 from bot.runtime import loop
 from bot.services import caselist, console_auth
 from bot.settings import Settings
-from store.caselist import FINISHED_STATES, OPEN_STATES, count_sql, select_sql, with_text_index
+from store.caselist import count_sql, counts, halves, select_sql, with_text_index
 from store.db import Database, fetch
 
 CALLS = int(os.environ.get("BENCH_CALLS", "3"))
@@ -108,11 +107,9 @@ def plans(database: Path, filters: caselist.Filters, now: datetime, tz: Any,
         db = await Database.open(database)
         try:
             narrowed = await with_text_index(db.conn, query)
-            halves = [narrowed] if narrowed.states is not None else [
-                replace(narrowed, states=OPEN_STATES),
-                replace(narrowed, states=FINISHED_STATES)]
+            parts = halves(narrowed, await counts(db.conn, narrowed))
             lines = []
-            for sql, params in [*(select_sql(half) for half in halves), count_sql(narrowed)]:
+            for sql, params in [*(select_sql(part) for part in parts), count_sql(narrowed)]:
                 lines += [str(row[3]) for row in await fetch(
                     db.conn, "EXPLAIN QUERY PLAN " + sql, params)]
             return lines

@@ -25,6 +25,23 @@ SORTS = {
     "newest": "created_at DESC, id DESC",
     "changed": "changed_at DESC, id DESC",
 }
+# Reading the page (`CaseQuery.read_by`), SQLite only (PostgreSQL's planner has measured
+# the rows and chooses alone; it has neither INDEXED BY nor a unary + on text). When the
+# counts say a half (the open or the finished cases) has at most FEW_MATCHES, the page
+# reads them all by the filters' most selective index and sorts them ("matches": the
+# order's columns as `+column`, which no index can give), instead of walking the order's
+# index past every case that fails a rare filter (closed, U1 and from Open311 is one case
+# in seventy). With more, among the finished cases, the order's index is read (INDEXED
+# BY, "order"): one in FINISHED_SQL / FEW_MATCHES or more matches, and the walk stops at
+# the page's end, where the planner, not knowing the filters go together, would sort
+# ten thousands read by an index of the filters (0026's).
+FEW_MATCHES = 5_000
+UNSORTED = {
+    "deadline": "+deadline, +id",
+    "newest": "+created_at DESC, +id DESC",
+    "changed": "+changed_at DESC, +id DESC",
+}
+ORDER_INDEX = {"deadline": "deadline", "newest": "created", "changed": "changed"}
 MAX_PAGE = 200
 # The open states written out: the partial indexes of migration 0010 are on exactly this
 # condition, and SQLite (and PostgreSQL) use a partial index only when the query says the
@@ -74,6 +91,9 @@ class CaseQuery:
     # None: LIKE alone; `text_common`: it sifts the finished states' counts only.
     text_match: str | None = None
     text_common: bool = False
+    # How the page is read (SQLite): None as the planner chooses, "matches" (few: sort
+    # them) or "order" (many finished ones: walk the order's index); see FEW_MATCHES.
+    read_by: str | None = None
     sort: str = "deadline"
     limit: int = 50
     offset: int = 0
@@ -258,8 +278,15 @@ def select_sql(query: CaseQuery, max_page: int = MAX_PAGE) -> tuple[str, list[An
     if query.states is None:
         query = replace(query, states=OPEN_STATES)
     condition, params = where(query)
-    order = SORTS.get(query.sort, SORTS["deadline"])
-    sql = f"SELECT {_COLUMNS} FROM cases WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?"
+    sort = query.sort if query.sort in SORTS else "deadline"
+    order, indexed = SORTS[sort], ""
+    if query.read_by == "matches":
+        order = UNSORTED[sort]
+    elif query.read_by == "order":
+        group = "done" if tuple(query.states or ()) == FINISHED_STATES else "state"
+        indexed = f" INDEXED BY cases_{group}_{ORDER_INDEX[sort]}"
+    sql = (f"SELECT {_COLUMNS} FROM cases{indexed} WHERE {condition} ORDER BY {order}"
+           " LIMIT ? OFFSET ?")
     return sql, [*params, max(1, min(query.limit, max_page)), max(0, query.offset)]
 
 
@@ -272,19 +299,55 @@ def _sort_key(sort: str, row: Row) -> tuple[Any, ...]:
     return (row[8] is not None, row[8] or "", row[0])  # NULLs first, as SQLite
 
 
-async def _rows(conn: Connection, query: CaseQuery, max_page: int = MAX_PAGE) -> list[Row]:
+def read_by(query: CaseQuery, counted: dict[str, int], *, postgres: bool = False
+            ) -> CaseQuery:
+    """The query (one half: its `states` set) with how to read its page, from the counts
+    per state (`count_sql`'s, capped at COUNT_CAP + 1); see FEW_MATCHES."""
+    states = tuple(query.states or ())
+    if postgres or not states or query.text or not set(states) <= set(counted):
+        return query  # a text search keeps the full-text index's own plan (with_text_index)
+    matches = sum(counted[state] for state in states)
+    if matches <= FEW_MATCHES and all(counted[state] <= COUNT_CAP for state in states):
+        return replace(query, read_by="matches")
+    # Not with dates: the deadline follows the creation, so a recent range's matches all
+    # lie at one end of the order's index (the planner reads them by date and sorts).
+    dated = query.created_from is not None or query.created_before is not None
+    if not dated and (states == FINISHED_STATES
+                      or (len(states) == 1 and states[0] in FINISHED_STATES)):
+        return replace(query, read_by="order")
+    return query
+
+
+def halves(query: CaseQuery, counted: dict[str, int], *, postgres: bool = False
+           ) -> list[CaseQuery]:
+    """The page's SELECTs as queries: the one of a status, or for every status the open
+    cases' and the finished ones', each with how to read it (`read_by`)."""
+    parts = [query] if query.states is not None else [
+        replace(query, states=OPEN_STATES), replace(query, states=FINISHED_STATES)]
+    return [read_by(part, counted, postgres=postgres) for part in parts]
+
+
+async def counts(conn: Connection, query: CaseQuery) -> dict[str, int]:
+    """The counts per state shown (`count_sql`; 0 for none), each capped at COUNT_CAP + 1."""
+    sql, params = count_sql(query)
+    found = {str(r[0]): int(r[1]) for r in await fetch(conn, sql, params)}
+    return {**{state: 0 for state in query.counted_states}, **found}
+
+
+async def _rows(conn: Connection, query: CaseQuery, counted: dict[str, int],
+                max_page: int = MAX_PAGE) -> list[Row]:
     """The page's rows. Every status is two queries, the open cases and the finished
     ones, each read in order from its own partial index, merged here: one query over both
     would scan the whole table, or a full index the planner prefers wrongly."""
+    parts = halves(query, counted, postgres=is_postgres(conn))
     if query.states is not None:
-        sql, params = select_sql(query, max_page)
+        sql, params = select_sql(parts[0], max_page)
         return await fetch(conn, sql, params)
     limit = max(1, min(query.limit, max_page))
     wanted = limit + max(0, query.offset)
     both: list[Row] = []
-    for states in (OPEN_STATES, FINISHED_STATES):
-        sql, params = select_sql(replace(query, states=states, limit=wanted, offset=0),
-                                 wanted)
+    for part in parts:
+        sql, params = select_sql(replace(part, limit=wanted, offset=0), wanted)
         both += await fetch(conn, sql, params)
     descending = query.sort in ("newest", "changed")
     both.sort(key=lambda row: _sort_key(query.sort, row), reverse=descending)
@@ -314,11 +377,10 @@ def count_sql(query: CaseQuery) -> tuple[str, list[Any]]:
 async def page(conn: Connection, query: CaseQuery) -> CasePage:
     """One page of the list, the total matching, and the counts per state."""
     query = await with_text_index(conn, query)
-    rows = await _rows(conn, query)
+    counted = await counts(conn, query)  # first: they tell how to read the page
+    rows = await _rows(conn, query, counted)
     cases = [ListedCase(case_from_json(r[1], r[0]), r[2], r[3], r[4],
                         parse_iso(r[5]) if r[5] else None, r[6], r[7], r[10]) for r in rows]
-    counted_sql, counted_params = count_sql(query)
-    counted = {str(r[0]): int(r[1]) for r in await fetch(conn, counted_sql, counted_params)}
     capped = any(n > COUNT_CAP for n in counted.values())
     by_state = {state: min(n, COUNT_CAP) for state, n in counted.items() if n}
     wanted = set(query.states) if query.states is not None else set(counted)
@@ -330,7 +392,8 @@ async def all_matching(conn: Connection, query: CaseQuery, limit: int = 50_000
                        ) -> list[ListedCase]:
     """Every case the filters match, in the list's order (the CSV export), up to `limit`."""
     query = await with_text_index(conn, query)
-    rows = await _rows(conn, replace(query, limit=limit, offset=0), max_page=limit)
+    counted = await counts(conn, query)
+    rows = await _rows(conn, replace(query, limit=limit, offset=0), counted, max_page=limit)
     return [ListedCase(case_from_json(r[1], r[0]), r[2], r[3], r[4],
                        parse_iso(r[5]) if r[5] else None, r[6], r[7], r[10]) for r in rows]
 

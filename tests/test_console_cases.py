@@ -18,6 +18,7 @@ from bot.services import actions, caselist, casework
 from store import caselist as caselist_store
 from store import cases as case_store
 from store import people as people_store
+from store.db import fetch, is_postgres
 from tests.console_harness import Console, file_case
 from tests.helpers import COMMUNITY_1, GRID_1, STREET
 
@@ -289,3 +290,57 @@ async def test_any_status_merges_open_and_finished_cases_in_order(
         assert shown == [*reversed(later), done]
         assert numbers((await browser.get("/console/cases?status=closed")).text) == {done}
         assert numbers((await browser.get("/console/cases")).text) == set(later)
+
+
+async def test_a_rare_filter_combination_over_finished_cases_is_sought_by_an_index(
+        gridbot: Gridbot, clock: FakeClock) -> None:
+    """Closed, U1 and from Open311, one closed case in twelve: the page lists exactly
+    those, in the list's order, with their count, and its queries seek them by an index
+    of the filters (0026) instead of scanning the cases or walking every closed one."""
+    number = await file_case(gridbot, GRID_1, "楼道堆物已清", address="5号楼")
+    admin = await Console(gridbot).staff("管理员", "admin", None)
+    async with gridbot.db.transaction() as conn:
+        await actions.act(conn, gridbot.reference, admin, number, EventKind.FORCE_CLOSE,
+                          actions.Given(note="已处理"), clock.now())
+    conn = gridbot.db.conn
+    if is_postgres(conn):
+        column_sql = ("SELECT column_name FROM information_schema.columns WHERE table_name"
+                      " = 'cases' AND table_schema = current_schema()")
+    else:
+        column_sql = "SELECT name FROM pragma_table_info('cases')"
+    copied = [str(r[0]) for r in await fetch(conn, column_sql)
+              if str(r[0]) not in ("id", "number", "urgency", "source_channel")]
+    async with gridbot.db.transaction() as tx:  # 6,000 closed copies of it
+        await tx.execute(
+            "WITH RECURSIVE g (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 6000)"
+            f" INSERT INTO cases (number, urgency, source_channel, {', '.join(copied)})"
+            " SELECT 'F' || n, CASE WHEN n % 3 = 0 THEN 'U1' ELSE 'U3' END,"
+            " CASE WHEN n % 4 = 1 THEN 'open311' ELSE 'telegram' END,"
+            f" {', '.join(copied)} FROM cases CROSS JOIN g WHERE number = ? ORDER BY n",
+            (number,))
+    if is_postgres(conn):
+        await conn.execute("ANALYZE cases")  # as autovacuum would after 6,000 rows
+    else:
+        await conn.execute("ANALYZE cases_facets")  # as 0026 does on a filled database
+    filters = caselist.Filters(status="closed", urgency="U1", channel="open311")
+    listed = await caselist.list_cases(conn, filters, [Actor(1, Role.ADMIN)], clock.now(),
+                                       gridbot.settings.timezone)
+    ids = {str(r[1]): int(r[0]) for r in await fetch(
+        conn, "SELECT id, number FROM cases WHERE number LIKE 'F%'")}
+    rare = [ids[f"F{n}"] for n in range(1, 6001) if n % 3 == 0 and n % 4 == 1]  # one deadline
+    assert [c.case.id for c in listed.cases] == rare[:caselist.PAGE_SIZE]
+    assert listed.by_state == {"closed": len(rare)} and listed.total == len(rare) == 500
+
+    query = caselist.query_for(filters, [Actor(1, Role.ADMIN)], clock.now(),
+                               gridbot.settings.timezone)
+    counted = await caselist_store.counts(conn, query)
+    [part] = caselist_store.halves(query, counted, postgres=is_postgres(conn))
+    for sql, params in (caselist_store.select_sql(part), caselist_store.count_sql(query)):
+        if is_postgres(conn):
+            plan = " ".join(str(r[0]) for r in await fetch(conn, "EXPLAIN " + sql, params))
+            assert "Seq Scan on cases" not in plan, plan
+        else:
+            plan = " ".join(str(r[3]) for r in await fetch(
+                conn, "EXPLAIN QUERY PLAN " + sql, params))
+            assert "cases_facets (urgency=? AND source_channel=? AND state=?)" in plan, plan
+            assert not re.search(r"\bSCAN cases\b", plan), plan
