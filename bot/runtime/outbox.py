@@ -406,12 +406,12 @@ class OutboxWorker:
                     await asyncio.sleep(0)  # let it take the lock if free: no 1-start delay
                 if await self._start_next():
                     continue
-                # A claim under way wakes the loop as it ends: the poll waits for that.
-                until = max(poll_at, self.timer() + self.poll_seconds) if self._claiming \
-                    else poll_at
+                # A claim under way wakes the loop as it ends: no poll until then.
+                until = None if self._claiming else poll_at
                 if self._later:
-                    until = min(until, self._later[0][0])
-                await self._nap(until - self.timer())
+                    turn = self._later[0][0]
+                    until = turn if until is None else min(until, turn)
+                await self._nap(None if until is None else until - self.timer())
         finally:
             if self._claiming is not None:
                 self._claiming.cancel()
@@ -567,12 +567,13 @@ class OutboxWorker:
         task.add_done_callback(self._in_flight.discard)
         return True
 
-    async def _nap(self, seconds: float) -> None:
-        """Wait that long, or until woken, or until the claim under way ends (woken
-        meanwhile, the next claim waits for that one's end anyway)."""
-        if seconds <= 0 or (self.wake.is_set() and self._claiming is None):
+    async def _nap(self, seconds: float | None) -> None:
+        """Wait that long (None: no limit), or until woken, or until the claim under way
+        ends (woken meanwhile, the next claim waits for that one's end anyway)."""
+        if seconds is not None and seconds <= 0 or (self.wake.is_set()
+                                                     and self._claiming is None):
             return
-        waiters = {asyncio.ensure_future(self.sleep(seconds))}
+        waiters = set() if seconds is None else {asyncio.ensure_future(self.sleep(seconds))}
         if self._claiming is None:
             waiters.add(asyncio.ensure_future(self.wake.wait()))
         try:
