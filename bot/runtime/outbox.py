@@ -19,7 +19,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.domain.clock import Clock
 from bot.runtime.supervisor import TRANSIENT_ERRORS, Health, Reporter, Supervisor
@@ -573,7 +573,9 @@ class OutboxWorker:
         if seconds is not None and seconds <= 0 or (self.wake.is_set()
                                                      and self._claiming is None):
             return
-        waiters = set() if seconds is None else {asyncio.ensure_future(self.sleep(seconds))}
+        waiters: set[asyncio.Future[Any]] = set()
+        if seconds is not None:
+            waiters.add(asyncio.ensure_future(self.sleep(seconds)))
         if self._claiming is None:
             waiters.add(asyncio.ensure_future(self.wake.wait()))
         try:
