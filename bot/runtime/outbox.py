@@ -19,7 +19,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.domain.clock import Clock
 from bot.runtime.supervisor import TRANSIENT_ERRORS, Health, Reporter, Supervisor
@@ -284,6 +284,7 @@ class OutboxWorker:
         self._outcomes: list[_Outcome] = []  # delivered, not recorded yet
         self._recorder: asyncio.Task[None] | None = None
         self._more = True  # the latest claim may have left due messages behind
+        self._claiming: asyncio.Task[None] | None = None  # the background loop's claim
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         # With several processes on PostgreSQL one process sends for a channel, so that its
@@ -373,38 +374,62 @@ class OutboxWorker:
             await asyncio.wait(list(self._in_flight))
 
     async def run(self) -> None:
-        """Claim due messages and start each as its turn comes; sleep until woken, the
-        next turn or the next poll. Database errors are reported and waited out."""
+        """Start each claimed message as its turn comes, and claim due ones alongside;
+        sleep until woken, a claim's end, the next turn or the next poll. Database errors
+        are reported and waited out.
+
+        A claim runs as its own task, so the messages already held keep starting while
+        it waits for the database (behind the engine's commits and the outcomes' records):
+        run inline, every start that set `_more` paid a claim transaction first, and
+        under load the sender started no faster than the claims went.
+        """
         self._more = True
         poll_at = renew_at = self.timer()
-        while True:
-            if self.leadership is not None and self.timer() >= renew_at:
-                try:
-                    await self._renew_leases()
-                except TRANSIENT_ERRORS as exc:
-                    await self.sleep(self.health.failed(exc))
-                    continue
-                renew_at = self.timer() + RENEW_SECONDS
-            if self.timer() >= poll_at or self._should_claim():
-                self.wake.clear()
-                try:
-                    if not await self._leads():
-                        # Another process sends; what this one holds still goes out.
-                        poll_at = self.timer() + self.poll_seconds
-                        if not await self._start_next():
-                            await self._nap(self.poll_seconds)
+        try:
+            while True:
+                if self._claiming is not None and self._claiming.done():
+                    claiming, self._claiming = self._claiming, None
+                    claiming.result()  # a claim's unexpected error stops the worker
+                if self.leadership is not None and self.timer() >= renew_at:
+                    try:
+                        await self._renew_leases()
+                    except TRANSIENT_ERRORS as exc:
+                        await self.sleep(self.health.failed(exc))
                         continue
-                    await self._claim(self.batch)
-                except TRANSIENT_ERRORS as exc:
-                    self._more = True
-                    await self.sleep(self.health.failed(exc))
+                    renew_at = self.timer() + RENEW_SECONDS
+                if self._claiming is None and (self.timer() >= poll_at
+                                               or self._should_claim()):
+                    self.wake.clear()
+                    poll_at = self.timer() + self.poll_seconds
+                    self._claiming = asyncio.create_task(self._claim_round(),
+                                                         name=f"{self.name}-claim")
+                    await asyncio.sleep(0)  # let it take the lock if free: no 1-start delay
+                if await self._start_next():
                     continue
-                self.health.ok()
-                poll_at = self.timer() + self.poll_seconds
-            if await self._start_next():
-                continue
-            until = min(poll_at, self._later[0][0]) if self._later else poll_at
-            await self._nap(until - self.timer())
+                # A claim under way wakes the loop as it ends: no poll until then.
+                until = None if self._claiming else poll_at
+                if self._later:
+                    turn = self._later[0][0]
+                    until = turn if until is None else min(until, turn)
+                await self._nap(None if until is None else until - self.timer())
+        finally:
+            if self._claiming is not None:
+                self._claiming.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._claiming
+                self._claiming = None
+
+    async def _claim_round(self) -> None:
+        """One claim of the background loop, if this process sends for the channel; a
+        database error is reported and waited out here, not in the starts."""
+        try:
+            if await self._leads():
+                await self._claim(self.batch)
+        except TRANSIENT_ERRORS as exc:
+            self._more = True
+            await self.sleep(self.health.failed(exc))
+            return
+        self.health.ok()
 
     def _should_claim(self) -> bool:
         """Whether to claim before the next poll: when new messages were queued (woken)
@@ -466,11 +491,19 @@ class OutboxWorker:
         self.stopped = {a for a in self.stopped if a in self.held or self._flying[a]}
         per_address = max(1, limits.per_address_burst) if limits.per_address_per_second \
             else None
-        async with self.db.transaction() as conn:
-            messages = await outbox_store.claim(conn, self.sender.channel, self.clock.now(),
-                                                room, skip=self.held.keys(),
-                                                per_address=per_address)
-        self._more = len(messages) >= room
+        # An address whose last held message starts while this claim runs (the loop
+        # claims in the background) sets `_more` again: its further messages are due.
+        self._more = False
+        try:
+            async with self.db.transaction() as conn:
+                messages = await outbox_store.claim(conn, self.sender.channel,
+                                                    self.clock.now(), room,
+                                                    skip=self.held.keys(),
+                                                    per_address=per_address)
+        except BaseException:
+            self._more = True
+            raise
+        self._more = self._more or len(messages) >= room
         for message in messages:
             queue = self.held.get(message.address)
             if queue is None:
@@ -534,17 +567,23 @@ class OutboxWorker:
         task.add_done_callback(self._in_flight.discard)
         return True
 
-    async def _nap(self, seconds: float) -> None:
-        """Wait that long, or until woken."""
-        if seconds <= 0 or self.wake.is_set():
+    async def _nap(self, seconds: float | None) -> None:
+        """Wait that long (None: no limit), or until woken, or until the claim under way
+        ends (woken meanwhile, the next claim waits for that one's end anyway)."""
+        if seconds is not None and seconds <= 0 or (self.wake.is_set()
+                                                     and self._claiming is None):
             return
-        woken = asyncio.ensure_future(self.wake.wait())
-        slept = asyncio.ensure_future(self.sleep(seconds))
+        waiters: set[asyncio.Future[Any]] = set()
+        if seconds is not None:
+            waiters.add(asyncio.ensure_future(self.sleep(seconds)))
+        if self._claiming is None:
+            waiters.add(asyncio.ensure_future(self.wake.wait()))
         try:
-            await asyncio.wait({woken, slept}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({*waiters, *([self._claiming] if self._claiming else [])},
+                               return_when=asyncio.FIRST_COMPLETED)
         finally:
-            woken.cancel()
-            slept.cancel()
+            for waiter in waiters:
+                waiter.cancel()
 
     # --- sending and recording -----------------------------------------------------------
 
