@@ -103,13 +103,22 @@ async def set_mark(conn: Connection, name: str, value: str) -> None:
                        " ON CONFLICT (name) DO UPDATE SET value = excluded.value", (name, value))
 
 
+CLOSED_UNRATED_PG = ("SELECT id, reporter_id, number FROM cases WHERE state = 'closed'"
+                     " AND closed_at > ? AND closed_at <= ? AND reporter_id IS NOT NULL"
+                     " ORDER BY closed_at")
+# SQLite, never analysed, takes the (state, changed_at) index of 0010 for "state = 'closed'"
+# and reads every closed case on each tick (150-230 ms over a million); the partial index
+# of closings reads only the window's. PostgreSQL has no INDEXED BY and measures alone.
+CLOSED_UNRATED = CLOSED_UNRATED_PG.replace("FROM cases", "FROM cases INDEXED BY"
+                                           " cases_closed_unrated")
+
+
 async def closed_unrated(
     conn: Connection, after: datetime, until: datetime
 ) -> list[tuple[int, int, str]]:
     """(case id, reporter id, number) of cases closed in (after, until] and still unrated."""
-    rows = await fetch(conn, "SELECT id, reporter_id, number FROM cases WHERE state = 'closed'"
-                       " AND closed_at > ? AND closed_at <= ? AND reporter_id IS NOT NULL"
-                       " ORDER BY closed_at", (iso(after), iso(until)))
+    rows = await fetch(conn, CLOSED_UNRATED_PG if is_postgres(conn) else CLOSED_UNRATED,
+                       (iso(after), iso(until)))
     return [(int(r[0]), int(r[1]), str(r[2])) for r in rows]
 
 

@@ -359,3 +359,18 @@ async def test_a_clock_tick_while_a_slow_tick_runs_is_skipped_quietly(
     ticks.tick = counted  # type: ignore[method-assign]
     await ticks._clock_tick()
     assert ran == [1] and ticks.skipped_ticks == 2
+
+
+async def test_the_rating_reminder_sweep_reads_only_the_windows_closings(
+        gridbot: Gridbot) -> None:
+    """Each tick asks for the cases closed in its window: through the partial index of
+    closings, not every closed case there ever was (SQLite is never analysed here)."""
+    from store import schedule as schedule_store
+    from store.db import is_postgres
+
+    if not is_postgres(gridbot.db.conn):  # PostgreSQL's planner measures the table itself
+        plan = " ".join(str(r[3]) for r in await gridbot.db.fetchall(
+            "EXPLAIN QUERY PLAN " + schedule_store.CLOSED_UNRATED, ["a", "b"]))
+        assert "cases_closed_unrated" in plan and "SCAN cases" not in plan, plan
+    assert await schedule_store.closed_unrated(
+        gridbot.db.conn, local("2026-11-01 00:00"), local("2026-11-02 00:00")) == []
