@@ -50,7 +50,7 @@ from typing import Any
 
 import psycopg
 
-from benchmarks.benchkit import StealMeter, machine_line
+from benchmarks.benchkit import StealMeter, load_average, machine_line
 from bot.bootstrap import Gridbot, build
 from bot.domain.clock import FakeClock, iso
 from bot.domain.workflow import Level, State, new_case
@@ -370,7 +370,7 @@ def main() -> None:
     """Run both parts on SQLite, then on PostgreSQL; print the figures against their goals."""
     steal = StealMeter()
     print(machine_line("gridbot outbox benchmark"))
-    print(f"load average at the start: {Path('/proc/loadavg').read_text().strip()}")
+    print(f"load average at the start: {load_average()}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         database = str(filled_sqlite(folder, "bench.db", CASES))
@@ -399,7 +399,7 @@ def main() -> None:
                   f" {ratios['idle']:.2f} ({PG_CASES:,} against {CASES:,} cases), due tick"
                   f" {ratios['due']:.2f}, the server's first tick"
                   f" {pg_served['tick'] / served['tick']:.2f}")
-    print(f"load average at the end: {Path('/proc/loadavg').read_text().strip()}")
+    print(f"load average at the end: {load_average()}")
     print(steal.line())
 
 
