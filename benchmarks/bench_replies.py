@@ -112,7 +112,8 @@ def out_of_order(database: str, fake: ArrivalTelegram) -> list[int]:
     (by update, then by row)."""
     queued: dict[int, list[str]] = defaultdict(list)
     for address, body in rows(database, "SELECT address, body FROM outbox"
-                                        " WHERE channel = 'telegram' AND status = 'sent'"
+                                        " WHERE channel = 'telegram'"
+                                        " AND status IN ('sent', 'delivered')"
                                         " ORDER BY address, inbox_id, id"):
         queued[int(address)].append(str(body))
     arrived: dict[int, list[str]] = defaultdict(list)
