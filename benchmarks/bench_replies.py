@@ -121,7 +121,11 @@ def out_of_order(database: str, fake: ArrivalTelegram) -> list[int]:
     for call in fake.calls_to("sendMessage"):
         if call.status == 200:
             arrived[int(call.params["chat_id"])].append(str(call.params["text"]))
-    return [chat for chat in arrived if arrived[chat] != queued.get(chat)]
+    wrong = [chat for chat in arrived if arrived[chat] != queued.get(chat)]
+    for chat in wrong[:2]:
+        print(f"    chat {chat}: arrived {[t[:24] for t in arrived[chat]]}, queued"
+              f" {[t[:24] for t in queued.get(chat, [])]}", flush=True)
+    return wrong
 
 
 def reply_times(posts: list[tuple[int, str, float]], sizes: dict[str, int],
@@ -178,6 +182,7 @@ class Server:
         self.database = database or str(folder / "webhook.db")  # a file, or a PostgreSQL URL
         self.fake = ArrivalTelegram()
         self.port = _free_port()
+        self.out_of_order = 0  # chats whose messages arrived out of the queued order
 
     async def __aenter__(self) -> Server:
         self.fake.start()
@@ -210,8 +215,9 @@ class Server:
         self.process.wait(timeout=60)
         self.fake.stop()
         assert not self.fake.violations, self.fake.violations[:5]
-        wrong = out_of_order(self.database, self.fake)
-        assert not wrong, f"{len(wrong)} chats got their messages out of order, e.g. {wrong[:3]}"
+        # Counted and printed, not asserted: one 100/s round on SQLite of several showed
+        # one chat out of order, not reproduced since (README); the rounds say how often.
+        self.out_of_order = len(out_of_order(self.database, self.fake))
 
 
 # --- 1. one chat's burst ---------------------------------------------------------------------
@@ -245,7 +251,8 @@ async def burst_round(folder: Path, database: str | None = None) -> dict[str, An
         busiest = busiest_second(sorted(server.fake.all_arrivals))
     assert len(times) == OTHERS, f"{len(times)} of {OTHERS} replies matched"
     return {"p50": statistics.median(times), "p99": _percentile(times, 0.99),
-            "max": max(times), "burst_delivered": burst_done, "busiest": busiest}
+            "max": max(times), "burst_delivered": burst_done, "busiest": busiest,
+            "server": server}
 
 
 # --- 2. steady load ----------------------------------------------------------------------------
@@ -319,11 +326,18 @@ async def steady_round(folder: Path, rate: float,
             "max": max(times), "replies": len(times), "multi": len(multi),
             "multi_p99": _percentile(multi, 0.99) if multi else float("nan"),
             "posted_late_p99": _percentile(late, 0.99), "busiest": busiest,
-            "cpu_per_update": cpu / len(planned)}
+            "cpu_per_update": cpu / len(planned), "server": server}
 
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
+
+
+def in_order(results: list[dict[str, Any]]) -> str:
+    """Whether each chat's messages arrived in the queued order, over the rounds."""
+    wrong = sum(r["server"].out_of_order for r in results)
+    return "each chat's messages in order" if not wrong else (
+        f"{wrong} chats' messages OUT OF ORDER (goal: none)")
 
 
 async def run_parts(label: str, rounds: int,
@@ -337,13 +351,14 @@ async def run_parts(label: str, rounds: int,
         print(f"  [{label}] burst round: others' reply p50 {ms(result['p50'])},"
               f" p99 {ms(result['p99'])}, max {ms(result['max'])}; the burst chat had"
               f" {result['burst_delivered']} of its {BURST} answers by then; busiest second"
-              f" {result['busiest']}", flush=True)
+              f" {result['busiest']}; chats out of order {result['server'].out_of_order}",
+              flush=True)
     if bursts:
         p99 = statistics.median(r["p99"] for r in bursts)
         print(f"[{label}] 1. one chat's {BURST}-update burst, {OTHERS} others 1 s later: the"
               f" others' reply p50 {ms(statistics.median(r['p50'] for r in bursts))}, p99"
               f" {ms(p99)} (median of {len(bursts)} rounds; goal p99 < 1 s:"
-              f" {'met' if p99 < 1.0 else 'NOT met'}); every update answered, in order")
+              f" {'met' if p99 < 1.0 else 'NOT met'}); every update answered; {in_order(bursts)}")
     for rate in (float(part) for part in PARTS if part != "burst"):
         results = []
         for _ in range(rounds):
@@ -355,7 +370,8 @@ async def run_parts(label: str, rounds: int,
                   f" of these {result['multi']} of several messages, p99"
                   f" {ms(result['multi_p99'])}; posts late p99 {ms(result['posted_late_p99'])};"
                   f" busiest second {result['busiest']}; the server's CPU"
-                  f" {result['cpu_per_update'] * 1000:.2f} ms an update", flush=True)
+                  f" {result['cpu_per_update'] * 1000:.2f} ms an update; chats out of order"
+                  f" {result['server'].out_of_order}", flush=True)
         if not results:
             continue
         p99 = statistics.median(r["p99"] for r in results)
@@ -365,7 +381,7 @@ async def run_parts(label: str, rounds: int,
               f" post to the reply's last message p50"
               f" {ms(statistics.median(r['p50'] for r in results))}, p99 {ms(p99)} (median of"
               f" {len(results)} rounds; goal p99 < 300 ms: {'met' if p99 < 0.3 else 'NOT met'});"
-              " every update answered, in order")
+              f" every update answered; {in_order(results)}")
 
 
 async def main() -> None:
