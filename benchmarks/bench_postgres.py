@@ -16,10 +16,10 @@ every resident (bench_outbox.py), every update answered 200, processed once and 
 once with no call breaking the Bot API's spec (bench_telegram.py), and the drain: never
 more than 30 messages in any one second at the fake Bot API, across the takeover too,
 everyone reached, nothing twice beyond the crash bound (bench_outbox.py, the README).
-Not run here: bench_outbox.py's scheduler checks over 1,000,000 cases and bench_replies.py's
-reply times (both fill or read the SQLite file directly; the sweeps and the per-chat
-limits are tested on both databases in tests/), and the console and Open311 benchmarks,
-whose checks are only that each page answers 200.
+bench_outbox.py runs its own checks (the sweeps over its cases, the drain of one serving
+process) on PostgreSQL itself, after SQLite. Not run on PostgreSQL: bench_replies.py's
+reply times (the per-chat limits are tested on both databases in tests/), and the console
+and Open311 benchmarks, whose checks are only that each page answers 200.
 
 The PostgreSQL server is a fresh one of Debian's package in a temp folder, with fsync on
 and `synchronous_commit = off`: what SQLite's WAL with `synchronous=NORMAL` promises

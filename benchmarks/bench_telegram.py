@@ -126,14 +126,14 @@ class WebhookResult:
 
 def _serve(folder: Path, fake: FakeTelegram, port: int,
            **extra: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **extra,
+    env = {**os.environ,
            "GRIDBOT_DATABASE": str(folder / "webhook.db"),
            "GRIDBOT_MEDIA_DIR": str(folder / "media"),
            "GRIDBOT_HOST": "127.0.0.1", "GRIDBOT_PORT": str(port),
            "GRIDBOT_PUBLIC_URL": "https://bench.gridbot.example",
            "GRIDBOT_SIMULATORS": "false",
            "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_WEBHOOK_SECRET": SECRET,
-           "TELEGRAM_API_BASE_URL": fake.base_url}
+           "TELEGRAM_API_BASE_URL": fake.base_url, **extra}
     return subprocess.Popen([sys.executable, "-m", "benchmarks.bench_telegram", "serve"], env=env)
 
 

@@ -53,3 +53,11 @@ class StealMeter:
         if share is None:
             return "CPU time taken by the host (steal): unknown on this system"
         return f"CPU time taken by the host (steal) during this run: {share:.1%}"
+
+
+def load_average() -> str:
+    """The host's load averages (1, 5 and 15 minutes) as /proc/loadavg gives them."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"

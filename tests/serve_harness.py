@@ -96,6 +96,16 @@ def count(database: str, sql: str, params: Sequence[Any] = ()) -> int:
     return int(found[0][0]) if found and found[0][0] is not None else 0
 
 
+def execute(database: str, sql: str, params: Sequence[Any] = ()) -> None:
+    """Run one statement straight on the database, committed (`?` placeholders on both)."""
+    if is_postgres_url(database):
+        with psycopg.connect(database) as conn:
+            conn.execute(to_postgres(sql).encode(), tuple(params))
+        return
+    with sqlite3.connect(database) as conn:
+        conn.execute(sql, tuple(params))
+
+
 def insert_many(database: str, sql: str, values: Iterable[Sequence[Any]]) -> None:
     """Insert rows straight into the database (a test's bulk data)."""
     if is_postgres_url(database):
