@@ -613,3 +613,43 @@ async def test_outcomes_that_arrive_together_are_recorded_in_one_transaction(
     assert transactions == 1  # not one for each of the 8 outcomes
     rows = await gridbot.db.fetchall("SELECT status, count(*) FROM outbox GROUP BY status")
     assert [tuple(r) for r in rows] == [("sent", 8)]
+
+
+class GatedSender(FakeSender):
+    """A sender whose every attempt waits until the test lets it answer, so that what
+    is under way at once can be seen."""
+
+    def __init__(self, limits: Limits) -> None:
+        super().__init__(limits)
+        self.under_way: list[str] = []  # bodies handed over, not yet answered
+        self.most_at_once: dict[str, int] = {}
+        self.go = asyncio.Event()
+
+    async def send(self, message: StoredOutbound) -> Delivery:
+        self.under_way.append(message.body)
+        mine = [b for b in self.under_way if b.startswith(message.address)]
+        self.most_at_once[message.address] = max(self.most_at_once.get(message.address, 0),
+                                                 len(mine))
+        await self.go.wait()
+        await asyncio.sleep(0)
+        self.under_way.remove(message.body)
+        return await super().send(message)
+
+
+async def test_one_chats_messages_go_one_after_another_so_they_arrive_in_order(
+        gridbot: Gridbot) -> None:
+    """A private chat's burst lets three messages go without waiting a second, but each
+    only once the one before it was answered: handed over together, on several
+    connections, Telegram could show them in another order. Other chats still go at once."""
+    await queue(gridbot, *(row("a", f"a{i}") for i in range(3)), row("b", "b0"))
+    sender = GatedSender(Limits(per_second=100, per_address_per_second=1.0,
+                               per_address_burst=3, concurrency=8))
+    work = worker(gridbot, sender)
+    drained = asyncio.ensure_future(work.drain_once())
+    for _ in range(50):
+        await asyncio.sleep(0.001)
+    assert sorted(sender.under_way) == ["a0", "b0"]  # a1 waits for a0's answer
+    sender.go.set()
+    assert await drained == 4
+    assert sender.most_at_once == {"a": 1, "b": 1}
+    assert [body for address, body in sender.sent if address == "a"] == ["a0", "a1", "a2"]

@@ -279,6 +279,12 @@ class OutboxWorker:
         self._round = 0  # the fair-queuing turn of the latest start
         self._rounds: dict[str, int] = {}  # address -> the turn of its latest message
         self._flying: Counter[str] = Counter()  # addresses with a message in flight
+        # Addresses whose attempt is under way, and those of them whose next message waits
+        # for its answer: one chat's messages go one after another, or they could arrive
+        # in another order (several connections, the provider's own queues).
+        self._sending: set[str] = set()
+        self._parked: set[str] = set()
+        self._unparked = asyncio.Event()
         self._flying_ids: set[int] = set()  # the messages in flight
         self._in_flight: set[asyncio.Task[None]] = set()
         self._outcomes: list[_Outcome] = []  # delivered, not recorded yet
@@ -458,6 +464,8 @@ class OutboxWorker:
                 tried += 1
             elif self._later:
                 await self.sleep(self._later[0][0] - self.timer())
+            elif self._parked:  # their next messages wait for an answer under way
+                await asyncio.wait(list(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
             else:
                 break
         if self._in_flight:
@@ -515,7 +523,11 @@ class OutboxWorker:
         return len(messages)
 
     def _schedule(self, address: str) -> None:
-        """Put the address's first waiting message where it belongs: ready, or later."""
+        """Put the address's first waiting message where it belongs: ready, or later, or
+        parked until the address's attempt under way is answered."""
+        if address in self._sending:
+            self._parked.add(address)
+            return
         at = self.turns.ready_at(address)
         if at > self.timer():
             heapq.heappush(self._later, (at, next(self._order), address))
@@ -554,6 +566,7 @@ class OutboxWorker:
         self._round = max(self._round, turn)
         if address not in self.stopped:
             self.turns.take(address)
+        self._sending.add(address)
         if queue:
             self._schedule(address)
         else:  # the next claim may take this address's further messages
@@ -570,10 +583,13 @@ class OutboxWorker:
     async def _nap(self, seconds: float | None) -> None:
         """Wait that long (None: no limit), or until woken, or until the claim under way
         ends (woken meanwhile, the next claim waits for that one's end anyway)."""
+        if self._unparked.is_set():
+            self._unparked.clear()
+            return
         if seconds is not None and seconds <= 0 or (self.wake.is_set()
                                                      and self._claiming is None):
             return
-        waiters: set[asyncio.Future[Any]] = set()
+        waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._unparked.wait())}
         if seconds is not None:
             waiters.add(asyncio.ensure_future(self.sleep(seconds)))
         if self._claiming is None:
@@ -590,14 +606,17 @@ class OutboxWorker:
     async def _deliver(self, message: StoredOutbound) -> None:
         """One attempt (unless the address said stop meanwhile), its outcome recorded."""
         try:
-            if message.address in self.stopped:
-                delivery = Delivery("failed", error="recipient opted out")
-            else:
-                delivery = await self._attempt(message)
-                if delivery.status == "sent":
-                    self.sent_count += 1
+            try:
+                if message.address in self.stopped:
+                    delivery = Delivery("failed", error="recipient opted out")
                 else:
-                    self.error_count += 1
+                    delivery = await self._attempt(message)
+                    if delivery.status == "sent":
+                        self.sent_count += 1
+                    else:
+                        self.error_count += 1
+            finally:
+                self._answered(message.address)
             await self._record_surely(message, delivery)
         finally:
             self._flying_ids.discard(message.id)
@@ -605,6 +624,15 @@ class OutboxWorker:
             if self._flying[message.address] <= 0:
                 del self._flying[message.address]
             self.gate.release()
+
+    def _answered(self, address: str) -> None:
+        """The address's attempt is over: its next message, if held, takes its turn."""
+        self._sending.discard(address)
+        if address in self._parked:
+            self._parked.discard(address)
+            if address in self.held:
+                self._schedule(address)
+                self._unparked.set()
 
     async def _attempt(self, message: StoredOutbound) -> Delivery:
         try:
