@@ -412,8 +412,10 @@ class OutboxWorker:
                     await asyncio.sleep(0)  # let it take the lock if free: no 1-start delay
                 if await self._start_next():
                     continue
-                # A claim under way wakes the loop as it ends: no poll until then.
-                until = None if self._claiming else poll_at
+                # A claim under way wakes the loop as it ends, and an answer a chat's next
+                # message waits for as it comes (the send's own timeout bounds it): no
+                # poll until then.
+                until = None if self._claiming or self._parked else poll_at
                 if self._later:
                     turn = self._later[0][0]
                     until = turn if until is None else min(until, turn)
