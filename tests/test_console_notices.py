@@ -309,6 +309,14 @@ async def test_a_forged_grid_outside_the_organizers_area_calls_no_meeting(
         for grid in (GRID_1, GRID_2):  # the ticks come back as they were
             assert re.search(rf'value="{grid}"[^>]*checked', untitled.text)
         assert not re.search(rf'value="{GRID_3}"[^>]*checked', untitled.text)
+    # director of both communities: each grid is theirs, but no one role holds the two
+    async with gridbot.db.transaction() as conn:
+        await people_store.grant_role(conn, director, "community_director", COMMUNITY_2,
+                                      gridbot.clock.now())
+    async with signed_in(console, director) as client:
+        span = await client.post_form("/console/meetings", meeting_fields(
+            gridbot, [GRID_1, OTHER_COMMUNITY_GRID]))
+        assert span.status_code == 400 and "请分开召集" in span.text
     assert await meeting_store.latest(gridbot.db.conn, 10) == []
     rows = await gridbot.db.fetchall("SELECT count(*) FROM outbox")
     assert rows[0][0] == 0  # nothing queued
