@@ -16,6 +16,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from bot.bootstrap import Gridbot
 from bot.domain.clock import FakeClock
@@ -30,7 +31,8 @@ from tests.images import png
 
 STREET = "33010600100000"
 COMMUNITY_1, COMMUNITY_2 = "33010600100100", "33010600100200"
-GRID_1, GRID_2 = "33010600100101", "33010600100102"
+GRID_1, GRID_2, GRID_3 = "33010600100101", "33010600100102", "33010600100103"
+OTHER_COMMUNITY_GRID = "33010600100203"  # its residents: web:r03…, unlike grid 1's
 CASE_NUMBER = re.compile(r"\d{6}-\d{3,4}")
 
 
@@ -206,17 +208,23 @@ async def test_the_console_and_the_cli_count_the_same_audience(gridbot: Gridbot)
     assert shown.photo_not_on_sms == 2
 
 
+def meeting_fields(bot: Gridbot, scope: str | list[str], audience: str = "chiefs",
+                   title: str = "本周网格工作例会") -> dict[str, Any]:
+    """The meeting form's fields: a title, a place, a start two days on, the ticked parts."""
+    starts = (bot.clock.now() + timedelta(days=2)).astimezone(bot.settings.timezone)
+    return {"title": title, "place": "社区二楼会议室", "scope": scope, "audience": audience,
+            "starts_at": starts.strftime("%Y-%m-%dT%H:%M")}
+
+
 async def test_a_meeting_called_in_the_console_shows_answers_and_reminders(
         gridbot: Gridbot, clock: FakeClock) -> None:
     console = Console(gridbot)
     staff = await console.staff("社区书记", "community_director", COMMUNITY_1)
-    starts = (clock.now() + timedelta(days=2)).astimezone(gridbot.settings.timezone)
     async with signed_in(console, staff) as client:
         page = await client.get("/console/meetings")
         assert page.status_code == 200 and 'id="meeting-form"' in page.text
-        called = await client.post_form("/console/meetings", {
-            "title": "本周网格工作例会", "place": "社区二楼会议室", "scope": COMMUNITY_1,
-            "audience": "chiefs", "starts_at": starts.strftime("%Y-%m-%dT%H:%M")})
+        called = await client.post_form("/console/meetings", meeting_fields(
+            gridbot, COMMUNITY_1))  # one area, as a single tick
         assert called.status_code == 303, called.text
         meeting_id = int(called.headers["location"].split("/")[-1].split("?")[0])
         meeting = await meeting_store.get(gridbot.db.conn, meeting_id)
@@ -238,10 +246,80 @@ async def test_a_meeting_called_in_the_console_shows_answers_and_reminders(
             "title": "x", "place": "y", "scope": COMMUNITY_1, "audience": "chiefs",
             "starts_at": "2020-01-01T09:00"})
         assert past.status_code == 400 and "开始时间必须晚于现在" in past.text
-        foreign = await client.post_form("/console/meetings", {
-            "title": "x", "place": "y", "scope": COMMUNITY_2, "audience": "chiefs",
-            "starts_at": starts.strftime("%Y-%m-%dT%H:%M")})
+        foreign = await client.post_form("/console/meetings", meeting_fields(
+            gridbot, COMMUNITY_2))
         assert foreign.status_code == 400
+
+
+async def test_a_meeting_for_two_ticked_grids_invites_exactly_their_people(
+        gridbot: Gridbot) -> None:
+    console = Console(gridbot)
+    director = await console.staff("社区书记", "community_director", COMMUNITY_1)
+    conn = gridbot.db.conn
+    chiefs = {grid: set(await people_store.holders(conn, ["grid_chief"], grid))
+              for grid in (GRID_1, GRID_2, GRID_3)}
+    assert all(chiefs.values())  # the demo's chiefs: someone to leave out in grid 3
+    picked = await residents(gridbot, GRID_1, "sim-telegram") + await residents(
+        gridbot, GRID_2, "sim-telegram", "sim-sms")
+    await residents(gridbot, GRID_3, "sim-telegram")  # not invited
+    async with signed_in(console, director) as client:
+        form = await client.get("/console/meetings")
+        assert 'id="scope-tree"' in form.text and 'id="audience-map"' in form.text
+        assert f'type="checkbox" name="scope" value="{GRID_2}"' in form.text
+        called = await client.post_form("/console/meetings", meeting_fields(
+            gridbot, [GRID_1, GRID_2], title="两个网格的联席会"))
+        assert called.status_code == 303, called.text
+        meeting_id = int(called.headers["location"].split("/")[-1].split("?")[0])
+        page = await client.get(f"/console/meetings/{meeting_id}")
+        by_residents = await client.post_form("/console/meetings", meeting_fields(
+            gridbot, f"{GRID_1},{GRID_2}", "residents", "楼道清理动员会"))
+        assert by_residents.status_code == 303, by_residents.text
+        listed = await client.get("/console/meetings")
+    meeting = await meeting_store.get(conn, meeting_id)
+    assert meeting is not None and meeting.scope == f"{GRID_1},{GRID_2}"
+    invited = {person for person, _, _, _ in await meeting_store.answers(conn, meeting_id)}
+    assert invited == chiefs[GRID_1] | chiefs[GRID_2]  # and none of grid 3's
+    assert meeting.invited == len(invited)
+    both = "翠苑一区第1网格、翠苑一区第2网格"
+    assert both in page.text and both in listed.text
+    residents_meeting = (await meeting_store.latest(conn, 1))[0]
+    assert {person for person, _, _, _ in await meeting_store.answers(
+        conn, residents_meeting.id)} == set(picked)
+    # each invitation queued; its heading names no area for several (as a notice's)
+    rows = await gridbot.db.fetchall("SELECT channel, body FROM outbox")
+    assert len(rows) == len(invited) + len(picked)
+    assert all(str(body).startswith("📅 会议通知\n") for channel, body in rows
+               if channel == "sim-telegram")
+    assert not any(GRID_1 in str(body) for _, body in rows)  # not the stored codes
+
+
+async def test_a_forged_grid_outside_the_organizers_area_calls_no_meeting(
+        gridbot: Gridbot) -> None:
+    console = Console(gridbot)
+    director = await console.staff("社区书记", "community_director", COMMUNITY_1)
+    async with signed_in(console, director) as client:
+        for forged_scope in ([GRID_1, OTHER_COMMUNITY_GRID], f"{GRID_1},{OTHER_COMMUNITY_GRID}"):
+            forged = await client.post_form("/console/meetings", meeting_fields(
+                gridbot, forged_scope))
+            assert forged.status_code == 400 and "请选择本辖区内的区域或楼栋" in forged.text
+            assert re.search(rf'value="{GRID_1}"[^>]*checked', forged.text)  # kept
+        untitled = await client.post_form("/console/meetings", {
+            **meeting_fields(gridbot, [GRID_1, GRID_2]), "title": ""})
+        assert untitled.status_code == 400 and "请填写会议名称" in untitled.text
+        for grid in (GRID_1, GRID_2):  # the ticks come back as they were
+            assert re.search(rf'value="{grid}"[^>]*checked', untitled.text)
+        assert not re.search(rf'value="{GRID_3}"[^>]*checked', untitled.text)
+    # director of both communities: each grid is theirs, but no one role holds the two
+    async with gridbot.db.transaction() as conn:
+        await people_store.grant_role(conn, director, "community_director", COMMUNITY_2,
+                                      gridbot.clock.now())
+    async with signed_in(console, director) as client:
+        span = await client.post_form("/console/meetings", meeting_fields(
+            gridbot, [GRID_1, OTHER_COMMUNITY_GRID]))
+        assert span.status_code == 400 and "请分开召集" in span.text
+    assert await meeting_store.latest(gridbot.db.conn, 10) == []
+    rows = await gridbot.db.fetchall("SELECT count(*) FROM outbox")
+    assert rows[0][0] == 0  # nothing queued
 
 
 # --- the district ---------------------------------------------------------------------
@@ -426,8 +504,6 @@ async def test_a_scheduled_notice_goes_at_its_time_in_each_readers_language(
     assert "No power tonight" in en[-1].text
     assert chinese != english
 
-
-OTHER_COMMUNITY_GRID = "33010600100203"  # its residents: web:r03…, unlike grid 1's
 
 
 async def test_grids_and_a_building_ticked_together_make_one_notice_to_their_residents(

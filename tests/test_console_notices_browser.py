@@ -6,7 +6,9 @@ A dispatcher composes a notice to one grid, previews and sends it; the residents
 on Telegram with a 收到 button, and as they press it the acknowledgement bars on the
 notice's page fill without a reload. A dispatcher picks two grids on the composer's map
 (ticked in the tree, and a community ticked in the tree fills its grids on the map) and
-only their residents get it; without JavaScript the tree alone does. A GeoJSON with a
+only their residents get it; without JavaScript the tree alone does. A director calls a
+meeting of two grids' chiefs, one ticked in the tree and one clicked on the map, and
+only those two are invited; their answers arrive live. A GeoJSON with a
 self-intersecting polygon is refused with the feature's number. Screenshots go to
 `$CONSOLE_SCREENSHOTS` (docs/console.md's are made with `CONSOLE_SCREENSHOTS=docs`), else
 to the test's temporary folder.
@@ -122,21 +124,32 @@ async def test_a_meeting_is_called_and_its_answers_arrive_live(
     bot, base = street.bot, str(street.http.base_url).rstrip("/")
     console = Console(bot)
     director = await console.staff("社区书记", "community_director", COMMUNITY_1)
-    chiefs = []
-    for n, grid in enumerate((GRID_1, GRID_2)):
-        chiefs.append(await console.staff(f"网格长{n + 1}", "grid_chief", grid,
-                                          str(730_001 + n), channel="telegram"))
+    for n, grid in enumerate((GRID_1, GRID_2, GRID_3)):
+        await console.staff(f"网格长{n + 1}", "grid_chief", grid, str(730_001 + n),
+                            channel="telegram")
     page = await signed_in_page(browser, console, director, base)
     starts = (clock.now() + timedelta(days=2)).astimezone(bot.settings.timezone)
     await page.goto(f"{base}/console/meetings")
     await page.fill("input[name=title]", "本周网格工作例会")
     await page.fill("input[name=place]", "社区二楼会议室")
     await page.fill("input[name=starts_at]", starts.strftime("%Y-%m-%dT%H:%M"))
-    await page.select_option("select[name=scope]", COMMUNITY_1)
+    # two of the community's four grids: one ticked in the tree, one clicked on the map
+    audience_map = page.locator("#audience-map")
+    await expect(audience_map).to_have_attribute("data-grids", str(len(COMMUNITY_1_GRIDS)))
+    await page.check(f"#scope-tree input[value='{GRID_1}']")
+    await page.locator(f"#audience-map path.grid-{GRID_2}").click()
+    await expect(audience_map).to_have_attribute("data-chosen", f"{GRID_1},{GRID_2}")
+    await expect(page.locator(f"#scope-tree input[value='{GRID_2}']")).to_be_checked()
+    await expect(page.locator("#audience-chosen")).to_contain_text("翠苑一区第2网格")
     await page.check("input[name=audience][value=chiefs]")
+    await page.screenshot(path=str(shots_folder(tmp_path) / "console-meeting-call-1280.png"),
+                          full_page=True)
     await page.click("#call-meeting")
     await expect(page.locator("#outcome")).to_contain_text("会议通知已进入发送队列")
+    await expect(page.locator("#meeting-live")).to_contain_text(
+        "翠苑一区第1网格、翠苑一区第2网格")
     sent = await street.deliver()
+    assert {int(c.params["chat_id"]) for c in sent} == {730_001, 730_002}  # not grid 3's
     invitation = next(c for c in sent if int(c.params["chat_id"]) == 730_001)
     await street.send(updates.callback(730_001, invitation.button("参加")))
     await expect(page.locator("#answers-yes")).to_have_attribute("data-count", "1")

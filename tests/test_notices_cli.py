@@ -92,6 +92,17 @@ def test_meeting_invites_a_building_and_lists_the_answers(tmp_path: Path) -> Non
     assert undocumented(as_json) == []
 
 
+def test_meeting_of_two_grids_joined_by_a_comma_invites_their_two_chiefs(
+        tmp_path: Path) -> None:
+    result = gridbot(tmp_path, "meeting", "--scope", "33010600100101,33010600100102",
+                     "--to", "chiefs", "--title", "两个网格联席会", "--place", "社区二楼会议室",
+                     "--at", "2031-01-06 19:00", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "invitations queued for 2 people" in result.stdout  # not the other two grids'
+    as_json = json.loads(gridbot(tmp_path, "meeting", "--show", "1", "--json").stdout)
+    assert as_json["scope"] == "33010600100101,33010600100102"
+    assert as_json["scope_name"] == "翠苑一区第1网格、翠苑一区第2网格"
+
 def test_one_recipient_is_one_recipient_not_one_recipients(tmp_path: Path) -> None:
     result = gridbot(tmp_path, "notice", "--scope", "翠苑一区3幢", "--to", "chiefs",
                      "--text", "3幢楼道请清理", "--yes")

@@ -128,9 +128,7 @@ async def _preview(bot: Gridbot, args: argparse.Namespace, out: TextIO,
 
 
 def _scope_name(bot: Gridbot, code: str) -> str:
-    """How people read a stored scope (an area or "building:ID"); the code if unknown."""
-    scope = notices.resolve_scope(bot.reference.district, code)
-    return scope.name(bot.reference.district, "zh_CN") if scope else code
+    return notices.scope_name(bot.reference.district, code, "zh_CN")
 
 
 def _recipients(count: int) -> str:

@@ -21,6 +21,7 @@ from bot.services.notices import (
     Outreach,
     Scope,
     audience,
+    heading_area,
     may_address,
     resolve_scope,
 )
@@ -110,8 +111,7 @@ def rsvp_options(meeting_id: int) -> list[Option]:
 def meeting_context(outreach: Outreach, meeting: MeetingRow, locale: str) -> dict[str, Any]:
     """What the meeting templates show."""
     return {"title": meeting.title, "place": meeting.place, "starts_at": meeting.starts_at,
-            "area": outreach.reference.district.name(meeting.scope, locale)
-            if not meeting.scope.startswith("building:") else ""}
+            "area": heading_area(outreach.reference.district, meeting.scope, locale)}
 
 
 async def invite(conn: Connection, outreach: Outreach, meeting: MeetingRow,

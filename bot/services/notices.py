@@ -281,14 +281,26 @@ def notice_context(outreach: Outreach, notice: NoticeRow, locale: str) -> dict[s
 
 def _context(district: District, issuer: str | None, scope: str, text: str,
              locale: str) -> dict[str, Any]:
+    return {"org": district.name(issuer, locale) if issuer else "", "text": text,
+            "area": heading_area(district, scope, locale)}
+
+
+def heading_area(district: District, code: str, locale: str) -> str:
+    """The area a message's heading names for a stored scope: one area's name; none for a
+    building, for several parts or for an area gone from the district."""
     # Several areas ticked are not listed in the text: twenty grids' names would make
     # every SMS several segments longer (the console's list and page name them).
-    resolved = resolve_scope(district, scope)
-    area = ("" if resolved is None or resolved.building_id is not None
-            or resolved.parts
-            else resolved.name(district, locale))
-    return {"org": district.name(issuer, locale) if issuer else "", "text": text,
-            "area": area}
+    resolved = resolve_scope(district, code)
+    if resolved is None or resolved.building_id is not None or resolved.parts:
+        return ""
+    return resolved.name(district, locale)
+
+
+def scope_name(district: District, code: str, locale: str) -> str:
+    """How people read a stored scope (an area, "building:ID" or several of them, listed);
+    the code itself when the district no longer knows it."""
+    resolved = resolve_scope(district, code)
+    return resolved.name(district, locale) if resolved else code
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,14 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.entrypoints.console import web
-from bot.entrypoints.console.notices import scope_tree, stamp, unchanged
+from bot.entrypoints.console.map import map_headers
+from bot.entrypoints.console.notices import (
+    FORM_FIELDS,
+    scope_field,
+    scope_picker,
+    stamp,
+    unchanged,
+)
 from bot.entrypoints.console.web import Staff, staff_page
 from bot.services import meetings, notices
 from store import meetings as meeting_store
@@ -60,11 +67,13 @@ async def _list_context(request: Request, staff: Staff, roles: list[tuple[str, s
     rows = []
     for meeting in found:
         answers = await meetings.summary(bot.db.conn, meeting.id)
-        rows.append({"meeting": meeting, "scope": district.name(meeting.scope, staff.locale),
+        rows.append({"meeting": meeting,
+                     "scope": notices.scope_name(district, meeting.scope, staff.locale),
                      "yes": len(answers["yes"]), "no": len(answers["no"]),
                      "none": len(answers["unanswered"]), "invited": answers["invited"]})
-    tree = scope_tree(request, roles, staff.locale, meetings.ORGANIZER_ROLES)
-    return {"rows": rows, "tree": tree, "audiences": notices.AUDIENCES, "given": given,
+    picker = scope_picker(request, roles, staff.locale, given["scope"],
+                          meetings.ORGANIZER_ROLES)
+    return {**picker, "rows": rows, "audiences": notices.AUDIENCES, "given": given,
             "errors": errors, "max_title": meetings.MAX_TITLE,
             "max_place": meetings.MAX_PLACE}
 
@@ -85,18 +94,20 @@ async def meeting_list(request: Request, staff: Staff) -> Response:
         return _refuse(request, staff)
     given = {"scope": "", "audience": "chiefs", "title": "", "place": "", "starts_at": ""}
     return web.render(request, staff, "meetings.html", active="meetings",
+                      headers=map_headers(request),
                       **await _list_context(request, staff, roles, given, []))
 
 
 @staff_page
 async def meeting_call(request: Request, staff: Staff) -> Response:
-    """Call a meeting: the invitations are queued at once."""
+    """Call a meeting: the invitations are queued at once. The invitees are the areas and
+    buildings ticked in the tree (or on the map), each within one of the organizer's."""
     bot = web.gridbot(request)
     roles = await _roles(request, staff)
     if not _organizer(roles):
         return _refuse(request, staff)
-    form = await request.form(max_files=0, max_fields=20)
-    given = {"scope": _field(form, "scope", 40), "audience": _field(form, "audience", 20),
+    form = await request.form(max_files=0, max_fields=FORM_FIELDS + notices.MAX_SCOPE_PARTS)
+    given = {"scope": scope_field(form), "audience": _field(form, "audience", 20),
              "title": _field(form, "title", meetings.MAX_TITLE),
              "place": _field(form, "place", meetings.MAX_PLACE),
              "starts_at": _field(form, "starts_at", 20)}
@@ -104,9 +115,9 @@ async def meeting_call(request: Request, staff: Staff) -> Response:
     now = bot.clock.now()
     errors = []
     scope = notices.resolve_scope(district, given["scope"]) if given["scope"] else None
-    if scope is None or notices.may_address(district, roles, scope,
-                                            meetings.ORGANIZER_ROLES) is None:
-        errors.append("scope")
+    refusal = notices.scope_refusal(district, roles, scope, meetings.ORGANIZER_ROLES)
+    if refusal is not None:
+        errors.append(refusal)
     if given["audience"] not in notices.AUDIENCES:
         errors.append("audience")
     if not given["title"]:
@@ -118,6 +129,7 @@ async def meeting_call(request: Request, staff: Staff) -> Response:
         errors.append("starts_at")
     if errors or scope is None or starts_at is None:
         return web.render(request, staff, "meetings.html", active="meetings", status=400,
+                          headers=map_headers(request),
                           **await _list_context(request, staff, roles, given, errors))
     outreach = notices.Outreach(bot.renderer, bot.reference, bot.settings.quiet_hours)
     async with bot.db.transaction() as conn:
@@ -154,7 +166,7 @@ async def _page_context(request: Request, staff: Staff, meeting: MeetingRow
             "reminders": meetings.reminders(meeting),
             "stamp": stamp((meeting, groups)),
             "to_remind": len(groups["yes"]) + len(groups["none"]),
-            "scope": bot.reference.district.name(meeting.scope, staff.locale),
+            "scope": notices.scope_name(bot.reference.district, meeting.scope, staff.locale),
             "poll": POLL_SECONDS, "flash": request.query_params.get("done", "")[:20]}
 
 

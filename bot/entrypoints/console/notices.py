@@ -90,7 +90,7 @@ def _field(form: Any, name: str, limit: int) -> str:
 FORM_FIELDS = 20
 
 
-def _scope_field(form: Any) -> str:
+def scope_field(form: Any) -> str:
     """The ticked areas and buildings (one "scope" field each, or one field of them joined,
     as the confirmation carries them), joined by the scope separator."""
     values = [v.strip()[:40] for v in form.getlist("scope") if isinstance(v, str)]
@@ -119,7 +119,6 @@ async def _views(request: Request, found: list[NoticeRow], locale: str
     delivery = await notice_store.delivery(conn, [n.id for n in found])
     views = []
     for notice in found:
-        scope = notices.resolve_scope(district, notice.scope)
         counts = await notices.acknowledgements(conn, notice.id)
         grids = [{"code": g.code, "name": district.name(g.code, locale) if g.code else "-",
                   "recipients": g.recipients, "acknowledged": g.acknowledged,
@@ -127,7 +126,7 @@ async def _views(request: Request, found: list[NoticeRow], locale: str
         acked = sum(g.acknowledged for g in counts)
         views.append({
             "notice": notice, "text": notice.text(locale),
-            "scope": scope.name(district, locale) if scope else notice.scope,
+            "scope": notices.scope_name(district, notice.scope, locale),
             "delivery": delivery[notice.id], "grids": grids, "acknowledged": acked,
             "percent": round(100 * acked / notice.recipients) if notice.recipients else 0,
         })
@@ -169,12 +168,20 @@ async def notice_list_live(request: Request, staff: Staff) -> Response:
         request, staff, "_notice_rows.html", **context)
 
 
+def scope_picker(request: Request, roles: list[tuple[str, str | None]], locale: str,
+                 ticked: str, allowed: frozenset[str]) -> dict[str, Any]:
+    """What _scope_picker.html shows: the tree of areas and buildings, which of them are
+    ticked (`ticked`, as `scope_field` joined them) and the map's tiles."""
+    return {"tree": scope_tree(request, roles, locale, allowed),
+            "chosen": set(ticked.split(notices.SCOPE_SEPARATOR)),
+            "tiles": map_settings(request)}
+
+
 def _compose_context(request: Request, staff: Staff, roles: list[tuple[str, str | None]],
                      given: dict[str, str], errors: list[str]) -> dict[str, Any]:
-    return {"tree": scope_tree(request, roles, staff.locale), "audiences": notices.AUDIENCES,
-            "given": given, "errors": errors, "max_text": notices.MAX_TEXT,
-            "chosen": set(given["scope"].split(notices.SCOPE_SEPARATOR)),
-            "tiles": map_settings(request)}
+    return {**scope_picker(request, roles, staff.locale, given["scope"], notices.SENDER_ROLES),
+            "audiences": notices.AUDIENCES, "given": given, "errors": errors,
+            "max_text": notices.MAX_TEXT}
 
 
 @staff_page
@@ -196,7 +203,7 @@ async def _read_draft(request: Request, staff: Staff, roles: list[tuple[str, str
     """The draft a compose form describes, its time, what was typed, and what is wrong."""
     bot = web.gridbot(request)
     district = bot.reference.district
-    given = {"scope": _scope_field(form), "audience": _field(form, "audience", 20),
+    given = {"scope": scope_field(form), "audience": _field(form, "audience", 20),
              "body": _field(form, "body", notices.MAX_TEXT + 1),
              "body_en": _field(form, "body_en", notices.MAX_TEXT + 1),
              "send_at": _field(form, "send_at", 20), "photo_id": _field(form, "photo_id", 12)}

@@ -8,7 +8,7 @@
 //    bounds (&bbox=), getting that area's points once they are few enough.
 //  - .place-map[data-place] (the case page): the case's grid and its pin, replacing the
 //    server's sketch; drawn again after htmx swaps the case page's live part.
-//  - #audience-map (the notice composer): the grids of the tree of ticks beside it
+//  - #audience-map (the notice composer, the meeting form): the grids of the tree of ticks beside it
 //    (#scope-tree, the form's field); a click on a grid ticks or unticks it, and the map
 //    shows what the tree has ticked (a community's tick chooses its grids).
 // No tile layer unless data-tiles holds a URL template (GRIDBOT_MAP_TILES).
@@ -258,7 +258,7 @@
       });
   }
 
-  // --- the notice composer's audience --------------------------------------------------
+  // --- a notice's or a meeting's audience (_scope_picker.html) -------------------------
   // The tree's boxes (name=scope, data-parent: the box above) are the form's field; this
   // keeps a ticked box's boxes below it ticked and disabled (covered: only the top one is
   // sent) and draws the map from them. A grid covered by a ticked community that is
