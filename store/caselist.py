@@ -50,11 +50,15 @@ OPEN_SQL = "state IN (" + ", ".join(f"'{s}'" for s in OPEN_STATES) + ")"
 FINISHED_STATES = tuple(s.value for s in State if s.value not in OPEN_STATES)
 FINISHED_SQL = "state IN (" + ", ".join(f"'{s}'" for s in FINISHED_STATES) + ")"
 COUNT_CAP = 10_000  # counts per state stop here ("10000+"): a count reads at most this
+# A text search's counts stop sooner ("1000+"): a common text's count in a finished state
+# reads cap / frequency rows (a tenth of the cases say 井盖: 100,000 rows for 10,000),
+# and a search is for finding a few cases, not for counting thousands.
+TEXT_COUNT_CAP = 1_000
 # The text search (migration 0017). SQLite: the trigram index cases_text gives the cases
 # that may contain the text, LIKE then checks each. When more than TEXT_CANDIDATES may,
 # the text is common and LIKE alone, in the list's order, meets matches soon enough (and
-# stops at the page's end and COUNT_CAP); but a finished state's count then reads
-# COUNT_CAP / frequency rows, so up to FILTER_CANDIDATES the index still sifts those
+# stops at the page's end and the count cap); but a finished state's count then reads
+# cap / frequency rows, so up to FILTER_CANDIDATES the index still sifts those
 # counts: the state's index read in order, each id checked against the candidates (a
 # table built once) before its row is read. A text of 1 or 2 characters is first looked for
 # with LIKE in the newest SAMPLE cases (in COMMON_IN_SAMPLE of them, a fifth: common); if
@@ -118,9 +122,10 @@ class CasePage:
     """A page of the list, how many match in all, and the counts per state."""
 
     cases: list[ListedCase]
-    total: int  # at most COUNT_CAP for each state counted
+    total: int  # at most `cap` for each state counted
     by_state: dict[str, int] = field(default_factory=dict)
-    capped: bool = False  # some count reached COUNT_CAP
+    capped: bool = False  # some count reached `cap`
+    cap: int = COUNT_CAP  # where the counts stop (`count_cap`)
 
 
 def like_pattern(text: str) -> str:
@@ -290,6 +295,11 @@ def select_sql(query: CaseQuery, max_page: int = MAX_PAGE) -> tuple[str, list[An
     return sql, [*params, max(1, min(query.limit, max_page)), max(0, query.offset)]
 
 
+def count_cap(query: CaseQuery) -> int:
+    """Where the query's counts per state stop: COUNT_CAP, TEXT_COUNT_CAP for a text."""
+    return TEXT_COUNT_CAP if query.text else COUNT_CAP
+
+
 def _sort_key(sort: str, row: Row) -> tuple[Any, ...]:
     """The order of `SORTS` in Python, to merge the open and the finished cases' pages."""
     if sort == "newest":
@@ -302,7 +312,7 @@ def _sort_key(sort: str, row: Row) -> tuple[Any, ...]:
 def read_by(query: CaseQuery, counted: dict[str, int], *, postgres: bool = False
             ) -> CaseQuery:
     """The query (one half: its `states` set) with how to read its page, from the counts
-    per state (`count_sql`'s, capped at COUNT_CAP + 1); see FEW_MATCHES."""
+    per state (`count_sql`'s, capped at `count_cap` + 1); see FEW_MATCHES."""
     states = tuple(query.states or ())
     if postgres or not states or query.text or not set(states) <= set(counted):
         return query  # a text search keeps the full-text index's own plan (with_text_index)
@@ -328,7 +338,7 @@ def halves(query: CaseQuery, counted: dict[str, int], *, postgres: bool = False
 
 
 async def counts(conn: Connection, query: CaseQuery) -> dict[str, int]:
-    """The counts per state shown (`count_sql`; 0 for none), each capped at COUNT_CAP + 1."""
+    """The counts per state shown (`count_sql`; 0 for none), each capped at `count_cap` + 1."""
     sql, params = count_sql(query)
     found = {str(r[0]): int(r[1]) for r in await fetch(conn, sql, params)}
     return {**{state: 0 for state in query.counted_states}, **found}
@@ -357,7 +367,7 @@ async def _rows(conn: Connection, query: CaseQuery, counted: dict[str, int],
 def count_sql(query: CaseQuery) -> tuple[str, list[Any]]:
     """The counts of the states shown (`counted_states`) within the other filters: the
     open ones in one grouped query (a few thousand rows), each finished one stopping at
-    COUNT_CAP + 1 (there are hundreds of thousands)."""
+    `count_cap` + 1 (there are hundreds of thousands)."""
     parts: list[str] = []
     params: list[Any] = []
     if set(OPEN_STATES) <= set(query.counted_states):
@@ -370,7 +380,7 @@ def count_sql(query: CaseQuery) -> tuple[str, list[Any]]:
         condition, more = where(query, state=state)
         parts.append(f"SELECT ?, (SELECT count(*) FROM (SELECT 1 FROM cases WHERE {condition}"
                      " LIMIT ?) AS capped)")
-        params += [state, *more, COUNT_CAP + 1]
+        params += [state, *more, count_cap(query) + 1]
     return " UNION ALL ".join(parts) or "SELECT '', 0 WHERE 1 = 0", params
 
 
@@ -381,11 +391,12 @@ async def page(conn: Connection, query: CaseQuery) -> CasePage:
     rows = await _rows(conn, query, counted)
     cases = [ListedCase(case_from_json(r[1], r[0]), r[2], r[3], r[4],
                         parse_iso(r[5]) if r[5] else None, r[6], r[7], r[10]) for r in rows]
-    capped = any(n > COUNT_CAP for n in counted.values())
-    by_state = {state: min(n, COUNT_CAP) for state, n in counted.items() if n}
+    cap = count_cap(query)
+    capped = any(n > cap for n in counted.values())
+    by_state = {state: min(n, cap) for state, n in counted.items() if n}
     wanted = set(query.states) if query.states is not None else set(counted)
     total = sum(n for state, n in by_state.items() if state in wanted)
-    return CasePage(cases, total, by_state, capped)
+    return CasePage(cases, total, by_state, capped, cap)
 
 
 async def all_matching(conn: Connection, query: CaseQuery, limit: int = 50_000

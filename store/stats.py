@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
 from bot.domain.clock import iso, parse_iso
 from bot.domain.stats import SIGN_WINDOW, CaseFacts, EventFacts, VisitFacts, source_of
-from store.db import Connection, fetch
+from store.db import Connection, Row, fetch
 
 # The area levels whose cases are found on case_facts' indexes of that level (migration
 # 0019), and the column that holds a case's area of that level.
@@ -25,9 +26,11 @@ async def _area_column(conn: Connection, scope: str) -> str | None:
 
 
 async def facts(conn: Connection, start: datetime, end: datetime,
-                scope: str | None = None) -> tuple[list[CaseFacts], list[EventFacts]]:
+                scope: str | None = None, among: Collection[int] | None = None
+                ) -> tuple[list[CaseFacts], list[EventFacts]]:
     """Cases that matter to the period [start, end) (in a scope, if given) and their
-    audit lines that matter to it."""
+    audit lines that matter to it; with `among`, of those cases only (case ids: what
+    changed since the period was last read, `changed_cases`)."""
     # A case matters to the period when it falls due, arrives or closes in it, or has an
     # audit line in it (an assignment, a report of done, a rating, ...): ranges that each
     # walk an index of case_facts (an area's, of its level), rather than every case
@@ -47,6 +50,8 @@ async def facts(conn: Connection, start: datetime, end: datetime,
     # CROSS JOIN: the audit lines by their time first (SQLite would otherwise walk the
     # area's cases and look up the lines of each).
     lines = " FROM case_events e CROSS JOIN case_facts f ON f.case_id = e.case_id"
+    if among is not None:
+        return await _facts_among(conn, sorted(among), span, events_span, where, area)
     sql = (f"SELECT {_FACT_COLUMNS} FROM case_facts WHERE case_id IN ("
            f"SELECT case_id FROM case_facts WHERE deadline >= ? AND deadline < ?{inside}"
            " UNION SELECT case_id FROM case_facts WHERE created_at >= ? AND created_at < ?"
@@ -55,21 +60,62 @@ async def facts(conn: Connection, start: datetime, end: datetime,
            f" UNION SELECT e.case_id{lines} WHERE e.at >= ? AND e.at < ?{where})"
            " ORDER BY case_id")
     params: list[object] = [*span, *area] * 4
-
-    read = parse_iso  # stored moments: clock.iso's text, read back in UTC
-    cases = [CaseFacts(r[0], r[1], r[2], r[3], read(r[4]) if r[4] else None,
-                       read(r[5]) if r[5] else None, read(r[6]) if r[6] else None,
-                       r[7], source_of(r[8], bool(r[9])), r[10], r[11], r[8])
-             for r in await fetch(conn, sql, params)]
+    cases = _case_facts(await fetch(conn, sql, params))
     if not cases:
         return [], []
     rows = await fetch(conn, f"SELECT e.case_id, e.event, e.actor_id, e.at, e.note{lines}"
                        f" WHERE e.at >= ? AND e.at < ?{where} ORDER BY e.case_id, e.id",
                        [*events_span, *area])
-    events = [EventFacts(r[0], r[1], r[2], parse_iso(r[3]),
-                         int(r[4]) if r[1] == "rate" and str(r[4]).isdigit() else None)
-              for r in rows]
-    return cases, events
+    return cases, _event_facts(rows)
+
+
+async def _facts_among(conn: Connection, ids: list[int], span: list[str],
+                       events_span: list[str], where: str, area: list[str]
+                       ) -> tuple[list[CaseFacts], list[EventFacts]]:
+    """`facts` of the cases `ids` only: each case by its id, kept when it matters to the
+    period as `facts` says (it falls due, arrives or closes in it, or has an audit line
+    in it), and in the scope."""
+    if not ids:
+        return [], []
+    listed = ", ".join("?" * len(ids))
+    columns = ", ".join(f"f.{c}" for c in _FACT_COLUMNS.split(", "))
+    sql = (f"SELECT {columns} FROM case_facts f WHERE f.case_id IN ({listed}){where}"
+           " AND ((f.deadline >= ? AND f.deadline < ?) OR (f.created_at >= ? AND"
+           " f.created_at < ?) OR (f.closed_at >= ? AND f.closed_at < ?) OR EXISTS ("
+           "SELECT 1 FROM case_events e WHERE e.case_id = f.case_id AND e.at >= ?"
+           " AND e.at < ?)) ORDER BY f.case_id")
+    cases = _case_facts(await fetch(conn, sql, [*ids, *area, *span * 4]))
+    if not cases:
+        return [], []
+    kept = [c.id for c in cases]
+    rows = await fetch(conn, "SELECT e.case_id, e.event, e.actor_id, e.at, e.note FROM"
+                       f" case_events e WHERE e.case_id IN ({', '.join('?' * len(kept))})"
+                       " AND e.at >= ? AND e.at < ? ORDER BY e.case_id, e.id",
+                       [*kept, *events_span])
+    return cases, _event_facts(rows)
+
+
+def _case_facts(rows: list[Row]) -> list[CaseFacts]:
+    read = parse_iso  # stored moments: clock.iso's text, read back in UTC
+    return [CaseFacts(r[0], r[1], r[2], r[3], read(r[4]) if r[4] else None,
+                      read(r[5]) if r[5] else None, read(r[6]) if r[6] else None,
+                      r[7], source_of(r[8], bool(r[9])), r[10], r[11], r[8]) for r in rows]
+
+
+def _event_facts(rows: list[Row]) -> list[EventFacts]:
+    return [EventFacts(r[0], r[1], r[2], parse_iso(r[3]),
+                       int(r[4]) if r[1] == "rate" and str(r[4]).isdigit() else None)
+            for r in rows]
+
+
+async def changed_cases(conn: Connection, basis: int, most: int) -> list[int] | None:
+    """The cases whose facts changed, or that got an audit line, after audit line
+    `basis`; None when more than `most` did (reading the period again is then as
+    quick)."""
+    rows = await fetch(conn, "SELECT case_id FROM case_facts WHERE changed_seq > ?"
+                       " UNION SELECT case_id FROM case_events WHERE id > ? LIMIT ?",
+                       (basis, basis, most + 1))
+    return None if len(rows) > most else [int(r[0]) for r in rows]
 
 
 async def chief_names(conn: Connection,

@@ -159,6 +159,32 @@ async def test_the_search_stays_within_the_persons_scope_and_the_filters(
         assert set(re.findall(r'data-number="(\d{6}-\d{3,4})"', page)) == {filed.lid}
 
 
+async def test_a_text_searchs_counts_stop_at_their_own_cap(
+        gridbot: Gridbot, filed: Filed, way: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search counts each state up to TEXT_COUNT_CAP (shown "N+"), the list without a
+    text up to COUNT_CAP; what it lists is the same."""
+    monkeypatch.setattr(caselist_store, "TEXT_COUNT_CAP", 2)
+    more = {await file_case(gridbot, GRID_1, f"井盖松动{n}") for n in range(2)}
+    listed = await caselist.list_cases(
+        gridbot.db.conn, caselist.Filters(status="all", q="井盖"), [Actor(1, Role.ADMIN)],
+        gridbot.clock.now(), gridbot.settings.timezone)
+    assert {c.case.number for c in listed.cases} == {filed.lid, filed.other_grid, *more}
+    assert (listed.by_state, listed.total, listed.capped, listed.cap) == (
+        {"registered": 2}, 2, True, 2)
+    plain = await caselist.list_cases(
+        gridbot.db.conn, caselist.Filters(status="all"), [Actor(1, Role.ADMIN)],
+        gridbot.clock.now(), gridbot.settings.timezone)
+    assert (plain.by_state, plain.capped) == ({"registered": 6, "closed": 1}, False)
+    console = Console(gridbot)
+    person = await console.staff("管理员", "admin", None)
+    async with console.client() as browser:
+        await console.sign_in(person, browser)
+        page = (await browser.get("/console/cases", params={"status": "all",
+                                                            "q": "井盖"})).text
+        assert re.search(r"state-registered[^>]*>[^<]*<b>2\+</b>", page), page
+        assert "最多数到 2" in page
+
+
 async def test_the_page_and_its_counts_are_read_through_the_text_index(
         gridbot: Gridbot, filed: Filed) -> None:
     conn = gridbot.db.conn

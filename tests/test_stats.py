@@ -9,8 +9,10 @@ import subprocess
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from wcwidth import wcswidth
 
 from bot.bootstrap import Gridbot
@@ -28,6 +30,7 @@ from bot.domain.workflow import EventKind
 from bot.services import actions
 from bot.services import stats as stats_service
 from store import people as people_store
+from store import stats as store_stats
 from store.db import fetch
 from tests.chat import ChatDriver
 from tests.console_harness import file_case
@@ -312,3 +315,71 @@ async def _chief(bot: Gridbot, grid: str) -> int:
     rows = await fetch(bot.db.conn, "SELECT person_id FROM roles WHERE role = 'grid_chief'"
                        " AND scope = ? AND revoked_at IS NULL", (grid,))
     return int(rows[0][0])
+
+
+async def test_the_month_being_counted_is_read_again_only_where_cases_changed(
+        gridbot: Gridbot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console keeps this month's facts and, after a change, reads only the cases
+    that changed; the figures are those `gridbot stats` computes afresh, for every scope,
+    after each change; it reads the month whole again after a minute, or when many
+    cases changed."""
+    clock = gridbot.clock
+    ticks = [0.0]
+    memory = stats_service.MonthFacts(clock=lambda: ticks[0])
+    start, end = stats_service.month_of(clock.now(), gridbot.reference.tz)
+    read: list[list[int] | None] = []
+    whole_facts = store_stats.facts
+
+    async def facts(conn: Any, start: datetime, end: datetime, scope: str | None = None,
+                    among: Any = None) -> Any:
+        read.append(None if among is None else sorted(among))
+        return await whole_facts(conn, start, end, scope, among)
+
+    monkeypatch.setattr(store_stats, "facts", facts)
+
+    async def same_as_fresh() -> None:
+        for scope in (None, STREET, GRID_1, GRID_2):
+            kept = await stats_service.kept_month_report(
+                gridbot.db, start, end, scope, clock.now(), memory=memory)
+            fresh = await stats_service.month_report(gridbot.db.conn, start, end, scope)
+            assert kept.as_json() == fresh.as_json(), scope
+
+    async def case_id(number: str) -> int:
+        rows = await fetch(gridbot.db.conn, "SELECT id FROM cases WHERE number = ?",
+                           (number,))
+        return int(rows[0][0])
+
+    first = await file_case(gridbot, GRID_1, "垃圾桶满了")
+    await same_as_fresh()
+    assert read == [None] * 8  # each scope read whole, and afresh
+    chief_1, chief_2 = await _chief(gridbot, GRID_1), await _chief(gridbot, GRID_2)
+
+    read.clear()
+    second = await file_case(gridbot, GRID_2, "井盖松动", reporter="web:r2")
+    await same_as_fresh()
+    assert [r for r in read if r is not None] == [[await case_id(second)]] * 4
+
+    clock.advance(timedelta(minutes=20))  # type: ignore[attr-defined]
+    for person, number, kind in ((chief_1, first, EventKind.SIGN),
+                                 (chief_2, second, EventKind.SIGN),
+                                 (chief_2, second, EventKind.REPORT_DONE),
+                                 (chief_2, second, EventKind.CHECK_PASS),
+                                 (chief_1, first, EventKind.COMMENT)):
+        read.clear()
+        await _act(gridbot, person, number, kind, "已处理")
+        await same_as_fresh()
+        assert [r for r in read if r is not None] == [[await case_id(number)]] * 4, kind
+    read.clear()
+    await same_as_fresh()
+    assert read == [None] * 4  # nothing changed: only the fresh reads read
+
+    ticks[0] += stats_service.MonthFacts.FULL_READ_SECONDS
+    read.clear()
+    await same_as_fresh()
+    assert read[0] is None  # a minute on: read whole
+    monkeypatch.setattr(stats_service.MonthFacts, "MAX_CHANGED", 1)
+    await file_case(gridbot, GRID_1, "路灯不亮", reporter="web:r3")
+    await file_case(gridbot, GRID_2, "噪音扰民", reporter="web:r4")
+    read.clear()
+    await same_as_fresh()
+    assert read[0] is None  # two changed, more than MAX_CHANGED: read whole

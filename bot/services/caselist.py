@@ -26,7 +26,6 @@ from store.cases import OPEN_STATES
 from store.db import Connection
 
 PAGE_SIZE = 50
-COUNT_CAP = caselist_store.COUNT_CAP  # counts per finished state stop there ("10000+")
 # The status filter: a group of states, or one state by its name.
 STATES = tuple(s.value for s in State)
 FINISHED_STATES = caselist_store.FINISHED_STATES

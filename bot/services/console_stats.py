@@ -24,7 +24,7 @@ from bot.domain.clock import iso
 from bot.domain.workflow import Actor, Role
 from bot.services import caselist
 from bot.services.districts import District
-from bot.services.stats import MonthReport, kept_month_report, month_of
+from bot.services.stats import MonthFacts, MonthReport, kept_month_report, month_of
 from store.db import Database
 
 TREND_MONTHS = 12
@@ -93,13 +93,15 @@ class ReportMemory:
     at the time (`caselist.last_change`): one is taken from here only while no case has
     changed since, and for KEEP_SECONDS at most (a role granted or revoked, a visit
     logged, writes no audit line). Behind it, finished months are kept in the database
-    (`stats.kept_month_report`)."""
+    (`stats.kept_month_report`), and the facts of the months not finished yet in
+    `facts` (`stats.MonthFacts`: after a change, only the cases changed are read)."""
 
     KEEP_SECONDS = 60.0
     SIZE = 256
 
     def __init__(self) -> None:
         self._kept: dict[tuple[str | None, str, bool], tuple[int, float, MonthReport]] = {}
+        self.facts = MonthFacts()
 
     def get(self, scope: str | None, start: datetime, basis: int,
             named: bool = True) -> MonthReport | None:
@@ -126,7 +128,8 @@ async def report(db: Database, start: datetime, end: datetime, scope: str | None
         kept = memory.get(scope, start, basis, named)
         if kept is not None:
             return kept
-    found = await kept_month_report(db, start, end, scope, now, named)
+    found = await kept_month_report(db, start, end, scope, now, named,
+                                    memory.facts if memory is not None else None)
     if memory is not None:
         memory.put(found, basis, named)
     return found

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -71,15 +74,96 @@ async def month_report(conn: Connection, start: datetime, end: datetime,
                               stats.case_figures(stats.compute(cases, events, start, end)))
 
 
+@dataclass
+class _Read:
+    """A period's facts as read at audit line `basis`, per case (in case order when read
+    whole), and when the period was last read whole."""
+
+    basis: int
+    read_whole_at: float
+    cases: dict[int, stats.CaseFacts]
+    events: dict[int, list[stats.EventFacts]]
+
+
+def _by_case(events: list[stats.EventFacts]) -> dict[int, list[stats.EventFacts]]:
+    return {case_id: list(lines) for case_id, lines in groupby(events, lambda e: e.case_id)}
+
+
+class MonthFacts:
+    """The facts of the months being counted (`store.stats.facts`) as last read, per
+    area and month, brought up to date by reading again only the cases that changed
+    since (`store.stats.changed_cases`): a street's month is some 10,000 cases, read
+    whole in ~90 ms at 1,000,000 cases, its few changes in a few ms. What it gives is
+    what reading whole gives (the same cases, in case order, and their audit lines).
+
+    A period is read whole again after FULL_READ_SECONDS, and when more than
+    MAX_CHANGED cases changed: PostgreSQL numbers audit lines as the transactions that
+    write them start, not as they commit, so a line committed late under a number below
+    the basis is seen by the next whole read."""
+
+    FULL_READ_SECONDS = 60.0
+    MAX_CHANGED = 500
+    SIZE = 8
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._kept: dict[tuple[str | None, str, str], _Read] = {}
+
+    async def facts(self, db: Database, start: datetime, end: datetime, scope: str | None
+                    ) -> tuple[list[stats.CaseFacts], list[stats.EventFacts]]:
+        """The period's facts, as `store.stats.facts` reads them now."""
+        key = (scope, iso(start), iso(end))
+        # Inside the write lock: no other transaction of this connection is half done,
+        # so what is read, and the basis kept with it, is committed.
+        async with db.transaction() as conn:
+            basis = await caselist_store.last_change(conn)
+            kept = self._kept.get(key)
+            changed = None
+            if kept is not None and self._clock() - kept.read_whole_at < self.FULL_READ_SECONDS:
+                changed = await stats_store.changed_cases(conn, kept.basis, self.MAX_CHANGED)
+            if kept is None or changed is None:
+                cases, events = await stats_store.facts(conn, start, end, scope)
+                kept = _Read(basis, self._clock(), {c.id: c for c in cases}, _by_case(events))
+                self._kept.pop(key, None)
+                if len(self._kept) >= self.SIZE:
+                    del self._kept[next(iter(self._kept))]
+                self._kept[key] = kept
+            elif changed:
+                cases, events = await stats_store.facts(conn, start, end, scope, changed)
+                for case_id in changed:
+                    kept.cases.pop(case_id, None)
+                    kept.events.pop(case_id, None)
+                kept.cases.update((c.id, c) for c in cases)
+                kept.events.update(_by_case(events))
+                kept.basis = basis
+            else:
+                kept.basis = basis
+        return ([kept.cases[case_id] for case_id in sorted(kept.cases)],
+                [e for case_id in sorted(kept.events) for e in kept.events[case_id]])
+
+
+async def current_month_report(db: Database, start: datetime, end: datetime,
+                               scope: str | None, memory: MonthFacts,
+                               named: bool = True) -> MonthReport:
+    """The report `month_report` computes, from the facts `memory` keeps up to date."""
+    cases, events = await memory.facts(db, start, end, scope)
+    figures = stats.case_figures(stats.compute(cases, events, start, end))
+    return await _with_people(db.conn, start, end, scope, figures, named)
+
+
 async def kept_month_report(db: Database, start: datetime, end: datetime,
                             scope: str | None, now: datetime,
-                            named: bool = True) -> MonthReport:
+                            named: bool = True, memory: MonthFacts | None = None
+                            ) -> MonthReport:
     """The report `month_report` computes; a finished month's figures of its cases are
     kept in the database and read back while no case that could count in it has
     changed since (`store.stats.changed_since`), the chiefs, names and visits read
-    afresh. Unnamed (`named=False`): people without a stored name stay unnamed (the
+    afresh; a month not finished yet is computed from the facts `memory` keeps, when
+    given. Unnamed (`named=False`): people without a stored name stay unnamed (the
     trend line needs no names)."""
     if end > now:
+        if memory is not None:
+            return await current_month_report(db, start, end, scope, memory, named)
         return await month_report(db.conn, start, end, scope)
     month = f"{start:%Y-%m}"
     # Inside the write lock: no other transaction of this connection is half done, so

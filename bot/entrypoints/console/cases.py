@@ -113,7 +113,7 @@ async def _rows_context(request: Request, staff: Staff, filters: Filters
     clocks = await caselist.countdowns(conn, bot.reference,
                                       [(c.case, c.subcategory) for c in found.cases], now)
     pages = max(1, -(-found.total // caselist.PAGE_SIZE))
-    return {"found": found, "states": caselist.STATES, "cap": caselist.COUNT_CAP,
+    return {"found": found, "states": caselist.STATES, "cap": found.cap,
             "clocks": clocks, "filters": filters, "since": since,
             "now": now, "pages": pages, "poll": POLL_SECONDS,
             "query": filters.as_params(),
