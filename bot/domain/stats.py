@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import wcwidth
 
@@ -42,8 +42,9 @@ SIGN_LIMIT_DEFAULT = timedelta(hours=1)
 SIGN_WINDOW = max(*SIGN_LIMIT.values(), SIGN_LIMIT_DEFAULT)
 
 
-@dataclass(frozen=True)
-class CaseFacts:
+# CaseFacts and EventFacts are named tuples, not frozen dataclasses: a street's month is
+# read as some 10,000 of each, and a frozen dataclass takes four times as long to make.
+class CaseFacts(NamedTuple):
     """What the indicators need of one case."""
 
     id: int
@@ -116,8 +117,7 @@ def count_visits(visits: Iterable[VisitFacts]) -> tuple[VisitFigures, dict[str, 
     return total, dict(by_grid)
 
 
-@dataclass(frozen=True)
-class EventFacts:
+class EventFacts(NamedTuple):
     """What the indicators need of one audit line."""
 
     case_id: int
