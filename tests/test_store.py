@@ -27,6 +27,8 @@ async def test_database_is_in_wal_mode_and_migrations_run_once(db: Database) -> 
     if not db.postgres:
         rows = await db.fetchall("PRAGMA journal_mode")
         assert rows[0][0] == "wal"
+        rows = await db.fetchall("PRAGMA cache_size")  # 64 MB, not SQLite's 2 MB
+        assert rows[0][0] == -65_536
     assert await db.migrate() == []
     names = [r[0] for r in await db.fetchall("SELECT name FROM schema_migrations ORDER BY name")]
     folder = Path(__file__).parent.parent / "store" / "migrations"
