@@ -29,6 +29,8 @@ async def test_database_is_in_wal_mode_and_migrations_run_once(db: Database) -> 
         assert rows[0][0] == "wal"
         rows = await db.fetchall("PRAGMA cache_size")  # 64 MB, not SQLite's 2 MB
         assert rows[0][0] == -65_536
+        rows = await db.fetchall("PRAGMA mmap_size")  # read through a memory map
+        assert rows[0][0] > 0
     assert await db.migrate() == []
     names = [r[0] for r in await db.fetchall("SELECT name FROM schema_migrations ORDER BY name")]
     folder = Path(__file__).parent.parent / "store" / "migrations"
