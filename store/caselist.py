@@ -277,7 +277,8 @@ _COLUMNS = ("id, workflow, description, address, source_channel, changed_at, lat
             " deadline, created_at, subcategory")
 
 
-def select_sql(query: CaseQuery, max_page: int = MAX_PAGE) -> tuple[str, list[Any]]:
+def select_sql(query: CaseQuery, max_page: int = MAX_PAGE, columns: str = _COLUMNS
+               ) -> tuple[str, list[Any]]:
     """The page's SELECT (for the benchmark's EXPLAIN QUERY PLAN too). Without a state
     filter it is the first of two (see `page`): the open cases."""
     if query.states is None:
@@ -290,7 +291,7 @@ def select_sql(query: CaseQuery, max_page: int = MAX_PAGE) -> tuple[str, list[An
     elif query.read_by == "order":
         group = "done" if tuple(query.states or ()) == FINISHED_STATES else "state"
         indexed = f" INDEXED BY cases_{group}_{ORDER_INDEX[sort]}"
-    sql = (f"SELECT {_COLUMNS} FROM cases{indexed} WHERE {condition} ORDER BY {order}"
+    sql = (f"SELECT {columns} FROM cases{indexed} WHERE {condition} ORDER BY {order}"
            " LIMIT ? OFFSET ?")
     return sql, [*params, max(1, min(query.limit, max_page)), max(0, query.offset)]
 
@@ -300,13 +301,21 @@ def count_cap(query: CaseQuery) -> int:
     return TEXT_COUNT_CAP if query.text else COUNT_CAP
 
 
-def _sort_key(sort: str, row: Row) -> tuple[Any, ...]:
-    """The order of `SORTS` in Python, to merge the open and the finished cases' pages."""
+# What the open and the finished cases' pages are merged by (`_sort_key`), and where
+# those columns are in a row of _KEYS and of _COLUMNS: (deadline, created_at, changed_at).
+_KEYS = "id, deadline, created_at, changed_at"
+_AT_KEYS, _AT_COLUMNS = (1, 2, 3), (8, 9, 5)
+
+
+def _sort_key(sort: str, row: Row, at: tuple[int, int, int]) -> tuple[Any, ...]:
+    """The order of `SORTS` in Python, to merge the open and the finished cases' pages
+    (`at`: where the row holds the deadline, the creation and the last change)."""
+    deadline, created, changed = row[at[0]], row[at[1]], row[at[2]]
     if sort == "newest":
-        return (row[9], row[0])
+        return (created, row[0])
     if sort == "changed":
-        return (row[5] or "", row[0])
-    return (row[8] is not None, row[8] or "", row[0])  # NULLs first, as SQLite
+        return (changed or "", row[0])
+    return (deadline is not None, deadline or "", row[0])  # NULLs first, as SQLite
 
 
 def read_by(query: CaseQuery, counted: dict[str, int], *, postgres: bool = False
@@ -354,14 +363,26 @@ async def _rows(conn: Connection, query: CaseQuery, counted: dict[str, int],
         sql, params = select_sql(parts[0], max_page)
         return await fetch(conn, sql, params)
     limit = max(1, min(query.limit, max_page))
-    wanted = limit + max(0, query.offset)
+    offset = max(0, query.offset)
+    wanted = limit + offset
+    # A later page merges the first `wanted` of each half by their order's columns alone
+    # (page 40: 2,050 a half), then reads the page's own rows whole.
+    columns, at = (_KEYS, _AT_KEYS) if offset else (_COLUMNS, _AT_COLUMNS)
     both: list[Row] = []
     for part in parts:
-        sql, params = select_sql(replace(part, limit=wanted, offset=0), wanted)
+        sql, params = select_sql(replace(part, limit=wanted, offset=0), wanted, columns)
         both += await fetch(conn, sql, params)
     descending = query.sort in ("newest", "changed")
-    both.sort(key=lambda row: _sort_key(query.sort, row), reverse=descending)
-    return both[max(0, query.offset):wanted]
+    both.sort(key=lambda row: _sort_key(query.sort, row, at), reverse=descending)
+    if not offset:
+        return both[:wanted]
+    chosen = [int(row[0]) for row in both[offset:wanted]]
+    if not chosen:
+        return []
+    rows = await fetch(conn, f"SELECT {_COLUMNS} FROM cases WHERE id IN"
+                       f" ({', '.join('?' * len(chosen))})", chosen)
+    by_id = {int(row[0]): row for row in rows}
+    return [by_id[case_id] for case_id in chosen if case_id in by_id]
 
 
 def count_sql(query: CaseQuery) -> tuple[str, list[Any]]:

@@ -344,3 +344,35 @@ async def test_a_rare_filter_combination_over_finished_cases_is_sought_by_an_ind
                 conn, "EXPLAIN QUERY PLAN " + sql, params))
             assert "cases_facets (urgency=? AND source_channel=? AND state=?)" in plan, plan
             assert not re.search(r"\bSCAN cases\b", plan), plan
+
+
+async def test_later_pages_of_every_status_follow_on_in_each_order(
+        gridbot: Gridbot, clock: FakeClock) -> None:
+    """Every status is the open cases and the finished ones read apart and merged: page
+    after page, in each order, they list every case once, in that order, as one list
+    would (a later page merges the two by their order's columns, then reads its own)."""
+    admin = await Console(gridbot).staff("管理员", "admin", None)
+    numbers = []
+    for n in range(7):
+        clock.advance(timedelta(minutes=7))  # type: ignore[attr-defined]
+        numbers.append(await file_case(gridbot, GRID_1 if n % 2 else GRID_2,
+                                       f"第{n}件", reporter=f"web:r{n}"))
+    for number in numbers[1::3]:  # three finished among them, created apart
+        clock.advance(timedelta(minutes=1))  # type: ignore[attr-defined]
+        async with gridbot.db.transaction() as conn:
+            await actions.act(conn, gridbot.reference, admin, number, EventKind.FORCE_CLOSE,
+                              actions.Given(note="已处理"), clock.now())
+    conn = gridbot.db.conn
+    rows = await fetch(conn, "SELECT id, deadline, created_at, changed_at FROM cases")
+    orders = {"newest": sorted(rows, key=lambda r: (r[2], r[0]), reverse=True),
+              "changed": sorted(rows, key=lambda r: (r[3] or "", r[0]), reverse=True),
+              "deadline": sorted(rows, key=lambda r: (r[1] is None, r[1] or "", r[0]))}
+    for sort, expected in orders.items():
+        if is_postgres(conn) and sort == "deadline":  # its NULLs come last: none here
+            assert all(r[1] is not None for r in rows)
+        shown: list[int] = []
+        for offset in range(0, len(rows) + 3, 3):
+            found = await caselist_store.page(conn, caselist_store.CaseQuery(
+                scopes=[("*", None)], sort=sort, limit=3, offset=offset))
+            shown += [c.case.id for c in found.cases]
+        assert shown == [int(r[0]) for r in expected], sort
