@@ -118,6 +118,14 @@ async def test_wildcards_are_searched_as_themselves(gridbot: Gridbot, filed: Fil
     assert (await found(gridbot, '"井盖'))[0] == set()  # a quote is no FTS syntax
 
 
+async def test_latin_letters_are_found_whatever_their_case_on_both_databases(
+        gridbot: Gridbot, filed: Filed, way: str) -> None:
+    """SQLite's LIKE ignores the case of ASCII letters; PostgreSQL's ILIKE is used for it."""
+    number = await file_case(gridbot, GRID_1, "ATM机旁井盖松动", address="Block C")
+    for text in ("atm", "ATM", "Atm机", "block c", "C"):
+        assert number in (await found(gridbot, text))[0], text
+
+
 async def test_a_case_edited_later_is_found_by_its_new_text_only(
         gridbot: Gridbot, filed: Filed, way: str) -> None:
     async with gridbot.db.transaction() as conn:
