@@ -5,6 +5,7 @@ a case's small map answering 404 outside one's scope, and the tile setting's CSP
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from bot.domain.clock import FakeClock
 from bot.domain.workflow import EventKind
 from bot.services import actions, casemap
 from bot.settings import Settings, SettingsError
+from store import areas as area_store
 from tests.console_harness import GRID_POINTS, Console, file_case
 from tests.helpers import COMMUNITY_1, GRID_1, STREET
 
@@ -157,6 +159,20 @@ async def test_the_map_data_answers_304_until_a_case_changes(
         changed = await browser.get("/console/map/data.json", headers={"If-None-Match": etag})
         assert changed.status_code == 200 and changed.headers["etag"] != etag
         assert numbers(changed.json()) == {number, second}
+
+        # A district imported again (a grid renamed, a boundary moved): the map is sent
+        # anew, for the grids alone too, without waiting for the minute to turn.
+        etag = changed.headers["etag"]
+        grids = await browser.get("/console/map/data.json?layer=grids")
+        async with gridbot.db.transaction() as conn:
+            row = next(a for a in await area_store.all_areas(conn) if a.code == GRID_1)
+            await area_store.upsert_areas(conn, [replace(row, name="新名网格")],
+                                          gridbot.clock.now())
+        await gridbot.reference.reload_district(gridbot.db)
+        for url, held in (("/console/map/data.json", etag),
+                          ("/console/map/data.json?layer=grids", grids.headers["etag"])):
+            renamed = await browser.get(url, headers={"If-None-Match": held})
+            assert renamed.status_code == 200 and "新名网格" in renamed.text, url
 
 
 async def test_a_cases_small_map_is_404_outside_ones_scope(

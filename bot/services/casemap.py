@@ -165,15 +165,16 @@ async def map_data(conn: Connection, district: District, filters: Filters,
     return MapData(grids, points, truncated, aggregated, total)
 
 
-async def map_version(conn: Connection, filters: Filters, actors: Sequence[Actor],
-                      now: datetime, locale: str, within: map_store.Box | None = None,
-                      with_cases: bool = True) -> str:
-    """An ETag for the map's data: it changes when any case changes, when the filters,
-    the view's bounds or the person's roles differ, and each minute (a case turns overdue
-    with time alone)."""
-    seen = json.dumps([await caselist.last_change(conn), filters.as_params(page=1),
-                       caselist.scopes_for(actors), locale, now.strftime("%Y%m%d%H%M"),
-                       within, with_cases])
+async def map_version(conn: Connection, district: District, filters: Filters,
+                      actors: Sequence[Actor], now: datetime, locale: str,
+                      within: map_store.Box | None = None, with_cases: bool = True) -> str:
+    """An ETag for the map's data: it changes when any case changes, when the district
+    is imported again with other areas or buildings, when the filters, the view's bounds
+    or the person's roles differ, and each minute (a case turns overdue with time
+    alone)."""
+    seen = json.dumps([await caselist.last_change(conn), district.digest,
+                       filters.as_params(page=1), caselist.scopes_for(actors), locale,
+                       now.strftime("%Y%m%d%H%M"), within, with_cases])
     return hashlib.sha256(seen.encode()).hexdigest()[:24]
 
 

@@ -7,6 +7,7 @@ row is written, and the rows are written in one transaction.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -53,6 +54,21 @@ class Place:
     note: str | None = None
 
 
+def _digest(areas: list[Area], features: list[geo.AreaFeature],
+            buildings: list[area_store.BuildingRow]) -> str:
+    """What the district holds, as a short hash: the same in every process that loaded the
+    same areas and buildings; another after an import changed any (the map's ETag)."""
+    seen = hashlib.sha256()
+    for area in sorted(areas, key=lambda a: a.code):
+        seen.update(repr((area.code, area.name, area.name_en, area.level, area.parent))
+                    .encode())
+    for feature in sorted(features, key=lambda f: f.code):
+        seen.update(feature.code.encode() + feature.geometry.wkb)
+    for building in sorted(buildings, key=lambda b: b.id):
+        seen.update(repr(building).encode())
+    return seen.hexdigest()[:16]
+
+
 class District:
     """Everything about the areas that the flows ask, answered from memory."""
 
@@ -67,6 +83,7 @@ class District:
                           b.address_en) for b in buildings])
         self._grids = sorted((f for f in features if f.level == "grid"), key=lambda f: f.code)
         self._grid_geojson: list[tuple[Area, str]] | None = None
+        self.digest = _digest(areas, features, buildings)
 
     def grid_outlines(self) -> list[tuple[Area, str]]:
         """Every grid, by code, with its outline as GeoJSON text: written once per

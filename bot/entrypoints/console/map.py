@@ -79,8 +79,8 @@ async def map_json(request: Request, staff: Staff) -> Response:
     within = casemap.bounds_from_param(request.query_params.get("bbox", ""))
     with_cases = request.query_params.get("layer") != "grids"
     now = bot.clock.now()
-    version = await casemap.map_version(bot.db.conn, filters, staff.actors, now,
-                                        staff.locale, within, with_cases)
+    version = await casemap.map_version(bot.db.conn, bot.reference.district, filters,
+                                        staff.actors, now, staff.locale, within, with_cases)
     if request.headers.get("if-none-match", "").strip('W/"') == version:
         return Response(status_code=304, headers={**web.SECURITY_HEADERS,
                                                   "ETag": f'"{version}"'})
