@@ -19,6 +19,8 @@ from bot.services.districts import Place
 from bot.settings import Settings, SettingsError
 from store import cases as case_store
 from store import people as people_store
+from store import planner
+from store.db import fetch
 from tests.chat import ChatDriver
 from tests.helpers import COMMUNITY_1, GRID_1, STREET, add_staff, received, scheduler
 
@@ -374,3 +376,34 @@ async def test_the_rating_reminder_sweep_reads_only_the_windows_closings(
         assert "cases_closed_unrated" in plan and "SCAN cases" not in plan, plan
     assert await schedule_store.closed_unrated(
         gridbot.db.conn, local("2026-11-01 00:00"), local("2026-11-02 00:00")) == []
+
+
+async def test_sqlites_planner_statistics_are_taken_again_as_the_cases_double(
+        gridbot: Gridbot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without statistics SQLite's planner guesses, and at a million cases it guesses
+    slow plans: the tick analyzes once the cases reach ANALYZE_FROM, and again only when
+    they have doubled since (PostgreSQL analyzes by itself: nothing to do there)."""
+    monkeypatch.setattr(planner, "ANALYZE_FROM", 3)
+    analyzed: list[int] = []
+    take = planner.analyze
+
+    async def analyze(conn: Any) -> None:
+        analyzed.append(len(await fetch(conn, "SELECT id FROM cases")))
+        await take(conn)
+
+    monkeypatch.setattr(planner, "analyze", analyze)
+
+    async def cases_analyzed() -> int:
+        rows = await fetch(gridbot.db.conn, "SELECT stat FROM sqlite_stat1 WHERE idx ="
+                           " 'cases_state_changed'")
+        return int(str(rows[0][0]).split()[0]) if rows else 0
+
+    for _ in range(7):
+        await file_case(gridbot)
+        await scheduler(gridbot).tick()
+        await scheduler(gridbot).tick()  # nothing grew: no second analysis
+    if gridbot.db.postgres:
+        assert analyzed == []
+        return
+    assert analyzed == [3, 6]
+    assert await cases_analyzed() == 6

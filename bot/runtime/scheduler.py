@@ -11,7 +11,8 @@ the injected clock's time, each step in its own transactions:
 - departments' own Open311 systems: dispatched cases POSTed, their updates pulled
   (bot/services/open311_outbound.py);
 - the morning and evening digests and the weekly meeting notice
-  (bot/services/digests.py), each occurrence once.
+  (bot/services/digests.py), each occurrence once;
+- SQLite's planner statistics, taken again when the cases have doubled (store/planner.py).
 
 Timers are columns on the rows (cleared once acted on) and each occurrence of a job is
 recorded when it runs, so a restart loses nothing, repeats nothing, and a late start
@@ -43,6 +44,7 @@ from bot.services.reference import ReferenceData
 from bot.services.render import Renderer
 from bot.settings import Settings, crontab_fields
 from store import notices as notice_store
+from store import planner
 from store import schedule as schedule_store
 from store.db import Database
 from store.leader import Leadership
@@ -175,7 +177,7 @@ class Scheduler:
                 ("notices", self.send_pending), ("breaches", self.sweep_breaches),
                 ("warnings", self.sweep_warnings), ("meetings", self.remind_meetings),
                 ("ratings", self.remind_ratings), ("jobs", self.run_jobs),
-                ("open311", self.departments.sync)]
+                ("open311", self.departments.sync), ("statistics", self.refresh_statistics)]
             trouble: BaseException | None = None
             for name, step in steps:
                 started = time.perf_counter()
@@ -244,6 +246,19 @@ class Scheduler:
     async def remind_ratings(self, now: datetime) -> int:
         """Ask once, 24 h after closing, the reporters who have not rated."""
         return await self.deadlines.remind_ratings(now)
+
+    # --- the database ----------------------------------------------------------------------
+
+    async def refresh_statistics(self, now: datetime) -> int:
+        """Take SQLite's planner statistics again when they are missing or the cases have
+        doubled since (store/planner.py); no message is queued."""
+        if not await planner.stale(self.db.conn):
+            return 0
+        started = time.perf_counter()
+        async with self.db.transaction() as conn:
+            await planner.analyze(conn)
+        log.info("planner statistics taken again in %.1f s", time.perf_counter() - started)
+        return 0
 
     # --- jobs at set times ---------------------------------------------------------------
 
