@@ -51,7 +51,7 @@ from typing import Any
 
 import psycopg
 
-from benchmarks.benchkit import StealMeter, load_average, machine_line
+from benchmarks.benchkit import StealMeter, copy_to_postgres, load_average, machine_line
 from bot.bootstrap import Gridbot, build
 from bot.domain.clock import FakeClock, iso
 from bot.domain.workflow import Level, State, new_case
@@ -174,14 +174,9 @@ def filled_postgres(server: PgServer, folder: Path, cases: int) -> str:
     source = filled_sqlite(folder, "pg-source.db", cases)
     url = server.create_database("outbox")
     started = time.perf_counter()
-    copied = subprocess.run([sys.executable, "-m", "bot", "copy-database", str(source), url],
-                            env={**os.environ, **settings_for(folder, url)}, cwd=ROOT,
-                            text=True, capture_output=True)
-    assert copied.returncode == 0 and "every count checked" in copied.stdout, (
-        copied.stdout[-2000:] + copied.stderr[-2000:])
-    execute(url, "ANALYZE")
+    last = copy_to_postgres(source, url, settings_for(folder, url))
     print(f"  (gridbot copy-database to PostgreSQL in {time.perf_counter() - started:.0f} s:"
-          f" {copied.stdout.strip().splitlines()[-1]})", flush=True)
+          f" {last})", flush=True)
     for leftover in folder.glob("pg-source.db*"):
         leftover.unlink()
     return url
