@@ -9,8 +9,10 @@ register) of the open ones.
 
 With BENCH_PG=1 the benchmarks run on PostgreSQL: a server of Debian's package started
 for the run (tests/pg_harness.py; fsync on), the filled SQLite file moved into it with
-`gridbot copy-database` as a deployment moves, then ANALYZE. The copy of a million cases
-takes minutes: BENCH_PG_DIR=folder keeps the server's data there for the next runs.
+`gridbot copy-database` as a deployment moves, then VACUUM ANALYZE. The copy of a
+million cases takes minutes: BENCH_PG_DIR=folder keeps the server's data there for the
+next runs. BENCH_PG_CTYPE: the database's LC_CTYPE (C.UTF-8 unless told; see PG_CTYPE).
+
 Open cases: a third overdue, some due today, the rest later; every category of the
 catalog, the four urgencies, the channels in proportion (Telegram, SMS, Open311).
 """
@@ -50,7 +52,13 @@ GRIDS = int(os.environ.get("BENCH_GRIDS", "1000"))
 # BENCH_PG=1: on PostgreSQL (a server started for the run; BENCH_PG_DIR keeps its folder
 # and the copied district between runs), instead of the SQLite file.
 ON_POSTGRES = os.environ.get("BENCH_PG", "") not in ("", "0")
-PG_DATABASE = "console"
+# The database's character classes (LC_CTYPE; its collation stays C). pg_trgm finds the
+# words of a text by them: under C no Chinese character is a letter, so a Chinese text has
+# no trigrams and the list's trigram indexes (migration 0017) cannot narrow a search for
+# one. C.UTF-8, as a cluster made on a UTF-8 system gets, is the default; BENCH_PG_CTYPE=C
+# measures the other (tests/pg_harness.py's own databases are C).
+PG_CTYPE = os.environ.get("BENCH_PG_CTYPE", "C.UTF-8")
+PG_DATABASE = "console" + ("" if PG_CTYPE == "C" else "_" + re.sub(r"\W", "", PG_CTYPE).lower())
 COUNTY = "330106"
 STREETS, COMMUNITIES = 5, 10  # per county, per street; grids per community: the rest
 CELL = 0.002  # degrees: a grid's side
@@ -293,19 +301,25 @@ def _on_postgres(folder: Path, now: datetime) -> Iterator[str]:
         else:
             source = _filled_sqlite(folder, now)
             partial = PG_DATABASE + "_copying"
-            url = server.create_database(partial)
+            with server.admin() as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {partial}")
+                conn.execute(f"CREATE DATABASE {partial} TEMPLATE template0"
+                             f" LC_COLLATE 'C' LC_CTYPE '{PG_CTYPE}'")
+            url = server.url(partial)
             started = time.perf_counter()
             last = copy_to_postgres(source, url, {"GRIDBOT_DATABASE": url,
                                                   "GRIDBOT_MEDIA_DIR": str(folder / "media")})
             with server.admin() as conn:
                 conn.execute(f"ALTER DATABASE {partial} RENAME TO {PG_DATABASE}")
-            print(f"copied to PostgreSQL (gridbot copy-database, then ANALYZE) in"
+            print(f"copied to PostgreSQL (gridbot copy-database, then VACUUM ANALYZE) in"
                   f" {time.perf_counter() - started:.0f} s: {last}")
         url = server.url(PG_DATABASE)
-        version, buffers = rows(url, "SELECT current_setting('server_version'),"
-                                     " current_setting('shared_buffers')")[0]
+        version, buffers, ctype = rows(url, "SELECT current_setting('server_version'),"
+                                            " current_setting('shared_buffers'), datctype"
+                                            " FROM pg_database WHERE datname = ?",
+                                       (PG_DATABASE,))[0]
         print(f"on PostgreSQL {version} (Debian's package, fsync on, shared_buffers"
-              f" {buffers}), at {url}")
+              f" {buffers}; LC_CTYPE {ctype}), at {url}")
         yield url
 
 
