@@ -24,9 +24,9 @@ benchmarks/bench_postgres.py: fsync on, synchronous_commit off), with the same c
 the notice queued for every resident, the empty sweep doing nothing, each due case warned
 once (and a second sweep at once warning none again), the drain's busiest second, no spec
 violation. The data is filled into a SQLite file as above and moved with `gridbot
-copy-database FROM TO`, the way a deployment moves, then vacuumed and analyzed; the copy moves ~16,000
-rows a second here (a million cases: over a minute, after 3.5 minutes of filling), so
-PostgreSQL gets BENCH_PG_CASES cases (default 200,000; 0 skips PostgreSQL) beside the
+copy-database FROM TO`, the way a deployment moves, then vacuumed and analyzed; the copy
+moves ~16,000 rows a second here (a million cases: over a minute, after 3.5 minutes of
+filling), so PostgreSQL gets BENCH_PG_CASES cases (default 200,000; 0 skips PostgreSQL) beside the
 same residents and the same 10,000 due.
 
 Run: python -m benchmarks.bench_outbox  (BENCH_RESIDENTS, BENCH_CASES, BENCH_PG_CASES,
