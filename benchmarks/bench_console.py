@@ -12,14 +12,16 @@ by the trigram index of migration 0017 as the page narrows it) and checked to us
 index (no `SCAN cases` without one). Then 60 case pages (open cases with their audit
 trail), goal p95 < 50 ms.
 
-Run: python -m benchmarks.bench_console  (BENCH_CASES, BENCH_OPEN, BENCH_GRIDS, BENCH_CALLS)
+Run: python -m benchmarks.bench_console  (BENCH_CASES, BENCH_OPEN, BENCH_GRIDS, BENCH_CALLS;
+BENCH_DB=path keeps and reuses a filled database; BENCH_PG=1 on PostgreSQL (plans by its
+EXPLAIN, checked for no `Seq Scan on cases`), BENCH_PG_DIR=folder keeping its server:
+benchmarks/console_db.py; BENCH_PLANS=1 prints the slowest combinations' plans, on
+PostgreSQL with EXPLAIN (ANALYZE, BUFFERS))
 """
 
 from __future__ import annotations
 
 import os
-import re
-import sqlite3
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
@@ -29,7 +31,8 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from benchmarks import console_db
-from benchmarks.benchkit import StealMeter, machine_line
+from benchmarks.benchkit import StealMeter, load_average, machine_line
+from benchmarks.console_db import full_scan, plan_lines
 from bot.bootstrap import build
 from bot.domain.clock import iso
 from bot.domain.workflow import Actor, Role
@@ -38,7 +41,8 @@ from bot.runtime import loop
 from bot.services import caselist, console_auth
 from bot.settings import Settings
 from store.caselist import count_sql, counts, halves, select_sql, with_text_index
-from store.db import Database, fetch
+from store.db import Database
+from tests.serve_harness import rows
 
 CALLS = int(os.environ.get("BENCH_CALLS", "3"))
 LIST_GOAL_MS, CASE_GOAL_MS = 100.0, 50.0
@@ -96,32 +100,27 @@ async def fresh_link(settings: Settings, person_id: int) -> str:
         await db.close()
 
 
-def plans(database: Path, filters: caselist.Filters, now: datetime, tz: Any,
-          actors: list[Actor] | None = None) -> list[str]:
+def plans(database: Path | str, filters: caselist.Filters, now: datetime, tz: Any,
+          actors: list[Actor] | None = None, *, analyze: bool = False) -> list[str]:
     """The query plans of the page's SELECTs (the open cases' and, for every status, the
-    finished ones') and its counts, with the text narrowed as the page narrows it (as an
-    administrator unless told otherwise)."""
+    finished ones') and its counts, with the text narrowed and the halves read as the
+    page does (as an administrator unless told otherwise); `analyze`: PostgreSQL's
+    EXPLAIN (ANALYZE, BUFFERS)."""
     query = caselist.query_for(filters, actors or [Actor(1, Role.ADMIN)], now, tz)
 
     async def explain() -> list[str]:
         db = await Database.open(database)
         try:
             narrowed = await with_text_index(db.conn, query)
-            parts = halves(narrowed, await counts(db.conn, narrowed))
+            parts = halves(narrowed, await counts(db.conn, narrowed), postgres=db.postgres)
             lines = []
             for sql, params in [*(select_sql(part) for part in parts), count_sql(narrowed)]:
-                lines += [str(row[3]) for row in await fetch(
-                    db.conn, "EXPLAIN QUERY PLAN " + sql, params)]
+                lines += await plan_lines(db.conn, sql, params, analyze=analyze)
             return lines
         finally:
             await db.close()
 
     return loop.run(explain())
-
-
-def full_scan(lines: list[str]) -> bool:
-    """Whether a plan reads the cases table without an index."""
-    return any(re.fullmatch(r"SCAN cases", line.strip()) for line in lines)
 
 
 def p95(times: list[float]) -> float:
@@ -130,6 +129,7 @@ def p95(times: list[float]) -> float:
 
 def main() -> None:
     print(machine_line("Console benchmark"))
+    print(f"load average at the start: {load_average()}")
     now = datetime.now(UTC)
     with console_db.prepared(now) as (settings, plan):
 
@@ -189,7 +189,7 @@ def main() -> None:
                     for _, combo in worst:
                         print(f"  {role} {combo}: " + " / ".join(plans(
                             settings.database, caselist.Filters.from_params(combo), now, tz,
-                            ROLES[role](plan))))
+                            ROLES[role](plan), analyze=console_db.ON_POSTGRES)))
                 good = p95(values) < LIST_GOAL_MS
                 ok = ok and good
                 print(f"case list as {role}: {len(values)} pages over {len(combos)}"
@@ -205,9 +205,9 @@ def main() -> None:
                       f" {p95(others):.1f} ms")
             client.cookies.clear()
             signed_in(client, loop.run(fresh_link(settings, people["admin"])))
-            open_numbers = [r[0] for r in sqlite3.connect(settings.database).execute(
-                "SELECT number FROM cases WHERE state = 'registered' ORDER BY random()"
-                " LIMIT 60")]
+            open_numbers = [r[0] for r in rows(
+                str(settings.database), "SELECT number FROM cases WHERE state = 'registered'"
+                " ORDER BY random() LIMIT 60")]
             times_case = []
             for number in open_numbers:
                 began = time.perf_counter()
@@ -219,7 +219,7 @@ def main() -> None:
             print(f"case page: {len(times_case)} open cases, median"
                   f" {statistics.median(times_case):.1f} ms, p95 {p95(times_case):.1f} ms"
                   f" (goal < {CASE_GOAL_MS:.0f} ms) {'ok' if good else 'MISSED'}")
-        print(steal.line())
+        print(f"{steal.line()}; load average at the end {load_average()}")
         print("console benchmark: " + ("all goals met" if ok and not scans else
                                        "a goal was MISSED"))
 

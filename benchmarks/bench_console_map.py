@@ -15,13 +15,13 @@ nothing changed (304, by ETag) is timed too. Closed and all-status maps are time
 they draw the latest 2,000 filed and have no goal.
 
 Run: python -m benchmarks.bench_console_map  (BENCH_CASES, BENCH_OPEN, BENCH_GRIDS,
-BENCH_CALLS, BENCH_DB to keep the filled database between runs)
+BENCH_CALLS, BENCH_DB to keep the filled database between runs; BENCH_PG=1 on
+PostgreSQL, BENCH_PG_DIR=folder keeping its server: benchmarks/console_db.py)
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import statistics
 import time
 from datetime import UTC, datetime
@@ -31,8 +31,9 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from benchmarks import console_db
-from benchmarks.bench_console import full_scan, p95, signed_in
-from benchmarks.benchkit import StealMeter, machine_line
+from benchmarks.bench_console import p95, signed_in
+from benchmarks.benchkit import StealMeter, load_average, machine_line
+from benchmarks.console_db import full_scan, plan_lines
 from bot.bootstrap import build
 from bot.domain.clock import iso
 from bot.domain.workflow import Actor, Role
@@ -40,6 +41,7 @@ from bot.entrypoints.http import create_app
 from bot.runtime import loop
 from bot.services import caselist, casemap, console_auth
 from store.casemap import Box, cases_sql, counts_sql
+from store.db import Database
 
 CALLS = int(os.environ.get("BENCH_CALLS", "3"))
 GOAL_MS = 200.0
@@ -58,17 +60,24 @@ def combinations(plan: console_db.Layout, today: str) -> list[dict[str, str]]:
     ]
 
 
-def plans(database: Path, filters: caselist.Filters, now: datetime, tz: Any,
+def plans(database: Path | str, filters: caselist.Filters, now: datetime, tz: Any,
           actors: list[Actor], within: Box | None) -> list[str]:
     """The query plans of the map's queries (the outlines aside): the counts per grid and
     the points (of the view's bounds, when given)."""
     query = caselist.query_for(filters, actors, now, tz)
-    lines = []
-    with sqlite3.connect(database) as conn:
-        for sql, params in (counts_sql(query, now),
-                            cases_sql(query, now, casemap.POINTS_AT_ONCE + 1, within=within)):
-            lines += [str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
-    return lines
+
+    async def explain() -> list[str]:
+        db = await Database.open(database)
+        try:
+            lines = []
+            for sql, params in (counts_sql(query, now), cases_sql(
+                    query, now, casemap.POINTS_AT_ONCE + 1, within=within)):
+                lines += await plan_lines(db.conn, sql, params)
+            return lines
+        finally:
+            await db.close()
+
+    return loop.run(explain())
 
 
 def community_view(plan: console_db.Layout, community: str) -> Box:
@@ -85,6 +94,7 @@ def community_view(plan: console_db.Layout, community: str) -> Box:
 
 def main() -> None:
     print(machine_line("Console map benchmark"))
+    print(f"load average at the start: {load_average()}")
     now = datetime.now(UTC)
     with console_db.prepared(now) as (settings, plan):
         roles = {"admin": (None, [Actor(1, Role.ADMIN)]),
@@ -196,7 +206,7 @@ def main() -> None:
             for (role, view), (size, counted) in sizes.items():
                 print(f"map data size as {role}, {view}, no filter: {size:,} bytes of JSON"
                       f"{' (per-grid counts)' if counted else ''}")
-        print(steal.line())
+        print(f"{steal.line()}; load average at the end {load_average()}")
         print("console map benchmark: " + ("all goals met" if ok and not scans else
                                            "a goal was MISSED"))
 

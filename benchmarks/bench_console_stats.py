@@ -24,13 +24,13 @@ For the cold answers the process's CPU time is printed too: on a shared, loaded 
 wall time is mostly waiting for a core.
 
 Run: python -m benchmarks.bench_console_stats  (BENCH_CASES, BENCH_OPEN, BENCH_GRIDS,
-BENCH_CALLS; BENCH_DB=path keeps and reuses a filled database)
+BENCH_CALLS; BENCH_DB=path keeps and reuses a filled database; BENCH_PG=1 on PostgreSQL,
+BENCH_PG_DIR=folder keeping its server: benchmarks/console_db.py)
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
@@ -40,13 +40,14 @@ from starlette.testclient import TestClient
 
 from benchmarks import console_db
 from benchmarks.bench_console import fresh_link, signed_in
-from benchmarks.benchkit import StealMeter, machine_line
+from benchmarks.benchkit import StealMeter, load_average, machine_line
 from bot.bootstrap import build
 from bot.domain.clock import iso
 from bot.entrypoints.http import create_app
 from bot.runtime import loop
 from bot.services.console_stats import ReportMemory
 from bot.services.stats import month_of
+from tests.serve_harness import count, execute
 
 CALLS = int(os.environ.get("BENCH_CALLS", "10"))
 GOAL_MS = 300.0
@@ -65,13 +66,11 @@ def timed(client: TestClient, url: str, cpu: list[float] | None = None) -> float
     return elapsed
 
 
-def touch_a_case(database: Path, now: datetime) -> None:
+def touch_a_case(database: Path | str, now: datetime) -> None:
     """Write one audit line, as any action does: every kept report is now stale."""
-    with sqlite3.connect(database) as conn:
-        conn.execute("INSERT INTO case_events (case_id, event, actor_id, actor_role,"
-                     " from_state, to_state, at, note) SELECT id, 'note', NULL, 'system',"
-                     " state, state, ?, '' FROM cases WHERE state = 'registered' LIMIT 1",
-                     (iso(now),))
+    execute(str(database), "INSERT INTO case_events (case_id, event, actor_id, actor_role,"
+            " from_state, to_state, at, note) SELECT id, 'note', NULL, 'system', state,"
+            " state, ?, '' FROM cases WHERE state = 'registered' LIMIT 1", (iso(now),))
 
 
 def main() -> None:
@@ -100,10 +99,9 @@ def main() -> None:
         this_month = f"{now.astimezone(tz):%Y-%m}"
         last_start, _ = month_of(month_of(now, tz)[0] - timedelta(days=1), tz)
         last_month = f"{last_start:%Y-%m}"
-        with sqlite3.connect(settings.database) as conn:
-            cases_in_month = conn.execute(
-                "SELECT count(*) FROM cases WHERE street_code = ? AND created_at >= ?"
-                " AND created_at < ?", (street, iso(month_of(now, tz)[0]), iso(now))).fetchone()
+        cases_in_month = count(
+            str(settings.database), "SELECT count(*) FROM cases WHERE street_code = ? AND"
+            " created_at >= ? AND created_at < ?", (street, iso(month_of(now, tz)[0]), iso(now)))
         meter = StealMeter()
         bot = loop.run(build(settings))
         try:
@@ -140,8 +138,8 @@ def main() -> None:
                                         f"&scope={community}")
         finally:
             loop.run(bot.close())
-        print(f"street {street}, {this_month}: {cases_in_month[0]:,} cases reported so far"
-              f" this month in the street; {CALLS} calls each; load {load()}")
+        print(f"street {street}, {this_month}: {cases_in_month:,} cases reported so far"
+              f" this month in the street; {CALLS} calls each; load {load_average()}")
         print(f"  page, first time after start:            {first:8.0f} ms")
         print(f"  page, nothing changed (warm):            {spread(warm)}")
         print(f"  page after a case changed (cold):        {spread(cold)}"
@@ -176,16 +174,10 @@ def met(values: list[float]) -> str:
     return "met" if percentile(values, 0.95) < GOAL_MS else "NOT met"
 
 
-def load() -> str:
-    """The host's load average (1, 5, 15 minutes)."""
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def forget_kept_months(database: Path) -> None:
+def forget_kept_months(database: Path | str) -> None:
     """Empty the finished months kept in the database (if this version keeps them)."""
-    with sqlite3.connect(database) as conn:
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'stats_months'").fetchone():
-            conn.execute("DELETE FROM stats_months")
+    if console_db.has_table(database, "stats_months"):
+        execute(str(database), "DELETE FROM stats_months")
 
 
 if __name__ == "__main__":

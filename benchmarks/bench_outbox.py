@@ -24,9 +24,9 @@ benchmarks/bench_postgres.py: fsync on, synchronous_commit off), with the same c
 the notice queued for every resident, the empty sweep doing nothing, each due case warned
 once (and a second sweep at once warning none again), the drain's busiest second, no spec
 violation. The data is filled into a SQLite file as above and moved with `gridbot
-copy-database FROM TO`, the way a deployment moves, then analyzed; the copy moves ~16,000
-rows a second here (a million cases: over a minute, after 3.5 minutes of filling), so
-PostgreSQL gets BENCH_PG_CASES cases (default 200,000; 0 skips PostgreSQL) beside the
+copy-database FROM TO`, the way a deployment moves, then vacuumed and analyzed; the copy
+moves ~16,000 rows a second here (a million cases: over a minute, after 3.5 minutes of
+filling), so PostgreSQL gets BENCH_PG_CASES cases (default 200,000; 0 skips PostgreSQL) beside the
 same residents and the same 10,000 due.
 
 Run: python -m benchmarks.bench_outbox  (BENCH_RESIDENTS, BENCH_CASES, BENCH_PG_CASES,
@@ -51,7 +51,7 @@ from typing import Any
 
 import psycopg
 
-from benchmarks.benchkit import StealMeter, load_average, machine_line
+from benchmarks.benchkit import StealMeter, copy_to_postgres, load_average, machine_line
 from bot.bootstrap import Gridbot, build
 from bot.domain.clock import FakeClock, iso
 from bot.domain.workflow import Level, State, new_case
@@ -174,14 +174,9 @@ def filled_postgres(server: PgServer, folder: Path, cases: int) -> str:
     source = filled_sqlite(folder, "pg-source.db", cases)
     url = server.create_database("outbox")
     started = time.perf_counter()
-    copied = subprocess.run([sys.executable, "-m", "bot", "copy-database", str(source), url],
-                            env={**os.environ, **settings_for(folder, url)}, cwd=ROOT,
-                            text=True, capture_output=True)
-    assert copied.returncode == 0 and "every count checked" in copied.stdout, (
-        copied.stdout[-2000:] + copied.stderr[-2000:])
-    execute(url, "ANALYZE")
+    last = copy_to_postgres(source, url, settings_for(folder, url))
     print(f"  (gridbot copy-database to PostgreSQL in {time.perf_counter() - started:.0f} s:"
-          f" {copied.stdout.strip().splitlines()[-1]})", flush=True)
+          f" {last})", flush=True)
     for leftover in folder.glob("pg-source.db*"):
         leftover.unlink()
     return url

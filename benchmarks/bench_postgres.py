@@ -18,8 +18,9 @@ more than 30 messages in any one second at the fake Bot API, across the takeover
 everyone reached, nothing twice beyond the crash bound (bench_outbox.py, the README).
 bench_outbox.py runs its own checks (the sweeps over its cases, the drain of one serving
 process) on PostgreSQL itself, after SQLite. Not run on PostgreSQL: bench_replies.py's
-reply times (the per-chat limits are tested on both databases in tests/), and the console
-and Open311 benchmarks, whose checks are only that each page answers 200.
+reply times (the per-chat limits are tested on both databases in tests/), and the Open311
+benchmark, whose checks are only that each page answers 200; the console's three run on
+PostgreSQL with BENCH_PG=1 (benchmarks/console_db.py).
 
 The PostgreSQL server is a fresh one of Debian's package in a temp folder, with fsync on
 and `synchronous_commit = off`: what SQLite's WAL with `synchronous=NORMAL` promises

@@ -11,9 +11,16 @@ from __future__ import annotations
 import os
 import platform
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
+import psycopg
+
 from bot.runtime import loop
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def machine_line(title: str) -> str:
@@ -61,3 +68,18 @@ def load_average() -> str:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         return "unknown"
+
+
+def copy_to_postgres(source: Path, url: str, env: Mapping[str, str]) -> str:
+    """Move a filled SQLite file into an empty PostgreSQL database with `gridbot
+    copy-database FROM TO` (which checks every table's count), then VACUUM ANALYZE it
+    (or autovacuum would, during the measurements); return the command's last line
+    (rows and tables copied)."""
+    copied = subprocess.run([sys.executable, "-m", "bot", "copy-database", str(source), url],
+                            env={**os.environ, **env}, cwd=ROOT, text=True,
+                            capture_output=True)
+    assert copied.returncode == 0 and "every count checked" in copied.stdout, (
+        copied.stdout[-2000:] + copied.stderr[-2000:])
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    return copied.stdout.strip().splitlines()[-1]

@@ -5,6 +5,13 @@ migrated the file), with each case's workflow JSON, and the audit trail (submit,
 register) of the open ones.
 
     fill(database, now)         # BENCH_CASES, BENCH_OPEN, BENCH_GRIDS override the sizes
+    prepared(now)               # the benchmarks' settings over it (BENCH_DB, BENCH_PG)
+
+With BENCH_PG=1 the benchmarks run on PostgreSQL: a server of Debian's package started
+for the run (tests/pg_harness.py; fsync on), the filled SQLite file moved into it with
+`gridbot copy-database` as a deployment moves, then VACUUM ANALYZE. The copy of a
+million cases takes minutes: BENCH_PG_DIR=folder keeps the server's data there for the
+next runs. BENCH_PG_CTYPE: the database's LC_CTYPE (C.UTF-8 unless told; see PG_CTYPE).
 
 Open cases: a third overdue, some due today, the rest later; every category of the
 catalog, the four urgencies, the channels in proportion (Telegram, SMS, Open311).
@@ -15,16 +22,18 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.benchkit import copy_to_postgres
 from bot.bootstrap import build
 from bot.domain.categories import Catalog
 from bot.domain.clock import iso
@@ -32,10 +41,24 @@ from bot.domain.workflow import Level, State, new_case
 from bot.runtime import loop
 from bot.settings import Settings
 from store.cases import OPEN_STATES, case_to_json
+from store.db import Connection, fetch, is_postgres
+from store.pg import is_postgres_url
+from tests.pg_harness import running_server
+from tests.serve_harness import rows
 
 CASES = int(os.environ.get("BENCH_CASES", "1000000"))
 OPEN = int(os.environ.get("BENCH_OPEN", "30000"))
 GRIDS = int(os.environ.get("BENCH_GRIDS", "1000"))
+# BENCH_PG=1: on PostgreSQL (a server started for the run; BENCH_PG_DIR keeps its folder
+# and the copied district between runs), instead of the SQLite file.
+ON_POSTGRES = os.environ.get("BENCH_PG", "") not in ("", "0")
+# The database's character classes (LC_CTYPE; its collation stays C). pg_trgm finds the
+# words of a text by them: under C no Chinese character is a letter, so a Chinese text has
+# no trigrams and the list's trigram indexes (migration 0017) cannot narrow a search for
+# one. C.UTF-8, as a cluster made on a UTF-8 system gets, is the default; BENCH_PG_CTYPE=C
+# measures the other (tests/pg_harness.py's own databases are C).
+PG_CTYPE = os.environ.get("BENCH_PG_CTYPE", "C.UTF-8")
+PG_DATABASE = "console" + ("" if PG_CTYPE == "C" else "_" + re.sub(r"\W", "", PG_CTYPE).lower())
 COUNTY = "330106"
 STREETS, COMMUNITIES = 5, 10  # per county, per street; grids per community: the rest
 CELL = 0.002  # degrees: a grid's side
@@ -233,28 +256,112 @@ def fill(database: Path, now: datetime, *, cases: int = CASES, open_cases: int =
     return plan
 
 
+def _filled_sqlite(folder: Path, now: datetime) -> Path:
+    """The big SQLite file, migrated: filled now in `folder`, or `BENCH_DB`, a database an
+    earlier run filled and kept."""
+    kept = os.environ.get("BENCH_DB")
+    database = Path(kept) if kept else folder / "bench.db"
+    fresh = not database.exists()
+
+    async def migrate() -> None:
+        await (await build(_settings(database, folder))).close()
+
+    loop.run(migrate())
+    if fresh:
+        started = time.perf_counter()
+        plan = fill(database, now)
+        print(f"filled {CASES:,} cases ({OPEN:,} open) over {len(plan.grids):,} grids"
+              f" in {time.perf_counter() - started:.1f} s")
+    else:
+        print(f"reusing {database} (BENCH_DB); its cases' times are those of its fill")
+    return database
+
+
+def _settings(database: Path | str, folder: Path) -> Settings:
+    return Settings.from_mapping({
+        "GRIDBOT_DATABASE": str(database),
+        "GRIDBOT_MEDIA_DIR": str(folder / "media"), "GRIDBOT_DEMO": "false"})
+
+
+@contextmanager
+def _on_postgres(folder: Path, now: datetime) -> Iterator[str]:
+    """The URL of the big district on a PostgreSQL server of this run: the SQLite file
+    (`_filled_sqlite`) moved there by `gridbot copy-database` and analyzed; with
+    BENCH_PG_DIR, a server folder kept between runs, the database copied there before
+    (copied under another name and renamed once complete, so a copy cut short is not
+    taken for one)."""
+    kept = os.environ.get("BENCH_PG_DIR")
+    with running_server(durable=True, folder=Path(kept) if kept else None) as server:
+        with server.admin() as conn:
+            there = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                 (PG_DATABASE,)).fetchone()
+        if there:
+            print(f"reusing the PostgreSQL database in {kept} (BENCH_PG_DIR); its cases'"
+                  " times are those of its fill")
+        else:
+            source = _filled_sqlite(folder, now)
+            partial = PG_DATABASE + "_copying"
+            with server.admin() as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {partial}")
+                conn.execute(f"CREATE DATABASE {partial} TEMPLATE template0"
+                             f" LC_COLLATE 'C' LC_CTYPE '{PG_CTYPE}'")
+            url = server.url(partial)
+            started = time.perf_counter()
+            last = copy_to_postgres(source, url, {"GRIDBOT_DATABASE": url,
+                                                  "GRIDBOT_MEDIA_DIR": str(folder / "media")})
+            with server.admin() as conn:
+                conn.execute(f"ALTER DATABASE {partial} RENAME TO {PG_DATABASE}")
+            print(f"copied to PostgreSQL (gridbot copy-database, then VACUUM ANALYZE) in"
+                  f" {time.perf_counter() - started:.0f} s: {last}")
+        url = server.url(PG_DATABASE)
+        version, buffers, ctype = rows(url, "SELECT current_setting('server_version'),"
+                                            " current_setting('shared_buffers'), datctype"
+                                            " FROM pg_database WHERE datname = ?",
+                                       (PG_DATABASE,))[0]
+        print(f"on PostgreSQL {version} (Debian's package, fsync on, shared_buffers"
+              f" {buffers}; LC_CTYPE {ctype}), at {url}")
+        yield url
+
+
 @contextmanager
 def prepared(now: datetime) -> Iterator[tuple[Settings, Layout]]:
-    """Settings over the big database, migrated, and its layout: filled now in a temporary
-    folder, or `BENCH_DB`, a database an earlier run filled and kept."""
-    kept = os.environ.get("BENCH_DB")
-    with tempfile.TemporaryDirectory() as folder:
-        database = Path(kept) if kept else Path(folder) / "bench.db"
-        settings = Settings.from_mapping({
-            "GRIDBOT_DATABASE": str(database),
-            "GRIDBOT_MEDIA_DIR": str(Path(folder) / "media"), "GRIDBOT_DEMO": "false"})
-        fresh = not database.exists()
-
-        async def migrate() -> None:
-            await (await build(settings)).close()
-
-        loop.run(migrate())
-        plan = layout()
-        if fresh:
-            started = time.perf_counter()
-            plan = fill(database, now)
-            print(f"filled {CASES:,} cases ({OPEN:,} open) over {len(plan.grids):,} grids"
-                  f" in {time.perf_counter() - started:.1f} s")
+    """Settings over the big database, migrated, and its layout. SQLite (`_filled_sqlite`)
+    unless BENCH_PG is set: then PostgreSQL (`_on_postgres`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if ON_POSTGRES:
+            with _on_postgres(folder, now) as url:
+                settings = _settings(url, folder)
+                loop.run(_migrated(settings))
+                yield settings, layout()
         else:
-            print(f"reusing {database} (BENCH_DB); its cases' times are those of its fill")
-        yield settings, plan
+            yield _settings(_filled_sqlite(folder, now), folder), layout()
+
+
+async def _migrated(settings: Settings) -> None:
+    await (await build(settings)).close()
+
+
+async def plan_lines(conn: Connection, sql: str, params: Sequence[Any], *,
+                     analyze: bool = False) -> list[str]:
+    """A query's plan, a line per step: SQLite's EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN
+    without costs (so that like plans print once); `analyze` (PostgreSQL): run it, with
+    times and buffers."""
+    if not is_postgres(conn):
+        return [str(row[3]) for row in await fetch(conn, "EXPLAIN QUERY PLAN " + sql, params)]
+    how = "(ANALYZE, BUFFERS)" if analyze else "(COSTS OFF)"
+    return [str(row[0]) for row in await fetch(conn, f"EXPLAIN {how} " + sql, params)]
+
+
+def full_scan(lines: list[str]) -> bool:
+    """Whether a plan reads the cases table without an index (SQLite's `SCAN cases`,
+    PostgreSQL's `Seq Scan on cases`)."""
+    return any(re.fullmatch(r"SCAN cases", line.strip())
+               or re.search(r"Seq Scan on cases\b", line) for line in lines)
+
+
+def has_table(database: Path | str, name: str) -> bool:
+    """Whether the database has this table (a benchmark run against an older version)."""
+    if is_postgres_url(database):
+        return bool(rows(str(database), "SELECT to_regclass(?) IS NOT NULL", (name,))[0][0])
+    return bool(rows(str(database), "SELECT 1 FROM sqlite_master WHERE name = ?", (name,)))

@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from store.dialect import to_postgres
+from store.dialect import planned_per_pattern, to_postgres
 
 CONNECT_TIMEOUT_S = 5
 # Taken by `gridbot migrate` / every start while migrating, so that processes starting
@@ -104,7 +104,8 @@ class PgConnection:
     async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> PgCursor:
         """Run one statement; its rows (if it returns any) come with the cursor."""
         conn = await self.live()
-        cursor = await conn.execute(to_postgres(sql), tuple(parameters or ()))
+        cursor = await conn.execute(to_postgres(sql), tuple(parameters or ()),
+                                    prepare=False if planned_per_pattern(sql) else None)
         rows = await cursor.fetchall() if cursor.description is not None else []
         return PgCursor(cursor.rowcount, rows)
 

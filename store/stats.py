@@ -174,10 +174,15 @@ async def changed_since(conn: Connection, basis: int, end: datetime) -> bool:
     its deadline, closing and audit lines, comes at or after its creation) changed its
     facts after that line, or a newer audit line is dated before the end or within the
     signing window after it."""
+    # ORDER BY: the walk from `basis` on, along the index of the sequence. Without it
+    # PostgreSQL, once psycopg has prepared the statement (its fifth run), may keep a
+    # generic plan that guesses a third of the rows newer than any `basis` and reads the
+    # whole table for none (227 ms at 1,000,000 cases, against 0.1 ms).
     changed = await fetch(conn, "SELECT 1 FROM case_facts WHERE changed_seq > ?"
-                          " AND created_at < ? LIMIT 1", (basis, iso(end)))
+                          " AND created_at < ? ORDER BY changed_seq LIMIT 1",
+                          (basis, iso(end)))
     if changed:
         return True
-    dated = await fetch(conn, "SELECT 1 FROM case_events WHERE id > ? AND at < ? LIMIT 1",
-                        (basis, iso(end + SIGN_WINDOW)))
+    dated = await fetch(conn, "SELECT 1 FROM case_events WHERE id > ? AND at < ?"
+                        " ORDER BY id LIMIT 1", (basis, iso(end + SIGN_WINDOW)))
     return bool(dated)

@@ -53,11 +53,13 @@ def _free_port() -> int:
 class PgServer:
     """One running PostgreSQL server; `url(name)` is a database on it."""
 
-    def __init__(self, folder: Path, port: int, bin_dir: Path, user: str | None) -> None:
+    def __init__(self, folder: Path, port: int, bin_dir: Path, user: str | None,
+                 kept: bool = False) -> None:
         self.folder = folder
         self.port = port
         self.bin_dir = bin_dir
         self.user = user  # the OS user the server runs as (None: the current one)
+        self.kept = kept  # the folder outlives the server (`start_server(folder=...)`)
         self.options: list[str] = []
 
     def pause(self) -> None:
@@ -98,7 +100,11 @@ class PgServer:
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def stop(self) -> None:
-        """Stop the server at once (no checkpoint wait) and remove its folder."""
+        """Stop the server at once (no checkpoint wait) and remove its folder; a kept
+        folder's server stops cleanly (its data is for the next start) and stays."""
+        if self.kept:
+            self.pause()
+            return
         try:
             self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "immediate", "-w",
                       "stop")
@@ -106,20 +112,26 @@ class PgServer:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start_server(*, durable: bool = False) -> PgServer:
-    """Start a server in a temp folder; `durable` keeps fsync on (benchmarks)."""
+def start_server(*, durable: bool = False, folder: Path | None = None) -> PgServer:
+    """Start a server in a temp folder, or in `folder`, which is kept after the stop and
+    whose data a later start reuses (benchmarks filling millions of rows); `durable`
+    keeps fsync on (benchmarks)."""
     bin_dir = pg_bin()
     if bin_dir is None:
         raise RuntimeError(INSTALL_HINT)
     user = None
-    folder = Path(tempfile.mkdtemp(prefix="gridbot-pg-"))
+    kept = folder is not None
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix="gridbot-pg-"))
+    folder.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         user = "postgres"
         entry = pwd.getpwnam(user)
         os.chown(folder, entry.pw_uid, entry.pw_gid)
-    server = PgServer(folder, _free_port(), bin_dir, user)
-    server._run("initdb", "-D", str(folder / "data"), "-U", "gridbot", "-A", "trust",
-                "-E", "UTF8", "--locale=C", "--no-sync")
+    server = PgServer(folder, _free_port(), bin_dir, user, kept)
+    if not (folder / "data" / "PG_VERSION").exists():
+        server._run("initdb", "-D", str(folder / "data"), "-U", "gridbot", "-A", "trust",
+                    "-E", "UTF8", "--locale=C", "--no-sync")
     options = [f"-p {server.port}", "-c listen_addresses=127.0.0.1",
                f"-c unix_socket_directories={folder}", "-c max_connections=200",
                "-c shared_buffers=64MB"]
@@ -130,7 +142,8 @@ def start_server(*, durable: bool = False) -> PgServer:
         server.resume()
     except subprocess.CalledProcessError as exc:
         log = (folder / "log").read_text(errors="replace") if (folder / "log").exists() else ""
-        shutil.rmtree(folder, ignore_errors=True)
+        if not kept:
+            shutil.rmtree(folder, ignore_errors=True)
         raise RuntimeError(f"PostgreSQL did not start: {exc.stderr!r} {log[-2000:]}") from exc
     deadline = time.monotonic() + 30
     while True:
@@ -145,9 +158,10 @@ def start_server(*, durable: bool = False) -> PgServer:
 
 
 @contextmanager
-def running_server(*, durable: bool = False) -> Iterator[PgServer]:
-    """A server for the block."""
-    server = start_server(durable=durable)
+def running_server(*, durable: bool = False, folder: Path | None = None
+                   ) -> Iterator[PgServer]:
+    """A server for the block (in `folder`, kept, when given: see `start_server`)."""
+    server = start_server(durable=durable, folder=folder)
     try:
         yield server
     finally:

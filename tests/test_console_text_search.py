@@ -231,6 +231,21 @@ async def test_the_page_and_its_counts_are_read_through_the_text_index(
                 assert not re.search(r"\bSCAN cases\b(?! USING)", plan), plan
 
 
+async def test_a_search_asked_again_and_again_is_planned_for_its_own_text(
+        gridbot: Gridbot, filed: Filed) -> None:
+    """PostgreSQL: a `LIKE ?` statement is never prepared (store.dialect.planned_per_pattern),
+    so its plan is always made for its pattern, not a generic one past psycopg's fifth run."""
+    for _ in range(8):  # past psycopg's prepare threshold (5)
+        for text, cases in (("井盖", {filed.lid, filed.other_grid}), ("门口井盖", {filed.lid})):
+            numbers, _ = await found(gridbot, text)
+            assert numbers == cases, text
+    if is_postgres(gridbot.db.conn):
+        kept = [str(r[0]) for r in await fetch(
+            gridbot.db.conn, "SELECT statement FROM pg_prepared_statements")]
+        assert kept, "psycopg prepared none at all: the check below would prove nothing"
+        assert not [sql for sql in kept if " LIKE " in sql], kept
+
+
 def test_the_open_text_index_is_on_exactly_the_lists_condition() -> None:
     """The open cases' covering index of 0017 is used only if its WHERE is OPEN_SQL."""
     sql = (Path(__file__).resolve().parents[1] / "store" / "migrations"

@@ -11,10 +11,13 @@ import asyncio
 import json
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from bot.bootstrap import build
@@ -23,7 +26,7 @@ from bot.services.districts import DEMO, import_geojson
 from bot.settings import Settings
 from store import outbox
 from store.db import Database
-from store.dialect import UnsupportedStatement, to_postgres
+from store.dialect import UnsupportedStatement, planned_per_pattern, to_postgres
 from store.leader import Leadership
 from store.outbox import OutboundRow
 from tests.fake_telegram import FakeTelegram, Updates
@@ -67,6 +70,32 @@ def test_ddl_maps_rowid_keys_integers_and_reals() -> None:
 def test_like_ignores_case_as_sqlites_does() -> None:
     assert to_postgres("SELECT 1 WHERE a LIKE ? ESCAPE '\\' AND b NOT like 'LIKE%'") == (
         "SELECT 1 WHERE a ILIKE %s ESCAPE '\\' AND b NOT ILIKE 'LIKE%%'")
+
+
+def test_a_statement_with_a_like_pattern_parameter_is_planned_per_pattern() -> None:
+    """Never prepared (a generic plan cannot know the pattern's trigrams); a literal
+    pattern, or the word inside a string, does not count."""
+    assert planned_per_pattern("SELECT 1 FROM cases WHERE description LIKE ? ESCAPE '\\'")
+    assert not planned_per_pattern("SELECT 1 FROM cases WHERE number LIKE 'D%'")
+    assert not planned_per_pattern("SELECT 'a LIKE ?' FROM cases WHERE id = ?")
+
+
+def test_a_kept_server_folder_holds_its_databases_for_the_next_start() -> None:
+    """pg_harness with a folder (the console benchmarks' BENCH_PG_DIR): what one start
+    wrote is there at the next, and the folder outlives the server."""
+    folder = Path(tempfile.mkdtemp(prefix="gridbot-pg-kept-"))
+    try:
+        with running_server(folder=folder) as server:
+            url = server.create_database("kept")
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE TABLE t (a INTEGER)")
+                conn.execute("INSERT INTO t VALUES (7)")
+        assert (folder / "data" / "PG_VERSION").exists()
+        with running_server(folder=folder) as server, psycopg.connect(
+                server.url("kept")) as conn:
+            assert conn.execute("SELECT a FROM t").fetchall() == [(7,)]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_pragma_is_refused_not_half_translated() -> None:
