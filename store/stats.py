@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.domain.clock import iso, parse_iso
 from bot.domain.stats import SIGN_WINDOW, CaseFacts, EventFacts, VisitFacts, source_of
-from store.db import Connection, Row, fetch
+from store.db import Connection, Row, fetch, is_postgres
 
 # The area levels whose cases are found on case_facts' indexes of that level (migration
 # 0019), and the column that holds a case's area of that level.
@@ -52,20 +52,43 @@ async def facts(conn: Connection, start: datetime, end: datetime,
     lines = " FROM case_events e CROSS JOIN case_facts f ON f.case_id = e.case_id"
     if among is not None:
         return await _facts_among(conn, sorted(among), span, events_span, where, area)
-    sql = (f"SELECT {_FACT_COLUMNS} FROM case_facts WHERE case_id IN ("
-           f"SELECT case_id FROM case_facts WHERE deadline >= ? AND deadline < ?{inside}"
-           " UNION SELECT case_id FROM case_facts WHERE created_at >= ? AND created_at < ?"
-           f"{inside}"
-           f" UNION SELECT case_id FROM case_facts WHERE closed_at >= ? AND closed_at < ?{inside}"
-           f" UNION SELECT e.case_id{lines} WHERE e.at >= ? AND e.at < ?{where})"
-           " ORDER BY case_id")
     params: list[object] = [*span, *area] * 4
-    cases = _case_facts(await fetch(conn, sql, params))
+    if is_postgres(conn):
+        # Each range's rows whole, one after the other, a case once by its id here:
+        # PostgreSQL joined the ids of `case_id IN (…)` by reading all of case_facts
+        # (a street's month: 520-1,050 ms at 1,000,000 cases; so, 170-210 ms).
+        columns = ", ".join(f"f.{c}" for c in _FACT_COLUMNS.split(", "))
+        ranges = " UNION ALL ".join(
+            f"SELECT {_FACT_COLUMNS} FROM case_facts WHERE {moment} >= ? AND {moment} < ?"
+            f"{inside}" for moment in ("deadline", "created_at", "closed_at"))
+        sql = (f"{ranges} UNION ALL SELECT {columns}{lines} WHERE e.at >= ? AND e.at < ?"
+               f"{where}")
+        found = {int(r[0]): r for r in await fetch(conn, sql, params)}
+        cases = _case_facts([found[case_id] for case_id in sorted(found)])
+    else:
+        sql = (f"SELECT {_FACT_COLUMNS} FROM case_facts WHERE case_id IN ("
+               f"SELECT case_id FROM case_facts WHERE deadline >= ? AND deadline < ?{inside}"
+               " UNION SELECT case_id FROM case_facts WHERE created_at >= ? AND created_at < ?"
+               f"{inside} UNION SELECT case_id FROM case_facts WHERE closed_at >= ? AND"
+               f" closed_at < ?{inside} UNION SELECT e.case_id{lines} WHERE e.at >= ? AND"
+               f" e.at < ?{where}) ORDER BY case_id")
+        cases = _case_facts(await fetch(conn, sql, params))
     if not cases:
         return [], []
-    rows = await fetch(conn, f"SELECT e.case_id, e.event, e.actor_id, e.at, e.note{lines}"
-                       f" WHERE e.at >= ? AND e.at < ?{where} ORDER BY e.case_id, e.id",
-                       [*events_span, *area])
+    if is_postgres(conn):
+        # The lines of the cases just read, by their ids, sorted here: joined with
+        # case_facts for the area, PostgreSQL read all of the area's facts to merge them
+        # (75-90 ms for a street's month, against 10-20).
+        rows = sorted(await fetch(
+            conn, "SELECT e.case_id, e.event, e.actor_id, e.at, e.note, e.id FROM"
+            " case_events e WHERE e.at >= ? AND e.at < ? AND e.case_id IN"
+            " (SELECT CAST(value AS INTEGER) FROM json_each(?))",
+            [*events_span, json.dumps([c.id for c in cases])]),
+            key=lambda r: (int(r[0]), int(r[5])))
+    else:
+        rows = await fetch(conn, f"SELECT e.case_id, e.event, e.actor_id, e.at, e.note{lines}"
+                           f" WHERE e.at >= ? AND e.at < ?{where} ORDER BY e.case_id, e.id",
+                           [*events_span, *area])
     return cases, _event_facts(rows)
 
 
@@ -112,10 +135,15 @@ async def changed_cases(conn: Connection, basis: int, most: int) -> list[int] | 
     """The cases whose facts changed, or that got an audit line, after audit line
     `basis`; None when more than `most` did (reading the period again is then as
     quick)."""
-    rows = await fetch(conn, "SELECT case_id FROM case_facts WHERE changed_seq > ?"
-                       " UNION SELECT case_id FROM case_events WHERE id > ? LIMIT ?",
-                       (basis, basis, most + 1))
-    return None if len(rows) > most else [int(r[0]) for r in rows]
+    # Each walks its index from `basis` on, in order (as `changed_since`: a generic plan
+    # on PostgreSQL would otherwise read the whole table for a few rows).
+    found: set[int] = set()
+    for sql in ("SELECT case_id FROM case_facts WHERE changed_seq > ? ORDER BY changed_seq"
+                " LIMIT ?", "SELECT case_id FROM case_events WHERE id > ? ORDER BY id LIMIT ?"):
+        found.update(int(r[0]) for r in await fetch(conn, sql, (basis, most + 1)))
+        if len(found) > most:
+            return None
+    return sorted(found)
 
 
 async def chief_names(conn: Connection,
