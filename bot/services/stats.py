@@ -76,13 +76,21 @@ async def month_report(conn: Connection, start: datetime, end: datetime,
 
 @dataclass
 class _Read:
-    """A period's facts as read at audit line `basis`, per case (in case order when read
-    whole), and when the period was last read whole."""
+    """A period's facts per case (in case order when read whole), when the period was
+    last read whole, and the audit lines it was read at: (when, the newest line then),
+    oldest first, from the last taken LOOK_BACK_SECONDS ago or more."""
 
-    basis: int
     read_whole_at: float
     cases: dict[int, stats.CaseFacts]
     events: dict[int, list[stats.EventFacts]]
+    bases: list[tuple[float, int]]
+
+    def look_back(self, now: float, window: float) -> int:
+        """The newest audit line known `window` seconds ago (the oldest kept, if none
+        is that old), dropping the older ones no later call needs."""
+        while len(self.bases) > 1 and self.bases[1][0] <= now - window:
+            del self.bases[0]
+        return self.bases[0][1]
 
 
 def _by_case(events: list[stats.EventFacts]) -> dict[int, list[stats.EventFacts]]:
@@ -96,14 +104,16 @@ class MonthFacts:
     whole in ~90 ms at 1,000,000 cases, its few changes in a few ms. What it gives is
     what reading whole gives (the same cases, in case order, and their audit lines).
 
-    A period is read whole again when more than MAX_CHANGED cases changed, and after
-    FULL_READ_SECONDS: PostgreSQL numbers audit lines as the transactions that write
-    them start, not as they commit, so a line committed late under a number below the
-    basis is seen by the next whole read, within a minute. SQLite has one writer at a
-    time, which commits before the next numbers a line: there the whole read is only a
-    precaution, every quarter of an hour."""
+    What changed is asked since the newest audit line known LOOK_BACK_SECONDS before,
+    not since the last call's: PostgreSQL numbers audit lines as the transactions that
+    write them start, not as they commit, so a line committed late comes under a number
+    below the newest seen meanwhile (a transaction of gridbot's writes its lines within
+    a second of committing). The cases changed in the last minute are thus read again
+    at each call, a few. A period is read whole again when more than MAX_CHANGED cases
+    changed, and every FULL_READ_SECONDS, a precaution."""
 
-    FULL_READ_SECONDS = {"postgresql": 60.0, "sqlite": 900.0}
+    LOOK_BACK_SECONDS = 60.0
+    FULL_READ_SECONDS = 900.0
     MAX_CHANGED = 500
     SIZE = 8
 
@@ -119,14 +129,15 @@ class MonthFacts:
         # so what is read, and the basis kept with it, is committed.
         async with db.transaction() as conn:
             basis = await caselist_store.last_change(conn)
+            now = self._clock()
             kept = self._kept.get(key)
             changed = None
-            whole_after = self.FULL_READ_SECONDS["postgresql" if db.postgres else "sqlite"]
-            if kept is not None and self._clock() - kept.read_whole_at < whole_after:
-                changed = await stats_store.changed_cases(conn, kept.basis, self.MAX_CHANGED)
+            if kept is not None and now - kept.read_whole_at < self.FULL_READ_SECONDS:
+                changed = await stats_store.changed_cases(
+                    conn, kept.look_back(now, self.LOOK_BACK_SECONDS), self.MAX_CHANGED)
             if kept is None or changed is None:
                 cases, events = await stats_store.facts(conn, start, end, scope)
-                kept = _Read(basis, self._clock(), {c.id: c for c in cases}, _by_case(events))
+                kept = _Read(now, {c.id: c for c in cases}, _by_case(events), [])
                 self._kept.pop(key, None)
                 if len(self._kept) >= self.SIZE:
                     del self._kept[next(iter(self._kept))]
@@ -138,9 +149,7 @@ class MonthFacts:
                     kept.events.pop(case_id, None)
                 kept.cases.update((c.id, c) for c in cases)
                 kept.events.update(_by_case(events))
-                kept.basis = basis
-            else:
-                kept.basis = basis
+            kept.bases.append((now, basis))
         return ([kept.cases[case_id] for case_id in sorted(kept.cases)],
                 [e for case_id in sorted(kept.events) for e in kept.events[case_id]])
 
