@@ -40,7 +40,7 @@ from bot.entrypoints.http import create_app
 from bot.runtime import loop
 from bot.services import caselist, console_auth
 from bot.settings import Settings
-from store.caselist import count_sql, counts, halves, select_sql, with_text_index
+from store.caselist import as_read, count_sql, counts, halves, select_sql
 from store.db import Database
 from tests.serve_harness import rows
 
@@ -111,7 +111,7 @@ def plans(database: Path | str, filters: caselist.Filters, now: datetime, tz: An
     async def explain() -> list[str]:
         db = await Database.open(database)
         try:
-            narrowed = await with_text_index(db.conn, query)
+            narrowed = await as_read(db.conn, query)
             parts = halves(narrowed, await counts(db.conn, narrowed), postgres=db.postgres)
             lines = []
             for sql, params in [*(select_sql(part) for part in parts), count_sql(narrowed)]:

@@ -25,21 +25,24 @@ SORTS = {
     "newest": "created_at DESC, id DESC",
     "changed": "changed_at DESC, id DESC",
 }
-# Reading the page (`CaseQuery.read_by`), SQLite only (PostgreSQL's planner has measured
-# the rows and chooses alone; it has neither INDEXED BY nor a unary + on text). When the
-# counts say a half (the open or the finished cases) has at most FEW_MATCHES, the page
-# reads them all by the filters' most selective index and sorts them ("matches": the
-# order's columns as `+column`, which no index can give), instead of walking the order's
-# index past every case that fails a rare filter (closed, U1 and from Open311 is one case
-# in seventy). With more, among the finished cases, the order's index is read (INDEXED
-# BY, "order"): one in FINISHED_SQL / FEW_MATCHES or more matches, and the walk stops at
-# the page's end, where the planner, not knowing the filters go together, would sort
-# ten thousands read by an index of the filters (0026's).
+# Reading the page (`CaseQuery.read_by`). SQLite: when the counts say a half (the open
+# or the finished cases) has at most FEW_MATCHES, the page reads them all by the filters'
+# most selective index and sorts them ("matches": the order's columns as expressions,
+# which no index can give), instead of walking the order's index past every case that
+# fails a rare filter (closed, U1 and from Open311 is one case in seventy). With more,
+# among the finished cases, the order's index is read (INDEXED BY, "order"): one in
+# FINISHED_SQL / FEW_MATCHES or more matches, and the walk stops at the page's end,
+# where the planner, not knowing the filters go together, would sort ten thousands read
+# by an index of the filters (0026's). PostgreSQL's planner has measured the rows and
+# chooses alone, but for a short date range over the finished cases (`dates_first`): the
+# deadline follows the creation, so a recent week's cases all lie at the end of the
+# deadline's index, which it walked from the start, as if they were spread along it
+# (1 s): "matches" there too.
 FEW_MATCHES = 5_000
 UNSORTED = {
-    "deadline": "+deadline, +id",
-    "newest": "+created_at DESC, +id DESC",
-    "changed": "+changed_at DESC, +id DESC",
+    "deadline": "(deadline || ''), id + 0",
+    "newest": "(created_at || '') DESC, id + 0 DESC",
+    "changed": "(changed_at || '') DESC, id + 0 DESC",
 }
 ORDER_INDEX = {"deadline": "deadline", "newest": "created", "changed": "changed"}
 MAX_PAGE = 200
@@ -64,11 +67,16 @@ TEXT_COUNT_CAP = 1_000
 # with LIKE in the newest SAMPLE cases (in COMMON_IN_SAMPLE of them, a fifth: common); if
 # rarer, among the indexed trigrams that begin with it (at most SHORT_TEXT_TERMS of them;
 # more, and it is common): the vocabulary reads each such trigram's whole list of cases,
-# cheap for a rare text only. PostgreSQL: LIKE alone, which its trigram GIN indexes serve.
+# cheap for a rare text only. PostgreSQL: LIKE alone, which its trigram GIN indexes serve (1 or 2
+# characters: its index of the cases' characters, `text_chars`).
 TEXT_CANDIDATES, FILTER_CANDIDATES = 5_000, 200_000
 SHORT_TEXT_TERMS = 200
 SAMPLE, COMMON_IN_SAMPLE = 5_000, 1_000
+COMMON_ON_POSTGRES = SAMPLE // 100
 NO_MATCH = ""  # a `text_match` no case can meet: no trigram begins with the text
+# The expression of PostgreSQL's index of each case's characters (migration 0027).
+TEXT_CHARS_SQL = ("string_to_array(lower(coalesce(description, '') || coalesce(address, '')),"
+                  " NULL)")
 
 
 @dataclass(frozen=True)
@@ -89,12 +97,17 @@ class CaseQuery:
     created_from: datetime | None = None
     created_before: datetime | None = None
     # The report dates span a few months at most: finished cases are then found by their
-    # date first (the planner cannot tell, and would walk the whole order index).
+    # date first (SQLite's planner cannot tell, and would walk the whole order index).
+    # PostgreSQL (`as_read`): not so, but its finished half is read by "matches".
     narrow_dates: bool = False
+    dates_first: bool = False
     # The full-text query that narrows `text` to its candidates (`with_text_index`), or
     # None: LIKE alone; `text_common`: it sifts the finished states' counts only.
     text_match: str | None = None
     text_common: bool = False
+    # PostgreSQL: a text of 1 or 2 characters, which pg_trgm cannot look up, narrowed to
+    # the cases holding all of its characters (migration 0027), lower-cased.
+    text_chars: tuple[str, ...] = ()
     # How the page is read (SQLite): None as the planner chooses, "matches" (few: sort
     # them) or "order" (many finished ones: walk the order's index); see FEW_MATCHES.
     read_by: str | None = None
@@ -202,6 +215,9 @@ def where(query: CaseQuery, *, state: str | None = None) -> tuple[str, list[Any]
             clauses.append(f"{column} IN (SELECT rowid FROM cases_text WHERE"
                            " cases_text MATCH ?)")
             params.append(query.text_match)
+        if query.text_chars:
+            clauses.append(f"{TEXT_CHARS_SQL} @> CAST(? AS TEXT[])")
+            params.append(list(query.text_chars))
         pattern = like_pattern(query.text)
         clauses.append("(description LIKE ? ESCAPE '\\' OR address LIKE ? ESCAPE '\\')")
         params += [pattern, pattern]
@@ -225,12 +241,14 @@ def short_terms_sql(text: str) -> tuple[str, list[Any]] | None:
             [folded, highest, SHORT_TEXT_TERMS + 1])
 
 
-def sample_sql(text: str) -> tuple[str, list[Any]]:
-    """In how many of the newest SAMPLE cases `text` is, counting to COMMON_IN_SAMPLE."""
+def sample_sql(text: str, most: int = COMMON_IN_SAMPLE) -> tuple[str, list[Any]]:
+    """In how many of the newest SAMPLE cases `text` is, counting to `most`."""
+    # The newest cases taken first, then searched: asked in one condition, PostgreSQL
+    # read a short text through its trigram indexes, that is every case (1.4 s).
     pattern = like_pattern(text)
-    return ("SELECT count(*) FROM (SELECT 1 FROM cases WHERE id > (SELECT max(id) FROM cases)"
-            " - ? AND (description LIKE ? ESCAPE '\\' OR address LIKE ? ESCAPE '\\')"
-            " LIMIT ?) AS sample", [SAMPLE, pattern, pattern, COMMON_IN_SAMPLE])
+    return ("SELECT count(*) FROM (SELECT 1 FROM (SELECT description, address FROM cases"
+            " ORDER BY id DESC LIMIT ?) AS newest WHERE description LIKE ? ESCAPE '\\' OR"
+            " address LIKE ? ESCAPE '\\' LIMIT ?) AS sample", [SAMPLE, pattern, pattern, most])
 
 
 def candidates_sql(match: str) -> tuple[str, list[Any]]:
@@ -247,13 +265,31 @@ def _in_grids(query: CaseQuery) -> bool:
         column == "grid_code" for column, _ in query.scopes))
 
 
+async def as_read(conn: Connection, query: CaseQuery) -> CaseQuery:
+    """The query as this database reads it best: its text narrowed (`with_text_index`),
+    and on PostgreSQL a short date range read as `dates_first` instead of `narrow_dates`
+    (asked to find the finished cases by their date first, it walked the order index
+    and looked each case up: 1.2 s for a week's; see `read_by`)."""
+    if is_postgres(conn) and query.narrow_dates:
+        query = replace(query, narrow_dates=False, dates_first=True)
+    return await with_text_index(conn, query)
+
+
 async def with_text_index(conn: Connection, query: CaseQuery) -> CaseQuery:
     """The query with its text narrowed by the full-text index where that is the faster
     way (a text found in at most TEXT_CANDIDATES cases; up to FILTER_CANDIDATES, for the
     finished states' counts); as it is otherwise, within grids, and always on PostgreSQL
-    (its LIKE uses its own trigram indexes)."""
-    if not query.text or is_postgres(conn) or _in_grids(query):
+    (its LIKE uses its own trigram indexes; a text of 1 or 2 characters, its index of
+    the cases' characters)."""
+    if not query.text or _in_grids(query):
         return query
+    if is_postgres(conn):
+        # A short text in one case in a hundred or more is met soon in the list's order
+        # (PostgreSQL's planner reads it so); a rarer one by its characters' index.
+        if len(query.text) >= 3 or int((await fetch(
+                conn, *sample_sql(query.text, COMMON_ON_POSTGRES)))[0][0]) >= COMMON_ON_POSTGRES:
+            return query
+        return replace(query, text_chars=tuple(sorted(set(query.text.lower()))))
     match = _phrase(query.text)
     terms_sql = short_terms_sql(query.text)
     if terms_sql is not None:
@@ -323,7 +359,10 @@ def read_by(query: CaseQuery, counted: dict[str, int], *, postgres: bool = False
     """The query (one half: its `states` set) with how to read its page, from the counts
     per state (`count_sql`'s, capped at `count_cap` + 1); see FEW_MATCHES."""
     states = tuple(query.states or ())
-    if postgres or not states or query.text or not set(states) <= set(counted):
+    if postgres:
+        finished = bool(states) and set(states) <= set(FINISHED_STATES)
+        return replace(query, read_by="matches") if query.dates_first and finished else query
+    if not states or query.text or not set(states) <= set(counted):
         return query  # a text search keeps the full-text index's own plan (with_text_index)
     matches = sum(counted[state] for state in states)
     if matches <= FEW_MATCHES and all(counted[state] <= COUNT_CAP for state in states):
@@ -407,7 +446,7 @@ def count_sql(query: CaseQuery) -> tuple[str, list[Any]]:
 
 async def page(conn: Connection, query: CaseQuery) -> CasePage:
     """One page of the list, the total matching, and the counts per state."""
-    query = await with_text_index(conn, query)
+    query = await as_read(conn, query)
     counted = await counts(conn, query)  # first: they tell how to read the page
     rows = await _rows(conn, query, counted)
     cases = [ListedCase(case_from_json(r[1], r[0]), r[2], r[3], r[4],
@@ -423,7 +462,7 @@ async def page(conn: Connection, query: CaseQuery) -> CasePage:
 async def all_matching(conn: Connection, query: CaseQuery, limit: int = 50_000
                        ) -> list[ListedCase]:
     """Every case the filters match, in the list's order (the CSV export), up to `limit`."""
-    query = await with_text_index(conn, query)
+    query = await as_read(conn, query)
     counted = await counts(conn, query)
     rows = await _rows(conn, replace(query, limit=limit, offset=0), counted, max_page=limit)
     return [ListedCase(case_from_json(r[1], r[0]), r[2], r[3], r[4],

@@ -1,0 +1,3 @@
+-- Nothing to do on SQLite: a text of 1 or 2 characters is looked up in the FTS5 index's
+-- vocabulary (store/caselist.py, `with_text_index`).
+-- PostgreSQL's form (0027_case_text_chars.postgresql.sql) indexes each case's characters.
