@@ -13,8 +13,6 @@ SQLite's own, once per distinct statement (the result is cached):
   (…)) = ?` bound to True/False), which SQLite stores as 1/0 and PostgreSQL as boolean;
 - `CROSS JOIN t ON …` (SQLite: a join in the order written) becomes `JOIN t ON …`;
 - `INSERT OR IGNORE` becomes `INSERT … ON CONFLICT DO NOTHING`;
-- `LIKE` becomes `ILIKE`: SQLite's LIKE ignores the case of ASCII letters, PostgreSQL's
-  does not (a search for "abc" finds "ABC" on both; ILIKE folds other scripts' case too);
 - `json_each(?)` (a JSON array as a table with a `value` column) becomes
   `json_array_elements_text(…)`: its values are text, so a caller comparing them with
   numbers writes `CAST(value AS INTEGER)`, which both databases read the same;
@@ -61,7 +59,6 @@ _PARAM_IS_NULL = re.compile(r"\?(\s+IS\s+(NOT\s+)?NULL)", re.I)
 # CROSS JOIN takes no ON: there it is a plain JOIN.
 _CROSS_JOIN_ON = re.compile(r"\bCROSS\s+JOIN\s+(\w+(?:\s+(?:AS\s+)?\w+)?)\s+ON\b", re.I)
 _JSON_EACH = re.compile(r"\bjson_each\s*\(\s*\?\s*\)", re.I)
-_LIKE = re.compile(r"\bLIKE\b", re.I)
 
 
 class UnsupportedStatement(ValueError):
@@ -128,8 +125,6 @@ def to_postgres(sql: str) -> str:
             text = _ddl(text)
         text = _JSON_EACH.sub("json_array_elements_text(CAST(? AS json)) AS je (value)", text)
         text = _CROSS_JOIN_ON.sub(r"JOIN \1 ON", text)
-        if not ddl:
-            text = _LIKE.sub("ILIKE", text)
         text = _PARAM_IS_NULL.sub(r"CAST(? AS TEXT)\1", text)
         text = _IS_PARAM.sub(lambda m: "IS DISTINCT FROM ?" if m.group(1)
                              else "IS NOT DISTINCT FROM ?", text)
