@@ -59,6 +59,17 @@ async def found(gridbot: Gridbot, text: str, actors: list[Actor] | None = None,
     return {c.case.number for c in listed.cases}, listed.by_state
 
 
+
+async def list_page(gridbot: Gridbot, role: str, scope: str | None, text: str) -> str:
+    """The list page of every status searched for `text`, as a new staff member of this
+    role and scope signed in to the console sees it."""
+    console = Console(gridbot)
+    person = await console.staff("职员", role, scope)
+    async with console.client() as browser:
+        await console.sign_in(person, browser)
+        answer = await browser.get("/console/cases", params={"status": "all", "q": text})
+        return answer.text
+
 @pytest.fixture(params=["index", "filter", "common"])
 def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each search as a rare text (its cases read from the index), a common one (LIKE in
@@ -158,13 +169,8 @@ async def test_the_search_stays_within_the_persons_scope_and_the_filters(
         gridbot.db.conn, caselist.Filters(status="all", q="井盖", grid=GRID_2), community,
         gridbot.clock.now(), gridbot.settings.timezone)
     assert {c.case.number for c in in_grid_2.cases} == {filed.other_grid}
-    console = Console(gridbot)
-    person = await console.staff("一网格长", "grid_chief", GRID_1)
-    async with console.client() as browser:
-        await console.sign_in(person, browser)
-        page = (await browser.get("/console/cases", params={"status": "all",
-                                                            "q": "井盖"})).text
-        assert set(re.findall(r'data-number="(\d{6}-\d{3,4})"', page)) == {filed.lid}
+    page = await list_page(gridbot, "grid_chief", GRID_1, "井盖")
+    assert set(re.findall(r'data-number="(\d{6}-\d{3,4})"', page)) == {filed.lid}
 
 
 async def test_a_text_searchs_counts_stop_at_their_own_cap(
@@ -183,14 +189,9 @@ async def test_a_text_searchs_counts_stop_at_their_own_cap(
         gridbot.db.conn, caselist.Filters(status="all"), [Actor(1, Role.ADMIN)],
         gridbot.clock.now(), gridbot.settings.timezone)
     assert (plain.by_state, plain.capped) == ({"registered": 6, "closed": 1}, False)
-    console = Console(gridbot)
-    person = await console.staff("管理员", "admin", None)
-    async with console.client() as browser:
-        await console.sign_in(person, browser)
-        page = (await browser.get("/console/cases", params={"status": "all",
-                                                            "q": "井盖"})).text
-        assert re.search(r"state-registered[^>]*>[^<]*<b>2\+</b>", page), page
-        assert "最多数到 2" in page
+    page = await list_page(gridbot, "admin", None, "井盖")
+    assert re.search(r"state-registered[^>]*>[^<]*<b>2\+</b>", page), page
+    assert "最多数到 2" in page
 
 
 async def test_the_page_and_its_counts_are_read_through_the_text_index(
