@@ -17,6 +17,7 @@ _AREA_COLUMNS = {"street": "street_code", "community": "community_code", "grid":
 _FACT_COLUMNS = ("case_id, grid_code, assignee_id, urgency, registered_at, deadline,"
                  " closed_at, closed_by_level, source_channel, found_on_patrol,"
                  " community_code, category")
+_FACT_COLUMNS_OF_F = ", ".join(f"f.{c}" for c in _FACT_COLUMNS.split(", "))  # as `f`
 
 
 async def _area_column(conn: Connection, scope: str) -> str | None:
@@ -57,11 +58,10 @@ async def facts(conn: Connection, start: datetime, end: datetime,
         # Each range's rows whole, one after the other, a case once by its id here:
         # PostgreSQL joined the ids of `case_id IN (…)` by reading all of case_facts
         # (a street's month: 520-1,050 ms at 1,000,000 cases; so, 170-210 ms).
-        columns = ", ".join(f"f.{c}" for c in _FACT_COLUMNS.split(", "))
         ranges = " UNION ALL ".join(
             f"SELECT {_FACT_COLUMNS} FROM case_facts WHERE {moment} >= ? AND {moment} < ?"
             f"{inside}" for moment in ("deadline", "created_at", "closed_at"))
-        sql = (f"{ranges} UNION ALL SELECT {columns}{lines} WHERE e.at >= ? AND e.at < ?"
+        sql = (f"{ranges} UNION ALL SELECT {_FACT_COLUMNS_OF_F}{lines} WHERE e.at >= ? AND e.at < ?"
                f"{where}")
         found = {int(r[0]): r for r in await fetch(conn, sql, params)}
         cases = _case_facts([found[case_id] for case_id in sorted(found)])
@@ -101,8 +101,7 @@ async def _facts_among(conn: Connection, ids: list[int], span: list[str],
     if not ids:
         return [], []
     listed = ", ".join("?" * len(ids))
-    columns = ", ".join(f"f.{c}" for c in _FACT_COLUMNS.split(", "))
-    sql = (f"SELECT {columns} FROM case_facts f WHERE f.case_id IN ({listed}){where}"
+    sql = (f"SELECT {_FACT_COLUMNS_OF_F} FROM case_facts f WHERE f.case_id IN ({listed}){where}"
            " AND ((f.deadline >= ? AND f.deadline < ?) OR (f.created_at >= ? AND"
            " f.created_at < ?) OR (f.closed_at >= ? AND f.closed_at < ?) OR EXISTS ("
            "SELECT 1 FROM case_events e WHERE e.case_id = f.case_id AND e.at >= ?"
